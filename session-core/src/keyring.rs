@@ -1,0 +1,326 @@
+//! Signing and verifying cookie values: `<id>.<HMAC-SHA256 signature>`.
+
+use std::fmt;
+use std::sync::Arc;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::config::ConfigError;
+use crate::id::{base64_len, IdLength, SessionId};
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// The fewest bytes a secret may have.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// Separates this use of the application secret from any other use the application
+/// makes of it: the signing key is HMAC(secret, this label), never the secret itself.
+const KEY_DERIVATION_LABEL: &[u8] = b"session-core/v1/cookie-id-signature";
+
+const SIGNATURE_LEN: usize = base64_len(32);
+
+/// The secrets that sign and verify session cookies.
+///
+/// The first secret signs; every secret verifies, so a secret can be rotated without
+/// logging anyone out: put the new one first and keep the old one until the longest
+/// session lifetime has passed. A cookie that verifies under an old secret is re-signed
+/// with the first one on its next response.
+///
+/// The signature is HMAC-SHA256 over the cookie name and the id, so a value signed for one
+/// cookie name is refused under another. Verification is constant-time.
+///
+/// ```
+/// use session_core::{IdLength, Keyring, SessionId};
+///
+/// let old = Keyring::new([[7u8; 32]]).unwrap();
+/// let rotated = Keyring::new([[9u8; 32], [7u8; 32]]).unwrap();
+///
+/// let id = SessionId::generate(IdLength::default()).unwrap();
+/// let cookie = old.sign("session", &id);
+///
+/// let verified = rotated.verify("session", &cookie, IdLength::default()).unwrap();
+/// assert_eq!(verified.id(), &id);
+/// assert!(verified.needs_resigning());
+/// assert!(rotated.verify("other-cookie", &cookie, IdLength::default()).is_none());
+/// ```
+#[derive(Clone)]
+pub struct Keyring {
+    // Each entry is an HMAC already keyed with a derived key; cloning it skips the key
+    // schedule on every request.
+    keys: Arc<[HmacSha256]>,
+}
+
+/// A cookie value whose signature checked out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    id: SessionId,
+    resign: bool,
+}
+
+impl Verified {
+    /// The id the cookie carried.
+    pub fn id(&self) -> &SessionId {
+        &self.id
+    }
+
+    /// Whether it verified under a secret other than the first, and so should be re-signed.
+    pub fn needs_resigning(&self) -> bool {
+        self.resign
+    }
+
+    /// Takes the id out.
+    pub fn into_id(self) -> SessionId {
+        self.id
+    }
+}
+
+impl Keyring {
+    /// A keyring from one or more secrets, the signing one first. Each secret must have at
+    /// least [`MIN_SECRET_BYTES`] bytes; there must be at least one.
+    pub fn new<I, S>(secrets: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<[u8]>,
+    {
+        let keys = secrets
+            .into_iter()
+            .map(|secret| derive(secret.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        if keys.is_empty() {
+            return Err(ConfigError::NoSecret);
+        }
+        Ok(Self { keys: keys.into() })
+    }
+
+    /// A keyring that does not sign: the cookie carries the bare id.
+    ///
+    /// Only for interoperability with a system that cannot sign. Ids are still 256-bit
+    /// random values and strict mode still refuses ids the server did not issue, but a
+    /// leaked store key becomes a usable cookie. Logs a warning every time it is made.
+    pub fn insecure_unsigned() -> Self {
+        tracing::warn!("session cookie signing is disabled: cookies carry bare session ids");
+        Self { keys: Arc::new([]) }
+    }
+
+    /// Whether this keyring signs (false only for [`Keyring::insecure_unsigned`]).
+    pub fn is_signing(&self) -> bool {
+        !self.keys.is_empty()
+    }
+
+    /// The cookie value for `id` under `cookie_name`: `<id>.<signature>`.
+    pub fn sign(&self, cookie_name: &str, id: &SessionId) -> String {
+        let Some(first) = self.keys.first() else {
+            return id.as_str().to_owned();
+        };
+        let tag = mac(first, cookie_name, id.as_str()).finalize().into_bytes();
+        let mut value = String::with_capacity(id.as_str().len() + 1 + SIGNATURE_LEN);
+        value.push_str(id.as_str());
+        value.push('.');
+        URL_SAFE_NO_PAD.encode_string(tag, &mut value);
+        value
+    }
+
+    /// Checks a cookie value: its shape first (no allocation for obvious garbage), then
+    /// the signature under each key in turn, in constant time per key.
+    pub fn verify(&self, cookie_name: &str, value: &str, length: IdLength) -> Option<Verified> {
+        if !self.is_signing() {
+            let id = SessionId::parse(value, length)?;
+            return Some(Verified { id, resign: false });
+        }
+        if value.len() != length.encoded_len() + 1 + SIGNATURE_LEN {
+            return None;
+        }
+        let (id, signature) = value.split_at_checked(length.encoded_len())?;
+        let signature = signature.strip_prefix('.')?;
+        let id = SessionId::parse(id, length)?;
+        let mut tag = [0u8; 32];
+        match URL_SAFE_NO_PAD.decode_slice(signature, &mut tag) {
+            Ok(32) => {}
+            _ => return None,
+        }
+        let position = self.keys.iter().position(|key| {
+            mac(key, cookie_name, id.as_str())
+                .verify_slice(&tag)
+                .is_ok()
+        })?;
+        Some(Verified {
+            id,
+            resign: position > 0,
+        })
+    }
+}
+
+fn derive(secret: &[u8]) -> Result<HmacSha256, ConfigError> {
+    if secret.len() < MIN_SECRET_BYTES {
+        return Err(ConfigError::SecretTooShort(secret.len()));
+    }
+    let mut kdf = HmacSha256::new_from_slice(secret).map_err(|_| ConfigError::NoSecret)?;
+    kdf.update(KEY_DERIVATION_LABEL);
+    let derived = kdf.finalize().into_bytes();
+    HmacSha256::new_from_slice(&derived).map_err(|_| ConfigError::NoSecret)
+}
+
+fn mac(key: &HmacSha256, cookie_name: &str, id: &str) -> HmacSha256 {
+    let mut mac = key.clone();
+    // The length prefix keeps ("ab", "c") and ("a", "bc") apart.
+    mac.update(&(cookie_name.len() as u64).to_be_bytes());
+    mac.update(cookie_name.as_bytes());
+    mac.update(id.as_bytes());
+    mac
+}
+
+impl fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Keyring")
+            .field("keys", &self.keys.len())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const NAME: &str = "session";
+
+    fn keyring(byte: u8) -> Keyring {
+        Keyring::new([[byte; 32]]).unwrap()
+    }
+
+    fn new_id() -> SessionId {
+        SessionId::generate(IdLength::default()).unwrap()
+    }
+
+    fn verify(ring: &Keyring, value: &str) -> Option<Verified> {
+        ring.verify(NAME, value, IdLength::default())
+    }
+
+    #[test]
+    fn short_secrets_are_refused() {
+        assert!(matches!(
+            Keyring::new([[1u8; 31]]),
+            Err(ConfigError::SecretTooShort(31))
+        ));
+        assert!(matches!(
+            Keyring::new(Vec::<Vec<u8>>::new()),
+            Err(ConfigError::NoSecret)
+        ));
+        assert!(matches!(
+            Keyring::new([vec![1u8; 32], vec![2u8; 8]]),
+            Err(ConfigError::SecretTooShort(8))
+        ));
+    }
+
+    #[test]
+    fn signed_value_has_the_documented_shape() {
+        let id = new_id();
+        let value = keyring(1).sign(NAME, &id);
+        assert_eq!(value.len(), 43 + 1 + 43);
+        assert_eq!(value.split_once('.').unwrap().0, id.as_str());
+    }
+
+    #[test]
+    fn round_trip() {
+        let ring = keyring(1);
+        let id = new_id();
+        let verified = verify(&ring, &ring.sign(NAME, &id)).unwrap();
+        assert_eq!(verified.id(), &id);
+        assert!(!verified.needs_resigning());
+    }
+
+    #[test]
+    fn tampered_id_or_signature_is_refused() {
+        let ring = keyring(1);
+        let value = ring.sign(NAME, &new_id());
+        for position in [0, 20, 42, 44, 60, 86] {
+            let mut bytes = value.clone().into_bytes();
+            bytes[position] = if bytes[position] == b'A' { b'B' } else { b'A' };
+            let tampered = String::from_utf8(bytes).unwrap();
+            assert!(verify(&ring, &tampered).is_none(), "position {position}");
+        }
+    }
+
+    #[test]
+    fn truncated_or_extended_values_are_refused() {
+        let ring = keyring(1);
+        let value = ring.sign(NAME, &new_id());
+        for end in 0..value.len() {
+            assert!(verify(&ring, &value[..end]).is_none(), "truncated to {end}");
+        }
+        assert!(verify(&ring, &format!("{value}A")).is_none());
+        assert!(verify(&ring, &format!("{value}=")).is_none());
+        assert!(verify(&ring, &value.replace('.', "")).is_none());
+    }
+
+    #[test]
+    fn wrong_key_is_refused() {
+        let value = keyring(1).sign(NAME, &new_id());
+        assert!(verify(&keyring(2), &value).is_none());
+    }
+
+    #[test]
+    fn signature_is_bound_to_the_cookie_name() {
+        let ring = keyring(1);
+        let value = ring.sign("a", &new_id());
+        assert!(ring.verify("b", &value, IdLength::default()).is_none());
+        assert!(ring.verify("a", &value, IdLength::default()).is_some());
+    }
+
+    #[test]
+    fn rotation_verifies_old_keys_and_asks_for_resigning() {
+        let old = keyring(1);
+        let rotated = Keyring::new([[2u8; 32], [1u8; 32]]).unwrap();
+        let id = new_id();
+
+        let from_old = verify(&rotated, &old.sign(NAME, &id)).unwrap();
+        assert_eq!(from_old.id(), &id);
+        assert!(from_old.needs_resigning());
+
+        let resigned = rotated.sign(NAME, &id);
+        let fresh = verify(&rotated, &resigned).unwrap();
+        assert!(!fresh.needs_resigning());
+        // The old keyring alone no longer accepts what the new first key signed.
+        assert!(verify(&old, &resigned).is_none());
+    }
+
+    #[test]
+    fn unsigned_keyring_carries_the_bare_id() {
+        let ring = Keyring::insecure_unsigned();
+        let id = new_id();
+        let value = ring.sign(NAME, &id);
+        assert_eq!(value, id.as_str());
+        assert_eq!(verify(&ring, &value).unwrap().id(), &id);
+        assert!(verify(&ring, "../../etc/passwd").is_none());
+    }
+
+    #[test]
+    fn debug_does_not_print_secrets() {
+        let debug = format!("{:?}", keyring(0x41));
+        assert!(!debug.contains("65"), "{debug}");
+        assert!(!debug.contains("AAAA"), "{debug}");
+    }
+
+    proptest! {
+        #[test]
+        fn any_signed_id_verifies_and_any_flip_does_not(
+            secret in proptest::collection::vec(any::<u8>(), 32..64),
+            name in "[a-zA-Z0-9_-]{1,20}",
+            flip in 0usize..87,
+        ) {
+            let ring = Keyring::new([secret]).unwrap();
+            let id = new_id();
+            let value = ring.sign(&name, &id);
+            let verified = ring.verify(&name, &value, IdLength::default());
+            prop_assert_eq!(verified.map(Verified::into_id), Some(id));
+
+            let mut bytes = value.into_bytes();
+            bytes[flip] = if bytes[flip] == b'x' { b'y' } else { b'x' };
+            let flipped = String::from_utf8(bytes).unwrap();
+            prop_assert!(ring.verify(&name, &flipped, IdLength::default()).is_none());
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! Server-side sessions: the browser keeps a signed random id, the server keeps the data.
+//!
+//! This crate knows no database and no web framework. It holds what every backend and
+//! adapter shares:
+//!
+//! - [`SessionId`] and the [`Keyring`] that signs it into the cookie;
+//! - [`SessionState`], what a handler reads and writes, with per-key change tracking;
+//! - the [`Store`] trait with its typed [`StoreError`], and [`MemoryStore`];
+//! - the [`Codec`] that turns a session into stored bytes;
+//! - [`Config`] and the [`SessionManager`] that loads and writes sessions back by the rules
+//!   of the project's DESIGN.md;
+//! - behind the `test-suite` feature, the conformance suite every store runs
+//!   ([`store_conformance_tests!`]).
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod codec;
+mod config;
+mod cookie;
+mod id;
+mod keyring;
+mod manager;
+mod state;
+mod store;
+pub mod time;
+
+pub use crate::codec::{Codec, CodecError, Record, FORMAT_VERSION};
+pub use crate::config::{
+    Config, ConfigBuilder, ConfigError, DEFAULT_LIFETIME, DEFAULT_REFRESH_THRESHOLD,
+};
+pub use crate::cookie::{CookieSettings, SameSite, DEFAULT_COOKIE_NAME};
+pub use crate::id::{
+    IdLength, RandomError, SessionId, DEFAULT_ID_BYTES, MAX_ID_BYTES, MIN_ID_BYTES,
+};
+pub use crate::keyring::{Keyring, Verified, MIN_SECRET_BYTES};
+pub use crate::manager::{CookieUpdate, Error, RequestCookie, SessionManager};
+pub use crate::state::{Change, SessionState, ValueError};
+pub use crate::store::{Loaded, MemoryStore, Store, StoreError, StoreKey, DEFAULT_KEY_PREFIX};

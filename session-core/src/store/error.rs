@@ -1,0 +1,73 @@
+//! What can go wrong in a store, typed, with the cause kept as the error's source.
+
+use std::error::Error as StdError;
+
+type Source = Box<dyn StdError + Send + Sync + 'static>;
+
+/// An error from a [`Store`](crate::Store) operation.
+///
+/// The first two variants are answers of the contract, not failures: the middleware reacts
+/// to them (a new id on `DuplicateId`, a dropped write on `UnknownId`). The rest mean the
+/// store could not do its job; the middleware answers those with 503 and a log line.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// `create` found a record under that key already; nothing was written.
+    #[error("a session with this id already exists")]
+    DuplicateId,
+    /// `update` or `touch` found no live record under that key; nothing was written.
+    #[error("no live session with this id")]
+    UnknownId,
+    /// The store could not be reached or did not answer in time.
+    #[error("{backend} session store is unavailable")]
+    Unavailable {
+        /// Which backend, as in [`Store::backend`](crate::Store::backend).
+        backend: &'static str,
+        /// What the client library or the operating system said.
+        #[source]
+        source: Source,
+    },
+    /// The value is larger than the store accepts; nothing was written.
+    #[error("session of {size} bytes is larger than the {backend} store accepts ({limit} bytes)")]
+    TooLarge {
+        /// Which backend.
+        backend: &'static str,
+        /// The encoded session's size in bytes.
+        size: usize,
+        /// The store's limit in bytes.
+        limit: usize,
+    },
+    /// The store answered with an error.
+    #[error("{backend} session store failed")]
+    Backend {
+        /// Which backend.
+        backend: &'static str,
+        /// The underlying error.
+        #[source]
+        source: Source,
+    },
+}
+
+impl StoreError {
+    /// A [`StoreError::Backend`] from any error.
+    pub fn backend(backend: &'static str, source: impl Into<Source>) -> Self {
+        Self::Backend {
+            backend,
+            source: source.into(),
+        }
+    }
+
+    /// A [`StoreError::Unavailable`] from any error.
+    pub fn unavailable(backend: &'static str, source: impl Into<Source>) -> Self {
+        Self::Unavailable {
+            backend,
+            source: source.into(),
+        }
+    }
+
+    /// Whether this is an answer of the contract (`DuplicateId`, `UnknownId`) rather than a
+    /// failure of the store.
+    pub fn is_contract_answer(&self) -> bool {
+        matches!(self, Self::DuplicateId | Self::UnknownId)
+    }
+}

@@ -1,0 +1,135 @@
+//! An in-process store for tests and single-process development.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+
+use super::{Loaded, Store, StoreError, StoreKey};
+
+/// Sessions in a `HashMap` in this process: lost on restart, not shared between processes.
+///
+/// For tests and development. Clones share the same map. Expired entries are dropped when
+/// read and by [`Store::delete_expired`].
+///
+/// ```
+/// use session_core::MemoryStore;
+///
+/// let store = MemoryStore::new();
+/// assert_eq!(store.len(), 0);
+/// ```
+#[derive(Clone, Default, Debug)]
+pub struct MemoryStore {
+    entries: Arc<Mutex<HashMap<StoreKey, Entry>>>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    value: Vec<u8>,
+    expires_at: SystemTime,
+}
+
+impl Entry {
+    fn is_live(&self, now: SystemTime) -> bool {
+        self.expires_at > now
+    }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The number of live sessions.
+    pub fn len(&self) -> usize {
+        let now = SystemTime::now();
+        self.lock().values().filter(|e| e.is_live(now)).count()
+    }
+
+    /// Whether there are no live sessions.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<StoreKey, Entry>> {
+        // A panic while holding this lock cannot leave a half-written entry behind (every
+        // critical section is a single map operation), so a poisoned lock is still usable.
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn load(&self, key: &StoreKey) -> Result<Option<Loaded>, StoreError> {
+        let now = SystemTime::now();
+        let mut entries = self.lock();
+        match entries.get(key) {
+            Some(entry) if entry.is_live(now) => Ok(Some(
+                Loaded::new(entry.value.clone()).with_expiry(entry.expires_at),
+            )),
+            Some(_) => {
+                entries.remove(key);
+                Ok(None)
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn create(&self, key: &StoreKey, value: &[u8], at: SystemTime) -> Result<(), StoreError> {
+        let now = SystemTime::now();
+        let mut entries = self.lock();
+        if entries.get(key).is_some_and(|e| e.is_live(now)) {
+            return Err(StoreError::DuplicateId);
+        }
+        entries.insert(
+            key.clone(),
+            Entry {
+                value: value.to_vec(),
+                expires_at: at,
+            },
+        );
+        Ok(())
+    }
+
+    async fn update(&self, key: &StoreKey, value: &[u8], at: SystemTime) -> Result<(), StoreError> {
+        let now = SystemTime::now();
+        match self.lock().get_mut(key) {
+            Some(entry) if entry.is_live(now) => {
+                entry.value = value.to_vec();
+                entry.expires_at = at;
+                Ok(())
+            }
+            _ => Err(StoreError::UnknownId),
+        }
+    }
+
+    async fn touch(&self, key: &StoreKey, at: SystemTime) -> Result<(), StoreError> {
+        let now = SystemTime::now();
+        match self.lock().get_mut(key) {
+            Some(entry) if entry.is_live(now) => {
+                entry.expires_at = at;
+                Ok(())
+            }
+            _ => Err(StoreError::UnknownId),
+        }
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+        self.lock().remove(key);
+        Ok(())
+    }
+
+    async fn delete_expired(&self) -> Result<u64, StoreError> {
+        let now = SystemTime::now();
+        let mut entries = self.lock();
+        let before = entries.len();
+        entries.retain(|_, entry| entry.is_live(now));
+        Ok((before - entries.len()) as u64)
+    }
+}

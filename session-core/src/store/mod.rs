@@ -1,0 +1,177 @@
+//! The contract between sessions and the places they are kept.
+
+mod error;
+mod key;
+mod memory;
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+
+pub use error::StoreError;
+pub use key::{StoreKey, DEFAULT_KEY_PREFIX};
+pub use memory::MemoryStore;
+
+/// A place to keep sessions: an async key-value store with expiry.
+///
+/// Values are opaque bytes (the encoded session, see [`Codec`](crate::Codec)); expiry is an
+/// absolute time. Each operation should be one round trip where the backend allows it.
+/// Every backend passes the same conformance suite
+/// (`session_core::store_conformance_tests!`, behind the `test-suite` feature).
+///
+/// | operation | must |
+/// |---|---|
+/// | [`load`](Store::load) | return the value, or `None` if absent or expired |
+/// | [`create`](Store::create) | insert only if absent; otherwise [`StoreError::DuplicateId`] and no write |
+/// | [`update`](Store::update) | replace only if present and live; otherwise [`StoreError::UnknownId`] and no write |
+/// | [`touch`](Store::touch) | set a new expiry without rewriting the value; absent is [`StoreError::UnknownId`] |
+/// | [`delete`](Store::delete) | remove; absent is not an error |
+/// | [`delete_expired`](Store::delete_expired) | remove expired records in bounded batches (stores without native expiry) |
+///
+/// The trait is object-safe; the middleware holds an `Arc<dyn Store>`.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// A short name for logs and traces: `"memory"`, `"file"`, `"redis"`, ...
+    fn backend(&self) -> &'static str;
+
+    /// The value under `key`, or `None` when it is absent or expired.
+    async fn load(&self, key: &StoreKey) -> Result<Option<Loaded>, StoreError>;
+
+    /// Inserts `value` under `key` unless a live record is there.
+    async fn create(
+        &self,
+        key: &StoreKey,
+        value: &[u8],
+        expires_at: SystemTime,
+    ) -> Result<(), StoreError>;
+
+    /// Replaces the value under `key` if a live record is there; never creates one.
+    async fn update(
+        &self,
+        key: &StoreKey,
+        value: &[u8],
+        expires_at: SystemTime,
+    ) -> Result<(), StoreError>;
+
+    /// Moves the expiry of a live record without rewriting its value.
+    async fn touch(&self, key: &StoreKey, expires_at: SystemTime) -> Result<(), StoreError>;
+
+    /// Removes the record under `key`, if any.
+    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError>;
+
+    /// Removes expired records, in bounded batches, and returns how many it removed.
+    ///
+    /// Stores whose server expires records by itself keep this default, which does nothing.
+    async fn delete_expired(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
+    /// Whether [`load_and_touch`](Store::load_and_touch) costs one round trip (Redis
+    /// `GETEX`, memcached `gat`). When it does, the middleware refreshes expiry on read;
+    /// otherwise it touches only when the refresh threshold has passed.
+    fn touches_on_load(&self) -> bool {
+        false
+    }
+
+    /// Loads and moves the expiry in one step where the backend can.
+    ///
+    /// The default is `load` followed by `touch`.
+    async fn load_and_touch(
+        &self,
+        key: &StoreKey,
+        expires_at: SystemTime,
+    ) -> Result<Option<Loaded>, StoreError> {
+        let Some(loaded) = self.load(key).await? else {
+            return Ok(None);
+        };
+        match self.touch(key, expires_at).await {
+            Ok(()) => Ok(Some(loaded.with_expiry(expires_at))),
+            Err(StoreError::UnknownId) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+}
+
+/// A record read from a store.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Loaded {
+    value: Vec<u8>,
+    expires_at: Option<SystemTime>,
+}
+
+impl Loaded {
+    /// A record whose expiry the store does not report (Redis `GET`, say).
+    pub fn new(value: Vec<u8>) -> Self {
+        Self {
+            value,
+            expires_at: None,
+        }
+    }
+
+    /// Records when this record expires, for stores that know it at no extra cost. The
+    /// middleware uses it to touch at most once per refresh threshold.
+    pub fn with_expiry(mut self, expires_at: SystemTime) -> Self {
+        self.expires_at = Some(expires_at);
+        self
+    }
+
+    /// The stored bytes.
+    pub fn value(&self) -> &[u8] {
+        &self.value
+    }
+
+    /// Takes the stored bytes out.
+    pub fn into_value(self) -> Vec<u8> {
+        self.value
+    }
+
+    /// When the record expires, if the store reported it.
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.expires_at
+    }
+}
+
+impl std::fmt::Debug for Loaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loaded")
+            .field("bytes", &self.value.len())
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+#[async_trait]
+impl<S: Store + ?Sized> Store for Arc<S> {
+    fn backend(&self) -> &'static str {
+        (**self).backend()
+    }
+    async fn load(&self, key: &StoreKey) -> Result<Option<Loaded>, StoreError> {
+        (**self).load(key).await
+    }
+    async fn create(&self, key: &StoreKey, value: &[u8], at: SystemTime) -> Result<(), StoreError> {
+        (**self).create(key, value, at).await
+    }
+    async fn update(&self, key: &StoreKey, value: &[u8], at: SystemTime) -> Result<(), StoreError> {
+        (**self).update(key, value, at).await
+    }
+    async fn touch(&self, key: &StoreKey, at: SystemTime) -> Result<(), StoreError> {
+        (**self).touch(key, at).await
+    }
+    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+        (**self).delete(key).await
+    }
+    async fn delete_expired(&self) -> Result<u64, StoreError> {
+        (**self).delete_expired().await
+    }
+    fn touches_on_load(&self) -> bool {
+        (**self).touches_on_load()
+    }
+    async fn load_and_touch(
+        &self,
+        key: &StoreKey,
+        at: SystemTime,
+    ) -> Result<Option<Loaded>, StoreError> {
+        (**self).load_and_touch(key, at).await
+    }
+}

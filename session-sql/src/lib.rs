@@ -1,0 +1,4 @@
+//! `SqlStore`: sessions in PostgreSQL, MySQL/MariaDB and SQLite through `sqlx`.
+//!
+//! Not implemented yet: this crate reserves the name and its place in the workspace. It
+//! will implement `session_core::Store` and pass `session_core`'s conformance suite.
