@@ -23,6 +23,9 @@ mod state;
 mod store;
 pub mod time;
 
+#[cfg(feature = "test-suite")]
+pub mod test_suite;
+
 pub use crate::codec::{Codec, CodecError, Record, FORMAT_VERSION};
 pub use crate::config::{
     Config, ConfigBuilder, ConfigError, DEFAULT_LIFETIME, DEFAULT_REFRESH_THRESHOLD,

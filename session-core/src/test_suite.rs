@@ -1,0 +1,402 @@
+//! The store conformance suite: every backend's tests run it against a real server.
+//!
+//! ```ignore
+//! // in session-foo/tests/conformance.rs
+//! session_core::store_conformance_tests!(async { FooStore::connect("foo://127.0.0.1").await.unwrap() });
+//! ```
+//!
+//! The macro expands to one `#[test]` per check, each with a fresh store from the factory
+//! expression, so a failure names the rule that broke. Checks use random keys under the
+//! prefix `conformance:`, so runs against a shared server do not see each other.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crate::{Codec, Config, IdLength, Keyring, SessionId, Store, StoreError, StoreKey};
+
+/// Expiry used by the checks that wait for a record to die.
+pub const SHORT_TTL: Duration = Duration::from_secs(1);
+
+/// How long those checks wait: long enough for stores with one-second resolution
+/// (memcached) whose clock may lag a second behind ours.
+pub const EXPIRY_WAIT: Duration = Duration::from_millis(3100);
+
+/// Generates one `#[test]` per conformance check for the store that `$factory` (an
+/// expression evaluating to a future of the store) makes.
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($factory:expr) => {
+        $crate::__store_conformance_tests!($factory;
+            load_of_an_absent_key_is_none,
+            create_then_load_returns_the_bytes,
+            create_of_an_existing_key_is_duplicate_id,
+            update_replaces_the_value,
+            update_of_an_absent_key_is_unknown_id,
+            update_after_delete_does_not_resurrect,
+            update_after_expiry_does_not_resurrect,
+            touch_extends_expiry_without_rewriting,
+            touch_of_an_absent_key_is_unknown_id,
+            delete_removes_and_absent_is_ok,
+            expired_records_are_absent_on_read,
+            delete_expired_keeps_live_records,
+            load_and_touch_extends_expiry,
+            large_values_round_trip,
+            binary_values_round_trip,
+            concurrent_operations_on_many_keys,
+            concurrent_creates_of_one_key_have_one_winner,
+            sessions_with_unicode_round_trip,
+            absolute_timeout_ends_a_session,
+            idle_timeout_ends_a_session,
+            undecodable_record_is_a_new_session,
+            regenerate_deletes_the_old_record,
+            destroy_deletes_the_record,
+        );
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __store_conformance_tests {
+    ($factory:expr; $($check:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $check() {
+                $crate::test_suite::run(|| $factory, $crate::test_suite::checks::$check);
+            }
+        )*
+    };
+}
+
+/// Runs one check on a multi-threaded runtime with a fresh store.
+pub fn run<S, F, Fut, C, CFut>(factory: F, check: C)
+where
+    S: Store,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = S>,
+    C: FnOnce(Arc<dyn Store>) -> CFut,
+    CFut: Future<Output = ()>,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(async move {
+        let store: Arc<dyn Store> = Arc::new(factory().await);
+        check(store).await;
+    });
+}
+
+/// A random key under the `conformance:` prefix.
+pub fn new_key() -> StoreKey {
+    StoreKey::new("conformance:", &SessionId::generate(IdLength::default()).unwrap())
+}
+
+fn in_(duration: Duration) -> SystemTime {
+    SystemTime::now() + duration
+}
+
+fn hour() -> SystemTime {
+    in_(Duration::from_secs(3600))
+}
+
+fn assert_unknown(result: Result<(), StoreError>, what: &str) {
+    assert!(
+        matches!(result, Err(StoreError::UnknownId)),
+        "{what}: expected UnknownId, got {result:?}"
+    );
+}
+
+async fn value(store: &dyn Store, key: &StoreKey) -> Option<Vec<u8>> {
+    store.load(key).await.unwrap().map(|l| l.into_value())
+}
+
+/// The checks, one per rule. Each takes a fresh store.
+pub mod checks {
+    use super::*;
+    use crate::{RequestCookie, SessionManager};
+
+    pub async fn load_of_an_absent_key_is_none(store: Arc<dyn Store>) {
+        assert_eq!(value(&*store, &new_key()).await, None);
+    }
+
+    pub async fn create_then_load_returns_the_bytes(store: Arc<dyn Store>) {
+        let key = new_key();
+        let expires_at = hour();
+        store.create(&key, b"{\"a\":1}", expires_at).await.unwrap();
+        let loaded = store.load(&key).await.unwrap().expect("created record");
+        assert_eq!(loaded.value(), b"{\"a\":1}");
+        if let Some(reported) = loaded.expires_at() {
+            let error = reported
+                .duration_since(expires_at)
+                .or_else(|e| Ok::<_, ()>(e.duration()))
+                .unwrap();
+            assert!(error <= Duration::from_secs(1), "reported expiry off by {error:?}");
+        }
+    }
+
+    pub async fn create_of_an_existing_key_is_duplicate_id(store: Arc<dyn Store>) {
+        let key = new_key();
+        store.create(&key, b"first", hour()).await.unwrap();
+        let second = store.create(&key, b"second", hour()).await;
+        assert!(matches!(second, Err(StoreError::DuplicateId)), "got {second:?}");
+        assert_eq!(value(&*store, &key).await.as_deref(), Some(&b"first"[..]));
+    }
+
+    pub async fn update_replaces_the_value(store: Arc<dyn Store>) {
+        let key = new_key();
+        store.create(&key, b"old", hour()).await.unwrap();
+        store.update(&key, b"new", hour()).await.unwrap();
+        assert_eq!(value(&*store, &key).await.as_deref(), Some(&b"new"[..]));
+    }
+
+    pub async fn update_of_an_absent_key_is_unknown_id(store: Arc<dyn Store>) {
+        let key = new_key();
+        assert_unknown(store.update(&key, b"x", hour()).await, "update of absent key");
+        assert_eq!(value(&*store, &key).await, None, "update created a record");
+    }
+
+    pub async fn update_after_delete_does_not_resurrect(store: Arc<dyn Store>) {
+        let key = new_key();
+        store.create(&key, b"live", hour()).await.unwrap();
+        store.delete(&key).await.unwrap();
+        assert_unknown(store.update(&key, b"zombie", hour()).await, "update after delete");
+        assert_eq!(value(&*store, &key).await, None, "deleted record came back");
+    }
+
+    pub async fn update_after_expiry_does_not_resurrect(store: Arc<dyn Store>) {
+        let key = new_key();
+        store.create(&key, b"short", in_(SHORT_TTL)).await.unwrap();
+        tokio::time::sleep(EXPIRY_WAIT).await;
+        assert_unknown(store.update(&key, b"zombie", hour()).await, "update after expiry");
+        assert_unknown(store.touch(&key, hour()).await, "touch after expiry");
+        assert_eq!(value(&*store, &key).await, None, "expired record came back");
+    }
+
+    pub async fn touch_extends_expiry_without_rewriting(store: Arc<dyn Store>) {
+        let key = new_key();
+        store.create(&key, b"kept", in_(SHORT_TTL)).await.unwrap();
+        store.touch(&key, hour()).await.unwrap();
+        tokio::time::sleep(EXPIRY_WAIT).await;
+        assert_eq!(value(&*store, &key).await.as_deref(), Some(&b"kept"[..]));
+    }
+
+    pub async fn touch_of_an_absent_key_is_unknown_id(store: Arc<dyn Store>) {
+        let key = new_key();
+        assert_unknown(store.touch(&key, hour()).await, "touch of absent key");
+        assert_eq!(value(&*store, &key).await, None, "touch created a record");
+    }
+
+    pub async fn delete_removes_and_absent_is_ok(store: Arc<dyn Store>) {
+        let key = new_key();
+        store.create(&key, b"x", hour()).await.unwrap();
+        store.delete(&key).await.unwrap();
+        assert_eq!(value(&*store, &key).await, None);
+        store.delete(&key).await.unwrap();
+        store.delete(&new_key()).await.unwrap();
+    }
+
+    pub async fn expired_records_are_absent_on_read(store: Arc<dyn Store>) {
+        let key = new_key();
+        store.create(&key, b"short", in_(SHORT_TTL)).await.unwrap();
+        assert!(value(&*store, &key).await.is_some(), "record gone before its expiry");
+        tokio::time::sleep(EXPIRY_WAIT).await;
+        assert_eq!(value(&*store, &key).await, None, "expired record was returned");
+        // An expired id is free again.
+        store.create(&key, b"again", hour()).await.unwrap();
+        assert_eq!(value(&*store, &key).await.as_deref(), Some(&b"again"[..]));
+    }
+
+    pub async fn delete_expired_keeps_live_records(store: Arc<dyn Store>) {
+        let expired: Vec<StoreKey> = (0..3).map(|_| new_key()).collect();
+        let live: Vec<StoreKey> = (0..2).map(|_| new_key()).collect();
+        for key in &expired {
+            store.create(key, b"old", in_(SHORT_TTL)).await.unwrap();
+        }
+        for key in &live {
+            store.create(key, b"live", hour()).await.unwrap();
+        }
+        tokio::time::sleep(EXPIRY_WAIT).await;
+        store.delete_expired().await.unwrap();
+        for key in &live {
+            assert_eq!(value(&*store, key).await.as_deref(), Some(&b"live"[..]));
+        }
+        for key in &expired {
+            assert_eq!(value(&*store, key).await, None);
+        }
+    }
+
+    pub async fn load_and_touch_extends_expiry(store: Arc<dyn Store>) {
+        let key = new_key();
+        store.create(&key, b"data", in_(SHORT_TTL)).await.unwrap();
+        let loaded = store.load_and_touch(&key, hour()).await.unwrap();
+        assert_eq!(loaded.map(|l| l.into_value()).as_deref(), Some(&b"data"[..]));
+        tokio::time::sleep(EXPIRY_WAIT).await;
+        assert_eq!(value(&*store, &key).await.as_deref(), Some(&b"data"[..]));
+        assert!(store.load_and_touch(&new_key(), hour()).await.unwrap().is_none());
+    }
+
+    pub async fn large_values_round_trip(store: Arc<dyn Store>) {
+        let key = new_key();
+        let big: Vec<u8> = (0..1024 * 1024).map(|i| b'a' + (i % 26) as u8).collect();
+        store.create(&key, &big, hour()).await.unwrap();
+        assert!(value(&*store, &key).await == Some(big.clone()), "1 MiB value changed");
+        let bigger: Vec<u8> = big.iter().rev().copied().collect();
+        store.update(&key, &bigger, hour()).await.unwrap();
+        assert!(value(&*store, &key).await == Some(bigger), "1 MiB update changed");
+    }
+
+    pub async fn binary_values_round_trip(store: Arc<dyn Store>) {
+        let key = new_key();
+        let bytes: Vec<u8> = (0..=255u8).chain((0..=255u8).rev()).collect();
+        store.create(&key, &bytes, hour()).await.unwrap();
+        assert_eq!(value(&*store, &key).await, Some(bytes));
+    }
+
+    pub async fn concurrent_operations_on_many_keys(store: Arc<dyn Store>) {
+        let tasks: Vec<_> = (0..100)
+            .map(|i| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move {
+                    let key = new_key();
+                    let first = format!("value {i}");
+                    store.create(&key, first.as_bytes(), hour()).await.unwrap();
+                    assert_eq!(value(&*store, &key).await, Some(first.into_bytes()));
+                    let second = format!("updated {i}");
+                    store.update(&key, second.as_bytes(), hour()).await.unwrap();
+                    store.touch(&key, hour()).await.unwrap();
+                    assert_eq!(value(&*store, &key).await, Some(second.into_bytes()));
+                    store.delete(&key).await.unwrap();
+                    assert_eq!(value(&*store, &key).await, None);
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+    }
+
+    pub async fn concurrent_creates_of_one_key_have_one_winner(store: Arc<dyn Store>) {
+        let key = new_key();
+        let tasks: Vec<_> = (0..100)
+            .map(|i| {
+                let (store, key) = (Arc::clone(&store), key.clone());
+                tokio::spawn(async move {
+                    let result = store.create(&key, format!("{i}").as_bytes(), hour()).await;
+                    (i, result)
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for task in tasks {
+            match task.await.unwrap() {
+                (i, Ok(())) => winners.push(i),
+                (_, Err(StoreError::DuplicateId)) => {}
+                (_, Err(other)) => panic!("create failed: {other:?}"),
+            }
+        }
+        assert_eq!(winners.len(), 1, "winners: {winners:?}");
+        let stored = value(&*store, &key).await.unwrap();
+        assert_eq!(stored, format!("{}", winners[0]).into_bytes());
+    }
+
+    fn manager(store: &Arc<dyn Store>, configure: impl FnOnce(crate::ConfigBuilder) -> crate::ConfigBuilder) -> SessionManager {
+        let keyring = Keyring::new([[42u8; 32]]).unwrap();
+        let config = configure(Config::builder(keyring).key_prefix("conformance:")).build().unwrap();
+        SessionManager::from_arc(Arc::clone(store), config)
+    }
+
+    /// Saves `state` and returns the request cookie a browser would send next.
+    async fn save(manager: &SessionManager, state: crate::SessionState) -> RequestCookie {
+        match manager.save(state).await.unwrap() {
+            crate::CookieUpdate::Set(header) => {
+                let pair = header.split(';').next().unwrap().to_owned();
+                manager.verify([pair.as_str()])
+            }
+            other => panic!("expected a cookie, got {other:?}"),
+        }
+    }
+
+    pub async fn sessions_with_unicode_round_trip(store: Arc<dyn Store>) {
+        for codec in [Codec::Json, Codec::MessagePack] {
+            let sessions = manager(&store, |b| b.codec(codec));
+            let mut state = sessions.load(RequestCookie::Absent).await.unwrap();
+            state.insert("ключ 🔑", "значение ✓ 日本語").unwrap();
+            state.insert("emoji", vec!["🦀", "👩‍👩‍👧"]).unwrap();
+            state.insert("n", -1.5).unwrap();
+            let cookie = save(&sessions, state).await;
+            let state = sessions.load(cookie).await.unwrap();
+            assert_eq!(
+                state.get::<String>("ключ 🔑").unwrap().as_deref(),
+                Some("значение ✓ 日本語"),
+                "{codec:?}"
+            );
+            assert_eq!(state.get::<Vec<String>>("emoji").unwrap().unwrap(), ["🦀", "👩‍👩‍👧"]);
+            assert_eq!(state.get::<f64>("n").unwrap(), Some(-1.5));
+        }
+    }
+
+    pub async fn absolute_timeout_ends_a_session(store: Arc<dyn Store>) {
+        let sessions = manager(&store, |b| b.absolute_timeout(Duration::from_millis(1500)));
+        let mut state = sessions.load(RequestCookie::Absent).await.unwrap();
+        state.insert("user", "ada").unwrap();
+        let cookie = save(&sessions, state).await;
+        // Activity does not extend the absolute deadline.
+        let mut state = sessions.load(cookie.clone()).await.unwrap();
+        assert_eq!(state.get::<String>("user").unwrap().as_deref(), Some("ada"));
+        state.insert("clicks", 1).unwrap();
+        sessions.save(state).await.unwrap();
+        tokio::time::sleep(EXPIRY_WAIT).await;
+        let state = sessions.load(cookie).await.unwrap();
+        assert!(state.is_empty(), "session outlived its absolute timeout");
+    }
+
+    pub async fn idle_timeout_ends_a_session(store: Arc<dyn Store>) {
+        let sessions = manager(&store, |b| b.lifetime(SHORT_TTL));
+        let mut state = sessions.load(RequestCookie::Absent).await.unwrap();
+        state.insert("user", "ada").unwrap();
+        let cookie = save(&sessions, state).await;
+        assert!(!sessions.load(cookie.clone()).await.unwrap().is_empty());
+        tokio::time::sleep(EXPIRY_WAIT).await;
+        assert!(sessions.load(cookie).await.unwrap().is_empty(), "idle session survived");
+    }
+
+    pub async fn undecodable_record_is_a_new_session(store: Arc<dyn Store>) {
+        let sessions = manager(&store, |b| b);
+        let id = SessionId::generate(IdLength::default()).unwrap();
+        let key = StoreKey::new("conformance:", &id);
+        store.create(&key, b"\x00garbage", hour()).await.unwrap();
+        let value = sessions.config().keyring().sign("session", &id);
+        let cookie = sessions.verify([format!("session={value}").as_str()]);
+        assert!(matches!(cookie, RequestCookie::Valid(_)));
+        let state = sessions.load(cookie).await.unwrap();
+        assert!(state.is_empty());
+    }
+
+    pub async fn regenerate_deletes_the_old_record(store: Arc<dyn Store>) {
+        let sessions = manager(&store, |b| b);
+        let mut state = sessions.load(RequestCookie::Absent).await.unwrap();
+        state.insert("cart", 3).unwrap();
+        let old = save(&sessions, state).await;
+        let mut state = sessions.load(old.clone()).await.unwrap();
+        state.regenerate();
+        let new = save(&sessions, state).await;
+        assert_ne!(old, new);
+        assert_eq!(sessions.load(new).await.unwrap().get::<i32>("cart").unwrap(), Some(3));
+        assert!(sessions.load(old).await.unwrap().is_empty(), "old id still works");
+    }
+
+    pub async fn destroy_deletes_the_record(store: Arc<dyn Store>) {
+        let sessions = manager(&store, |b| b);
+        let mut state = sessions.load(RequestCookie::Absent).await.unwrap();
+        state.insert("user", "ada").unwrap();
+        let cookie = save(&sessions, state).await;
+        let mut state = sessions.load(cookie.clone()).await.unwrap();
+        state.destroy();
+        let update = sessions.save(state).await.unwrap();
+        assert!(matches!(update, crate::CookieUpdate::Remove(_)), "{update:?}");
+        assert!(sessions.load(cookie).await.unwrap().is_empty(), "destroyed session lives");
+    }
+}
