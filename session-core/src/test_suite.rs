@@ -91,7 +91,10 @@ where
 
 /// A random key under the `conformance:` prefix.
 pub fn new_key() -> StoreKey {
-    StoreKey::new("conformance:", &SessionId::generate(IdLength::default()).unwrap())
+    StoreKey::new(
+        "conformance:",
+        &SessionId::generate(IdLength::default()).unwrap(),
+    )
 }
 
 fn in_(duration: Duration) -> SystemTime {
@@ -133,7 +136,10 @@ pub mod checks {
                 .duration_since(expires_at)
                 .or_else(|e| Ok::<_, ()>(e.duration()))
                 .unwrap();
-            assert!(error <= Duration::from_secs(1), "reported expiry off by {error:?}");
+            assert!(
+                error <= Duration::from_secs(1),
+                "reported expiry off by {error:?}"
+            );
         }
     }
 
@@ -141,7 +147,10 @@ pub mod checks {
         let key = new_key();
         store.create(&key, b"first", hour()).await.unwrap();
         let second = store.create(&key, b"second", hour()).await;
-        assert!(matches!(second, Err(StoreError::DuplicateId)), "got {second:?}");
+        assert!(
+            matches!(second, Err(StoreError::DuplicateId)),
+            "got {second:?}"
+        );
         assert_eq!(value(&*store, &key).await.as_deref(), Some(&b"first"[..]));
     }
 
@@ -154,7 +163,10 @@ pub mod checks {
 
     pub async fn update_of_an_absent_key_is_unknown_id(store: Arc<dyn Store>) {
         let key = new_key();
-        assert_unknown(store.update(&key, b"x", hour()).await, "update of absent key");
+        assert_unknown(
+            store.update(&key, b"x", hour()).await,
+            "update of absent key",
+        );
         assert_eq!(value(&*store, &key).await, None, "update created a record");
     }
 
@@ -162,7 +174,10 @@ pub mod checks {
         let key = new_key();
         store.create(&key, b"live", hour()).await.unwrap();
         store.delete(&key).await.unwrap();
-        assert_unknown(store.update(&key, b"zombie", hour()).await, "update after delete");
+        assert_unknown(
+            store.update(&key, b"zombie", hour()).await,
+            "update after delete",
+        );
         assert_eq!(value(&*store, &key).await, None, "deleted record came back");
     }
 
@@ -170,7 +185,10 @@ pub mod checks {
         let key = new_key();
         store.create(&key, b"short", in_(SHORT_TTL)).await.unwrap();
         tokio::time::sleep(EXPIRY_WAIT).await;
-        assert_unknown(store.update(&key, b"zombie", hour()).await, "update after expiry");
+        assert_unknown(
+            store.update(&key, b"zombie", hour()).await,
+            "update after expiry",
+        );
         assert_unknown(store.touch(&key, hour()).await, "touch after expiry");
         assert_eq!(value(&*store, &key).await, None, "expired record came back");
     }
@@ -201,9 +219,16 @@ pub mod checks {
     pub async fn expired_records_are_absent_on_read(store: Arc<dyn Store>) {
         let key = new_key();
         store.create(&key, b"short", in_(SHORT_TTL)).await.unwrap();
-        assert!(value(&*store, &key).await.is_some(), "record gone before its expiry");
+        assert!(
+            value(&*store, &key).await.is_some(),
+            "record gone before its expiry"
+        );
         tokio::time::sleep(EXPIRY_WAIT).await;
-        assert_eq!(value(&*store, &key).await, None, "expired record was returned");
+        assert_eq!(
+            value(&*store, &key).await,
+            None,
+            "expired record was returned"
+        );
         // An expired id is free again.
         store.create(&key, b"again", hour()).await.unwrap();
         assert_eq!(value(&*store, &key).await.as_deref(), Some(&b"again"[..]));
@@ -232,20 +257,33 @@ pub mod checks {
         let key = new_key();
         store.create(&key, b"data", in_(SHORT_TTL)).await.unwrap();
         let loaded = store.load_and_touch(&key, hour()).await.unwrap();
-        assert_eq!(loaded.map(|l| l.into_value()).as_deref(), Some(&b"data"[..]));
+        assert_eq!(
+            loaded.map(|l| l.into_value()).as_deref(),
+            Some(&b"data"[..])
+        );
         tokio::time::sleep(EXPIRY_WAIT).await;
         assert_eq!(value(&*store, &key).await.as_deref(), Some(&b"data"[..]));
-        assert!(store.load_and_touch(&new_key(), hour()).await.unwrap().is_none());
+        assert!(store
+            .load_and_touch(&new_key(), hour())
+            .await
+            .unwrap()
+            .is_none());
     }
 
     pub async fn large_values_round_trip(store: Arc<dyn Store>) {
         let key = new_key();
         let big: Vec<u8> = (0..1024 * 1024).map(|i| b'a' + (i % 26) as u8).collect();
         store.create(&key, &big, hour()).await.unwrap();
-        assert!(value(&*store, &key).await == Some(big.clone()), "1 MiB value changed");
+        assert!(
+            value(&*store, &key).await == Some(big.clone()),
+            "1 MiB value changed"
+        );
         let bigger: Vec<u8> = big.iter().rev().copied().collect();
         store.update(&key, &bigger, hour()).await.unwrap();
-        assert!(value(&*store, &key).await == Some(bigger), "1 MiB update changed");
+        assert!(
+            value(&*store, &key).await == Some(bigger),
+            "1 MiB update changed"
+        );
     }
 
     pub async fn binary_values_round_trip(store: Arc<dyn Store>) {
@@ -302,9 +340,14 @@ pub mod checks {
         assert_eq!(stored, format!("{}", winners[0]).into_bytes());
     }
 
-    fn manager(store: &Arc<dyn Store>, configure: impl FnOnce(crate::ConfigBuilder) -> crate::ConfigBuilder) -> SessionManager {
+    fn manager(
+        store: &Arc<dyn Store>,
+        configure: impl FnOnce(crate::ConfigBuilder) -> crate::ConfigBuilder,
+    ) -> SessionManager {
         let keyring = Keyring::new([[42u8; 32]]).unwrap();
-        let config = configure(Config::builder(keyring).key_prefix("conformance:")).build().unwrap();
+        let config = configure(Config::builder(keyring).key_prefix("conformance:"))
+            .build()
+            .unwrap();
         SessionManager::from_arc(Arc::clone(store), config)
     }
 
@@ -333,7 +376,10 @@ pub mod checks {
                 Some("значение ✓ 日本語"),
                 "{codec:?}"
             );
-            assert_eq!(state.get::<Vec<String>>("emoji").unwrap().unwrap(), ["🦀", "👩‍👩‍👧"]);
+            assert_eq!(
+                state.get::<Vec<String>>("emoji").unwrap().unwrap(),
+                ["🦀", "👩‍👩‍👧"]
+            );
             assert_eq!(state.get::<f64>("n").unwrap(), Some(-1.5));
         }
     }
@@ -360,7 +406,10 @@ pub mod checks {
         let cookie = save(&sessions, state).await;
         assert!(!sessions.load(cookie.clone()).await.unwrap().is_empty());
         tokio::time::sleep(EXPIRY_WAIT).await;
-        assert!(sessions.load(cookie).await.unwrap().is_empty(), "idle session survived");
+        assert!(
+            sessions.load(cookie).await.unwrap().is_empty(),
+            "idle session survived"
+        );
     }
 
     pub async fn undecodable_record_is_a_new_session(store: Arc<dyn Store>) {
@@ -384,8 +433,19 @@ pub mod checks {
         state.regenerate();
         let new = save(&sessions, state).await;
         assert_ne!(old, new);
-        assert_eq!(sessions.load(new).await.unwrap().get::<i32>("cart").unwrap(), Some(3));
-        assert!(sessions.load(old).await.unwrap().is_empty(), "old id still works");
+        assert_eq!(
+            sessions
+                .load(new)
+                .await
+                .unwrap()
+                .get::<i32>("cart")
+                .unwrap(),
+            Some(3)
+        );
+        assert!(
+            sessions.load(old).await.unwrap().is_empty(),
+            "old id still works"
+        );
     }
 
     pub async fn destroy_deletes_the_record(store: Arc<dyn Store>) {
@@ -396,7 +456,13 @@ pub mod checks {
         let mut state = sessions.load(cookie.clone()).await.unwrap();
         state.destroy();
         let update = sessions.save(state).await.unwrap();
-        assert!(matches!(update, crate::CookieUpdate::Remove(_)), "{update:?}");
-        assert!(sessions.load(cookie).await.unwrap().is_empty(), "destroyed session lives");
+        assert!(
+            matches!(update, crate::CookieUpdate::Remove(_)),
+            "{update:?}"
+        );
+        assert!(
+            sessions.load(cookie).await.unwrap().is_empty(),
+            "destroyed session lives"
+        );
     }
 }

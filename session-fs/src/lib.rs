@@ -1,1 +1,450 @@
-//! placeholder
+//! `FileStore`: sessions as files in a directory, the embedded default.
+//!
+//! ```no_run
+//! use session_fs::FileStore;
+//!
+//! let store = FileStore::builder("./.sessions")
+//!     .file_mode(0o600)
+//!     .limit(100_000)
+//!     .build()?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! # On disk
+//! One file per session, named after its store key (`session:<id>`; characters that are
+//! not safe in a file name are `%XX`-escaped). A file holds a 16-byte header (`SES1`, four
+//! reserved bytes, the expiry as little-endian Unix milliseconds) and then the encoded
+//! session, so `tail -c +17 .sessions/session:*` shows the JSON.
+//!
+//! - Writes are atomic: a temporary file in the same directory, then `rename`.
+//! - `touch` rewrites the 8 expiry bytes in place, not the data.
+//! - Files are created with mode 0600 (configurable) in a directory created with 0700.
+//! - Every change to a session happens under a lock striped by key: a mutex within the
+//!   process and an advisory `flock` on `.locks/NN` across processes, so two processes
+//!   sharing a directory cannot resurrect, overwrite or tear each other's sessions.
+//!   Reads take no lock; `rename` makes them see a whole old or a whole new file.
+//! - The optional limit is kept with a counter, not a directory scan per write. When a
+//!   create finds the store full, expired files are removed, then the sessions closest to
+//!   expiry, down to 90 % of the limit; the scan this needs happens once per tenth of the
+//!   limit, not once per write. With several processes the counter is resynchronised by
+//!   that scan.
+
+mod layout;
+mod locks;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, ErrorKind, Read as _, Write as _};
+use std::os::unix::fs::{
+    DirBuilderExt as _, FileExt as _, OpenOptionsExt as _, PermissionsExt as _,
+};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use session_core::time::unix_millis;
+use session_core::{Loaded, Store, StoreError, StoreKey};
+
+use crate::layout::{file_name, is_session_file, Header, HEADER_LEN};
+use crate::locks::Locks;
+
+const BACKEND: &str = "file";
+
+/// Files are removed in batches of this many between re-reads of the directory listing.
+const DELETE_BATCH: usize = 1000;
+
+/// Sessions as files in a directory. Cloning is cheap and shares the directory's state.
+#[derive(Clone, Debug)]
+pub struct FileStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    dir: PathBuf,
+    mode: u32,
+    limit: Option<usize>,
+    count: AtomicUsize,
+    locks: Locks,
+}
+
+/// Configures a [`FileStore`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct FileStoreBuilder {
+    dir: PathBuf,
+    mode: u32,
+    limit: Option<usize>,
+}
+
+impl FileStoreBuilder {
+    /// The permission bits of session files (default `0o600`: the server's user only).
+    pub fn file_mode(mut self, mode: u32) -> Self {
+        self.mode = mode & 0o777;
+        self
+    }
+
+    /// The most sessions the directory holds (default: no limit). See the crate docs for
+    /// what happens when it is reached.
+    pub fn limit(mut self, sessions: usize) -> Self {
+        self.limit = Some(sessions.max(1));
+        self
+    }
+
+    /// Creates the directory if missing, and its lock files.
+    pub fn build(self) -> io::Result<FileStore> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)?;
+        let locks = Locks::open(&self.dir.join(".locks"))?;
+        let count = match self.limit {
+            Some(_) => count_sessions(&self.dir)?,
+            None => 0,
+        };
+        Ok(FileStore {
+            inner: Arc::new(Inner {
+                dir: self.dir,
+                mode: self.mode,
+                limit: self.limit,
+                count: AtomicUsize::new(count),
+                locks,
+            }),
+        })
+    }
+}
+
+impl FileStore {
+    /// A store in `dir` with the default settings.
+    pub fn new(dir: impl Into<PathBuf>) -> io::Result<Self> {
+        Self::builder(dir).build()
+    }
+
+    /// A builder for a store in `dir`.
+    pub fn builder(dir: impl Into<PathBuf>) -> FileStoreBuilder {
+        FileStoreBuilder {
+            dir: dir.into(),
+            mode: 0o600,
+            limit: None,
+        }
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Runs blocking file I/O off the async runtime's threads.
+    async fn blocking<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || work(&inner))
+            .await
+            .map_err(|join| StoreError::backend(BACKEND, join))?
+    }
+}
+
+fn io_error(error: io::Error) -> StoreError {
+    StoreError::backend(BACKEND, error)
+}
+
+impl Inner {
+    fn path(&self, key: &StoreKey) -> PathBuf {
+        self.dir.join(file_name(key))
+    }
+
+    /// The header of the live record at `path`, or `None` if it is absent, expired or not a
+    /// session file.
+    fn live_header(&self, path: &Path, now: SystemTime) -> io::Result<Option<Header>> {
+        let mut file = match File::open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut bytes = [0u8; HEADER_LEN];
+        match file.read_exact(&mut bytes) {
+            Ok(()) => Ok(Header::parse(&bytes).filter(|h| h.is_live(now))),
+            Err(e) if e.kind() == ErrorKind::UnexpectedEof => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes a complete file next to `path` and renames it into place.
+    fn write(&self, path: &Path, value: &[u8], expires_at: SystemTime) -> io::Result<()> {
+        // Unique across processes (pid) and within one (counter); `create_new` below makes a
+        // stale file of the same name an error rather than a shared file.
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let serial = NEXT.fetch_add(1, Ordering::Relaxed);
+        let temp = self
+            .dir
+            .join(format!(".tmp-{}-{serial}", std::process::id()));
+        let result = (|| {
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(self.mode)
+                .open(&temp)?;
+            // The umask may have masked bits off the requested mode.
+            file.set_permissions(fs::Permissions::from_mode(self.mode))?;
+            file.write_all(&Header::new(expires_at).to_bytes())?;
+            file.write_all(value)?;
+            fs::rename(&temp, path)
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&temp);
+        }
+        result
+    }
+
+    fn create(
+        &self,
+        key: &StoreKey,
+        value: &[u8],
+        expires_at: SystemTime,
+    ) -> Result<(), StoreError> {
+        let path = self.path(key);
+        let now = SystemTime::now();
+        if self
+            .limit
+            .is_some_and(|limit| self.count.load(Ordering::Relaxed) >= limit)
+        {
+            self.make_room(now).map_err(io_error)?;
+        }
+        let _guard = self.locks.lock(key).map_err(io_error)?;
+        if self.live_header(&path, now).map_err(io_error)?.is_some() {
+            return Err(StoreError::DuplicateId);
+        }
+        let replaced_dead_file = path.exists();
+        self.write(&path, value, expires_at).map_err(io_error)?;
+        if !replaced_dead_file {
+            self.count.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn update(
+        &self,
+        key: &StoreKey,
+        value: &[u8],
+        expires_at: SystemTime,
+    ) -> Result<(), StoreError> {
+        let path = self.path(key);
+        let _guard = self.locks.lock(key).map_err(io_error)?;
+        if self
+            .live_header(&path, SystemTime::now())
+            .map_err(io_error)?
+            .is_none()
+        {
+            return Err(StoreError::UnknownId);
+        }
+        self.write(&path, value, expires_at).map_err(io_error)
+    }
+
+    fn touch(&self, key: &StoreKey, expires_at: SystemTime) -> Result<(), StoreError> {
+        let path = self.path(key);
+        let _guard = self.locks.lock(key).map_err(io_error)?;
+        if self
+            .live_header(&path, SystemTime::now())
+            .map_err(io_error)?
+            .is_none()
+        {
+            return Err(StoreError::UnknownId);
+        }
+        let file = OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(io_error)?;
+        let (offset, bytes) = Header::expiry_field(expires_at);
+        file.write_all_at(&bytes, offset).map_err(io_error)
+    }
+
+    fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+        let _guard = self.locks.lock(key).map_err(io_error)?;
+        self.remove(&self.path(key)).map_err(io_error)
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        match fs::remove_file(path) {
+            Ok(()) => {
+                // Saturating: another process may have created the file we counted.
+                let _ = self
+                    .count
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                        Some(n.saturating_sub(1))
+                    });
+                Ok(())
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn load(&self, key: &StoreKey) -> Result<Option<Loaded>, StoreError> {
+        let bytes = match fs::read(self.path(key)) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_error(e)),
+        };
+        let Some(header) = bytes.get(..HEADER_LEN).and_then(Header::parse) else {
+            tracing::warn!(
+                backend = BACKEND,
+                "session file without a valid header treated as absent"
+            );
+            return Ok(None);
+        };
+        if !header.is_live(SystemTime::now()) {
+            return Ok(None);
+        }
+        let mut value = bytes;
+        value.drain(..HEADER_LEN);
+        Ok(Some(Loaded::new(value).with_expiry(header.expires_at())))
+    }
+
+    /// Removes expired session files; returns how many.
+    fn delete_expired(&self) -> io::Result<u64> {
+        let now = SystemTime::now();
+        let mut removed = 0;
+        loop {
+            let expired = self.scan(DELETE_BATCH, |header| !header.is_live(now))?;
+            let done = expired.len() < DELETE_BATCH;
+            for (name, _) in expired {
+                removed += self.remove_if(&name, |header| !header.is_live(now))? as u64;
+            }
+            if done {
+                return Ok(removed);
+            }
+        }
+    }
+
+    /// Removes `name` under its key's lock if its header (re-read under the lock) still
+    /// satisfies `condition`; a file another process just rewrote is left alone.
+    fn remove_if(&self, name: &str, condition: impl Fn(&Header) -> bool) -> io::Result<bool> {
+        let path = self.dir.join(name);
+        let _guard = self.locks.lock_name(name)?;
+        let mut bytes = [0u8; HEADER_LEN];
+        let header = match File::open(&path).and_then(|mut f| f.read_exact(&mut bytes)) {
+            Ok(()) => Header::parse(&bytes),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
+            Err(e) if e.kind() == ErrorKind::UnexpectedEof => None,
+            Err(e) => return Err(e),
+        };
+        // A file without a valid header is not a session anyone can load: remove it too.
+        if header.as_ref().is_none_or(condition) {
+            self.remove(&path)?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Up to `max` session files whose header satisfies `select`, with their expiry.
+    fn scan(&self, max: usize, select: impl Fn(&Header) -> bool) -> io::Result<Vec<(String, u64)>> {
+        let mut found = Vec::new();
+        for entry in fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            if !is_session_file(&name) {
+                continue;
+            }
+            let mut bytes = [0u8; HEADER_LEN];
+            let header = match File::open(entry.path()).and_then(|mut f| f.read_exact(&mut bytes)) {
+                Ok(()) => Header::parse(&bytes),
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) if e.kind() == ErrorKind::UnexpectedEof => None,
+                Err(e) => return Err(e),
+            };
+            let selected = header.as_ref().is_none_or(&select);
+            if selected {
+                found.push((name, header.map_or(0, |h| unix_millis(h.expires_at()))));
+                if found.len() >= max {
+                    break;
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Called when a create finds the store full: drops expired sessions, then the ones
+    /// closest to expiry, until the store is at 90 % of its limit.
+    fn make_room(&self, now: SystemTime) -> io::Result<()> {
+        let Some(limit) = self.limit else {
+            return Ok(());
+        };
+        self.delete_expired()?;
+        let mut all = self.scan(usize::MAX, |_| true)?;
+        self.count.store(all.len(), Ordering::Relaxed);
+        let target = limit - limit / 10;
+        if all.len() < limit {
+            return Ok(());
+        }
+        all.sort_by_key(|(_, expires)| *expires);
+        let excess = all.len().saturating_sub(target.min(limit - 1));
+        tracing::warn!(
+            backend = BACKEND,
+            limit,
+            evicted = excess,
+            "file session store is full; evicting the sessions closest to expiry"
+        );
+        let cutoff = unix_millis(now);
+        for (name, expires) in all.into_iter().take(excess) {
+            self.remove_if(&name, |header| {
+                unix_millis(header.expires_at()) <= expires.max(cutoff)
+            })?;
+        }
+        Ok(())
+    }
+}
+
+fn count_sessions(dir: &Path) -> io::Result<usize> {
+    let mut count = 0;
+    for entry in fs::read_dir(dir)? {
+        if entry?.file_name().to_str().is_some_and(is_session_file) {
+            count += 1;
+        }
+    }
+    Ok(count)
+}
+
+#[async_trait]
+impl Store for FileStore {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn load(&self, key: &StoreKey) -> Result<Option<Loaded>, StoreError> {
+        let key = key.clone();
+        self.blocking(move |inner| inner.load(&key)).await
+    }
+
+    async fn create(&self, key: &StoreKey, value: &[u8], at: SystemTime) -> Result<(), StoreError> {
+        let (key, value) = (key.clone(), value.to_vec());
+        self.blocking(move |inner| inner.create(&key, &value, at))
+            .await
+    }
+
+    async fn update(&self, key: &StoreKey, value: &[u8], at: SystemTime) -> Result<(), StoreError> {
+        let (key, value) = (key.clone(), value.to_vec());
+        self.blocking(move |inner| inner.update(&key, &value, at))
+            .await
+    }
+
+    async fn touch(&self, key: &StoreKey, at: SystemTime) -> Result<(), StoreError> {
+        let key = key.clone();
+        self.blocking(move |inner| inner.touch(&key, at)).await
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+        let key = key.clone();
+        self.blocking(move |inner| inner.delete(&key)).await
+    }
+
+    async fn delete_expired(&self) -> Result<u64, StoreError> {
+        self.blocking(|inner| inner.delete_expired().map_err(io_error))
+            .await
+    }
+}

@@ -1,0 +1,110 @@
+//! Names and bytes on disk: which file holds a session, and its header.
+
+use std::time::SystemTime;
+
+use session_core::time::{from_unix_millis, unix_millis};
+use session_core::StoreKey;
+
+pub(crate) const HEADER_LEN: usize = 16;
+const MAGIC: &[u8; 4] = b"SES1";
+const EXPIRY_OFFSET: usize = 8;
+
+/// The file name for a key: the key itself where its characters are safe in a file name,
+/// `%XX` otherwise. Never starts with `.`, which marks the store's own files.
+pub(crate) fn file_name(key: &StoreKey) -> String {
+    let mut name = String::with_capacity(key.as_str().len());
+    for (i, byte) in key.as_str().bytes().enumerate() {
+        let safe =
+            byte.is_ascii_alphanumeric() || b"-_:".contains(&byte) || (byte == b'.' && i > 0);
+        if safe {
+            name.push(char::from(byte));
+        } else {
+            name.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    name
+}
+
+/// Whether a directory entry is a session file (not a temporary file or the lock folder).
+pub(crate) fn is_session_file(name: &str) -> bool {
+    !name.is_empty() && !name.starts_with('.')
+}
+
+/// `SES1`, four reserved bytes, then the expiry in little-endian Unix milliseconds at an
+/// 8-byte-aligned offset, so `touch` is one small aligned write.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Header {
+    expires_at: u64,
+}
+
+impl Header {
+    pub(crate) fn new(expires_at: SystemTime) -> Self {
+        Self {
+            expires_at: unix_millis(expires_at),
+        }
+    }
+
+    pub(crate) fn parse(bytes: &[u8]) -> Option<Self> {
+        let bytes: &[u8; HEADER_LEN] = bytes.try_into().ok()?;
+        if &bytes[..4] != MAGIC {
+            return None;
+        }
+        let expiry: [u8; 8] = bytes[EXPIRY_OFFSET..].try_into().ok()?;
+        Some(Self {
+            expires_at: u64::from_le_bytes(expiry),
+        })
+    }
+
+    pub(crate) fn to_bytes(self) -> [u8; HEADER_LEN] {
+        let mut bytes = [0u8; HEADER_LEN];
+        bytes[..4].copy_from_slice(MAGIC);
+        bytes[EXPIRY_OFFSET..].copy_from_slice(&self.expires_at.to_le_bytes());
+        bytes
+    }
+
+    /// Where the expiry lives in the file, and its new bytes.
+    pub(crate) fn expiry_field(expires_at: SystemTime) -> (u64, [u8; 8]) {
+        (EXPIRY_OFFSET as u64, unix_millis(expires_at).to_le_bytes())
+    }
+
+    pub(crate) fn expires_at(self) -> SystemTime {
+        from_unix_millis(self.expires_at)
+    }
+
+    pub(crate) fn is_live(self, now: SystemTime) -> bool {
+        self.expires_at > unix_millis(now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use session_core::{IdLength, SessionId};
+
+    #[test]
+    fn default_keys_are_kept_readable() {
+        let id = SessionId::generate(IdLength::default()).unwrap();
+        let key = StoreKey::new("session:", &id);
+        assert_eq!(file_name(&key), key.as_str());
+    }
+
+    #[test]
+    fn unsafe_prefixes_are_escaped() {
+        let id = SessionId::generate(IdLength::default()).unwrap();
+        let name = file_name(&StoreKey::new("../x/", &id));
+        assert!(name.starts_with("%2E.%2Fx%2F"), "{name}");
+        assert!(!name.contains('/'));
+        assert!(is_session_file(&name));
+        assert!(!is_session_file(".tmp-1234"));
+    }
+
+    #[test]
+    fn header_round_trips() {
+        let at = from_unix_millis(1_800_000_000_123);
+        let bytes = Header::new(at).to_bytes();
+        assert_eq!(&bytes[..4], b"SES1");
+        assert_eq!(Header::parse(&bytes).unwrap().expires_at(), at);
+        assert!(Header::parse(b"JUNKJUNKJUNKJUNK").is_none());
+        assert!(Header::parse(b"SES1").is_none());
+    }
+}

@@ -1,0 +1,11 @@
+//! `FileStore` passes the store conformance suite, each check in a directory of its own.
+
+fn scratch_dir() -> std::path::PathBuf {
+    let base = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("session-fs-conformance");
+    std::fs::create_dir_all(&base).unwrap();
+    tempfile::Builder::new().tempdir_in(base).unwrap().keep()
+}
+
+session_core::store_conformance_tests!(async {
+    session_fs::FileStore::new(scratch_dir()).unwrap()
+});

@@ -1,0 +1,310 @@
+//! What `FileStore` promises beyond the Store contract: modes, atomic files, in-place
+//! touch, the session limit, and several processes sharing one directory.
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, SystemTime};
+
+use session_core::{IdLength, SessionId, Store, StoreError, StoreKey};
+use session_fs::FileStore;
+
+fn scratch_dir() -> PathBuf {
+    let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("session-fs-files");
+    fs::create_dir_all(&base).unwrap();
+    tempfile::Builder::new().tempdir_in(base).unwrap().keep()
+}
+
+fn key() -> StoreKey {
+    StoreKey::new(
+        "session:",
+        &SessionId::generate(IdLength::default()).unwrap(),
+    )
+}
+
+fn hour() -> SystemTime {
+    SystemTime::now() + Duration::from_secs(3600)
+}
+
+fn session_files(dir: &Path) -> Vec<PathBuf> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.file_name().unwrap().to_str().unwrap().starts_with('.'))
+        .collect()
+}
+
+fn stray_temp_files(dir: &Path) -> Vec<PathBuf> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with(".tmp"))
+        .collect()
+}
+
+#[tokio::test]
+async fn creates_the_directory_and_private_files() {
+    let dir = scratch_dir().join("nested/sessions");
+    let store = FileStore::new(&dir).unwrap();
+    assert_eq!(
+        fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    let key = key();
+    store.create(&key, b"{}", hour()).await.unwrap();
+    let file = dir.join(key.as_str());
+    assert_eq!(
+        fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // The file is named after the key, so `ls .sessions` shows the sessions.
+    assert_eq!(session_files(&dir), [file.clone()]);
+    // And its data follows the 16-byte header, readable as it was stored.
+    assert_eq!(&fs::read(&file).unwrap()[16..], b"{}");
+}
+
+#[tokio::test]
+async fn file_mode_is_configurable() {
+    let dir = scratch_dir();
+    let store = FileStore::builder(&dir).file_mode(0o640).build().unwrap();
+    let key = key();
+    store.create(&key, b"x", hour()).await.unwrap();
+    store.update(&key, b"y", hour()).await.unwrap();
+    let mode = fs::metadata(dir.join(key.as_str()))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o640);
+}
+
+#[tokio::test]
+async fn writes_leave_no_temporary_files() {
+    let dir = scratch_dir();
+    let store = FileStore::new(&dir).unwrap();
+    let keys: Vec<_> = (0..20).map(|_| key()).collect();
+    for key in &keys {
+        store.create(key, b"a", hour()).await.unwrap();
+        store.update(key, b"b", hour()).await.unwrap();
+        store.touch(key, hour()).await.unwrap();
+    }
+    for key in &keys[..10] {
+        store.delete(key).await.unwrap();
+    }
+    assert!(stray_temp_files(&dir).is_empty());
+    assert_eq!(session_files(&dir).len(), 10);
+}
+
+#[tokio::test]
+async fn touch_rewrites_only_the_expiry_in_place() {
+    let dir = scratch_dir();
+    let store = FileStore::new(&dir).unwrap();
+    let key = key();
+    store.create(&key, b"payload", hour()).await.unwrap();
+    let path = dir.join(key.as_str());
+    let inode = fs::metadata(&path).unwrap().ino();
+    let later = hour() + Duration::from_secs(3600);
+    store.touch(&key, later).await.unwrap();
+    assert_eq!(
+        fs::metadata(&path).unwrap().ino(),
+        inode,
+        "touch replaced the file"
+    );
+    let loaded = store.load(&key).await.unwrap().unwrap();
+    assert_eq!(loaded.value(), b"payload");
+    let reported = loaded.expires_at().unwrap();
+    let skew = reported
+        .duration_since(later)
+        .unwrap_or_else(|e| e.duration());
+    assert!(
+        skew < Duration::from_millis(2),
+        "expiry is {reported:?}, wanted {later:?}"
+    );
+    // update, by contrast, writes a new file atomically.
+    store.update(&key, b"new", hour()).await.unwrap();
+    assert_ne!(fs::metadata(&path).unwrap().ino(), inode);
+}
+
+#[tokio::test]
+async fn a_file_without_a_header_is_absent_and_cleaned_up() {
+    let dir = scratch_dir();
+    let store = FileStore::new(&dir).unwrap();
+    let key = key();
+    fs::write(dir.join(key.as_str()), b"not a session").unwrap();
+    assert!(store.load(&key).await.unwrap().is_none());
+    assert!(matches!(
+        store.update(&key, b"x", hour()).await,
+        Err(StoreError::UnknownId)
+    ));
+    // create may take the name over, since nobody can load what is there
+    store.create(&key, b"fresh", hour()).await.unwrap();
+    assert_eq!(store.load(&key).await.unwrap().unwrap().value(), b"fresh");
+    let junk = self::key();
+    fs::write(dir.join(junk.as_str()), b"junk").unwrap();
+    assert_eq!(store.delete_expired().await.unwrap(), 1);
+    assert!(!dir.join(junk.as_str()).exists());
+}
+
+#[tokio::test]
+async fn delete_expired_counts_and_removes_only_expired_files() {
+    let dir = scratch_dir();
+    let store = FileStore::new(&dir).unwrap();
+    let past = SystemTime::now() - Duration::from_secs(1);
+    let expired: Vec<_> = (0..1500).map(|_| key()).collect();
+    for key in &expired {
+        // Written as already expired, which only a store without native TTL allows.
+        store
+            .create(key, b"old", SystemTime::now() + Duration::from_millis(1))
+            .await
+            .unwrap();
+    }
+    let live: Vec<_> = (0..5).map(|_| key()).collect();
+    for key in &live {
+        store.create(key, b"live", hour()).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert!(SystemTime::now() > past);
+    // More than one batch (1000) of expired files.
+    assert_eq!(store.delete_expired().await.unwrap(), 1500);
+    assert_eq!(session_files(&dir).len(), 5);
+    assert_eq!(store.delete_expired().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn the_limit_evicts_the_sessions_closest_to_expiry() {
+    let dir = scratch_dir();
+    let store = FileStore::builder(&dir).limit(20).build().unwrap();
+    let mut keys = Vec::new();
+    for i in 0..60u64 {
+        let key = key();
+        // Later sessions expire later, so the earliest are the ones to go.
+        let expires = hour() + Duration::from_secs(i);
+        store.create(&key, b"x", expires).await.unwrap();
+        keys.push(key);
+        assert!(
+            session_files(&dir).len() <= 20,
+            "limit exceeded after {i} creates"
+        );
+    }
+    for key in &keys[55..] {
+        assert!(
+            store.load(key).await.unwrap().is_some(),
+            "a recent session was evicted"
+        );
+    }
+    assert!(store.load(&keys[0]).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn the_limit_counts_sessions_already_on_disk() {
+    let dir = scratch_dir();
+    let first = FileStore::new(&dir).unwrap();
+    for _ in 0..10 {
+        first.create(&key(), b"x", hour()).await.unwrap();
+    }
+    let limited = FileStore::builder(&dir).limit(10).build().unwrap();
+    limited.create(&key(), b"x", hour()).await.unwrap();
+    assert!(session_files(&dir).len() <= 10);
+}
+
+/// The worker half of `two_processes_share_a_directory`: run as a child process.
+#[test]
+#[ignore = "run by two_processes_share_a_directory as a child process"]
+fn worker_process() {
+    let Ok(dir) = std::env::var("SESSION_FS_SHARED_DIR") else {
+        return;
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(hammer(PathBuf::from(dir), "child"));
+}
+
+const SHARED_KEYS: usize = 200;
+
+fn shared_key(i: usize) -> StoreKey {
+    // Both processes derive the same keys. An unsigned keyring is the public way to turn a
+    // known string into an id; the final `A` keeps the encoding canonical.
+    let encoded = format!("{:0>42}A", format!("shared{i}"));
+    let ring = session_core::Keyring::insecure_unsigned();
+    let verified = ring
+        .verify("session", &encoded, IdLength::default())
+        .unwrap_or_else(|| panic!("{encoded} is not id-shaped"));
+    StoreKey::new("session:", verified.id())
+}
+
+fn pattern(writer: &str, round: usize) -> Vec<u8> {
+    let unit = format!("{writer}:{round};");
+    unit.repeat(64 * 1024 / unit.len()).into_bytes()
+}
+
+fn is_whole_pattern(bytes: &[u8]) -> bool {
+    let Some(end) = bytes.iter().position(|b| *b == b';') else {
+        return false;
+    };
+    let unit = &bytes[..=end];
+    bytes.len() % unit.len() == 0 && bytes.chunks(unit.len()).all(|c| c == unit)
+}
+
+/// Creates every shared key (printing the ones it won), then updates and reads them while
+/// the other process does the same, checking that every read sees a whole value.
+async fn hammer(dir: PathBuf, name: &str) -> Vec<usize> {
+    let store = FileStore::new(&dir).unwrap();
+    let mut won = Vec::new();
+    for i in 0..SHARED_KEYS {
+        match store
+            .create(&shared_key(i), &pattern(name, 0), hour())
+            .await
+        {
+            Ok(()) => won.push(i),
+            Err(StoreError::DuplicateId) => {}
+            Err(e) => panic!("create: {e}"),
+        }
+    }
+    for round in 1..=5 {
+        for i in 0..SHARED_KEYS {
+            store
+                .update(&shared_key(i), &pattern(name, round), hour())
+                .await
+                .unwrap();
+            store.touch(&shared_key(i), hour()).await.unwrap();
+            let loaded = store.load(&shared_key(i)).await.unwrap().unwrap();
+            assert!(is_whole_pattern(loaded.value()), "torn read in {name}");
+        }
+    }
+    println!(
+        "WON {}",
+        won.iter()
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    won
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_share_a_directory() {
+    let dir = scratch_dir();
+    let child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "worker_process", "--ignored", "--nocapture"])
+        .env("SESSION_FS_SHARED_DIR", &dir)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mine = hammer(dir.clone(), "parent").await;
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "child failed: {stdout}");
+    let theirs: Vec<usize> = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("WON "))
+        .expect("child reported its wins")
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .collect();
+    // Every key was created exactly once, by one process or the other.
+    let mut all: Vec<usize> = mine.iter().chain(&theirs).copied().collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..SHARED_KEYS).collect::<Vec<_>>());
+    assert!(stray_temp_files(&dir).is_empty());
+    assert_eq!(session_files(&dir).len(), SHARED_KEYS);
+}
