@@ -1,1 +1,53 @@
-//! placeholder
+//! Server-side sessions for actix-web.
+//!
+//! Wrap the app in [`SessionMiddleware`] with a store, and take [`Session`] in handlers:
+//!
+//! ```no_run
+//! use actix_web::{web, App, HttpServer, Responder};
+//! use session_actix::{Session, SessionError, SessionMiddleware};
+//! use session_core::Keyring;
+//! use session_fs::FileStore;
+//!
+//! async fn login(session: Session) -> Result<impl Responder, SessionError> {
+//!     session.regenerate()?; // new id on login: no session fixation
+//!     session.insert("uname", "ferris")?;
+//!     Ok("logged in")
+//! }
+//!
+//! #[actix_web::main]
+//! async fn main() -> std::io::Result<()> {
+//!     let store = FileStore::new("./.sessions")?;
+//!     let secret = std::env::var("SESSION_SECRET").expect("32+ byte secret");
+//!     let keyring = Keyring::new([secret]).expect("secret of at least 32 bytes");
+//!     HttpServer::new(move || {
+//!         App::new()
+//!             .wrap(SessionMiddleware::new(store.clone(), keyring.clone()))
+//!             .route("/login", web::post().to(login))
+//!     })
+//!     .bind(("127.0.0.1", 8080))?
+//!     .run()
+//!     .await
+//! }
+//! ```
+//!
+//! What happens on each request follows the project's DESIGN.md:
+//! - the cookie is verified before the handler runs, without I/O; a forged, malformed,
+//!   unknown or expired one gets a fresh session;
+//! - the store is read only when a handler extracts [`Session`];
+//! - after the handler, a modified session is written once; an unmodified one is only
+//!   touched (at most once per refresh threshold); an empty one is not stored and gets no
+//!   cookie; nothing is written when the handler answered 5xx;
+//! - every response whose handler read the session carries `Vary: Cookie`;
+//! - a store failure is logged and answered with 503 (configurable).
+//!
+//! Every store call runs in a `session_store` tracing span with the operation, backend,
+//! outcome and duration, never the session id.
+
+mod error;
+mod middleware;
+mod session;
+
+pub use crate::error::SessionError;
+pub use crate::middleware::{SessionMiddleware, SessionMiddlewareBuilder, SessionService};
+pub use crate::session::Session;
+pub use session_core::{Codec, Keyring, SameSite};

@@ -243,7 +243,9 @@ impl SessionManager {
             });
         };
         match extended {
-            Ok(()) if state.is_permanent() || state.resign || state.is_modified() => {
+            // A permanent cookie's Max-Age slides with the server-side expiry; a session
+            // cookie only needs resending when its signature or its kind changed.
+            Ok(()) if state.is_permanent() || state.resign || state.permanence_changed() => {
                 Ok(self.set_cookie(&id, &state, now))
             }
             Ok(()) => Ok(CookieUpdate::Keep),

@@ -233,6 +233,10 @@ impl SessionState {
         !self.changes.is_empty() || self.metadata_changed
     }
 
+    pub(crate) fn permanence_changed(&self) -> bool {
+        self.metadata_changed
+    }
+
     /// What happened to each key since the session was loaded.
     pub fn changes(&self) -> impl Iterator<Item = (&str, Change)> {
         self.changes

@@ -466,3 +466,75 @@ pub mod checks {
         );
     }
 }
+
+/// Counts the calls made to a real store, per operation, for tests of the rules about
+/// when a store is (not) written. Every call goes through to the wrapped store.
+#[derive(Debug, Default)]
+pub struct CountingStore<S> {
+    inner: S,
+    counts: std::sync::Mutex<std::collections::BTreeMap<&'static str, usize>>,
+}
+
+impl<S: Store> CountingStore<S> {
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            counts: Default::default(),
+        }
+    }
+
+    /// How many times `operation` (`"load"`, `"create"`, ...) was called.
+    pub fn count(&self, operation: &str) -> usize {
+        self.counts
+            .lock()
+            .unwrap()
+            .get(operation)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Calls of every operation together.
+    pub fn total(&self) -> usize {
+        self.counts.lock().unwrap().values().sum()
+    }
+
+    /// Forgets the counts so far.
+    pub fn reset(&self) {
+        self.counts.lock().unwrap().clear();
+    }
+
+    fn add(&self, operation: &'static str) {
+        *self.counts.lock().unwrap().entry(operation).or_default() += 1;
+    }
+}
+
+#[async_trait::async_trait]
+impl<S: Store> Store for CountingStore<S> {
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+    async fn load(&self, key: &StoreKey) -> Result<Option<crate::Loaded>, StoreError> {
+        self.add("load");
+        self.inner.load(key).await
+    }
+    async fn create(&self, key: &StoreKey, value: &[u8], at: SystemTime) -> Result<(), StoreError> {
+        self.add("create");
+        self.inner.create(key, value, at).await
+    }
+    async fn update(&self, key: &StoreKey, value: &[u8], at: SystemTime) -> Result<(), StoreError> {
+        self.add("update");
+        self.inner.update(key, value, at).await
+    }
+    async fn touch(&self, key: &StoreKey, at: SystemTime) -> Result<(), StoreError> {
+        self.add("touch");
+        self.inner.touch(key, at).await
+    }
+    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+        self.add("delete");
+        self.inner.delete(key).await
+    }
+    async fn delete_expired(&self) -> Result<u64, StoreError> {
+        self.add("delete_expired");
+        self.inner.delete_expired().await
+    }
+}

@@ -1,0 +1,287 @@
+//! `SessionMiddleware`: verifies the cookie before the handler and writes the session back
+//! after it.
+
+use std::future::{ready, Future, Ready};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform};
+use actix_web::http::header::{HeaderValue, COOKIE, SET_COOKIE, VARY};
+use actix_web::http::StatusCode;
+use actix_web::{HttpMessage as _, HttpResponse};
+use session_core::{
+    Codec, Config, ConfigBuilder, ConfigError, CookieUpdate, Keyring, SameSite, SessionManager,
+    Store,
+};
+
+use crate::session::RequestSession;
+
+/// Server-side sessions for an actix-web app.
+///
+/// The secure defaults, and why:
+/// - the cookie carries only a signed random id (HMAC-SHA256, 256-bit ids), so a client
+///   can neither read the data nor guess or forge an id;
+/// - `HttpOnly` (scripts cannot steal it) and `SameSite=Lax` (other sites cannot ride it
+///   on POST requests);
+/// - strict ids: a cookie the server did not issue, or whose session is gone, gets a new
+///   session, never the attacker's id;
+/// - a store failure answers 503 instead of silently dropping the session.
+///
+/// `Secure` is off by default so that `http://127.0.0.1` works the first time: turn it on
+/// (or name the cookie `__Host-...`) behind HTTPS.
+///
+/// ```no_run
+/// use actix_web::{web, App, HttpServer};
+/// use session_actix::{Session, SessionMiddleware};
+/// use session_core::Keyring;
+/// use session_fs::FileStore;
+///
+/// #[actix_web::main]
+/// async fn main() -> std::io::Result<()> {
+///     let store = FileStore::new("./.sessions")?;
+///     let keyring = Keyring::new([std::env::var("SESSION_SECRET").unwrap()]).unwrap();
+///     HttpServer::new(move || {
+///         App::new()
+///             .wrap(SessionMiddleware::new(store.clone(), keyring.clone()))
+///             .route("/", web::get().to(|s: Session| async move {
+///                 s.get::<String>("uname").ok().flatten().unwrap_or_default()
+///             }))
+///     })
+///     .bind(("127.0.0.1", 8080))?
+///     .run()
+///     .await
+/// }
+/// ```
+#[derive(Clone, Debug)]
+pub struct SessionMiddleware {
+    manager: SessionManager,
+    error_status: StatusCode,
+}
+
+/// Configures a [`SessionMiddleware`]; see [`session_core::Config`] for every default.
+#[must_use]
+pub struct SessionMiddlewareBuilder {
+    store: Arc<dyn Store>,
+    config: ConfigBuilder,
+    error_status: StatusCode,
+}
+
+impl std::fmt::Debug for SessionMiddlewareBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionMiddlewareBuilder")
+            .field("backend", &self.store.backend())
+            .field("config", &self.config)
+            .field("error_status", &self.error_status)
+            .finish()
+    }
+}
+
+impl SessionMiddleware {
+    /// Sessions in `store`, cookies signed by `keyring`, every other setting at its default.
+    pub fn new(store: impl Store, keyring: Keyring) -> Self {
+        Self::from_manager(SessionManager::from_arc(
+            Arc::new(store),
+            Config::builder(keyring)
+                .build()
+                .unwrap_or_else(|_| unreachable!("the default configuration is valid")),
+        ))
+    }
+
+    /// A builder for sessions in `store` signed by `keyring`.
+    pub fn builder(store: impl Store, keyring: Keyring) -> SessionMiddlewareBuilder {
+        Self::builder_arc(Arc::new(store), keyring)
+    }
+
+    /// Like [`SessionMiddleware::builder`] for a store already behind an `Arc`.
+    pub fn builder_arc(store: Arc<dyn Store>, keyring: Keyring) -> SessionMiddlewareBuilder {
+        SessionMiddlewareBuilder {
+            store,
+            config: Config::builder(keyring),
+            error_status: StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// A middleware around an existing manager, with a 503 on store errors.
+    pub fn from_manager(manager: SessionManager) -> Self {
+        Self {
+            manager,
+            error_status: StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The manager, for code that loads or inspects sessions outside a request.
+    pub fn manager(&self) -> &SessionManager {
+        &self.manager
+    }
+}
+
+/// Forwards a builder method to `session_core::ConfigBuilder`, keeping its docs in one place.
+macro_rules! forward {
+    ($($(#[$doc:meta])* $name:ident($arg:ident: $ty:ty);)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $name(mut self, $arg: $ty) -> Self {
+                self.config = self.config.$name($arg);
+                self
+            }
+        )*
+    };
+}
+
+impl SessionMiddlewareBuilder {
+    forward! {
+        /// The cookie name (default `session`); `__Host-` names force Secure and Path=/.
+        cookie_name(name: impl Into<String>);
+        /// The cookie's Path (default `/`).
+        cookie_path(path: impl Into<String>);
+        /// The cookie's Domain (default none: this host only).
+        cookie_domain(domain: impl Into<String>);
+        /// Send the cookie over HTTPS only (default off, so plain-HTTP development works).
+        cookie_secure(secure: bool);
+        /// Hide the cookie from scripts (default on).
+        cookie_http_only(http_only: bool);
+        /// The cookie's SameSite (default `Lax`).
+        cookie_same_site(same_site: SameSite);
+        /// Partitioned cookie, CHIPS (default off).
+        cookie_partitioned(partitioned: bool);
+        /// Idle timeout and permanent cookie `Max-Age` (default 31 days).
+        lifetime(lifetime: Duration);
+        /// Timeout counted from creation, however active the session (default none).
+        absolute_timeout(timeout: Duration);
+        /// Whether new sessions get a permanent cookie (default `true`).
+        permanent(permanent: bool);
+        /// Extend expiry on reads, with a touch, never a rewrite (default `true`).
+        refresh_each_request(refresh: bool);
+        /// Touch at most once per this interval (default 60 s).
+        refresh_threshold(threshold: Duration);
+        /// Store key prefix (default `session:`).
+        key_prefix(prefix: impl Into<String>);
+        /// Random bytes per id (default 32, at least 16).
+        id_length(bytes: usize);
+        /// Stored encoding (default JSON).
+        codec(codec: Codec);
+    }
+
+    /// The status answered when the store fails (default 503 Service Unavailable).
+    pub fn error_status(mut self, status: StatusCode) -> Self {
+        self.error_status = status;
+        self
+    }
+
+    /// Checks the configuration.
+    pub fn build(self) -> Result<SessionMiddleware, ConfigError> {
+        let config = self.config.build()?;
+        Ok(SessionMiddleware {
+            manager: SessionManager::from_arc(self.store, config),
+            error_status: self.error_status,
+        })
+    }
+}
+
+impl<S, B> Transform<S, ServiceRequest> for SessionMiddleware
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = actix_web::Error;
+    type Transform = SessionService<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(SessionService {
+            service: Rc::new(service),
+            middleware: self.clone(),
+        }))
+    }
+}
+
+/// The service [`SessionMiddleware`] wraps around an app's routes.
+#[doc(hidden)]
+pub struct SessionService<S> {
+    service: Rc<S>,
+    middleware: SessionMiddleware,
+}
+
+impl<S, B> Service<ServiceRequest> for SessionService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>>>>;
+
+    actix_web::dev::forward_ready!(service);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        let SessionMiddleware {
+            manager,
+            error_status,
+        } = self.middleware.clone();
+        let headers = req
+            .headers()
+            .get_all(COOKIE)
+            .filter_map(|v| v.to_str().ok());
+        let cookie = manager.verify(headers);
+        let session = Rc::new(RequestSession::new(manager.clone(), cookie, error_status));
+        req.extensions_mut().insert(Rc::clone(&session));
+        let response = self.service.call(req);
+
+        Box::pin(async move {
+            let mut response = response.await?;
+            let Some(state) = session.take_loaded() else {
+                // The handler never asked for the session: nothing to vary on or write.
+                return Ok(response.map_into_left_body());
+            };
+            add_vary_cookie(response.headers_mut());
+            if response.status().is_server_error() {
+                return Ok(response.map_into_left_body());
+            }
+            match manager.save(state).await {
+                Ok(CookieUpdate::Keep) => {}
+                Ok(CookieUpdate::Set(header) | CookieUpdate::Remove(header)) => {
+                    match HeaderValue::try_from(header) {
+                        Ok(value) => {
+                            response.headers_mut().append(SET_COOKIE, value);
+                        }
+                        Err(error) => tracing::error!(%error, "unencodable Set-Cookie header"),
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(
+                        backend = manager.store().backend(),
+                        error = &error as &(dyn std::error::Error + 'static),
+                        status = error_status.as_u16(),
+                        "session store failed while saving a session"
+                    );
+                    let mut failure = HttpResponse::build(error_status)
+                        .content_type("text/plain; charset=utf-8")
+                        .body("session store unavailable");
+                    add_vary_cookie(failure.headers_mut());
+                    let (request, _) = response.into_parts();
+                    return Ok(ServiceResponse::new(request, failure).map_into_right_body());
+                }
+            }
+            Ok(response.map_into_left_body())
+        })
+    }
+}
+
+/// Responses that depend on the session must not be cached across users.
+fn add_vary_cookie(headers: &mut actix_web::http::header::HeaderMap) {
+    let already = headers.get_all(VARY).any(|value| {
+        value.to_str().is_ok_and(|v| {
+            v.split(',').any(|item| {
+                matches!(item.trim(), "*") || item.trim().eq_ignore_ascii_case("cookie")
+            })
+        })
+    });
+    if !already {
+        headers.append(VARY, HeaderValue::from_static("Cookie"));
+    }
+}

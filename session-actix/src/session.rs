@@ -1,0 +1,220 @@
+//! The `Session` extractor and the per-request state it shares with the middleware.
+
+use std::cell::RefCell;
+use std::future::{ready, Future};
+use std::pin::Pin;
+use std::rc::Rc;
+
+use actix_web::dev::Payload;
+use actix_web::http::StatusCode;
+use actix_web::{FromRequest, HttpMessage as _, HttpRequest};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+use session_core::{RequestCookie, SessionManager, SessionState};
+
+use crate::error::SessionError;
+
+/// Per-request session state, stored in the request's extensions by the middleware.
+pub(crate) struct RequestSession {
+    manager: SessionManager,
+    cookie: RequestCookie,
+    error_status: StatusCode,
+    /// `None` until a handler first extracts the session (lazy loading), and again after
+    /// the middleware has taken it for write-back.
+    state: RefCell<Option<SessionState>>,
+    loaded: std::cell::Cell<bool>,
+}
+
+impl RequestSession {
+    pub(crate) fn new(
+        manager: SessionManager,
+        cookie: RequestCookie,
+        error_status: StatusCode,
+    ) -> Self {
+        Self {
+            manager,
+            cookie,
+            error_status,
+            state: RefCell::new(None),
+            loaded: std::cell::Cell::new(false),
+        }
+    }
+
+    /// The state, if a handler loaded it; `None` means the session was never touched.
+    pub(crate) fn take_loaded(&self) -> Option<SessionState> {
+        self.state.borrow_mut().take()
+    }
+
+    async fn ensure_loaded(&self) -> Result<(), SessionError> {
+        if self.loaded.get() {
+            return Ok(());
+        }
+        match self.manager.load(self.cookie.clone()).await {
+            Ok(state) => {
+                // Two extractors may race in one request; the first load wins.
+                if !self.loaded.replace(true) {
+                    *self.state.borrow_mut() = Some(state);
+                }
+                Ok(())
+            }
+            Err(source) => {
+                tracing::error!(
+                    backend = self.manager.store().backend(),
+                    error = &source as &(dyn std::error::Error + 'static),
+                    status = self.error_status.as_u16(),
+                    "session store failed while loading a session"
+                );
+                Err(SessionError::Unavailable {
+                    status: self.error_status,
+                    source,
+                })
+            }
+        }
+    }
+}
+
+/// The session of the current request: take it as a handler argument.
+///
+/// The store is read when a handler first extracts it (routes that never ask for the
+/// session cost nothing), and written back once, after the handler has answered, if and
+/// only if something changed. Values are anything serde can represent.
+///
+/// ```no_run
+/// use actix_web::{get, Responder};
+/// use session_actix::{Session, SessionError};
+///
+/// #[get("/visits")]
+/// async fn visits(session: Session) -> Result<impl Responder, SessionError> {
+///     let visits = session.get::<u64>("visits")?.unwrap_or(0) + 1;
+///     session.insert("visits", visits)?;
+///     Ok(format!("visit number {visits}"))
+/// }
+/// ```
+#[derive(Clone)]
+pub struct Session(Rc<RequestSession>);
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    fn read<R>(&self, read: impl FnOnce(&SessionState) -> R) -> Result<R, SessionError> {
+        self.0
+            .state
+            .borrow()
+            .as_ref()
+            .map(read)
+            .ok_or(SessionError::Finished)
+    }
+
+    fn write<R>(&self, write: impl FnOnce(&mut SessionState) -> R) -> Result<R, SessionError> {
+        self.0
+            .state
+            .borrow_mut()
+            .as_mut()
+            .map(write)
+            .ok_or(SessionError::Finished)
+    }
+
+    /// The value under `key` as a `T`; `Ok(None)` if absent, an error if it is not a `T`.
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
+        Ok(self.read(|state| state.get(key))??)
+    }
+
+    /// Stores `value` under `key`. Storing a value equal to the current one changes
+    /// nothing and causes no write.
+    pub fn insert(
+        &self,
+        key: impl Into<String>,
+        value: impl Serialize,
+    ) -> Result<(), SessionError> {
+        Ok(self.write(|state| state.insert(key, value))??)
+    }
+
+    /// Removes `key`, returning its raw value if it had one.
+    pub fn remove(&self, key: &str) -> Result<Option<Value>, SessionError> {
+        self.write(|state| state.remove(key))
+    }
+
+    /// Removes `key` and returns its value as a `T`.
+    pub fn remove_as<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
+        let value = self.remove(key)?;
+        value
+            .map(|value| {
+                T::deserialize(value).map_err(|source| {
+                    SessionError::Value(session_core::ValueError::Deserialize {
+                        key: key.to_owned(),
+                        source,
+                    })
+                })
+            })
+            .transpose()
+    }
+
+    /// Whether `key` has a value.
+    pub fn contains(&self, key: &str) -> bool {
+        self.read(|state| state.contains(key)).unwrap_or(false)
+    }
+
+    /// The keys, in order.
+    pub fn keys(&self) -> Vec<String> {
+        self.read(|state| state.keys().map(str::to_owned).collect())
+            .unwrap_or_default()
+    }
+
+    /// The number of keys.
+    pub fn len(&self) -> usize {
+        self.read(SessionState::len).unwrap_or(0)
+    }
+
+    /// Whether the session has no keys (an empty session is neither stored nor given a
+    /// cookie).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Removes every key; at write-back the record is deleted and the cookie removed.
+    pub fn clear(&self) -> Result<(), SessionError> {
+        self.write(SessionState::clear)
+    }
+
+    /// Whether the cookie outlives the browser session.
+    pub fn is_permanent(&self) -> bool {
+        self.read(SessionState::is_permanent).unwrap_or(false)
+    }
+
+    /// Makes the cookie permanent (`Max-Age` = lifetime) or a browser-session cookie.
+    pub fn set_permanent(&self, permanent: bool) -> Result<(), SessionError> {
+        self.write(|state| state.set_permanent(permanent))
+    }
+
+    /// A new id for the same data, at write-back; the old record is deleted and the old
+    /// cookie stops working. **Call it on login** to defeat session fixation.
+    pub fn regenerate(&self) -> Result<(), SessionError> {
+        self.write(SessionState::regenerate)
+    }
+
+    /// Ends the session (logout): the record is deleted and the cookie removed, with the
+    /// same attributes it was set with.
+    pub fn destroy(&self) -> Result<(), SessionError> {
+        self.write(SessionState::destroy)
+    }
+}
+
+impl FromRequest for Session {
+    type Error = SessionError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let Some(session) = req.extensions().get::<Rc<RequestSession>>().cloned() else {
+            return Box::pin(ready(Err(SessionError::MissingMiddleware)));
+        };
+        Box::pin(async move {
+            session.ensure_loaded().await?;
+            Ok(Session(session))
+        })
+    }
+}
