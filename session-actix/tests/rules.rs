@@ -1,6 +1,8 @@
 //! Every session rule of DESIGN.md, through actix-web, against `MemoryStore` and
 //! `FileStore`. Each rule is one function, run once per store by the `rules!` macro.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;

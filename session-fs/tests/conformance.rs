@@ -1,5 +1,7 @@
 //! `FileStore` passes the store conformance suite, each check in a directory of its own.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
+
 fn scratch_dir() -> std::path::PathBuf {
     let base = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("session-fs-conformance");
     std::fs::create_dir_all(&base).unwrap();

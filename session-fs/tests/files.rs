@@ -1,6 +1,8 @@
 //! What `FileStore` promises beyond the Store contract: modes, atomic files, in-place
 //! touch, the session limit, and several processes sharing one directory.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
+
 use std::fs;
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
@@ -59,7 +61,7 @@ async fn creates_the_directory_and_private_files() {
         0o600
     );
     // The file is named after the key, so `ls .sessions` shows the sessions.
-    assert_eq!(session_files(&dir), [file.clone()]);
+    assert_eq!(session_files(&dir), std::slice::from_ref(&file));
     // And its data follows the 16-byte header, readable as it was stored.
     assert_eq!(&fs::read(&file).unwrap()[16..], b"{}");
 }
@@ -241,7 +243,7 @@ fn is_whole_pattern(bytes: &[u8]) -> bool {
         return false;
     };
     let unit = &bytes[..=end];
-    bytes.len() % unit.len() == 0 && bytes.chunks(unit.len()).all(|c| c == unit)
+    bytes.len().is_multiple_of(unit.len()) && bytes.chunks(unit.len()).all(|c| c == unit)
 }
 
 /// Creates every shared key (printing the ones it won), then updates and reads them while

@@ -1,0 +1,74 @@
+//! Picks the session store from a URL, as Flask-Session's `SESSION_TYPE` picks a backend.
+
+use std::sync::Arc;
+
+use session_core::{MemoryStore, Store};
+use session_fs::FileStore;
+
+/// Backends whose crates exist but are not implemented yet.
+const COMING: &[&str] = &[
+    "redis",
+    "rediss",
+    "redis+cluster",
+    "memcache",
+    "mongodb",
+    "postgres",
+    "postgresql",
+    "mysql",
+    "sqlite",
+];
+
+/// Opens the store a URL names: `file://DIR` (relative or absolute), `memory://`.
+///
+/// The error is one line for the user and never repeats the URL, which may hold a
+/// password.
+pub async fn open_store(url: &str) -> Result<Arc<dyn Store>, String> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        // Not echoed: it may hold a password.
+        return Err(
+            "SESSION_STORE_URL is not a URL (try file://.sessions or memory://)".to_owned(),
+        );
+    };
+    match scheme {
+        "file" => {
+            if rest.is_empty() {
+                return Err("file:// needs a directory, e.g. file://.sessions".to_owned());
+            }
+            let store = FileStore::new(rest)
+                .map_err(|e| format!("cannot use session directory `{rest}`: {e}"))?;
+            Ok(Arc::new(store))
+        }
+        "memory" => Ok(Arc::new(MemoryStore::new())),
+        _ if COMING.contains(&scheme) => Err(format!(
+            "the {scheme}:// session store is not available in this build yet; use file:// or memory://"
+        )),
+        _ => Err(format!(
+            "unknown session store URL scheme `{scheme}://`; expected file:// or memory://"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn known_schemes_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("file://{}", dir.path().join("s").display());
+        assert_eq!(open_store(&url).await.unwrap().backend(), "file");
+        assert_eq!(open_store("memory://").await.unwrap().backend(), "memory");
+    }
+
+    #[tokio::test]
+    async fn other_urls_are_one_line_errors() {
+        for url in ["ftp://x", "nonsense", "file://", "redis://127.0.0.1"] {
+            let error = open_store(url).await.err().unwrap();
+            assert!(!error.contains('\n'), "{error}");
+        }
+        let error = open_store("bogus://user:hunter2@host").await.err().unwrap();
+        assert!(error.contains("bogus://"), "{error}");
+        let error = open_store("user:hunter2@host").await.err().unwrap();
+        assert!(!error.contains("hunter2"), "{error}");
+    }
+}

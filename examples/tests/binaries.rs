@@ -1,0 +1,149 @@
+//! The example binaries as a user runs them: a real server on a loopback port.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
+
+use std::io::{Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start(binary: &str, store_url: &str) -> Server {
+    let port = free_port();
+    let child = Command::new(binary)
+        .env("PORT", port.to_string())
+        .env("WORKERS", "1")
+        .env("SESSION_SECRET", "a test secret that is long enough!!")
+        .env("SESSION_STORE_URL", store_url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{binary} did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Server { child, port }
+}
+
+/// One HTTP/1.1 request; returns the whole response as text.
+fn http(port: u16, request: &str) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+fn get(port: u16, path: &str, cookie: &str) -> String {
+    http(
+        port,
+        &format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"),
+    )
+}
+
+fn session_cookie(response: &str) -> String {
+    response
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("set-cookie: ")
+                .or_else(|| l.strip_prefix("Set-Cookie: "))
+        })
+        .expect("a Set-Cookie header")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn login_binary_serves_the_login_flow() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(
+        env!("CARGO_BIN_EXE_login"),
+        &format!("file://{}", dir.path().display()),
+    );
+    let home = get(server.port, "/", "");
+    assert!(home.starts_with("HTTP/1.1 200"), "{home}");
+    assert!(home.contains("You are not logged in"));
+    let body = "username=ferris";
+    let login = http(
+        server.port,
+        &format!(
+            "POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    assert!(login.starts_with("HTTP/1.1 303"), "{login}");
+    let cookie = session_cookie(&login);
+    assert!(get(server.port, "/", &cookie).contains("Logged in as ferris"));
+    // The session is a file named after its key in the store directory.
+    let files: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("session:"))
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+}
+
+#[test]
+fn bench_binary_counts() {
+    let server = start(env!("CARGO_BIN_EXE_bench"), "memory://");
+    let new = get(server.port, "/new", "");
+    assert!(new.ends_with("\r\n\r\n0"), "{new}");
+    let cookie = session_cookie(&new);
+    assert!(get(server.port, "/incr", &cookie).ends_with("\r\n\r\n1"));
+    assert!(get(server.port, "/read", &cookie).ends_with("\r\n\r\n1"));
+}
+
+#[test]
+fn bad_settings_are_one_line_errors_and_a_failure_status() {
+    for (var, value, expected) in [
+        (
+            "SESSION_STORE_URL",
+            "bogus://x",
+            "unknown session store URL scheme",
+        ),
+        ("SESSION_SECRET", "too short", "at least 32 bytes"),
+        ("PORT", "eighty", "PORT must be a port number"),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_login"))
+            .env("PORT", free_port().to_string())
+            .env("SESSION_STORE_URL", "memory://")
+            .env("SESSION_SECRET", "a test secret that is long enough!!")
+            .env(var, value)
+            .env("RUST_LOG", "off")
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1), "{var}={value}");
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.starts_with("error: ") && stderr.contains(expected),
+            "{stderr}"
+        );
+    }
+}
