@@ -1,1 +1,42 @@
-fn main() {}
+//! `cargo xtask`: the project's own automation, in Rust, with no dependencies.
+//!
+//! ```text
+//! cargo xtask test [BACKEND...]          fmt check, clippy -D warnings, then the tests,
+//!                                        with the services the backends need
+//! cargo xtask services up|down|status [SERVICE...]
+//! ```
+//! Backends: core, fs, actix, examples, redis, memcached, mongodb, sql.
+//! Services: redis, memcached, mongodb, postgres, mysql.
+
+mod process;
+mod services;
+mod test;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "usage:
+  cargo xtask test [BACKEND...]                     fmt, clippy, and tests (all backends by default)
+  cargo xtask services up|down|status [SERVICE...]  start, stop or show the test services
+
+backends: core fs actix examples redis memcached mongodb sql
+services: redis memcached mongodb postgres mysql";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test::command(&args[1..]),
+        Some("services") => services::command(&args[1..]),
+        Some("help" | "-h" | "--help") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        _ => Err(USAGE.to_owned()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("xtask: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

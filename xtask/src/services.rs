@@ -1,0 +1,360 @@
+//! The servers backend tests talk to, made available as DESIGN.md says: reuse one that
+//! already listens (at the URL in the backend's environment variable, or the standard
+//! local address), else start one from installed binaries on a free loopback port in a
+//! scratch directory, else install it from Debian's packages, else fail naming what is
+//! missing.
+
+use std::fs;
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::process::{on_path, run, state_dir};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Redis,
+    Memcached,
+    Mongodb,
+    Postgres,
+    Mysql,
+}
+
+const ALL: [Kind; 5] = [
+    Kind::Redis,
+    Kind::Memcached,
+    Kind::Mongodb,
+    Kind::Postgres,
+    Kind::Mysql,
+];
+
+/// A service that answers, and whether this xtask run started it (and so stops it).
+#[derive(Debug)]
+pub(crate) struct Running {
+    pub(crate) kind: Kind,
+    pub(crate) url: String,
+    started_pid: Option<u32>,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Redis => "redis",
+            Self::Memcached => "memcached",
+            Self::Mongodb => "mongodb",
+            Self::Postgres => "postgres",
+            Self::Mysql => "mysql",
+        }
+    }
+
+    /// The variable that hands the service's URL to the tests (and, when set before, names
+    /// a server to use instead of starting one).
+    pub(crate) fn env_var(self) -> &'static str {
+        match self {
+            Self::Redis => "SESSION_TEST_REDIS_URL",
+            Self::Memcached => "SESSION_TEST_MEMCACHED_URL",
+            Self::Mongodb => "SESSION_TEST_MONGODB_URL",
+            Self::Postgres => "SESSION_TEST_POSTGRES_URL",
+            Self::Mysql => "SESSION_TEST_MYSQL_URL",
+        }
+    }
+
+    fn default_port(self) -> u16 {
+        match self {
+            Self::Redis => 6379,
+            Self::Memcached => 11211,
+            Self::Mongodb => 27017,
+            Self::Postgres => 5432,
+            Self::Mysql => 3306,
+        }
+    }
+
+    fn url(self, port: u16) -> String {
+        match self {
+            Self::Redis => format!("redis://127.0.0.1:{port}"),
+            Self::Memcached => format!("memcache://127.0.0.1:{port}"),
+            Self::Mongodb => format!("mongodb://127.0.0.1:{port}"),
+            Self::Postgres => format!("postgres://postgres@127.0.0.1:{port}/test"),
+            Self::Mysql => format!("mysql://root@127.0.0.1:{port}/test"),
+        }
+    }
+
+    /// The installed program that runs the server, and its Debian package.
+    fn program(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Self::Redis => Some(("redis-server", "redis-server")),
+            Self::Memcached => Some(("memcached", "memcached")),
+            // No registry reachable here ships mongod; session-mongodb's issue brings a
+            // launcher for a wire-compatible server. A mongod on PATH is used as is.
+            Self::Mongodb => Some(("mongod", "")),
+            // System database servers need a cluster set up as root; they are reused, not
+            // started (the project's machines run both).
+            Self::Postgres | Self::Mysql => None,
+        }
+    }
+
+    fn start_command(self, program: &str, port: u16, dir: &std::path::Path) -> Command {
+        let mut command = Command::new(program);
+        let port = port.to_string();
+        match self {
+            Self::Redis => command.args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &port,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+            ]),
+            Self::Memcached => {
+                command.args(["-u", "root", "-l", "127.0.0.1", "-p", &port, "-m", "64"])
+            }
+            Self::Mongodb => command
+                .args(["--bind_ip", "127.0.0.1", "--port", &port, "--dbpath"])
+                .arg(dir),
+            Self::Postgres | Self::Mysql => &mut command,
+        };
+        command.current_dir(dir);
+        command
+    }
+}
+
+fn parse(name: &str) -> Result<Kind, String> {
+    ALL.into_iter().find(|k| k.name() == name).ok_or_else(|| {
+        let known: Vec<_> = ALL.iter().map(|k| k.name()).collect();
+        format!("unknown service `{name}`; known: {}", known.join(" "))
+    })
+}
+
+/// `cargo xtask services up|down|status [SERVICE...]`.
+pub(crate) fn command(args: &[String]) -> Result<(), String> {
+    let kinds = match &args.get(1..) {
+        Some([]) | None => ALL.to_vec(),
+        Some(names) => names.iter().map(|n| parse(n)).collect::<Result<_, _>>()?,
+    };
+    match args.first().map(String::as_str) {
+        Some("up") => {
+            for service in ensure_all(&kinds)? {
+                println!(
+                    "{:<10} {}  (export {}={})",
+                    service.kind.name(),
+                    service.url,
+                    service.kind.env_var(),
+                    service.url
+                );
+            }
+            Ok(())
+        }
+        Some("down") => {
+            for kind in kinds {
+                if let Some((pid, _)) = read_state(kind) {
+                    stop(pid);
+                    println!("{:<10} stopped (pid {pid})", kind.name());
+                }
+                let _ = fs::remove_file(state_file(kind));
+            }
+            Ok(())
+        }
+        Some("status") => {
+            for kind in kinds {
+                println!("{:<10} {}", kind.name(), describe(kind));
+            }
+            Ok(())
+        }
+        _ => Err("usage: cargo xtask services up|down|status [SERVICE...]".to_owned()),
+    }
+}
+
+fn describe(kind: Kind) -> String {
+    if let Ok(url) = std::env::var(kind.env_var()) {
+        let state = if reachable_url(&url) {
+            "reachable"
+        } else {
+            "NOT reachable"
+        };
+        return format!("{url} from {} ({state})", kind.env_var());
+    }
+    if let Some((pid, url)) = read_state(kind) {
+        if reachable_url(&url) {
+            return format!("{url} (started by xtask, pid {pid})");
+        }
+    }
+    let url = kind.url(kind.default_port());
+    if reachable(kind.default_port()) {
+        format!("{url} (already running)")
+    } else {
+        "not running".to_owned()
+    }
+}
+
+/// Makes every service in `kinds` available; a failure stops what this call started.
+pub(crate) fn ensure_all(kinds: &[Kind]) -> Result<Vec<Running>, String> {
+    let mut running = Vec::new();
+    for &kind in kinds {
+        match ensure(kind) {
+            Ok(service) => running.push(service),
+            Err(error) => {
+                stop_started(running);
+                return Err(error);
+            }
+        }
+    }
+    Ok(running)
+}
+
+fn ensure(kind: Kind) -> Result<Running, String> {
+    if let Ok(url) = std::env::var(kind.env_var()) {
+        if !reachable_url(&url) {
+            return Err(format!(
+                "{} is set but nothing answers at its address",
+                kind.env_var()
+            ));
+        }
+        return Ok(Running {
+            kind,
+            url,
+            started_pid: None,
+        });
+    }
+    if let Some((_, url)) = read_state(kind).filter(|(_, url)| reachable_url(url)) {
+        // Started by an earlier `services up`; that command's `down` stops it.
+        return Ok(Running {
+            kind,
+            url,
+            started_pid: None,
+        });
+    }
+    if reachable(kind.default_port()) {
+        return Ok(Running {
+            kind,
+            url: kind.url(kind.default_port()),
+            started_pid: None,
+        });
+    }
+    let Some((program, package)) = kind.program() else {
+        return Err(format!(
+            "{} is not running on 127.0.0.1:{}; start it, or set {} to a server's URL",
+            kind.name(),
+            kind.default_port(),
+            kind.env_var()
+        ));
+    };
+    if !on_path(program) {
+        if package.is_empty() {
+            return Err(format!(
+                "no {} server: `{program}` is not installed and no package provides it here; set {}",
+                kind.name(),
+                kind.env_var()
+            ));
+        }
+        install(package)?;
+    }
+    start(kind, program)
+}
+
+fn install(package: &str) -> Result<(), String> {
+    if !on_path("apt-get") {
+        return Err(format!(
+            "`{package}` is not installed and there is no apt-get to install it"
+        ));
+    }
+    let mut install = Command::new("apt-get");
+    install
+        .args(["install", "-y", "--no-install-recommends", package])
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    if run(&mut install).is_err() {
+        // A fresh machine may have no package lists yet.
+        run(Command::new("apt-get").arg("update"))?;
+        run(&mut install)?;
+    }
+    Ok(())
+}
+
+fn start(kind: Kind, program: &str) -> Result<Running, String> {
+    let port = free_port()?;
+    let dir = state_dir().join(kind.name()).join(port.to_string());
+    fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let log = fs::File::create(dir.join("server.log")).map_err(|e| e.to_string())?;
+    let log_err = log.try_clone().map_err(|e| e.to_string())?;
+    let child = kind
+        .start_command(program, port, &dir)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
+        .spawn()
+        .map_err(|e| format!("cannot start {program}: {e}"))?;
+    let pid = child.id();
+    let url = kind.url(port);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !reachable(port) {
+        if Instant::now() > deadline {
+            stop(pid);
+            return Err(format!(
+                "{program} did not listen on 127.0.0.1:{port} within 30 s; see {}",
+                dir.join("server.log").display()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    fs::write(state_file(kind), format!("{pid} {url}\n")).map_err(|e| e.to_string())?;
+    println!("xtask: started {} at {url} (pid {pid})", kind.name());
+    Ok(Running {
+        kind,
+        url,
+        started_pid: Some(pid),
+    })
+}
+
+/// Stops the services this run started; the ones it found running are left alone.
+pub(crate) fn stop_started(running: Vec<Running>) {
+    for service in running {
+        if let Some(pid) = service.started_pid {
+            stop(pid);
+            let _ = fs::remove_file(state_file(service.kind));
+        }
+    }
+}
+
+fn stop(pid: u32) {
+    let _ = Command::new("kill").arg(pid.to_string()).status();
+}
+
+fn state_file(kind: Kind) -> PathBuf {
+    state_dir().join(format!("{}.service", kind.name()))
+}
+
+fn read_state(kind: Kind) -> Option<(u32, String)> {
+    let text = fs::read_to_string(state_file(kind)).ok()?;
+    let (pid, url) = text.trim().split_once(' ')?;
+    Some((pid.parse().ok()?, url.to_owned()))
+}
+
+fn free_port() -> Result<u16, String> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| e.to_string())
+}
+
+fn reachable(port: u16) -> bool {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_ok()
+}
+
+/// Whether the host and first port of a service URL accept connections.
+fn reachable_url(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?']).next().unwrap_or(rest);
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
+    let first = host_port.split(',').next().unwrap_or(host_port);
+    first
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .is_some_and(|addr| TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok())
+}
