@@ -51,3 +51,9 @@ pub use crate::error::SessionError;
 pub use crate::middleware::{SessionMiddleware, SessionMiddlewareBuilder, SessionService};
 pub use crate::session::Session;
 pub use session_core::{Codec, Keyring, SameSite};
+
+/// The code in this crate's README and the workspace README compiles.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

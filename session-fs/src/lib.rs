@@ -448,3 +448,8 @@ impl Store for FileStore {
             .await
     }
 }
+
+/// The code in this crate's README compiles and runs.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
