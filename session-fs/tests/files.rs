@@ -209,17 +209,6 @@ async fn the_limit_counts_sessions_already_on_disk() {
     assert!(session_files(&dir).len() <= 10);
 }
 
-/// The worker half of `two_processes_share_a_directory`: run as a child process.
-#[test]
-#[ignore = "run by two_processes_share_a_directory as a child process"]
-fn worker_process() {
-    let Ok(dir) = std::env::var("SESSION_FS_SHARED_DIR") else {
-        return;
-    };
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(hammer(PathBuf::from(dir), "child"));
-}
-
 const SHARED_KEYS: usize = 200;
 
 fn shared_key(i: usize) -> StoreKey {
@@ -282,11 +271,17 @@ async fn hammer(dir: PathBuf, name: &str) -> Vec<usize> {
     won
 }
 
+/// This test runs twice at once: as the parent, and as a child process of the same test
+/// binary (recognised by `SESSION_FS_SHARED_DIR`), both hammering one directory.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_share_a_directory() {
+    if let Ok(dir) = std::env::var("SESSION_FS_SHARED_DIR") {
+        hammer(PathBuf::from(dir), "child").await;
+        return;
+    }
     let dir = scratch_dir();
     let child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "worker_process", "--ignored", "--nocapture"])
+        .args(["--exact", "two_processes_share_a_directory", "--nocapture"])
         .env("SESSION_FS_SHARED_DIR", &dir)
         .stdout(std::process::Stdio::piped())
         .spawn()
