@@ -6,6 +6,7 @@
 //! - [`SessionId`] and the [`Keyring`] that signs it into the cookie;
 //! - [`SessionState`], what a handler reads and writes, with per-key change tracking;
 //! - the [`Store`] trait with its typed [`StoreError`], and [`MemoryStore`];
+//! - [`spawn_cleanup`], which removes expired records from stores without native expiry;
 //! - the [`Codec`] that turns a session into stored bytes;
 //! - [`Config`] and the [`SessionManager`] that loads and writes sessions back by the rules
 //!   of the project's DESIGN.md;
@@ -13,6 +14,7 @@
 //!   ([`store_conformance_tests!`]).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod cleanup;
 mod codec;
 mod config;
 mod cookie;
@@ -26,6 +28,7 @@ pub mod time;
 #[cfg(feature = "test-suite")]
 pub mod test_suite;
 
+pub use crate::cleanup::{spawn_cleanup, Cleanup};
 pub use crate::codec::{Codec, CodecError, Record, FORMAT_VERSION};
 pub use crate::config::{
     Config, ConfigBuilder, ConfigError, DEFAULT_LIFETIME, DEFAULT_REFRESH_THRESHOLD,
