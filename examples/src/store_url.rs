@@ -4,12 +4,10 @@ use std::sync::Arc;
 
 use session_core::{MemoryStore, Store};
 use session_fs::FileStore;
+use session_redis::RedisStore;
 
 /// Backends whose crates exist but are not implemented yet.
 const COMING: &[&str] = &[
-    "redis",
-    "rediss",
-    "redis+cluster",
     "memcache",
     "mongodb",
     "postgres",
@@ -18,7 +16,9 @@ const COMING: &[&str] = &[
     "sqlite",
 ];
 
-/// Opens the store a URL names: `file://DIR` (relative or absolute), `memory://`.
+/// Opens the store a URL names: `file://DIR` (relative or absolute), `memory://`,
+/// `redis://`, `rediss://`, `redis+cluster://host:port,host:port`. A server that cannot be
+/// reached is an error here, at start-up, not on the first request.
 ///
 /// The error is one line for the user and never repeats the URL, which may hold a
 /// password.
@@ -39,13 +39,28 @@ pub async fn open_store(url: &str) -> Result<Arc<dyn Store>, String> {
             Ok(Arc::new(store))
         }
         "memory" => Ok(Arc::new(MemoryStore::new())),
+        "redis" | "rediss" | "redis+cluster" | "rediss+cluster" => {
+            let store = RedisStore::connect(url).await.map_err(|e| one_line("Redis", &e))?;
+            Ok(Arc::new(store))
+        }
         _ if COMING.contains(&scheme) => Err(format!(
             "the {scheme}:// session store is not available in this build yet; use file:// or memory://"
         )),
         _ => Err(format!(
-            "unknown session store URL scheme `{scheme}://`; expected file:// or memory://"
+            "unknown session store URL scheme `{scheme}://`; expected file://, memory://, redis:// or redis+cluster://"
         )),
     }
+}
+
+/// `cannot reach the session store (Redis): <error>: <its causes>`, on one line.
+fn one_line(what: &str, error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = format!("cannot reach the session store ({what}): {error}");
+    let mut source = error.source();
+    while let Some(cause) = source {
+        line.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    line.replace('\n', " ")
 }
 
 #[cfg(test)]
@@ -62,7 +77,13 @@ mod tests {
 
     #[tokio::test]
     async fn other_urls_are_one_line_errors() {
-        for url in ["ftp://x", "nonsense", "file://", "redis://127.0.0.1"] {
+        for url in [
+            "ftp://x",
+            "nonsense",
+            "file://",
+            "redis://127.0.0.1:1",
+            "mysql://x",
+        ] {
             let error = open_store(url).await.err().unwrap();
             assert!(!error.contains('\n'), "{error}");
         }

@@ -129,6 +129,11 @@ fn bad_settings_are_one_line_errors_and_a_failure_status() {
         ),
         ("SESSION_SECRET", "too short", "at least 32 bytes"),
         ("PORT", "eighty", "PORT must be a port number"),
+        (
+            "SESSION_STORE_URL",
+            "redis://127.0.0.1:1",
+            "cannot reach the session store (Redis)",
+        ),
     ] {
         let output = Command::new(env!("CARGO_BIN_EXE_login"))
             .env("PORT", free_port().to_string())
@@ -146,4 +151,30 @@ fn bad_settings_are_one_line_errors_and_a_failure_status() {
             "{stderr}"
         );
     }
+}
+
+#[test]
+fn bench_binary_uses_redis() {
+    let redis = session_redis::test_util::RedisServer::start().unwrap();
+    let server = start(env!("CARGO_BIN_EXE_bench"), &redis.url());
+    let cookie = session_cookie(&get(server.port, "/new", ""));
+    assert!(get(server.port, "/incr", &cookie).ends_with("\r\n\r\n1"));
+    assert!(get(server.port, "/read", &cookie).ends_with("\r\n\r\n1"));
+}
+
+#[test]
+fn login_binary_uses_a_redis_cluster() {
+    let url = std::env::var("SESSION_TEST_REDIS_CLUSTER_URL")
+        .expect("SESSION_TEST_REDIS_CLUSTER_URL is not set: run `cargo xtask test examples`");
+    let server = start(env!("CARGO_BIN_EXE_login"), &url);
+    let body = "username=cluster";
+    let login = http(
+        server.port,
+        &format!(
+            "POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    let cookie = session_cookie(&login);
+    assert!(get(server.port, "/", &cookie).contains("Logged in as cluster"));
 }

@@ -1,4 +1,249 @@
-//! `RedisStore`: sessions in Redis and Redis Cluster on the `redis` crate.
+//! `RedisStore`: sessions in Redis or Redis Cluster, one command per store operation.
 //!
-//! Not implemented yet: this crate reserves the name and its place in the workspace. It
-//! will implement `session_core::Store` and pass `session_core`'s conformance suite.
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use session_redis::RedisStore;
+//!
+//! let store = RedisStore::connect("redis://127.0.0.1:6379").await?;
+//! let cluster = RedisStore::connect("redis+cluster://127.0.0.1:7000,127.0.0.1:7001").await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Commands
+//! | operation | command | reply checked |
+//! |---|---|---|
+//! | `load` | `GET key` | nil = absent |
+//! | `load_and_touch` (refresh on read) | `GETEX key PXAT ms` | nil = absent |
+//! | `create` | `SET key value NX PXAT ms` | nil = `DuplicateId` |
+//! | `update` | `SET key value XX PXAT ms` | nil = `UnknownId` (never a resurrection) |
+//! | `touch` | `PEXPIREAT key ms` | 0 = `UnknownId` |
+//! | `delete` | `DEL key` | |
+//!
+//! Keys are `<prefix><id>` (`session:` by default), so `redis-cli --scan --pattern
+//! 'session:*'` lists one key per live session, with a TTL equal to its remaining idle
+//! lifetime. Redis enforces the idle expiry; the absolute timeout is checked on read.
+//!
+//! # Connections
+//! Each thread that uses the store gets its own multiplexed connection (or cluster
+//! connection), opened on first use and driven by that thread's runtime. actix-web runs one
+//! single-threaded runtime per worker, so every worker talks to Redis directly, with no
+//! hop to another thread per request. A connection that fails (Redis restarted, say) is
+//! dropped and the next call opens a new one; while Redis is down, calls fail within the
+//! timeout (1 s by default) with `StoreError::Unavailable`, which the middleware answers
+//! with 503.
+
+mod connection;
+mod target;
+#[cfg(feature = "test-util")]
+pub mod test_util;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use redis::{Cmd, FromRedisValue, RedisError};
+use session_core::time::unix_millis;
+use session_core::{Loaded, Store, StoreError, StoreKey};
+
+use crate::connection::{cached, forget, remember, Connection};
+use crate::target::Target;
+pub use crate::target::UrlError;
+
+const BACKEND: &str = "redis";
+
+/// How long a command or a connection attempt may take by default.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Sessions in Redis. Cloning is cheap; clones share their per-thread connections.
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Identifies this store's connections in each thread's cache.
+    id: u64,
+    target: Target,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.inner.target {
+            Target::Single(..) => "single",
+            Target::Cluster(_) => "cluster",
+        };
+        f.debug_struct("RedisStore")
+            .field("kind", &kind)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures a [`RedisStore`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct RedisStoreBuilder {
+    url: String,
+    timeout: Duration,
+}
+
+impl RedisStoreBuilder {
+    /// How long a command or a connection attempt may take before it fails with
+    /// `StoreError::Unavailable` (default 1 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Checks the URL and pings the server, so a wrong address fails at start-up.
+    pub async fn connect(self) -> Result<RedisStore, StoreError> {
+        let store = self.build_lazy()?;
+        let mut connection = store.connection().await?;
+        let ping = redis::cmd("PING");
+        connection
+            .query::<String>(&ping)
+            .await
+            .map_err(|e| store.failed(e))?;
+        Ok(store)
+    }
+
+    /// Checks the URL without connecting; the first operation connects.
+    pub fn build_lazy(self) -> Result<RedisStore, StoreError> {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+        let target =
+            Target::parse(&self.url, self.timeout).map_err(|e| StoreError::backend(BACKEND, e))?;
+        Ok(RedisStore {
+            inner: Arc::new(Inner {
+                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+                target,
+            }),
+        })
+    }
+}
+
+impl RedisStore {
+    /// Connects to `url` with the default settings: `redis://host:port/db`,
+    /// `rediss://...` (feature `tls`), or `redis+cluster://host:port,host:port,...`.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::builder(url).connect().await
+    }
+
+    /// A builder for a store at `url`.
+    pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
+        RedisStoreBuilder {
+            url: url.into(),
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    async fn connection(&self) -> Result<Connection, StoreError> {
+        if let Some(connection) = cached(self.inner.id) {
+            return Ok(connection);
+        }
+        let connection = self
+            .inner
+            .target
+            .connect()
+            .await
+            .map_err(|e| self.failed(e))?;
+        remember(self.inner.id, connection.clone());
+        Ok(connection)
+    }
+
+    /// Sends one command on this thread's connection.
+    async fn query<T: FromRedisValue>(&self, command: &Cmd) -> Result<T, StoreError> {
+        let mut connection = self.connection().await?;
+        connection.query(command).await.map_err(|e| self.failed(e))
+    }
+
+    /// Classifies an error; a connection-level one also drops this thread's connection so
+    /// that the next call reconnects.
+    fn failed(&self, error: RedisError) -> StoreError {
+        let connection_lost = error.is_io_error()
+            || error.is_timeout()
+            || error.is_connection_dropped()
+            || error.is_connection_refusal()
+            || error.is_unrecoverable_error();
+        if connection_lost {
+            forget(self.inner.id);
+            StoreError::unavailable(BACKEND, error)
+        } else {
+            StoreError::backend(BACKEND, error)
+        }
+    }
+}
+
+fn set(key: &StoreKey, value: &[u8], expires_at: SystemTime, condition: &str) -> Cmd {
+    let mut command = redis::cmd("SET");
+    command
+        .arg(key.as_str())
+        .arg(value)
+        .arg(condition)
+        .arg("PXAT")
+        .arg(pxat(expires_at));
+    command
+}
+
+/// Redis refuses a zero or negative expiry time.
+fn pxat(at: SystemTime) -> u64 {
+    unix_millis(at).max(1)
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn load(&self, key: &StoreKey) -> Result<Option<Loaded>, StoreError> {
+        let mut command = redis::cmd("GET");
+        command.arg(key.as_str());
+        let value: Option<Vec<u8>> = self.query(&command).await?;
+        Ok(value.map(Loaded::new))
+    }
+
+    fn touches_on_load(&self) -> bool {
+        true
+    }
+
+    async fn load_and_touch(
+        &self,
+        key: &StoreKey,
+        expires_at: SystemTime,
+    ) -> Result<Option<Loaded>, StoreError> {
+        let mut command = redis::cmd("GETEX");
+        command.arg(key.as_str()).arg("PXAT").arg(pxat(expires_at));
+        let value: Option<Vec<u8>> = self.query(&command).await?;
+        Ok(value.map(|value| Loaded::new(value).with_expiry(expires_at)))
+    }
+
+    async fn create(&self, key: &StoreKey, value: &[u8], at: SystemTime) -> Result<(), StoreError> {
+        let reply: Option<String> = self.query(&set(key, value, at, "NX")).await?;
+        reply.map(drop).ok_or(StoreError::DuplicateId)
+    }
+
+    async fn update(&self, key: &StoreKey, value: &[u8], at: SystemTime) -> Result<(), StoreError> {
+        let reply: Option<String> = self.query(&set(key, value, at, "XX")).await?;
+        reply.map(drop).ok_or(StoreError::UnknownId)
+    }
+
+    async fn touch(&self, key: &StoreKey, at: SystemTime) -> Result<(), StoreError> {
+        let mut command = redis::cmd("PEXPIREAT");
+        command.arg(key.as_str()).arg(pxat(at));
+        match self.query::<i64>(&command).await? {
+            1 => Ok(()),
+            _ => Err(StoreError::UnknownId),
+        }
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+        let mut command = redis::cmd("DEL");
+        command.arg(key.as_str());
+        self.query::<i64>(&command).await.map(drop)
+    }
+}
+
+/// The code in this crate's README compiles.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

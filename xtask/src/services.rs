@@ -15,14 +15,17 @@ use crate::process::{on_path, run, state_dir};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
     Redis,
+    /// Three masters on free loopback ports, made into a cluster with `redis-cli`.
+    RedisCluster,
     Memcached,
     Mongodb,
     Postgres,
     Mysql,
 }
 
-const ALL: [Kind; 5] = [
+const ALL: [Kind; 6] = [
     Kind::Redis,
+    Kind::RedisCluster,
     Kind::Memcached,
     Kind::Mongodb,
     Kind::Postgres,
@@ -34,13 +37,15 @@ const ALL: [Kind; 5] = [
 pub(crate) struct Running {
     pub(crate) kind: Kind,
     pub(crate) url: String,
-    started_pid: Option<u32>,
+    /// The processes this run started; empty for a service it found running.
+    started: Vec<u32>,
 }
 
 impl Kind {
     fn name(self) -> &'static str {
         match self {
             Self::Redis => "redis",
+            Self::RedisCluster => "redis-cluster",
             Self::Memcached => "memcached",
             Self::Mongodb => "mongodb",
             Self::Postgres => "postgres",
@@ -53,6 +58,7 @@ impl Kind {
     pub(crate) fn env_var(self) -> &'static str {
         match self {
             Self::Redis => "SESSION_TEST_REDIS_URL",
+            Self::RedisCluster => "SESSION_TEST_REDIS_CLUSTER_URL",
             Self::Memcached => "SESSION_TEST_MEMCACHED_URL",
             Self::Mongodb => "SESSION_TEST_MONGODB_URL",
             Self::Postgres => "SESSION_TEST_POSTGRES_URL",
@@ -60,19 +66,23 @@ impl Kind {
         }
     }
 
-    fn default_port(self) -> u16 {
-        match self {
+    /// The standard local port, where a running server is reused; none for the cluster,
+    /// which is always private to the run.
+    fn default_port(self) -> Option<u16> {
+        Some(match self {
             Self::Redis => 6379,
+            Self::RedisCluster => return None,
             Self::Memcached => 11211,
             Self::Mongodb => 27017,
             Self::Postgres => 5432,
             Self::Mysql => 3306,
-        }
+        })
     }
 
     fn url(self, port: u16) -> String {
         match self {
             Self::Redis => format!("redis://127.0.0.1:{port}"),
+            Self::RedisCluster => format!("redis+cluster://127.0.0.1:{port}"),
             Self::Memcached => format!("memcache://127.0.0.1:{port}"),
             Self::Mongodb => format!("mongodb://127.0.0.1:{port}"),
             Self::Postgres => format!("postgres://postgres@127.0.0.1:{port}/test"),
@@ -83,7 +93,7 @@ impl Kind {
     /// The installed program that runs the server, and its Debian package.
     fn program(self) -> Option<(&'static str, &'static str)> {
         match self {
-            Self::Redis => Some(("redis-server", "redis-server")),
+            Self::Redis | Self::RedisCluster => Some(("redis-server", "redis-server")),
             Self::Memcached => Some(("memcached", "memcached")),
             // No registry reachable here ships mongod; session-mongodb's issue brings a
             // launcher for a wire-compatible server. A mongod on PATH is used as is.
@@ -98,7 +108,7 @@ impl Kind {
         let mut command = Command::new(program);
         let port = port.to_string();
         match self {
-            Self::Redis => command.args([
+            Self::Redis | Self::RedisCluster => command.args([
                 "--bind",
                 "127.0.0.1",
                 "--port",
@@ -118,6 +128,14 @@ impl Kind {
                 .arg(dir),
             Self::Postgres | Self::Mysql => &mut command,
         };
+        if self == Self::RedisCluster {
+            command.args([
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+            ]);
+        }
         command.current_dir(dir);
         command
     }
@@ -132,28 +150,23 @@ fn parse(name: &str) -> Result<Kind, String> {
 
 /// `cargo xtask services up|down|status [SERVICE...]`.
 pub(crate) fn command(args: &[String]) -> Result<(), String> {
-    let kinds = match &args.get(1..) {
+    let kinds = match args.get(1..) {
         Some([]) | None => ALL.to_vec(),
         Some(names) => names.iter().map(|n| parse(n)).collect::<Result<_, _>>()?,
     };
     match args.first().map(String::as_str) {
         Some("up") => {
             for service in ensure_all(&kinds)? {
-                println!(
-                    "{:<10} {}  (export {}={})",
-                    service.kind.name(),
-                    service.url,
-                    service.kind.env_var(),
-                    service.url
-                );
+                let (name, var) = (service.kind.name(), service.kind.env_var());
+                println!("{name:<14} {}  (export {var}={})", service.url, service.url);
             }
             Ok(())
         }
         Some("down") => {
             for kind in kinds {
-                if let Some((pid, _)) = read_state(kind) {
-                    stop(pid);
-                    println!("{:<10} stopped (pid {pid})", kind.name());
+                if let Some((pids, _)) = read_state(kind) {
+                    pids.iter().for_each(|pid| stop(*pid));
+                    println!("{:<14} stopped", kind.name());
                 }
                 let _ = fs::remove_file(state_file(kind));
             }
@@ -161,7 +174,7 @@ pub(crate) fn command(args: &[String]) -> Result<(), String> {
         }
         Some("status") => {
             for kind in kinds {
-                println!("{:<10} {}", kind.name(), describe(kind));
+                println!("{:<14} {}", kind.name(), describe(kind));
             }
             Ok(())
         }
@@ -178,16 +191,12 @@ fn describe(kind: Kind) -> String {
         };
         return format!("{url} from {} ({state})", kind.env_var());
     }
-    if let Some((pid, url)) = read_state(kind) {
-        if reachable_url(&url) {
-            return format!("{url} (started by xtask, pid {pid})");
-        }
+    if let Some((pids, url)) = read_state(kind).filter(|(_, url)| reachable_url(url)) {
+        return format!("{url} (started by xtask, pids {pids:?})");
     }
-    let url = kind.url(kind.default_port());
-    if reachable(kind.default_port()) {
-        format!("{url} (already running)")
-    } else {
-        "not running".to_owned()
+    match kind.default_port().filter(|port| reachable(*port)) {
+        Some(port) => format!("{} (already running)", kind.url(port)),
+        None => "not running".to_owned(),
     }
 }
 
@@ -207,6 +216,18 @@ pub(crate) fn ensure_all(kinds: &[Kind]) -> Result<Vec<Running>, String> {
 }
 
 fn ensure(kind: Kind) -> Result<Running, String> {
+    let found = |url: String| {
+        Ok(Running {
+            kind,
+            url,
+            started: Vec::new(),
+        })
+    };
+    if matches!(kind, Kind::Redis | Kind::RedisCluster) {
+        // The Redis tests also start private servers (outage, command counts), so the
+        // binary must be there even when a server already runs.
+        install_program(kind)?;
+    }
     if let Ok(url) = std::env::var(kind.env_var()) {
         if !reachable_url(&url) {
             return Err(format!(
@@ -214,46 +235,52 @@ fn ensure(kind: Kind) -> Result<Running, String> {
                 kind.env_var()
             ));
         }
-        return Ok(Running {
-            kind,
-            url,
-            started_pid: None,
-        });
+        return found(url);
     }
     if let Some((_, url)) = read_state(kind).filter(|(_, url)| reachable_url(url)) {
         // Started by an earlier `services up`; that command's `down` stops it.
-        return Ok(Running {
-            kind,
-            url,
-            started_pid: None,
-        });
+        return found(url);
     }
-    if reachable(kind.default_port()) {
-        return Ok(Running {
-            kind,
-            url: kind.url(kind.default_port()),
-            started_pid: None,
-        });
+    if let Some(port) = kind.default_port().filter(|port| reachable(*port)) {
+        return found(kind.url(port));
     }
+    let program = install_program(kind)?;
+    if kind == Kind::RedisCluster {
+        return start_cluster(program);
+    }
+    let port = free_port()?;
+    let pid = start(kind, program, port)?;
+    let url = kind.url(port);
+    save_state(kind, &[pid], &url)?;
+    Ok(Running {
+        kind,
+        url,
+        started: vec![pid],
+    })
+}
+
+/// The program that runs `kind`, installed from Debian's packages if it is missing.
+fn install_program(kind: Kind) -> Result<&'static str, String> {
     let Some((program, package)) = kind.program() else {
         return Err(format!(
             "{} is not running on 127.0.0.1:{}; start it, or set {} to a server's URL",
             kind.name(),
-            kind.default_port(),
+            kind.default_port().unwrap_or_default(),
             kind.env_var()
         ));
     };
-    if !on_path(program) {
-        if package.is_empty() {
-            return Err(format!(
-                "no {} server: `{program}` is not installed and no package provides it here; set {}",
-                kind.name(),
-                kind.env_var()
-            ));
-        }
-        install(package)?;
+    if on_path(program) {
+        return Ok(program);
     }
-    start(kind, program)
+    if package.is_empty() {
+        return Err(format!(
+            "no {} server: `{program}` is not installed and no package provides it here; set {}",
+            kind.name(),
+            kind.env_var()
+        ));
+    }
+    install(package)?;
+    Ok(program)
 }
 
 fn install(package: &str) -> Result<(), String> {
@@ -274,9 +301,10 @@ fn install(package: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn start(kind: Kind, program: &str) -> Result<Running, String> {
-    let port = free_port()?;
+/// Starts `program` for `kind` on `port` in a scratch directory and waits until it listens.
+fn start(kind: Kind, program: &str, port: u16) -> Result<u32, String> {
     let dir = state_dir().join(kind.name()).join(port.to_string());
+    let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let log = fs::File::create(dir.join("server.log")).map_err(|e| e.to_string())?;
     let log_err = log.try_clone().map_err(|e| e.to_string())?;
@@ -288,7 +316,6 @@ fn start(kind: Kind, program: &str) -> Result<Running, String> {
         .spawn()
         .map_err(|e| format!("cannot start {program}: {e}"))?;
     let pid = child.id();
-    let url = kind.url(port);
     let deadline = Instant::now() + Duration::from_secs(30);
     while !reachable(port) {
         if Instant::now() > deadline {
@@ -300,20 +327,86 @@ fn start(kind: Kind, program: &str) -> Result<Running, String> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    fs::write(state_file(kind), format!("{pid} {url}\n")).map_err(|e| e.to_string())?;
-    println!("xtask: started {} at {url} (pid {pid})", kind.name());
-    Ok(Running {
-        kind,
-        url,
-        started_pid: Some(pid),
-    })
+    println!(
+        "xtask: started {} on 127.0.0.1:{port} (pid {pid})",
+        kind.name()
+    );
+    Ok(pid)
+}
+
+/// Three masters, joined with `redis-cli --cluster create`, ready when every node reports
+/// `cluster_state:ok`.
+fn start_cluster(program: &str) -> Result<Running, String> {
+    let kind = Kind::RedisCluster;
+    let ports = cluster_ports(3)?;
+    let mut pids = Vec::new();
+    let result = (|| {
+        for &port in &ports {
+            pids.push(start(kind, program, port)?);
+        }
+        let nodes: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        run(Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&nodes)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdout(Stdio::null()))?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for port in &ports {
+            loop {
+                let info = Command::new("redis-cli")
+                    .args(["-p", &port.to_string(), "cluster", "info"])
+                    .output()
+                    .map_err(|e| format!("cannot run redis-cli: {e}"))?;
+                if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    return Err(format!(
+                        "the Redis cluster node on port {port} never became ready"
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        Ok(format!("redis+cluster://{}", nodes.join(",")))
+    })();
+    match result {
+        Ok(url) => {
+            save_state(kind, &pids, &url)?;
+            Ok(Running {
+                kind,
+                url,
+                started: pids,
+            })
+        }
+        Err(error) => {
+            pids.into_iter().for_each(stop);
+            Err(error)
+        }
+    }
+}
+
+/// Free ports whose cluster bus port (port + 10000) is free too.
+fn cluster_ports(count: usize) -> Result<Vec<u16>, String> {
+    let mut ports = Vec::new();
+    let start = 20_000 + (std::process::id() % 5_000) as u16;
+    for port in (start..30_000).chain(20_000..start) {
+        let free = |p: u16| TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if free(port) && free(port + 10_000) {
+            ports.push(port);
+            if ports.len() == count {
+                return Ok(ports);
+            }
+        }
+    }
+    Err("no free ports for a Redis cluster between 20000 and 30000".to_owned())
 }
 
 /// Stops the services this run started; the ones it found running are left alone.
 pub(crate) fn stop_started(running: Vec<Running>) {
     for service in running {
-        if let Some(pid) = service.started_pid {
-            stop(pid);
+        if !service.started.is_empty() {
+            service.started.iter().for_each(|pid| stop(*pid));
             let _ = fs::remove_file(state_file(service.kind));
         }
     }
@@ -327,10 +420,21 @@ fn state_file(kind: Kind) -> PathBuf {
     state_dir().join(format!("{}.service", kind.name()))
 }
 
-fn read_state(kind: Kind) -> Option<(u32, String)> {
+fn save_state(kind: Kind, pids: &[u32], url: &str) -> Result<(), String> {
+    let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
+    fs::create_dir_all(state_dir()).map_err(|e| e.to_string())?;
+    fs::write(state_file(kind), format!("{} {url}\n", pids.join(","))).map_err(|e| e.to_string())
+}
+
+fn read_state(kind: Kind) -> Option<(Vec<u32>, String)> {
     let text = fs::read_to_string(state_file(kind)).ok()?;
-    let (pid, url) = text.trim().split_once(' ')?;
-    Some((pid.parse().ok()?, url.to_owned()))
+    let (pids, url) = text.trim().split_once(' ')?;
+    let pids = pids
+        .split(',')
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    Some((pids, url.to_owned()))
 }
 
 fn free_port() -> Result<u16, String> {

@@ -90,6 +90,7 @@ pub(crate) fn command(args: &[String]) -> Result<(), String> {
         .iter()
         .flat_map(|p| p.services.iter().copied())
         .collect();
+    needed.sort_by_key(|k| *k as u8);
     needed.dedup();
     let running = services::ensure_all(&needed)?;
 

@@ -1,0 +1,118 @@
+//! What a user sees in Redis, and what happens when Redis goes away and comes back.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
+
+use std::time::{Duration, Instant};
+
+use actix_web::http::header::SET_COOKIE;
+use actix_web::http::StatusCode;
+use actix_web::test::{self, TestRequest};
+use actix_web::{web, App};
+use session_actix::{Session, SessionError, SessionMiddleware};
+use session_core::{Config, CookieUpdate, Keyring, RequestCookie, SessionManager, Store};
+use session_redis::test_util::RedisServer;
+use session_redis::RedisStore;
+
+fn keyring() -> Keyring {
+    Keyring::new([[9u8; 32]]).unwrap()
+}
+
+async fn query<T: redis::FromRedisValue>(url: &str, command: &redis::Cmd) -> T {
+    let client = redis::Client::open(url).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    command.query_async(&mut connection).await.unwrap()
+}
+
+#[tokio::test]
+async fn one_key_per_session_with_the_prefix_and_a_ttl_of_the_lifetime() {
+    let server = RedisServer::start().unwrap();
+    let store = RedisStore::connect(&server.url()).await.unwrap();
+    let lifetime = Duration::from_secs(3600);
+    let config = Config::builder(keyring())
+        .lifetime(lifetime)
+        .build()
+        .unwrap();
+    let sessions = SessionManager::new(store, config);
+    let mut state = sessions.load(RequestCookie::Absent).await.unwrap();
+    state.insert("uname", "ferris").unwrap();
+    let CookieUpdate::Set(cookie) = sessions.save(state).await.unwrap() else {
+        panic!("no cookie")
+    };
+    let id = cookie.split(['=', '.']).nth(1).unwrap().to_owned();
+
+    let keys: Vec<String> = query(&server.url(), redis::cmd("KEYS").arg("session:*")).await;
+    assert_eq!(keys, [format!("session:{id}")]);
+    let ttl: i64 = query(&server.url(), redis::cmd("PTTL").arg(&keys[0])).await;
+    let ttl = Duration::from_millis(ttl as u64);
+    assert!(lifetime - ttl < Duration::from_secs(5), "TTL {ttl:?}");
+    let stored: String = query(&server.url(), redis::cmd("GET").arg(&keys[0])).await;
+    assert!(
+        stored.starts_with(r#"{"v":1,"#) && stored.contains(r#""uname":"ferris""#),
+        "{stored}"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_address_fails_at_connect() {
+    let started = Instant::now();
+    let error = RedisStore::connect("redis://127.0.0.1:1")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, session_core::StoreError::Unavailable { .. }),
+        "{error:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[actix_web::test]
+async fn an_outage_answers_503_quickly_and_the_store_recovers_by_itself() {
+    let mut server = RedisServer::start().unwrap();
+    let timeout = Duration::from_millis(500);
+    let store = RedisStore::builder(server.url())
+        .timeout(timeout)
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(store.backend(), "redis");
+    let app = test::init_service(
+        App::new()
+            .wrap(SessionMiddleware::new(store, keyring()))
+            .route(
+                "/incr",
+                web::get().to(|s: Session| async move {
+                    let n = s.get::<u32>("n")?.unwrap_or(0) + 1;
+                    s.insert("n", n)?;
+                    Ok::<_, SessionError>(n.to_string())
+                }),
+            ),
+    )
+    .await;
+    let first = test::call_service(&app, TestRequest::get().uri("/incr").to_request()).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    let cookie = first.headers().get(SET_COOKIE).unwrap().to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let with_cookie = || {
+        TestRequest::get()
+            .uri("/incr")
+            .insert_header(("Cookie", cookie.as_str()))
+    };
+
+    server.stop();
+    for request in [with_cookie(), TestRequest::get().uri("/incr")] {
+        let started = Instant::now();
+        let response = test::call_service(&app, request.to_request()).await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            started.elapsed() < timeout * 3,
+            "took {:?}",
+            started.elapsed()
+        );
+    }
+
+    server.restart().unwrap();
+    // The restarted server is empty, so the old session is gone: a fresh one starts at 1.
+    let response = test::call_service(&app, with_cookie().to_request()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(test::read_body(response).await, "1");
+}
