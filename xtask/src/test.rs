@@ -14,48 +14,25 @@ struct Part {
     services: &'static [Kind],
 }
 
+const fn part(name: &'static str, package: &'static str, services: &'static [Kind]) -> Part {
+    Part {
+        name,
+        package,
+        services,
+    }
+}
+
 const PARTS: &[Part] = &[
-    Part {
-        name: "core",
-        package: "session-core",
-        services: &[],
-    },
-    Part {
-        name: "fs",
-        package: "session-fs",
-        services: &[],
-    },
-    Part {
-        name: "actix",
-        package: "session-actix",
-        services: &[],
-    },
-    Part {
-        name: "examples",
-        package: "examples",
-        services: &[],
-    },
+    part("core", "session-core", &[]),
+    part("fs", "session-fs", &[]),
+    part("actix", "session-actix", &[]),
+    // The examples count Redis commands on a private server and run against a cluster.
+    part("examples", "examples", &[Kind::Redis, Kind::RedisCluster]),
+    part("redis", "session-redis", &[Kind::Redis, Kind::RedisCluster]),
     // Empty crates so far; their issues add their tests and their services here.
-    Part {
-        name: "redis",
-        package: "session-redis",
-        services: &[],
-    },
-    Part {
-        name: "memcached",
-        package: "session-memcached",
-        services: &[],
-    },
-    Part {
-        name: "mongodb",
-        package: "session-mongodb",
-        services: &[],
-    },
-    Part {
-        name: "sql",
-        package: "session-sql",
-        services: &[],
-    },
+    part("memcached", "session-memcached", &[]),
+    part("mongodb", "session-mongodb", &[]),
+    part("sql", "session-sql", &[]),
 ];
 
 fn select(names: &[String]) -> Result<Vec<&'static Part>, String> {
