@@ -178,3 +178,23 @@ fn login_binary_uses_a_redis_cluster() {
     let cookie = session_cookie(&login);
     assert!(get(server.port, "/", &cookie).contains("Logged in as cluster"));
 }
+
+#[test]
+fn bench_binary_uses_sqlite_and_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let postgres = std::env::var("SESSION_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let sqlite = format!("sqlite://{}", dir.path().join("sessions.db").display());
+    for url in [sqlite, postgres] {
+        let server = start(env!("CARGO_BIN_EXE_bench"), &url);
+        let cookie = session_cookie(&get(server.port, "/new", ""));
+        assert!(
+            get(server.port, "/incr", &cookie).ends_with("\r\n\r\n1"),
+            "{url}"
+        );
+        assert!(
+            get(server.port, "/read", &cookie).ends_with("\r\n\r\n1"),
+            "{url}"
+        );
+    }
+}

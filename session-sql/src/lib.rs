@@ -1,4 +1,288 @@
-//! `SqlStore`: sessions in PostgreSQL, MySQL/MariaDB and SQLite through `sqlx`.
+//! `SqlStore`: sessions in PostgreSQL, MySQL/MariaDB or SQLite, through sqlx.
 //!
-//! Not implemented yet: this crate reserves the name and its place in the workspace. It
-//! will implement `session_core::Store` and pass `session_core`'s conformance suite.
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use session_sql::SqlStore;
+//!
+//! let postgres = SqlStore::connect("postgres://postgres@127.0.0.1/app").await?;
+//! let mysql = SqlStore::builder().table("web_sessions").connect("mysql://root@127.0.0.1/app").await?;
+//! let sqlite = SqlStore::connect("sqlite://sessions.db").await?; // zero setup, like files
+//! let _cleanup = sqlite.spawn_cleanup(std::time::Duration::from_secs(600));
+//! # Ok(()) }
+//! ```
+//!
+//! # The table
+//! Created on first use (idempotently, and safely when several instances start at once),
+//! or by your own migrations from [`SqlStore::migration`]:
+//!
+//! | column | type | |
+//! |---|---|---|
+//! | `id` | text, primary key | the store key, `session:<id>` |
+//! | `data` | bytea / longblob / blob | the encoded session |
+//! | `expires_at` | bigint, indexed | Unix milliseconds |
+//! | `created_at` | bigint | Unix milliseconds |
+//!
+//! # One clock: the application's
+//! Every time in the table is written and compared in Unix milliseconds from the
+//! application's clock, bound as a parameter; the database's clock is never used. Session
+//! expiry is computed by the application anyway, BIGINT milliseconds mean the same in all
+//! three databases (MySQL's `TIMESTAMP` ends in 2038 and shifts with the session time
+//! zone; SQLite has no time type), and the index on `expires_at` serves every query. To
+//! read one by eye: `to_timestamp(expires_at / 1000.0)` in PostgreSQL,
+//! `FROM_UNIXTIME(expires_at / 1000)` in MySQL.
+//!
+//! # Statements
+//! `create` is one `INSERT` that cannot overwrite (`ON CONFLICT DO NOTHING`, `INSERT
+//! IGNORE`, `INSERT OR IGNORE`) with its row count checked; only when that finds the id
+//! taken does a second statement take over the row if its session has expired, so an
+//! expired, not yet cleaned-up session never blocks its id and a live one is never
+//! overwritten. `update` and `touch` are one `UPDATE ... WHERE id = ? AND expires_at > now`
+//! with the row count checked, so a deleted or expired session is never resurrected.
+//! `delete_expired` removes expired rows in batches of 5,000.
+
+mod dialect;
+mod pool;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use session_core::time::{from_unix_millis, unix_millis};
+use session_core::{spawn_cleanup, Cleanup, Loaded, Store, StoreError, StoreKey};
+
+use crate::dialect::{check_name, Queries};
+pub use crate::dialect::{Dialect, NameError};
+pub use crate::pool::SqlPool;
+
+const BACKEND: &str = "sql";
+
+/// Rows removed per `DELETE` by [`Store::delete_expired`].
+const DELETE_BATCH: i64 = 5_000;
+
+/// The default table name.
+pub const DEFAULT_TABLE: &str = "sessions";
+
+/// Sessions in an SQL database. Cloning is cheap and shares the pool.
+#[derive(Clone, Debug)]
+pub struct SqlStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    pool: SqlPool,
+    queries: Queries,
+}
+
+/// Configures a [`SqlStore`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct SqlStoreBuilder {
+    table: String,
+    schema: Option<String>,
+    create_table: bool,
+    timeout: Duration,
+}
+
+impl SqlStoreBuilder {
+    /// The table (default `sessions`).
+    pub fn table(mut self, table: impl Into<String>) -> Self {
+        self.table = table.into();
+        self
+    }
+
+    /// The schema the table lives in (PostgreSQL only; default: the search path).
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = Some(schema.into());
+        self
+    }
+
+    /// Whether to create the table if it is missing (default `true`). Turn it off when
+    /// your migrations create it from [`SqlStore::migration`].
+    pub fn create_table(mut self, create: bool) -> Self {
+        self.create_table = create;
+        self
+    }
+
+    /// How long to wait for a pooled connection before failing with
+    /// `StoreError::Unavailable` (default 3 s). Applies to pools made from a URL.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Opens a pool for `url` (`postgres://`, `mysql://`, `sqlite://path`,
+    /// `sqlite::memory:`), then creates the table.
+    pub async fn connect(self, url: &str) -> Result<SqlStore, StoreError> {
+        let pool = SqlPool::connect(url, self.timeout).await?;
+        self.with_pool(pool).await
+    }
+
+    /// Uses a pool the application already has, then creates the table.
+    pub async fn with_pool(self, pool: impl Into<SqlPool>) -> Result<SqlStore, StoreError> {
+        let pool = pool.into();
+        let dialect = pool.dialect();
+        check_name(&self.table).map_err(|e| StoreError::backend(BACKEND, e))?;
+        if let Some(schema) = &self.schema {
+            check_name(schema).map_err(|e| StoreError::backend(BACKEND, e))?;
+            if dialect != Dialect::Postgres {
+                return Err(StoreError::backend(BACKEND, SchemaError(dialect)));
+            }
+        }
+        let queries = dialect.queries(&self.table, self.schema.as_deref());
+        if self.create_table {
+            pool.create_table(&queries.create_table).await?;
+        }
+        Ok(SqlStore {
+            inner: Arc::new(Inner { pool, queries }),
+        })
+    }
+}
+
+/// A schema was configured for a database without schemas.
+#[derive(Debug, thiserror::Error)]
+#[error("a schema can only be set for PostgreSQL, not {0:?}")]
+struct SchemaError(Dialect);
+
+impl SqlStore {
+    /// A store at `url` with the default table, created if missing.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::builder().connect(url).await
+    }
+
+    /// A builder with the defaults.
+    pub fn builder() -> SqlStoreBuilder {
+        SqlStoreBuilder {
+            table: DEFAULT_TABLE.to_owned(),
+            schema: None,
+            create_table: true,
+            timeout: Duration::from_secs(3),
+        }
+    }
+
+    /// The statements that create the table, for a migration of your own.
+    ///
+    /// ```
+    /// use session_sql::{Dialect, SqlStore};
+    ///
+    /// let sql = SqlStore::migration(Dialect::Postgres, "sessions", None).unwrap();
+    /// assert!(sql.starts_with("CREATE TABLE IF NOT EXISTS \"sessions\""));
+    /// ```
+    pub fn migration(
+        dialect: Dialect,
+        table: &str,
+        schema: Option<&str>,
+    ) -> Result<String, NameError> {
+        check_name(table)?;
+        if let Some(schema) = schema {
+            check_name(schema)?;
+        }
+        let statements = dialect.queries(table, schema).create_table;
+        Ok(statements.join(";\n") + ";\n")
+    }
+
+    /// The pool.
+    pub fn pool(&self) -> &SqlPool {
+        &self.inner.pool
+    }
+
+    /// Runs [`Store::delete_expired`] every `interval` until the handle is dropped.
+    pub fn spawn_cleanup(&self, interval: Duration) -> Cleanup {
+        spawn_cleanup(Arc::new(self.clone()), interval)
+    }
+}
+
+fn now() -> i64 {
+    millis(SystemTime::now())
+}
+
+fn millis(time: SystemTime) -> i64 {
+    i64::try_from(unix_millis(time)).unwrap_or(i64::MAX)
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn load(&self, key: &StoreKey) -> Result<Option<Loaded>, StoreError> {
+        let row = self
+            .inner
+            .pool
+            .load(&self.inner.queries.load, key.as_str(), now())
+            .await?;
+        Ok(row.map(|(data, expires_at)| {
+            Loaded::new(data).with_expiry(from_unix_millis(u64::try_from(expires_at).unwrap_or(0)))
+        }))
+    }
+
+    async fn create(&self, key: &StoreKey, value: &[u8], at: SystemTime) -> Result<(), StoreError> {
+        let (pool, q, now) = (&self.inner.pool, &self.inner.queries, now());
+        let key = key.as_str();
+        if pool.insert(&q.insert, key, value, millis(at), now).await? == 1 {
+            return Ok(());
+        }
+        match pool
+            .take_over(&q.take_over, value, millis(at), now, key)
+            .await?
+        {
+            1 => Ok(()),
+            _ => Err(StoreError::DuplicateId),
+        }
+    }
+
+    async fn update(&self, key: &StoreKey, value: &[u8], at: SystemTime) -> Result<(), StoreError> {
+        let q = &self.inner.queries;
+        match self
+            .inner
+            .pool
+            .update(&q.update, value, millis(at), key.as_str(), now())
+            .await?
+        {
+            0 => Err(StoreError::UnknownId),
+            _ => Ok(()),
+        }
+    }
+
+    async fn touch(&self, key: &StoreKey, at: SystemTime) -> Result<(), StoreError> {
+        let q = &self.inner.queries;
+        match self
+            .inner
+            .pool
+            .touch(&q.touch, millis(at), key.as_str(), now())
+            .await?
+        {
+            0 => Err(StoreError::UnknownId),
+            _ => Ok(()),
+        }
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+        self.inner
+            .pool
+            .delete(&self.inner.queries.delete, key.as_str())
+            .await
+    }
+
+    async fn delete_expired(&self) -> Result<u64, StoreError> {
+        let now = now();
+        let mut removed = 0;
+        loop {
+            let batch = self
+                .inner
+                .pool
+                .delete_expired(&self.inner.queries.delete_expired, now, DELETE_BATCH)
+                .await?;
+            removed += batch;
+            if batch < DELETE_BATCH as u64 {
+                return Ok(removed);
+            }
+        }
+    }
+}
+
+/// The code in this crate's README compiles.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -26,13 +26,18 @@ const PARTS: &[Part] = &[
     part("core", "session-core", &[]),
     part("fs", "session-fs", &[]),
     part("actix", "session-actix", &[]),
-    // The examples count Redis commands on a private server and run against a cluster.
-    part("examples", "examples", &[Kind::Redis, Kind::RedisCluster]),
+    // The examples count Redis commands on a private server, and run on a cluster and on
+    // PostgreSQL.
+    part(
+        "examples",
+        "examples",
+        &[Kind::Redis, Kind::RedisCluster, Kind::Postgres],
+    ),
     part("redis", "session-redis", &[Kind::Redis, Kind::RedisCluster]),
+    part("sql", "session-sql", &[Kind::Postgres, Kind::Mysql]),
     // Empty crates so far; their issues add their tests and their services here.
     part("memcached", "session-memcached", &[]),
     part("mongodb", "session-mongodb", &[]),
-    part("sql", "session-sql", &[]),
 ];
 
 fn select(names: &[String]) -> Result<Vec<&'static Part>, String> {
@@ -83,6 +88,8 @@ pub(crate) fn command(args: &[String]) -> Result<(), String> {
     for service in &running {
         cargo.env(service.kind.env_var(), &service.url);
     }
+    // Most tests wait on servers or on expiry, not on the CPU.
+    cargo.args(["--", "--test-threads=4"]);
     let result = run(&mut cargo);
     services::stop_started(running);
     result

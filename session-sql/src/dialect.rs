@@ -1,0 +1,190 @@
+//! The SQL each database gets: one place per statement, with `?` placeholders that
+//! PostgreSQL receives as `$1, $2, ...`.
+
+/// A supported database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Dialect {
+    /// PostgreSQL.
+    Postgres,
+    /// MySQL or MariaDB.
+    MySql,
+    /// SQLite.
+    Sqlite,
+}
+
+/// A table or schema name that is not a plain identifier.
+#[derive(Debug, thiserror::Error)]
+#[error("`{0}` is not a valid table or schema name (letters, digits and _, at most 63, not starting with a digit)")]
+pub struct NameError(pub(crate) String);
+
+/// Every statement the store runs, written for one dialect and one table.
+#[derive(Debug, Clone)]
+pub(crate) struct Queries {
+    /// Idempotent DDL, in order.
+    pub(crate) create_table: Vec<String>,
+    /// binds: key, now
+    pub(crate) load: String,
+    /// binds: key, data, expires_at, now. Affects 0 rows when the id exists.
+    pub(crate) insert: String,
+    /// binds: data, expires_at, now, key, now. Reuses the row of an expired session.
+    pub(crate) take_over: String,
+    /// binds: data, expires_at, key, now
+    pub(crate) update: String,
+    /// binds: expires_at, key, now
+    pub(crate) touch: String,
+    /// binds: key
+    pub(crate) delete: String,
+    /// binds: now, batch size
+    pub(crate) delete_expired: String,
+}
+
+pub(crate) fn check_name(name: &str) -> Result<(), NameError> {
+    let mut chars = name.chars();
+    let valid = name.len() <= 63
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if valid {
+        Ok(())
+    } else {
+        Err(NameError(name.to_owned()))
+    }
+}
+
+impl Dialect {
+    fn quote(self, name: &str) -> String {
+        match self {
+            Self::MySql => format!("`{name}`"),
+            Self::Postgres | Self::Sqlite => format!("\"{name}\""),
+        }
+    }
+
+    /// The statements for `table` (in `schema`, PostgreSQL only). Names must have passed
+    /// [`check_name`].
+    pub(crate) fn queries(self, table: &str, schema: Option<&str>) -> Queries {
+        let t = match schema {
+            Some(schema) => format!("{}.{}", self.quote(schema), self.quote(table)),
+            None => self.quote(table),
+        };
+        let index = self.quote(&format!("{table}_expires_at"));
+        let create_table = match self {
+            Self::Postgres => schema
+                .map(|s| format!("CREATE SCHEMA IF NOT EXISTS {}", self.quote(s)))
+                .into_iter()
+                .chain([
+                    format!(
+                        "CREATE TABLE IF NOT EXISTS {t} (id TEXT PRIMARY KEY, data BYTEA NOT NULL, \
+                         expires_at BIGINT NOT NULL, created_at BIGINT NOT NULL)"
+                    ),
+                    format!("CREATE INDEX IF NOT EXISTS {index} ON {t} (expires_at)"),
+                ])
+                .collect(),
+            // ascii_bin: ids are case-sensitive, and MySQL's default collation is not.
+            Self::MySql => vec![format!(
+                "CREATE TABLE IF NOT EXISTS {t} (id VARCHAR(255) CHARACTER SET ascii COLLATE ascii_bin \
+                 NOT NULL PRIMARY KEY, data LONGBLOB NOT NULL, expires_at BIGINT NOT NULL, \
+                 created_at BIGINT NOT NULL, INDEX {index} (expires_at))"
+            )],
+            Self::Sqlite => vec![
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {t} (id TEXT NOT NULL PRIMARY KEY, data BLOB NOT NULL, \
+                     expires_at INTEGER NOT NULL, created_at INTEGER NOT NULL) WITHOUT ROWID"
+                ),
+                format!("CREATE INDEX IF NOT EXISTS {index} ON {t} (expires_at)"),
+            ],
+        };
+        let columns = "(id, data, expires_at, created_at) VALUES (?, ?, ?, ?)";
+        let insert = match self {
+            Self::Postgres => format!("INSERT INTO {t} {columns} ON CONFLICT (id) DO NOTHING"),
+            Self::MySql => format!("INSERT IGNORE INTO {t} {columns}"),
+            Self::Sqlite => format!("INSERT OR IGNORE INTO {t} {columns}"),
+        };
+        let delete_expired = match self {
+            // MySQL cannot select from the table it deletes from, but has DELETE ... LIMIT;
+            // PostgreSQL has no DELETE ... LIMIT.
+            Self::MySql => format!("DELETE FROM {t} WHERE expires_at <= ? LIMIT ?"),
+            Self::Postgres | Self::Sqlite => format!(
+                "DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE expires_at <= ? LIMIT ?)"
+            ),
+        };
+        let queries = Queries {
+            create_table,
+            load: format!("SELECT data, expires_at FROM {t} WHERE id = ? AND expires_at > ?"),
+            insert,
+            take_over: format!(
+                "UPDATE {t} SET data = ?, expires_at = ?, created_at = ? WHERE id = ? AND expires_at <= ?"
+            ),
+            update: format!("UPDATE {t} SET data = ?, expires_at = ? WHERE id = ? AND expires_at > ?"),
+            touch: format!("UPDATE {t} SET expires_at = ? WHERE id = ? AND expires_at > ?"),
+            delete: format!("DELETE FROM {t} WHERE id = ?"),
+            delete_expired,
+        };
+        match self {
+            Self::Postgres => queries.numbered(),
+            Self::MySql | Self::Sqlite => queries,
+        }
+    }
+}
+
+impl Queries {
+    /// PostgreSQL's placeholders are `$1`, `$2`, ...
+    fn numbered(self) -> Self {
+        let number = |sql: String| {
+            let mut out = String::with_capacity(sql.len() + 8);
+            let mut n = 0;
+            for c in sql.chars() {
+                if c == '?' {
+                    n += 1;
+                    out.push_str(&format!("${n}"));
+                } else {
+                    out.push(c);
+                }
+            }
+            out
+        };
+        Self {
+            create_table: self.create_table,
+            load: number(self.load),
+            insert: number(self.insert),
+            take_over: number(self.take_over),
+            update: number(self.update),
+            touch: number(self.touch),
+            delete: number(self.delete),
+            delete_expired: number(self.delete_expired),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked() {
+        for good in ["sessions", "_s1", "app_sessions"] {
+            assert!(check_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "1s", "s-1", "s;drop", "s\"", &"x".repeat(64)] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn postgres_placeholders_are_numbered() {
+        let q = Dialect::Postgres.queries("sessions", Some("app"));
+        assert_eq!(
+            q.update,
+            "UPDATE \"app\".\"sessions\" SET data = $1, expires_at = $2 WHERE id = $3 AND expires_at > $4"
+        );
+        assert_eq!(q.create_table[0], "CREATE SCHEMA IF NOT EXISTS \"app\"");
+    }
+
+    #[test]
+    fn mysql_uses_backticks_and_insert_ignore() {
+        let q = Dialect::MySql.queries("sessions", None);
+        assert!(q.insert.starts_with("INSERT IGNORE INTO `sessions`"));
+        assert!(q.create_table[0].contains("COLLATE ascii_bin"));
+    }
+}

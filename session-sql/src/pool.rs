@@ -1,0 +1,275 @@
+//! The connection pool of whichever database the store uses, and the one place where a
+//! statement is run on it.
+
+use std::time::Duration;
+
+use session_core::StoreError;
+
+use crate::dialect::Dialect;
+use crate::BACKEND;
+
+#[cfg(not(any(feature = "postgres", feature = "mysql", feature = "sqlite")))]
+compile_error!("session-sql needs at least one of the features postgres, mysql, sqlite");
+
+/// A sqlx pool for one of the supported databases.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum SqlPool {
+    /// PostgreSQL.
+    #[cfg(feature = "postgres")]
+    Postgres(sqlx::PgPool),
+    /// MySQL or MariaDB.
+    #[cfg(feature = "mysql")]
+    MySql(sqlx::MySqlPool),
+    /// SQLite.
+    #[cfg(feature = "sqlite")]
+    Sqlite(sqlx::SqlitePool),
+}
+
+#[cfg(feature = "postgres")]
+impl From<sqlx::PgPool> for SqlPool {
+    fn from(pool: sqlx::PgPool) -> Self {
+        Self::Postgres(pool)
+    }
+}
+
+#[cfg(feature = "mysql")]
+impl From<sqlx::MySqlPool> for SqlPool {
+    fn from(pool: sqlx::MySqlPool) -> Self {
+        Self::MySql(pool)
+    }
+}
+
+#[cfg(feature = "sqlite")]
+impl From<sqlx::SqlitePool> for SqlPool {
+    fn from(pool: sqlx::SqlitePool) -> Self {
+        Self::Sqlite(pool)
+    }
+}
+
+/// Runs the same sqlx expression on whichever pool this is; each arm is type-checked
+/// against its own database.
+macro_rules! on_pool {
+    ($pool:expr, $p:ident => $body:expr) => {
+        match $pool {
+            #[cfg(feature = "postgres")]
+            SqlPool::Postgres($p) => $body.map_err(failed),
+            #[cfg(feature = "mysql")]
+            SqlPool::MySql($p) => $body.map_err(failed),
+            #[cfg(feature = "sqlite")]
+            SqlPool::Sqlite($p) => $body.map_err(failed),
+        }
+    };
+}
+
+/// A lost or unobtainable connection is `Unavailable` (503); anything else the database
+/// said is a `Backend` error.
+fn failed(error: sqlx::Error) -> StoreError {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => StoreError::unavailable(BACKEND, error),
+        other => StoreError::backend(BACKEND, other),
+    }
+}
+
+/// The URL's database is not one this build supports.
+#[derive(Debug, thiserror::Error)]
+#[error("unsupported database URL scheme `{0}`; expected postgres://, mysql:// or sqlite:// (each behind its cargo feature)")]
+struct SchemeError(String);
+
+impl SqlPool {
+    /// The database this pool talks to.
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            #[cfg(feature = "postgres")]
+            Self::Postgres(_) => Dialect::Postgres,
+            #[cfg(feature = "mysql")]
+            Self::MySql(_) => Dialect::MySql,
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(_) => Dialect::Sqlite,
+        }
+    }
+
+    pub(crate) async fn connect(url: &str, timeout: Duration) -> Result<Self, StoreError> {
+        let scheme = url.split(':').next().unwrap_or_default();
+        match scheme {
+            #[cfg(feature = "postgres")]
+            "postgres" | "postgresql" => sqlx::postgres::PgPoolOptions::new()
+                .acquire_timeout(timeout)
+                .connect(url)
+                .await
+                .map(Self::Postgres)
+                .map_err(failed),
+            #[cfg(feature = "mysql")]
+            "mysql" | "mariadb" => sqlx::mysql::MySqlPoolOptions::new()
+                .acquire_timeout(timeout)
+                .connect(url)
+                .await
+                .map(Self::MySql)
+                .map_err(failed),
+            #[cfg(feature = "sqlite")]
+            "sqlite" => Self::connect_sqlite(url, timeout).await,
+            other => Err(StoreError::backend(BACKEND, SchemeError(other.to_owned()))),
+        }
+    }
+
+    #[cfg(feature = "sqlite")]
+    async fn connect_sqlite(url: &str, timeout: Duration) -> Result<Self, StoreError> {
+        use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+        use std::str::FromStr as _;
+
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let mut options = SqliteConnectOptions::from_str(url)
+            .map_err(failed)?
+            .create_if_missing(true)
+            .busy_timeout(timeout);
+        let mut pool = SqlitePoolOptions::new().acquire_timeout(timeout);
+        if in_memory {
+            // Every connection to `:memory:` is a database of its own: keep exactly one,
+            // forever, or the sessions vanish with it.
+            pool = pool
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None);
+        } else {
+            // Readers do not wait for the writer.
+            options = options.journal_mode(SqliteJournalMode::Wal);
+        }
+        pool.connect_with(options)
+            .await
+            .map(Self::Sqlite)
+            .map_err(failed)
+    }
+
+    /// Runs the DDL; on PostgreSQL under an advisory lock, because concurrent
+    /// `CREATE TABLE IF NOT EXISTS` can fail there on a catalog unique index.
+    pub(crate) async fn create_table(&self, statements: &[String]) -> Result<(), StoreError> {
+        match self {
+            #[cfg(feature = "postgres")]
+            Self::Postgres(pool) => {
+                let mut tx = pool.begin().await.map_err(failed)?;
+                // An arbitrary constant: "session-sql DDL".
+                sqlx::query("SELECT pg_advisory_xact_lock(7204519331)")
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(failed)?;
+                for statement in statements {
+                    sqlx::query(statement)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(failed)?;
+                }
+                tx.commit().await.map_err(failed)
+            }
+            #[allow(unreachable_patterns)]
+            _ => {
+                for statement in statements {
+                    on_pool!(self, pool => sqlx::query(statement).execute(pool).await.map(drop))?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    pub(crate) async fn load(
+        &self,
+        sql: &str,
+        key: &str,
+        now: i64,
+    ) -> Result<Option<(Vec<u8>, i64)>, StoreError> {
+        on_pool!(self, pool => sqlx::query_as(sql).bind(key).bind(now).fetch_optional(pool).await)
+    }
+
+    pub(crate) async fn insert(
+        &self,
+        sql: &str,
+        key: &str,
+        data: &[u8],
+        expires_at: i64,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        on_pool!(self, pool => sqlx::query(sql)
+            .bind(key)
+            .bind(data)
+            .bind(expires_at)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))
+    }
+
+    pub(crate) async fn take_over(
+        &self,
+        sql: &str,
+        data: &[u8],
+        expires_at: i64,
+        now: i64,
+        key: &str,
+    ) -> Result<u64, StoreError> {
+        on_pool!(self, pool => sqlx::query(sql)
+            .bind(data)
+            .bind(expires_at)
+            .bind(now)
+            .bind(key)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))
+    }
+
+    pub(crate) async fn update(
+        &self,
+        sql: &str,
+        data: &[u8],
+        expires_at: i64,
+        key: &str,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        on_pool!(self, pool => sqlx::query(sql)
+            .bind(data)
+            .bind(expires_at)
+            .bind(key)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))
+    }
+
+    pub(crate) async fn touch(
+        &self,
+        sql: &str,
+        expires_at: i64,
+        key: &str,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        on_pool!(self, pool => sqlx::query(sql)
+            .bind(expires_at)
+            .bind(key)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))
+    }
+
+    pub(crate) async fn delete(&self, sql: &str, key: &str) -> Result<(), StoreError> {
+        on_pool!(self, pool => sqlx::query(sql).bind(key).execute(pool).await.map(drop))
+    }
+
+    pub(crate) async fn delete_expired(
+        &self,
+        sql: &str,
+        now: i64,
+        batch: i64,
+    ) -> Result<u64, StoreError> {
+        on_pool!(self, pool => sqlx::query(sql)
+            .bind(now)
+            .bind(batch)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))
+    }
+}
