@@ -164,8 +164,7 @@ fn bench_binary_uses_redis() {
 
 #[test]
 fn login_binary_uses_a_redis_cluster() {
-    let url = std::env::var("SESSION_TEST_REDIS_CLUSTER_URL")
-        .expect("SESSION_TEST_REDIS_CLUSTER_URL is not set: run `cargo xtask test examples`");
+    let url = service_url("SESSION_TEST_REDIS_CLUSTER_URL");
     let server = start(env!("CARGO_BIN_EXE_login"), &url);
     let body = "username=cluster";
     let login = http(
@@ -179,13 +178,22 @@ fn login_binary_uses_a_redis_cluster() {
     assert!(get(server.port, "/", &cookie).contains("Logged in as cluster"));
 }
 
+fn service_url(var: &str) -> String {
+    std::env::var(var)
+        .unwrap_or_else(|_| panic!("{var} is not set: run `cargo xtask test examples`"))
+}
+
 #[test]
-fn bench_binary_uses_sqlite_and_postgres() {
+fn bench_binary_uses_sqlite_postgres_mysql_and_memcached() {
     let dir = tempfile::tempdir().unwrap();
-    let postgres = std::env::var("SESSION_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
     let sqlite = format!("sqlite://{}", dir.path().join("sessions.db").display());
-    for url in [sqlite, postgres] {
+    let urls = [
+        sqlite,
+        service_url("SESSION_TEST_POSTGRES_URL"),
+        service_url("SESSION_TEST_MYSQL_URL"),
+        service_url("SESSION_TEST_MEMCACHED_URL"),
+    ];
+    for url in urls {
         let server = start(env!("CARGO_BIN_EXE_bench"), &url);
         let cookie = session_cookie(&get(server.port, "/new", ""));
         assert!(

@@ -72,7 +72,9 @@ impl Kind {
         Some(match self {
             Self::Redis => 6379,
             Self::RedisCluster => return None,
-            Self::Memcached => 11211,
+            // Always a private server: the suite needs `-I 2m`, which a memcached found
+            // running may not have.
+            Self::Memcached => return None,
             Self::Mongodb => 27017,
             Self::Postgres => 5432,
             Self::Mysql => 3306,
@@ -120,9 +122,10 @@ impl Kind {
                 "--daemonize",
                 "no",
             ]),
-            Self::Memcached => {
-                command.args(["-u", "root", "-l", "127.0.0.1", "-p", &port, "-m", "64"])
-            }
+            // -I 2m: the conformance suite stores 1 MiB sessions.
+            Self::Memcached => command
+                .args(["-u", "root", "-l", "127.0.0.1", "-p", &port])
+                .args(["-m", "64", "-I", "2m"]),
             Self::Mongodb => command
                 .args(["--bind_ip", "127.0.0.1", "--port", &port, "--dbpath"])
                 .arg(dir),
@@ -223,9 +226,9 @@ fn ensure(kind: Kind) -> Result<Running, String> {
             started: Vec::new(),
         })
     };
-    if matches!(kind, Kind::Redis | Kind::RedisCluster) {
-        // The Redis tests also start private servers (outage, command counts), so the
-        // binary must be there even when a server already runs.
+    if matches!(kind, Kind::Redis | Kind::RedisCluster | Kind::Memcached) {
+        // These tests also start private servers (outages, command counts, pairs), so
+        // the binary must be there even when a server already runs.
         install_program(kind)?;
     }
     if let Ok(url) = std::env::var(kind.env_var()) {
