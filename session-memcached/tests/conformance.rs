@@ -1,11 +1,9 @@
 //! `MemcachedStore` passes the store conformance suite on one memcached (the one in
-//! `SESSION_TEST_MEMCACHED_URL`, which `cargo xtask test` starts) and on two at once.
+//! `SESSION_TEST_MEMCACHED_URL`) and on two at once (`SESSION_TEST_MEMCACHED_PAIR_URL`),
+//! all started by `cargo xtask test memcached`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
 
-use std::sync::OnceLock;
-
-use session_memcached::test_util::MemcachedServer;
 use session_memcached::MemcachedStore;
 
 /// The servers xtask starts allow 2 MiB items (`-I 2m`): the suite stores 1 MiB sessions.
@@ -28,27 +26,19 @@ mod one_server {
     });
 }
 
-/// Two private servers, shared by the checks of this process.
-fn pair() -> &'static (MemcachedServer, MemcachedServer) {
-    static PAIR: OnceLock<(MemcachedServer, MemcachedServer)> = OnceLock::new();
-    PAIR.get_or_init(|| {
-        (
-            MemcachedServer::start().unwrap(),
-            MemcachedServer::start().unwrap(),
-        )
-    })
+fn pair_url() -> String {
+    std::env::var("SESSION_TEST_MEMCACHED_PAIR_URL")
+        .expect("SESSION_TEST_MEMCACHED_PAIR_URL is not set: run `cargo xtask test memcached`")
 }
 
 mod two_servers {
     use super::*;
 
     session_core::store_conformance_tests!(async {
-        let (a, b) = pair();
-        let url = format!("memcache://{},{}", a.address(), b.address());
-        MemcachedStore::builder(url)
+        MemcachedStore::builder(pair_url())
             .max_item_size(ITEM_LIMIT)
             .connect()
             .await
-            .unwrap()
+            .unwrap_or_else(|e| panic!("no memcached pair at {}: {e:?}", pair_url()))
     });
 }

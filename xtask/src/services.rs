@@ -7,7 +7,7 @@
 use std::fs;
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::process::{on_path, run, state_dir};
@@ -18,15 +18,18 @@ pub(crate) enum Kind {
     /// Three masters on free loopback ports, made into a cluster with `redis-cli`.
     RedisCluster,
     Memcached,
+    /// Two memcached servers, for the tests that spread keys over several.
+    MemcachedPair,
     Mongodb,
     Postgres,
     Mysql,
 }
 
-const ALL: [Kind; 6] = [
+const ALL: [Kind; 7] = [
     Kind::Redis,
     Kind::RedisCluster,
     Kind::Memcached,
+    Kind::MemcachedPair,
     Kind::Mongodb,
     Kind::Postgres,
     Kind::Mysql,
@@ -38,7 +41,7 @@ pub(crate) struct Running {
     pub(crate) kind: Kind,
     pub(crate) url: String,
     /// The processes this run started; empty for a service it found running.
-    started: Vec<u32>,
+    started: Vec<Child>,
 }
 
 impl Kind {
@@ -47,6 +50,7 @@ impl Kind {
             Self::Redis => "redis",
             Self::RedisCluster => "redis-cluster",
             Self::Memcached => "memcached",
+            Self::MemcachedPair => "memcached-pair",
             Self::Mongodb => "mongodb",
             Self::Postgres => "postgres",
             Self::Mysql => "mysql",
@@ -60,6 +64,7 @@ impl Kind {
             Self::Redis => "SESSION_TEST_REDIS_URL",
             Self::RedisCluster => "SESSION_TEST_REDIS_CLUSTER_URL",
             Self::Memcached => "SESSION_TEST_MEMCACHED_URL",
+            Self::MemcachedPair => "SESSION_TEST_MEMCACHED_PAIR_URL",
             Self::Mongodb => "SESSION_TEST_MONGODB_URL",
             Self::Postgres => "SESSION_TEST_POSTGRES_URL",
             Self::Mysql => "SESSION_TEST_MYSQL_URL",
@@ -74,21 +79,32 @@ impl Kind {
             Self::RedisCluster => return None,
             // Always a private server: the suite needs `-I 2m`, which a memcached found
             // running may not have.
-            Self::Memcached => return None,
+            Self::Memcached | Self::MemcachedPair => return None,
             Self::Mongodb => 27017,
             Self::Postgres => 5432,
             Self::Mysql => 3306,
         })
     }
 
-    fn url(self, port: u16) -> String {
+    /// How many server processes make up the service.
+    fn processes(self) -> usize {
         match self {
-            Self::Redis => format!("redis://127.0.0.1:{port}"),
-            Self::RedisCluster => format!("redis+cluster://127.0.0.1:{port}"),
-            Self::Memcached => format!("memcache://127.0.0.1:{port}"),
-            Self::Mongodb => format!("mongodb://127.0.0.1:{port}"),
-            Self::Postgres => format!("postgres://postgres@127.0.0.1:{port}/test"),
-            Self::Mysql => format!("mysql://root@127.0.0.1:{port}/test"),
+            Self::RedisCluster => 3,
+            Self::MemcachedPair => 2,
+            _ => 1,
+        }
+    }
+
+    fn url(self, ports: &[u16]) -> String {
+        let hosts: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let hosts = hosts.join(",");
+        match self {
+            Self::Redis => format!("redis://{hosts}"),
+            Self::RedisCluster => format!("redis+cluster://{hosts}"),
+            Self::Memcached | Self::MemcachedPair => format!("memcache://{hosts}"),
+            Self::Mongodb => format!("mongodb://{hosts}"),
+            Self::Postgres => format!("postgres://postgres@{hosts}/test"),
+            Self::Mysql => format!("mysql://root@{hosts}/test"),
         }
     }
 
@@ -96,7 +112,7 @@ impl Kind {
     fn program(self) -> Option<(&'static str, &'static str)> {
         match self {
             Self::Redis | Self::RedisCluster => Some(("redis-server", "redis-server")),
-            Self::Memcached => Some(("memcached", "memcached")),
+            Self::Memcached | Self::MemcachedPair => Some(("memcached", "memcached")),
             // No registry reachable here ships mongod; session-mongodb's issue brings a
             // launcher for a wire-compatible server. A mongod on PATH is used as is.
             Self::Mongodb => Some(("mongod", "")),
@@ -123,7 +139,7 @@ impl Kind {
                 "no",
             ]),
             // -I 2m: the conformance suite stores 1 MiB sessions.
-            Self::Memcached => command
+            Self::Memcached | Self::MemcachedPair => command
                 .args(["-u", "root", "-l", "127.0.0.1", "-p", &port])
                 .args(["-m", "64", "-I", "2m"]),
             Self::Mongodb => command
@@ -168,7 +184,7 @@ pub(crate) fn command(args: &[String]) -> Result<(), String> {
         Some("down") => {
             for kind in kinds {
                 if let Some((pids, _)) = read_state(kind) {
-                    pids.iter().for_each(|pid| stop(*pid));
+                    pids.iter().for_each(|pid| stop_pid(*pid));
                     println!("{:<14} stopped", kind.name());
                 }
                 let _ = fs::remove_file(state_file(kind));
@@ -198,7 +214,7 @@ fn describe(kind: Kind) -> String {
         return format!("{url} (started by xtask, pids {pids:?})");
     }
     match kind.default_port().filter(|port| reachable(*port)) {
-        Some(port) => format!("{} (already running)", kind.url(port)),
+        Some(port) => format!("{} (already running)", kind.url(&[port])),
         None => "not running".to_owned(),
     }
 }
@@ -226,7 +242,10 @@ fn ensure(kind: Kind) -> Result<Running, String> {
             started: Vec::new(),
         })
     };
-    if matches!(kind, Kind::Redis | Kind::RedisCluster | Kind::Memcached) {
+    if matches!(
+        kind,
+        Kind::Redis | Kind::RedisCluster | Kind::Memcached | Kind::MemcachedPair
+    ) {
         // These tests also start private servers (outages, command counts, pairs), so
         // the binary must be there even when a server already runs.
         install_program(kind)?;
@@ -245,21 +264,10 @@ fn ensure(kind: Kind) -> Result<Running, String> {
         return found(url);
     }
     if let Some(port) = kind.default_port().filter(|port| reachable(*port)) {
-        return found(kind.url(port));
+        return found(kind.url(&[port]));
     }
     let program = install_program(kind)?;
-    if kind == Kind::RedisCluster {
-        return start_cluster(program);
-    }
-    let port = free_port()?;
-    let pid = start(kind, program, port)?;
-    let url = kind.url(port);
-    save_state(kind, &[pid], &url)?;
-    Ok(Running {
-        kind,
-        url,
-        started: vec![pid],
-    })
+    start_service(kind, program)
 }
 
 /// The program that runs `kind`, installed from Debian's packages if it is missing.
@@ -305,13 +313,13 @@ fn install(package: &str) -> Result<(), String> {
 }
 
 /// Starts `program` for `kind` on `port` in a scratch directory and waits until it listens.
-fn start(kind: Kind, program: &str, port: u16) -> Result<u32, String> {
+fn start(kind: Kind, program: &str, port: u16) -> Result<Child, String> {
     let dir = state_dir().join(kind.name()).join(port.to_string());
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let log = fs::File::create(dir.join("server.log")).map_err(|e| e.to_string())?;
     let log_err = log.try_clone().map_err(|e| e.to_string())?;
-    let child = kind
+    let mut child = kind
         .start_command(program, port, &dir)
         .stdin(Stdio::null())
         .stdout(log)
@@ -322,7 +330,7 @@ fn start(kind: Kind, program: &str, port: u16) -> Result<u32, String> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !reachable(port) {
         if Instant::now() > deadline {
-            stop(pid);
+            stop(&mut child);
             return Err(format!(
                 "{program} did not listen on 127.0.0.1:{port} within 30 s; see {}",
                 dir.join("server.log").display()
@@ -334,59 +342,68 @@ fn start(kind: Kind, program: &str, port: u16) -> Result<u32, String> {
         "xtask: started {} on 127.0.0.1:{port} (pid {pid})",
         kind.name()
     );
-    Ok(pid)
+    Ok(child)
 }
 
-/// Three masters, joined with `redis-cli --cluster create`, ready when every node reports
-/// `cluster_state:ok`.
-fn start_cluster(program: &str) -> Result<Running, String> {
-    let kind = Kind::RedisCluster;
-    let ports = cluster_ports(3)?;
-    let mut pids = Vec::new();
+/// Starts every process of `kind` on free ports (a cluster also gets joined), and records
+/// them for `services down`.
+fn start_service(kind: Kind, program: &str) -> Result<Running, String> {
+    let ports = match kind {
+        Kind::RedisCluster => cluster_ports(kind.processes())?,
+        _ => (0..kind.processes())
+            .map(|_| free_port())
+            .collect::<Result<_, _>>()?,
+    };
+    let mut started = Vec::new();
     let result = (|| {
         for &port in &ports {
-            pids.push(start(kind, program, port)?);
+            started.push(start(kind, program, port)?);
         }
-        let nodes: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-        run(Command::new("redis-cli")
-            .args(["--cluster", "create"])
-            .args(&nodes)
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
-            .stdout(Stdio::null()))?;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        for port in &ports {
-            loop {
-                let info = Command::new("redis-cli")
-                    .args(["-p", &port.to_string(), "cluster", "info"])
-                    .output()
-                    .map_err(|e| format!("cannot run redis-cli: {e}"))?;
-                if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
-                    break;
-                }
-                if Instant::now() > deadline {
-                    return Err(format!(
-                        "the Redis cluster node on port {port} never became ready"
-                    ));
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
+        if kind == Kind::RedisCluster {
+            form_cluster(&ports)?;
         }
-        Ok(format!("redis+cluster://{}", nodes.join(",")))
+        let url = kind.url(&ports);
+        let pids: Vec<u32> = started.iter().map(Child::id).collect();
+        save_state(kind, &pids, &url)?;
+        Ok(url)
     })();
     match result {
-        Ok(url) => {
-            save_state(kind, &pids, &url)?;
-            Ok(Running {
-                kind,
-                url,
-                started: pids,
-            })
-        }
+        Ok(url) => Ok(Running { kind, url, started }),
         Err(error) => {
-            pids.into_iter().for_each(stop);
+            started.iter_mut().for_each(stop);
             Err(error)
         }
     }
+}
+
+/// Joins the nodes with `redis-cli --cluster create`; ready when every node reports
+/// `cluster_state:ok`.
+fn form_cluster(ports: &[u16]) -> Result<(), String> {
+    let nodes: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    run(Command::new("redis-cli")
+        .args(["--cluster", "create"])
+        .args(&nodes)
+        .args(["--cluster-replicas", "0", "--cluster-yes"])
+        .stdout(Stdio::null()))?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for port in ports {
+        loop {
+            let info = Command::new("redis-cli")
+                .args(["-p", &port.to_string(), "cluster", "info"])
+                .output()
+                .map_err(|e| format!("cannot run redis-cli: {e}"))?;
+            if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "the Redis cluster node on port {port} never became ready"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    Ok(())
 }
 
 /// Free ports whose cluster bus port (port + 10000) is free too.
@@ -407,15 +424,22 @@ fn cluster_ports(count: usize) -> Result<Vec<u16>, String> {
 
 /// Stops the services this run started; the ones it found running are left alone.
 pub(crate) fn stop_started(running: Vec<Running>) {
-    for service in running {
+    for mut service in running {
         if !service.started.is_empty() {
-            service.started.iter().for_each(|pid| stop(*pid));
+            service.started.iter_mut().for_each(stop);
             let _ = fs::remove_file(state_file(service.kind));
         }
     }
 }
 
-fn stop(pid: u32) {
+/// Kills a process this run started, and reaps it.
+fn stop(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Kills a process an earlier run started (`services down`).
+fn stop_pid(pid: u32) {
     let _ = Command::new("kill").arg(pid.to_string()).status();
 }
 

@@ -38,7 +38,11 @@ const PARTS: &[Part] = &[
     part("examples", "examples", EVERY_SERVICE_BUT_MONGODB),
     part("redis", "session-redis", &[Kind::Redis, Kind::RedisCluster]),
     part("sql", "session-sql", &[Kind::Postgres, Kind::Mysql]),
-    part("memcached", "session-memcached", &[Kind::Memcached]),
+    part(
+        "memcached",
+        "session-memcached",
+        &[Kind::Memcached, Kind::MemcachedPair],
+    ),
     // Empty crate so far; its issue adds its tests and its service here.
     part("mongodb", "session-mongodb", &[]),
 ];
