@@ -5,16 +5,14 @@ use std::sync::Arc;
 use session_core::{MemoryStore, Store};
 use session_fs::FileStore;
 use session_memcached::MemcachedStore;
+use session_mongodb::MongoStore;
 use session_redis::RedisStore;
 use session_sql::SqlStore;
-
-/// Backends whose crates exist but are not implemented yet.
-const COMING: &[&str] = &["mongodb"];
 
 /// Opens the store a URL names: `file://DIR` (relative or absolute), `memory://`,
 /// `redis://`, `rediss://`, `redis+cluster://host:port,host:port`, `postgres://`,
 /// `mysql://`, `sqlite://path` (`sqlite://sessions.db?mode=rwc`), `sqlite::memory:` or
-/// `memcache://host:port,host:port`. A server that cannot be
+/// `memcache://host:port,host:port`, or `mongodb://host:port/database`. A server that cannot be
 /// reached is an error here, at start-up, not on the first request.
 ///
 /// The error is one line for the user and never repeats the URL, which may hold a
@@ -44,15 +42,16 @@ pub async fn open_store(url: &str) -> Result<Arc<dyn Store>, String> {
             let store = MemcachedStore::connect(url).await.map_err(|e| one_line("memcached", &e))?;
             Ok(Arc::new(store))
         }
+        "mongodb" | "mongodb+srv" => {
+            let store = MongoStore::connect(url).await.map_err(|e| one_line("MongoDB", &e))?;
+            Ok(Arc::new(store))
+        }
         "postgres" | "postgresql" | "mysql" | "mariadb" | "sqlite" => {
             let store = SqlStore::connect(url).await.map_err(|e| one_line("SQL", &e))?;
             Ok(Arc::new(store))
         }
-        _ if COMING.contains(&scheme) => Err(format!(
-            "the {scheme}:// session store is not available in this build yet; use file:// or memory://"
-        )),
         _ => Err(format!(
-            "unknown session store URL scheme `{scheme}://`; expected file://, memory://, redis://, redis+cluster://, postgres://, mysql://, sqlite:// or memcache://"
+            "unknown session store URL scheme `{scheme}://`; expected file://, memory://, redis://, redis+cluster://, postgres://, mysql://, sqlite://, memcache:// or mongodb://"
         )),
     }
 }

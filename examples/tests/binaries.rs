@@ -184,7 +184,7 @@ fn service_url(var: &str) -> String {
 }
 
 #[test]
-fn bench_binary_uses_sqlite_postgres_mysql_and_memcached() {
+fn bench_binary_uses_sqlite_postgres_mysql_memcached_and_mongodb() {
     let dir = tempfile::tempdir().unwrap();
     let sqlite = format!("sqlite://{}", dir.path().join("sessions.db").display());
     let urls = [
@@ -192,6 +192,7 @@ fn bench_binary_uses_sqlite_postgres_mysql_and_memcached() {
         service_url("SESSION_TEST_POSTGRES_URL"),
         service_url("SESSION_TEST_MYSQL_URL"),
         service_url("SESSION_TEST_MEMCACHED_URL"),
+        service_url("SESSION_TEST_MONGODB_URL"),
     ];
     for url in urls {
         let server = start(env!("CARGO_BIN_EXE_bench"), &url);

@@ -1,4 +1,350 @@
-//! `MongoStore`: sessions in MongoDB with a TTL index, on the `mongodb` crate.
+//! `MongoStore`: sessions in MongoDB, one document per session, with a TTL index.
 //!
-//! Not implemented yet: this crate reserves the name and its place in the workspace. It
-//! will implement `session_core::Store` and pass `session_core`'s conformance suite.
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use session_mongodb::MongoStore;
+//!
+//! let store = MongoStore::connect("mongodb://127.0.0.1:27017/app").await?;
+//! let custom = MongoStore::builder().database("web").collection("sessions").connect("mongodb://127.0.0.1").await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Documents
+//! `{_id: "session:<id>", data: <binary>, expires_at: <date>, created_at: <date>}` in the
+//! database named in the URL (else `sessions`), collection `sessions`. A TTL index on
+//! `expires_at` (`expireAfterSeconds: 0`) is created on first use, idempotently, so the
+//! server removes expired documents by itself; its monitor runs only every 60 s, so every
+//! read also filters on `expires_at`.
+//!
+//! # Operations
+//! | operation | call | checked |
+//! |---|---|---|
+//! | `load` | `find_one {_id, expires_at > now}` | none = absent |
+//! | `create` | `insert_one` | duplicate key (11000) = `DuplicateId`, unless the holder has expired |
+//! | `update` | `update_one {_id, expires_at > now}` `$set` data and expiry, no upsert | matched 0 = `UnknownId` |
+//! | `touch` | `update_one {_id, expires_at > now}` `$set` expiry | matched 0 = `UnknownId` |
+//! | `delete` | `delete_one {_id}` | |
+//! | `delete_expired` | batches of `delete_many {_id in [...]}` | for deployments without the index |
+//!
+//! `update` uses `$set` rather than `replace_one` so the document keeps its `created_at`.
+//! Times are the application's clock, in milliseconds.
+
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use futures_util::TryStreamExt as _;
+use mongodb::bson::spec::BinarySubtype;
+use mongodb::bson::{doc, Binary, Bson, DateTime, Document};
+use mongodb::error::{ErrorKind, WriteFailure};
+use mongodb::options::{ClientOptions, IndexOptions};
+use mongodb::{Client, Collection, IndexModel};
+use session_core::time::{from_unix_millis, unix_millis};
+use session_core::{Loaded, Store, StoreError, StoreKey};
+
+const BACKEND: &str = "mongodb";
+
+/// MongoDB's duplicate key error code.
+const DUPLICATE_KEY: i32 = 11000;
+
+/// Documents removed per `delete_many` by [`Store::delete_expired`].
+const DELETE_BATCH: i64 = 5_000;
+
+/// The database used when the URL names none.
+pub const DEFAULT_DATABASE: &str = "sessions";
+
+/// The default collection.
+pub const DEFAULT_COLLECTION: &str = "sessions";
+
+/// Sessions in a MongoDB collection. Cloning is cheap and shares the client.
+#[derive(Clone, Debug)]
+pub struct MongoStore {
+    collection: Collection<Document>,
+}
+
+/// Configures a [`MongoStore`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct MongoStoreBuilder {
+    database: Option<String>,
+    collection: String,
+    timeout: Duration,
+}
+
+impl MongoStoreBuilder {
+    /// The database (default: the one in the URL, else `sessions`).
+    pub fn database(mut self, database: impl Into<String>) -> Self {
+        self.database = Some(database.into());
+        self
+    }
+
+    /// The collection (default `sessions`).
+    pub fn collection(mut self, collection: impl Into<String>) -> Self {
+        self.collection = collection.into();
+        self
+    }
+
+    /// How long to wait for a server (connecting, selecting one) before failing with
+    /// `StoreError::Unavailable` (default 2 s; the driver's own default is 30 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Connects to `url` and creates the TTL index.
+    pub async fn connect(self, url: &str) -> Result<MongoStore, StoreError> {
+        let mut options = ClientOptions::parse(url).await.map_err(failed)?;
+        options.server_selection_timeout = Some(self.timeout);
+        options.connect_timeout = Some(self.timeout);
+        options
+            .app_name
+            .get_or_insert_with(|| "session-mongodb".to_owned());
+        let default_database = options.default_database.clone();
+        let client = Client::with_options(options).map_err(failed)?;
+        let builder = match (&self.database, default_database) {
+            (None, Some(database)) => self.database(database),
+            _ => self,
+        };
+        builder.with_client(client).await
+    }
+
+    /// Uses a client the application already has, and creates the TTL index.
+    pub async fn with_client(self, client: Client) -> Result<MongoStore, StoreError> {
+        let database = self.database.as_deref().unwrap_or(DEFAULT_DATABASE);
+        let collection = client
+            .database(database)
+            .collection::<Document>(&self.collection);
+        let ttl_index = IndexModel::builder()
+            .keys(doc! { "expires_at": 1 })
+            .options(
+                IndexOptions::builder()
+                    .name("expires_at_ttl".to_owned())
+                    .expire_after(Duration::ZERO)
+                    .build(),
+            )
+            .build();
+        collection.create_index(ttl_index).await.map_err(failed)?;
+        Ok(MongoStore { collection })
+    }
+}
+
+impl MongoStore {
+    /// Connects to `url` with the default settings.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::builder().connect(url).await
+    }
+
+    /// A builder with the defaults.
+    pub fn builder() -> MongoStoreBuilder {
+        MongoStoreBuilder {
+            database: None,
+            collection: DEFAULT_COLLECTION.to_owned(),
+            timeout: Duration::from_secs(2),
+        }
+    }
+
+    /// The collection the sessions live in.
+    pub fn collection(&self) -> &Collection<Document> {
+        &self.collection
+    }
+}
+
+/// A MongoDB failure without its message where that message can quote the document (a
+/// duplicate key error names the `_id`, which holds the session id; ids must never reach
+/// a log).
+#[derive(Debug)]
+struct Failure {
+    kind: &'static str,
+    code: Option<i32>,
+    source: Option<mongodb::error::Error>,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.code {
+            Some(code) => write!(f, "MongoDB {} (code {code})", self.kind),
+            None => write!(f, "MongoDB {}", self.kind),
+        }
+    }
+}
+
+impl std::error::Error for Failure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_ref().map(|e| e as _)
+    }
+}
+
+fn failed(error: mongodb::error::Error) -> StoreError {
+    let failure = |kind, code, source| Failure { kind, code, source };
+    match &*error.kind {
+        ErrorKind::Write(WriteFailure::WriteError(e)) => {
+            StoreError::backend(BACKEND, failure("write error", Some(e.code), None))
+        }
+        ErrorKind::Write(_) => {
+            StoreError::backend(BACKEND, failure("write concern error", None, None))
+        }
+        ErrorKind::Command(e) => {
+            StoreError::backend(BACKEND, failure("command error", Some(e.code), None))
+        }
+        ErrorKind::Io(_)
+        | ErrorKind::ServerSelection { .. }
+        | ErrorKind::ConnectionPoolCleared { .. }
+        | ErrorKind::Shutdown => {
+            StoreError::unavailable(BACKEND, failure("connection error", None, Some(error)))
+        }
+        _ => StoreError::backend(BACKEND, failure("error", None, Some(error))),
+    }
+}
+
+fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
+    matches!(&*error.kind, ErrorKind::Write(WriteFailure::WriteError(e)) if e.code == DUPLICATE_KEY)
+}
+
+fn date(time: SystemTime) -> DateTime {
+    DateTime::from_millis(i64::try_from(unix_millis(time)).unwrap_or(i64::MAX))
+}
+
+fn binary(value: &[u8]) -> Binary {
+    Binary {
+        subtype: BinarySubtype::Generic,
+        bytes: value.to_vec(),
+    }
+}
+
+/// `{_id: key, expires_at: {$gt: now}}`: the live session under `key`.
+fn live(key: &StoreKey, now: DateTime) -> Document {
+    doc! { "_id": key.as_str(), "expires_at": { "$gt": now } }
+}
+
+#[async_trait]
+impl Store for MongoStore {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn load(&self, key: &StoreKey) -> Result<Option<Loaded>, StoreError> {
+        let now = date(SystemTime::now());
+        let Some(document) = self
+            .collection
+            .find_one(live(key, now))
+            .await
+            .map_err(failed)?
+        else {
+            return Ok(None);
+        };
+        let Some(Bson::Binary(data)) = document.get("data") else {
+            // Not a document this store wrote: treated as absent, like undecodable data.
+            return Ok(None);
+        };
+        let loaded = Loaded::new(data.bytes.clone());
+        Ok(Some(match document.get_datetime("expires_at") {
+            Ok(at) => loaded.with_expiry(from_unix_millis(
+                u64::try_from(at.timestamp_millis()).unwrap_or(0),
+            )),
+            Err(_) => loaded,
+        }))
+    }
+
+    async fn create(&self, key: &StoreKey, value: &[u8], at: SystemTime) -> Result<(), StoreError> {
+        let now = date(SystemTime::now());
+        let document = doc! {
+            "_id": key.as_str(),
+            "data": binary(value),
+            "expires_at": date(at),
+            "created_at": now,
+        };
+        match self.collection.insert_one(document.clone()).await {
+            Ok(_) => Ok(()),
+            Err(error) if is_duplicate_key(&error) => {
+                // Only an expired holder may be replaced; a live one is never overwritten.
+                let expired = doc! { "_id": key.as_str(), "expires_at": { "$lte": now } };
+                let replaced = self
+                    .collection
+                    .replace_one(expired, document)
+                    .await
+                    .map_err(failed)?;
+                if replaced.matched_count == 1 {
+                    Ok(())
+                } else {
+                    Err(StoreError::DuplicateId)
+                }
+            }
+            Err(error) => Err(failed(error)),
+        }
+    }
+
+    async fn update(&self, key: &StoreKey, value: &[u8], at: SystemTime) -> Result<(), StoreError> {
+        let now = date(SystemTime::now());
+        let set = doc! { "$set": { "data": binary(value), "expires_at": date(at) } };
+        let result = self
+            .collection
+            .update_one(live(key, now), set)
+            .await
+            .map_err(failed)?;
+        if result.matched_count == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::UnknownId)
+        }
+    }
+
+    async fn touch(&self, key: &StoreKey, at: SystemTime) -> Result<(), StoreError> {
+        let now = date(SystemTime::now());
+        let set = doc! { "$set": { "expires_at": date(at) } };
+        let result = self
+            .collection
+            .update_one(live(key, now), set)
+            .await
+            .map_err(failed)?;
+        if result.matched_count == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::UnknownId)
+        }
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+        self.collection
+            .delete_one(doc! { "_id": key.as_str() })
+            .await
+            .map(drop)
+            .map_err(failed)
+    }
+
+    async fn delete_expired(&self) -> Result<u64, StoreError> {
+        let now = date(SystemTime::now());
+        let mut removed = 0;
+        loop {
+            let ids: Vec<Bson> = self
+                .collection
+                .find(doc! { "expires_at": { "$lte": now } })
+                .projection(doc! { "_id": 1 })
+                .limit(DELETE_BATCH)
+                .await
+                .map_err(failed)?
+                .try_collect::<Vec<Document>>()
+                .await
+                .map_err(failed)?
+                .into_iter()
+                .filter_map(|mut d| d.remove("_id"))
+                .collect();
+            let found = ids.len();
+            if found == 0 {
+                return Ok(removed);
+            }
+            let deleted = self
+                .collection
+                .delete_many(doc! { "_id": { "$in": ids }, "expires_at": { "$lte": now } })
+                .await
+                .map_err(failed)?;
+            removed += deleted.deleted_count;
+            if found < DELETE_BATCH as usize {
+                return Ok(removed);
+            }
+        }
+    }
+}
+
+/// The code in this crate's README compiles.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

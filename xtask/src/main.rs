@@ -8,6 +8,7 @@
 //! Backends: core, fs, actix, examples, redis, memcached, mongodb, sql.
 //! Services: redis, memcached, mongodb, postgres, mysql.
 
+mod mongoeco;
 mod process;
 mod services;
 mod test;

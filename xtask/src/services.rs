@@ -10,7 +10,16 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::mongoeco;
 use crate::process::{on_path, run, state_dir};
+
+/// What runs a server process.
+enum Launcher {
+    /// An installed program, such as `redis-server`.
+    Program(&'static str),
+    /// mongoeco's wire server, from this Python.
+    Mongoeco(PathBuf),
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -113,8 +122,8 @@ impl Kind {
         match self {
             Self::Redis | Self::RedisCluster => Some(("redis-server", "redis-server")),
             Self::Memcached | Self::MemcachedPair => Some(("memcached", "memcached")),
-            // No registry reachable here ships mongod; session-mongodb's issue brings a
-            // launcher for a wire-compatible server. A mongod on PATH is used as is.
+            // No registry reachable here ships mongod; without one on PATH, mongoeco runs
+            // instead (see `launcher`).
             Self::Mongodb => Some(("mongod", "")),
             // System database servers need a cluster set up as root; they are reused, not
             // started (the project's machines run both).
@@ -122,7 +131,15 @@ impl Kind {
         }
     }
 
-    fn start_command(self, program: &str, port: u16, dir: &std::path::Path) -> Command {
+    fn start_command(self, launcher: &Launcher, port: u16, dir: &std::path::Path) -> Command {
+        let program = match launcher {
+            Launcher::Program(program) => *program,
+            Launcher::Mongoeco(python) => {
+                let mut command = mongoeco::command(python, port);
+                command.current_dir(dir);
+                return command;
+            }
+        };
         let mut command = Command::new(program);
         let port = port.to_string();
         match self {
@@ -266,8 +283,16 @@ fn ensure(kind: Kind) -> Result<Running, String> {
     if let Some(port) = kind.default_port().filter(|port| reachable(*port)) {
         return found(kind.url(&[port]));
     }
-    let program = install_program(kind)?;
-    start_service(kind, program)
+    start_service(kind, &launcher(kind)?)
+}
+
+/// How to run `kind` here: its program (installed first if a package has it), or, for
+/// MongoDB without `mongod`, mongoeco.
+fn launcher(kind: Kind) -> Result<Launcher, String> {
+    if kind == Kind::Mongodb && !on_path("mongod") {
+        return mongoeco::prepare().map(Launcher::Mongoeco);
+    }
+    install_program(kind).map(Launcher::Program)
 }
 
 /// The program that runs `kind`, installed from Debian's packages if it is missing.
@@ -313,14 +338,18 @@ fn install(package: &str) -> Result<(), String> {
 }
 
 /// Starts `program` for `kind` on `port` in a scratch directory and waits until it listens.
-fn start(kind: Kind, program: &str, port: u16) -> Result<Child, String> {
+fn start(kind: Kind, launcher: &Launcher, port: u16) -> Result<Child, String> {
+    let program = match launcher {
+        Launcher::Program(program) => program,
+        Launcher::Mongoeco(_) => "mongoeco",
+    };
     let dir = state_dir().join(kind.name()).join(port.to_string());
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let log = fs::File::create(dir.join("server.log")).map_err(|e| e.to_string())?;
     let log_err = log.try_clone().map_err(|e| e.to_string())?;
     let mut child = kind
-        .start_command(program, port, &dir)
+        .start_command(launcher, port, &dir)
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log_err)
@@ -347,7 +376,7 @@ fn start(kind: Kind, program: &str, port: u16) -> Result<Child, String> {
 
 /// Starts every process of `kind` on free ports (a cluster also gets joined), and records
 /// them for `services down`.
-fn start_service(kind: Kind, program: &str) -> Result<Running, String> {
+fn start_service(kind: Kind, launcher: &Launcher) -> Result<Running, String> {
     let ports = match kind {
         Kind::RedisCluster => cluster_ports(kind.processes())?,
         _ => (0..kind.processes())
@@ -357,7 +386,7 @@ fn start_service(kind: Kind, program: &str) -> Result<Running, String> {
     let mut started = Vec::new();
     let result = (|| {
         for &port in &ports {
-            started.push(start(kind, program, port)?);
+            started.push(start(kind, launcher, port)?);
         }
         if kind == Kind::RedisCluster {
             form_cluster(&ports)?;

@@ -22,12 +22,13 @@ const fn part(name: &'static str, package: &'static str, services: &'static [Kin
     }
 }
 
-const EVERY_SERVICE_BUT_MONGODB: &[Kind] = &[
+const EVERY_SERVICE: &[Kind] = &[
     Kind::Redis,
     Kind::RedisCluster,
     Kind::Postgres,
     Kind::Mysql,
     Kind::Memcached,
+    Kind::Mongodb,
 ];
 
 const PARTS: &[Part] = &[
@@ -35,7 +36,7 @@ const PARTS: &[Part] = &[
     part("fs", "session-fs", &[]),
     part("actix", "session-actix", &[]),
     // The examples count Redis commands on a private server and run on every backend.
-    part("examples", "examples", EVERY_SERVICE_BUT_MONGODB),
+    part("examples", "examples", EVERY_SERVICE),
     part("redis", "session-redis", &[Kind::Redis, Kind::RedisCluster]),
     part("sql", "session-sql", &[Kind::Postgres, Kind::Mysql]),
     part(
@@ -43,8 +44,7 @@ const PARTS: &[Part] = &[
         "session-memcached",
         &[Kind::Memcached, Kind::MemcachedPair],
     ),
-    // Empty crate so far; its issue adds its tests and its service here.
-    part("mongodb", "session-mongodb", &[]),
+    part("mongodb", "session-mongodb", &[Kind::Mongodb]),
 ];
 
 fn select(names: &[String]) -> Result<Vec<&'static Part>, String> {
