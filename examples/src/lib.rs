@@ -1,6 +1,7 @@
 //! The example apps' shared parts: settings from the environment, the store URL, and the
 //! routes of each app (kept here so the tests can drive them without a socket).
 
+pub mod baseline;
 pub mod bench;
 pub mod login;
 pub mod server;

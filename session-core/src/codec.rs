@@ -57,6 +57,8 @@ pub struct Record {
     pub(crate) created_at: SystemTime,
     pub(crate) deadline: Option<SystemTime>,
     pub(crate) permanent: bool,
+    /// When the cookie was last sent, for permanent cookies whose `Max-Age` slides.
+    pub(crate) cookie_sent_at: Option<SystemTime>,
     pub(crate) data: Data,
 }
 
@@ -94,6 +96,8 @@ struct WireRef<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     deadline: Option<u64>,
     permanent: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cookie: Option<u64>,
     data: &'a Data,
 }
 
@@ -104,6 +108,8 @@ struct Wire {
     #[serde(default)]
     deadline: Option<u64>,
     permanent: bool,
+    #[serde(default)]
+    cookie: Option<u64>,
     data: Data,
 }
 
@@ -115,6 +121,7 @@ impl Codec {
             created: unix_millis(record.created_at),
             deadline: record.deadline.map(unix_millis),
             permanent: record.permanent,
+            cookie: record.cookie_sent_at.map(unix_millis),
             data: &record.data,
         };
         Ok(match self {
@@ -138,6 +145,7 @@ impl Codec {
             created_at: from_unix_millis(wire.created),
             deadline: wire.deadline.map(from_unix_millis),
             permanent: wire.permanent,
+            cookie_sent_at: wire.cookie.map(from_unix_millis),
             data: wire.data,
         })
     }
@@ -158,6 +166,7 @@ mod tests {
             created_at: from_unix_millis(1_700_000_000_123),
             deadline: Some(from_unix_millis(1_700_000_000_123) + Duration::from_secs(60)),
             permanent: false,
+            cookie_sent_at: Some(from_unix_millis(1_700_000_000_500)),
             data,
         }
     }
@@ -183,8 +192,17 @@ mod tests {
     #[test]
     fn message_pack_starts_with_the_format_version() {
         let bytes = Codec::MessagePack.encode(&record()).unwrap();
-        // fixmap of 5 entries, then the fixstr "v" and the integer 1.
-        assert_eq!(&bytes[..4], &[0x85, 0xa1, b'v', 0x01]);
+        // fixmap of 6 entries, then the fixstr "v" and the integer 1.
+        assert_eq!(&bytes[..4], &[0x86, 0xa1, b'v', 0x01]);
+    }
+
+    #[test]
+    fn records_without_the_newer_optional_fields_still_load() {
+        let old = br#"{"v":1,"created":5,"permanent":true,"data":{"a":1}}"#;
+        let record = Codec::decode(old).unwrap();
+        assert_eq!(record.cookie_sent_at, None);
+        assert_eq!(record.deadline, None);
+        assert_eq!(record.len(), 1);
     }
 
     #[test]

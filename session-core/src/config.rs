@@ -288,6 +288,7 @@ impl ConfigBuilder {
         if cookie.same_site == SameSite::None && !cookie.secure {
             return Err(ConfigError::SameSiteNoneNeedsSecure);
         }
+        cookie.prepare();
         Ok(config)
     }
 }

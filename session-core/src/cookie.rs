@@ -1,14 +1,32 @@
 //! The session cookie's attributes, and reading and writing its headers.
 
+use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
-
-use cookie::time::{Duration as CookieDuration, OffsetDateTime};
-pub use cookie::SameSite;
-
-use crate::time::unix_millis;
 
 /// The default cookie name, as Flask's.
 pub const DEFAULT_COOKIE_NAME: &str = "session";
+
+/// The cookie's `SameSite` attribute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SameSite {
+    /// Sent on same-site requests only.
+    Strict,
+    /// Also sent on top-level navigations from other sites (links), not on their
+    /// subrequests or form posts. The default.
+    Lax,
+    /// Sent on every request; requires `Secure`.
+    None,
+}
+
+impl SameSite {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Strict => "Strict",
+            Self::Lax => "Lax",
+            Self::None => "None",
+        }
+    }
+}
 
 /// The attributes of the session cookie. Built and validated by
 /// [`ConfigBuilder`](crate::ConfigBuilder).
@@ -21,11 +39,14 @@ pub struct CookieSettings {
     pub(crate) http_only: bool,
     pub(crate) same_site: SameSite,
     pub(crate) partitioned: bool,
+    /// `; Path=/; HttpOnly; ...`: every attribute but the lifetime, rendered once by
+    /// [`CookieSettings::prepare`] because it is the same on every response.
+    attributes: String,
 }
 
 impl Default for CookieSettings {
     fn default() -> Self {
-        Self {
+        let mut settings = Self {
             name: DEFAULT_COOKIE_NAME.to_owned(),
             path: "/".to_owned(),
             domain: None,
@@ -33,11 +54,35 @@ impl Default for CookieSettings {
             http_only: true,
             same_site: SameSite::Lax,
             partitioned: false,
-        }
+            attributes: String::new(),
+        };
+        settings.prepare();
+        settings
     }
 }
 
 impl CookieSettings {
+    /// Renders the fixed attributes; called whenever the settings change.
+    pub(crate) fn prepare(&mut self) {
+        let mut attributes = format!("; Path={}", self.path);
+        if let Some(domain) = &self.domain {
+            attributes.push_str("; Domain=");
+            attributes.push_str(domain);
+        }
+        if self.secure {
+            attributes.push_str("; Secure");
+        }
+        if self.http_only {
+            attributes.push_str("; HttpOnly");
+        }
+        attributes.push_str("; SameSite=");
+        attributes.push_str(self.same_site.as_str());
+        if self.partitioned {
+            attributes.push_str("; Partitioned");
+        }
+        self.attributes = attributes;
+    }
+
     /// The cookie's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -48,26 +93,33 @@ impl CookieSettings {
     /// With `max_age`, the cookie carries `Max-Age` and `Expires` (a permanent session);
     /// without, it lasts until the browser closes.
     pub fn set_cookie(&self, value: &str, max_age: Option<Duration>) -> String {
-        let mut cookie = self.build(value);
+        let mut header =
+            String::with_capacity(self.name.len() + value.len() + self.attributes.len() + 64);
+        header.push_str(&self.name);
+        header.push('=');
+        header.push_str(value);
+        header.push_str(&self.attributes);
         if let Some(max_age) = max_age {
-            let seconds = i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX);
-            cookie.set_max_age(CookieDuration::seconds(seconds));
-            let expires = unix_millis(SystemTime::now() + max_age) / 1000;
-            if let Ok(at) = OffsetDateTime::from_unix_timestamp(expires as i64) {
-                cookie.set_expires(at);
-            }
+            let expires = SystemTime::now() + max_age;
+            // Writing to a String cannot fail.
+            let _ = write!(
+                header,
+                "; Max-Age={}; Expires={}",
+                max_age.as_secs(),
+                httpdate::fmt_http_date(expires)
+            );
         }
-        cookie.to_string()
+        header
     }
 
     /// The `Set-Cookie` header value that removes the cookie: the same Path, Domain,
     /// Secure, SameSite and Partitioned as when it was set, an empty value, `Max-Age=0` and
     /// an `Expires` in the past, so every browser drops it.
     pub fn removal(&self) -> String {
-        let mut cookie = self.build("");
-        cookie.set_max_age(CookieDuration::ZERO);
-        cookie.set_expires(OffsetDateTime::UNIX_EPOCH);
-        cookie.to_string()
+        format!(
+            "{}={}; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
+            self.name, self.attributes
+        )
     }
 
     /// The values of every cookie named like the session cookie in a `Cookie` header, in
@@ -79,19 +131,6 @@ impl CookieSettings {
             (name.trim() == self.name).then(|| value.trim().trim_matches('"'))
         })
     }
-
-    fn build(&self, value: &str) -> cookie::Cookie<'static> {
-        let mut cookie = cookie::Cookie::new(self.name.clone(), value.to_owned());
-        cookie.set_path(self.path.clone());
-        if let Some(domain) = &self.domain {
-            cookie.set_domain(domain.clone());
-        }
-        cookie.set_secure(self.secure);
-        cookie.set_http_only(self.http_only);
-        cookie.set_same_site(self.same_site);
-        cookie.set_partitioned(self.partitioned);
-        cookie
-    }
 }
 
 #[cfg(test)]
@@ -99,14 +138,16 @@ mod tests {
     use super::*;
 
     fn settings() -> CookieSettings {
-        CookieSettings {
+        let mut settings = CookieSettings {
             domain: Some("example.com".into()),
             path: "/app".into(),
             secure: true,
             partitioned: true,
             same_site: SameSite::Strict,
             ..CookieSettings::default()
-        }
+        };
+        settings.prepare();
+        settings
     }
 
     fn attributes(header: &str) -> Vec<String> {
@@ -123,7 +164,7 @@ mod tests {
     #[test]
     fn defaults_are_http_only_lax_root_path() {
         let header = CookieSettings::default().set_cookie("v", None);
-        assert_eq!(header, "session=v; HttpOnly; SameSite=Lax; Path=/");
+        assert_eq!(header, "session=v; Path=/; HttpOnly; SameSite=Lax");
     }
 
     #[test]
@@ -139,6 +180,7 @@ mod tests {
         let set = settings.set_cookie("v", Some(Duration::from_secs(60)));
         let removal = settings.removal();
         assert!(removal.starts_with("session=; "), "{removal}");
+        assert!(set.contains("; Max-Age=60; Expires="), "{set}");
         assert!(removal.contains("Max-Age=0"), "{removal}");
         assert!(
             removal.contains("Expires=Thu, 01 Jan 1970 00:00:00 GMT"),

@@ -229,25 +229,29 @@ impl SessionManager {
         };
         let key = self.key(&id);
         let expires_at = self.expiry(&state, now);
+        let resend = state.resign || state.permanence_changed() || self.cookie_due(&state, now);
         let extended = if state.is_modified() {
+            if resend {
+                // Recorded in the write that happens anyway, so that the next requests
+                // know the browser's copy is fresh.
+                state.record.cookie_sent_at = Some(now);
+            }
             let bytes = config.codec.encode(&state.record)?;
             self.call("update", self.store.update(&key, &bytes, expires_at))
                 .await
         } else if self.refresh_due(&state, expires_at) {
             self.call("touch", self.store.touch(&key, expires_at)).await
         } else {
-            return Ok(if state.resign {
+            let refreshed_on_load =
+                self.config.refresh_each_request && self.store.touches_on_load();
+            return Ok(if state.resign || (refreshed_on_load && resend) {
                 self.set_cookie(&id, &state, now)
             } else {
                 CookieUpdate::Keep
             });
         };
         match extended {
-            // A permanent cookie's Max-Age slides with the server-side expiry; a session
-            // cookie only needs resending when its signature or its kind changed.
-            Ok(()) if state.is_permanent() || state.resign || state.permanence_changed() => {
-                Ok(self.set_cookie(&id, &state, now))
-            }
+            Ok(()) if resend => Ok(self.set_cookie(&id, &state, now)),
             Ok(()) => Ok(CookieUpdate::Keep),
             Err(StoreError::UnknownId) => {
                 // Deleted meanwhile (a logout in another tab, say): the contract forbids
@@ -267,6 +271,7 @@ impl SessionManager {
         mut state: SessionState,
         now: SystemTime,
     ) -> Result<CookieUpdate, Error> {
+        state.record.cookie_sent_at = Some(now);
         if state.record.deadline.is_none() {
             state.record.deadline = self
                 .config
@@ -298,6 +303,16 @@ impl SessionManager {
             Some(deadline) => idle.min(deadline),
             None => idle,
         }
+    }
+
+    /// Whether a permanent cookie should be sent again so that its `Max-Age` follows the
+    /// server-side expiry: not on every request (a header and a signature each time), but
+    /// once the last one is older than the refresh threshold.
+    fn cookie_due(&self, state: &SessionState, now: SystemTime) -> bool {
+        state.is_permanent()
+            && state.record.cookie_sent_at.is_none_or(|sent| {
+                now.duration_since(sent).unwrap_or(Duration::ZERO) > self.config.refresh_threshold
+            })
     }
 
     fn refresh_due(&self, state: &SessionState, expires_at: SystemTime) -> bool {

@@ -95,6 +95,7 @@ impl SessionState {
                 created_at: SystemTime::now(),
                 deadline: None,
                 permanent,
+                cookie_sent_at: None,
                 data: Data::new(),
             },
             changes: BTreeMap::new(),
@@ -242,6 +243,11 @@ impl SessionState {
         self.changes
             .iter()
             .map(|(key, change)| (key.as_str(), *change))
+    }
+
+    /// The record as it would be stored: data and metadata.
+    pub fn record(&self) -> &Record {
+        &self.record
     }
 
     /// When the session was first stored (for a new one: when it was made).

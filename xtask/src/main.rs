@@ -4,10 +4,12 @@
 //! cargo xtask test [BACKEND...]          fmt check, clippy -D warnings, then the tests,
 //!                                        with the services the backends need
 //! cargo xtask services up|down|status [SERVICE...]
+//! cargo xtask bench [--store NAME|URL]... [--all] [--rounds N] [--seconds S] [--no-criterion]
 //! ```
 //! Backends: core, fs, actix, examples, redis, memcached, mongodb, sql.
 //! Services: redis, memcached, mongodb, postgres, mysql.
 
+mod bench;
 mod mongoeco;
 mod process;
 mod services;
@@ -18,6 +20,8 @@ use std::process::ExitCode;
 const USAGE: &str = "usage:
   cargo xtask test [BACKEND...]                     fmt, clippy, and tests (all backends by default)
   cargo xtask services up|down|status [SERVICE...]  start, stop or show the test services
+  cargo xtask bench [--store NAME|URL]... [--all] [--rounds N] [--seconds S] [--no-criterion]
+                                                    HTTP benchmarks against a by-hand baseline
 
 backends: core fs actix examples redis memcached mongodb sql
 services: redis memcached mongodb postgres mysql";
@@ -27,6 +31,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test::command(&args[1..]),
         Some("services") => services::command(&args[1..]),
+        Some("bench") => bench::command(&args[1..]),
         Some("help" | "-h" | "--help") => {
             println!("{USAGE}");
             Ok(())

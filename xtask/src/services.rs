@@ -295,6 +295,11 @@ fn launcher(kind: Kind) -> Result<Launcher, String> {
     install_program(kind).map(Launcher::Program)
 }
 
+/// A server of `kind` of this run's own, even if one is running already.
+pub(crate) fn start_private(kind: Kind) -> Result<Running, String> {
+    start_service(kind, &launcher(kind)?)
+}
+
 /// The program that runs `kind`, installed from Debian's packages if it is missing.
 fn install_program(kind: Kind) -> Result<&'static str, String> {
     let Some((program, package)) = kind.program() else {
@@ -319,7 +324,7 @@ fn install_program(kind: Kind) -> Result<&'static str, String> {
     Ok(program)
 }
 
-fn install(package: &str) -> Result<(), String> {
+pub(crate) fn install(package: &str) -> Result<(), String> {
     if !on_path("apt-get") {
         return Err(format!(
             "`{package}` is not installed and there is no apt-get to install it"

@@ -1,0 +1,553 @@
+//! `cargo xtask bench`: the HTTP benchmark of the session middleware against a baseline
+//! that does the same store work by hand, plus session-core's criterion benchmarks.
+//!
+//! Each store runs both servers (`bench` and `bench-baseline`, `WORKERS=1`, pinned to CPU 0
+//! with `taskset`) in alternating order over several rounds; `wrk` (1 thread, 32
+//! connections, pinned to CPU 1) loads each route, spreading `/read` and `/incr` over 1,000
+//! sessions made beforehand. The table shows medians over the rounds and the ratio of the
+//! library's median to the baseline's, measured in the same run.
+
+use std::fmt::Write as _;
+use std::io::{Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::process::{on_path, root, run, state_dir};
+use crate::services::{self, Kind};
+
+const ROUTES: [&str; 3] = ["/read", "/incr", "/new"];
+const SESSIONS: usize = 1_000;
+const SECRET: &str = "a benchmark secret of at least thirty-two bytes";
+
+struct Options {
+    stores: Vec<String>,
+    rounds: usize,
+    seconds: u64,
+    criterion: bool,
+}
+
+fn parse(args: &[String]) -> Result<Options, String> {
+    let mut options = Options {
+        stores: Vec::new(),
+        rounds: 3,
+        seconds: 5,
+        criterion: true,
+    };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().cloned().ok_or(format!("{name} needs a value"));
+        match arg.as_str() {
+            "--store" => options.stores.push(value("--store")?),
+            "--all" => options.stores.extend(
+                [
+                    "file",
+                    "memory",
+                    "redis",
+                    "redis-cluster",
+                    "memcached",
+                    "mongodb",
+                    "postgres",
+                    "mysql",
+                    "sqlite",
+                ]
+                .map(String::from),
+            ),
+            "--rounds" => {
+                options.rounds = value("--rounds")?
+                    .parse()
+                    .map_err(|_| "--rounds takes a number")?
+            }
+            "--seconds" => {
+                options.seconds = value("--seconds")?
+                    .parse()
+                    .map_err(|_| "--seconds takes a number")?
+            }
+            "--no-criterion" => options.criterion = false,
+            other => return Err(format!("unknown bench option `{other}`")),
+        }
+    }
+    if options.stores.is_empty() {
+        options.stores = vec!["file".into(), "redis".into(), "memory".into()];
+    }
+    Ok(options)
+}
+
+/// One measured run of one route.
+#[derive(Clone, Copy, Debug, Default)]
+struct Sample {
+    rps: f64,
+    p50_us: f64,
+    p99_us: f64,
+    errors: u64,
+    /// Store commands per request, where the store can count them (Redis).
+    commands: Option<f64>,
+}
+
+pub(crate) fn command(args: &[String]) -> Result<(), String> {
+    let options = parse(args)?;
+    for tool in ["wrk", "taskset"] {
+        if !on_path(tool) {
+            services::install(if tool == "wrk" { "wrk" } else { "util-linux" })?;
+        }
+    }
+    run(Command::new("cargo").args([
+        "build",
+        "--release",
+        "--locked",
+        "-p",
+        "examples",
+        "--bin",
+        "bench",
+        "--bin",
+        "bench-baseline",
+    ]))?;
+    let release = root().join("target").join("release");
+    let scratch = state_dir().join("bench");
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch).map_err(|e| e.to_string())?;
+
+    let mut report = String::from(
+        "| store | route | baseline req/s | req/s | ratio | p50 | p99 | errors | commands/request |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
+    );
+    for store in &options.stores {
+        let target = Target::prepare(store, &scratch)?;
+        let results = measure(&release, &target, &options)?;
+        for (route, baseline, library) in results {
+            let ratio = library.rps / baseline.rps;
+            let commands = library
+                .commands
+                .map_or("".to_owned(), |c| format!("{c:.2}"));
+            let _ = writeln!(
+                report,
+                "| {} | {route} | {:.0} | {:.0} | {ratio:.2} | {:.0} µs | {:.0} µs | {} | {commands} |",
+                target.label, baseline.rps, library.rps, library.p50_us, library.p99_us, library.errors
+            );
+        }
+        target.finish();
+    }
+    println!("\n{report}");
+    let _ = writeln!(
+        report,
+        "\n{} rounds of {} s per route and server, medians; `cargo xtask bench {}`",
+        options.rounds,
+        options.seconds,
+        args.join(" ")
+    );
+    std::fs::write(scratch.join("report.md"), &report).map_err(|e| e.to_string())?;
+    println!("(written to {})", scratch.join("report.md").display());
+
+    if options.criterion {
+        run(Command::new("cargo").args([
+            "bench",
+            "--locked",
+            "-p",
+            "session-core",
+            "--bench",
+            "core",
+        ]))?;
+    }
+    Ok(())
+}
+
+/// A store to benchmark: the URLs for both servers and what to clean between runs.
+struct Target {
+    label: String,
+    library_url: String,
+    /// `None`: no by-hand baseline exists for this store, compare with no session at all.
+    baseline_url: String,
+    redis: Option<(String, Vec<services::Running>)>,
+    cleanup: Option<PathBuf>,
+}
+
+impl Target {
+    fn prepare(store: &str, scratch: &Path) -> Result<Self, String> {
+        let simple = |label: &str, library_url: String, baseline_url: String| Self {
+            label: label.to_owned(),
+            library_url,
+            baseline_url,
+            redis: None,
+            cleanup: None,
+        };
+        let service = |kind: Kind| -> Result<String, String> {
+            let running = services::ensure_all(&[kind])?;
+            let url = running[0].url.clone();
+            // Left running for the bench; services found running are never stopped.
+            std::mem::forget(running);
+            Ok(url)
+        };
+        Ok(match store {
+            "file" => {
+                let dir = scratch.join("files");
+                let mut target = simple(
+                    "file",
+                    format!("file://{}", dir.join("library").display()),
+                    format!("file://{}", dir.join("baseline").display()),
+                );
+                target.cleanup = Some(dir);
+                target
+            }
+            "memory" => simple(
+                "memory (baseline: no session)",
+                "memory://".into(),
+                "memory://".into(),
+            ),
+            "redis" => {
+                // A private server: /new makes a million keys, and the counts of commands
+                // must be ours alone.
+                let running = services::start_private(Kind::Redis)?;
+                let url = running.url.clone();
+                Self {
+                    label: "redis".to_owned(),
+                    library_url: url.clone(),
+                    baseline_url: url.clone(),
+                    redis: Some((url, vec![running])),
+                    cleanup: None,
+                }
+            }
+            "redis-cluster" => simple(
+                "redis cluster (baseline: no session)",
+                service(Kind::RedisCluster)?,
+                "memory://".into(),
+            ),
+            "memcached" => simple(
+                "memcached (baseline: no session)",
+                service(Kind::Memcached)?,
+                "memory://".into(),
+            ),
+            "mongodb" => simple(
+                "mongodb (baseline: no session)",
+                service(Kind::Mongodb)?,
+                "memory://".into(),
+            ),
+            "postgres" => simple(
+                "postgres (baseline: no session)",
+                service(Kind::Postgres)?,
+                "memory://".into(),
+            ),
+            "mysql" => simple(
+                "mysql (baseline: no session)",
+                service(Kind::Mysql)?,
+                "memory://".into(),
+            ),
+            "sqlite" => simple(
+                "sqlite (baseline: no session)",
+                format!("sqlite://{}?mode=rwc", scratch.join("bench.db").display()),
+                "memory://".into(),
+            ),
+            url if url.contains("://") => simple(url, url.to_owned(), "memory://".into()),
+            other => return Err(format!("unknown store `{other}`")),
+        })
+    }
+
+    /// Empties the store between runs, so no run pays for the sessions of the last.
+    fn reset(&self) {
+        if let Some((url, _)) = &self.redis {
+            let port = url.rsplit(':').next().unwrap_or_default();
+            let _ = Command::new("redis-cli")
+                .args(["-p", port, "FLUSHALL"])
+                .stdout(Stdio::null())
+                .status();
+        }
+        if let Some(dir) = &self.cleanup {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+
+    /// Total commands the private Redis has run.
+    fn redis_commands(&self) -> Option<u64> {
+        let (url, _) = self.redis.as_ref()?;
+        let port = url.rsplit(':').next()?;
+        let output = Command::new("redis-cli")
+            .args(["-p", port, "INFO", "commandstats"])
+            .output()
+            .ok()?;
+        Some(
+            String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .filter(|l| l.starts_with("cmdstat_") && !l.starts_with("cmdstat_info:"))
+                .filter_map(|l| {
+                    l.split("calls=")
+                        .nth(1)?
+                        .split(',')
+                        .next()?
+                        .parse::<u64>()
+                        .ok()
+                })
+                .sum(),
+        )
+    }
+
+    fn finish(self) {
+        self.reset();
+        if let Some((_, running)) = self.redis {
+            services::stop_started(running);
+        }
+    }
+}
+
+type RouteResult = (&'static str, Sample, Sample);
+
+fn measure(release: &Path, target: &Target, options: &Options) -> Result<Vec<RouteResult>, String> {
+    let mut samples: Vec<(Vec<Sample>, Vec<Sample>)> = vec![(Vec::new(), Vec::new()); ROUTES.len()];
+    for round in 0..options.rounds {
+        // Alternate which server goes first, so drift in the machine hits both alike.
+        let order = if round % 2 == 0 {
+            [false, true]
+        } else {
+            [true, false]
+        };
+        for library in order {
+            let (binary, url) = if library {
+                ("bench", &target.library_url)
+            } else {
+                ("bench-baseline", &target.baseline_url)
+            };
+            target.reset();
+            let server = Server::start(&release.join(binary), url)?;
+            for (i, route) in ROUTES.iter().enumerate() {
+                let cookies = if *route == "/new" {
+                    Vec::new()
+                } else {
+                    server.sessions(SESSIONS)?
+                };
+                let before = target.redis_commands();
+                let mut sample = wrk(server.port, route, &cookies, options.seconds)?;
+                if let (Some(before), Some(after)) = (before, target.redis_commands()) {
+                    let requests = sample.rps * options.seconds as f64;
+                    sample.commands = Some((after - before) as f64 / requests);
+                }
+                println!(
+                    "xtask: {} {binary} {route} round {}: {:.0} req/s",
+                    target.label,
+                    round + 1,
+                    sample.rps
+                );
+                let slot = &mut samples[i];
+                if library {
+                    slot.1.push(sample)
+                } else {
+                    slot.0.push(sample)
+                }
+            }
+        }
+    }
+    Ok(ROUTES
+        .iter()
+        .zip(samples)
+        .map(|(route, (baseline, library))| (*route, median(&baseline), median(&library)))
+        .collect())
+}
+
+fn median(samples: &[Sample]) -> Sample {
+    let pick = |f: fn(&Sample) -> f64| {
+        let mut values: Vec<f64> = samples.iter().map(f).collect();
+        values.sort_by(|a, b| a.total_cmp(b));
+        values.get(values.len() / 2).copied().unwrap_or_default()
+    };
+    let commands: Vec<f64> = samples.iter().filter_map(|s| s.commands).collect();
+    Sample {
+        rps: pick(|s| s.rps),
+        p50_us: pick(|s| s.p50_us),
+        p99_us: pick(|s| s.p99_us),
+        errors: samples.iter().map(|s| s.errors).sum(),
+        commands: (!commands.is_empty()).then(|| {
+            let mut commands = commands;
+            commands.sort_by(|a, b| a.total_cmp(b));
+            commands[commands.len() / 2]
+        }),
+    }
+}
+
+/// A bench server pinned to CPU 0.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start(binary: &Path, store_url: &str) -> Result<Self, String> {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .map_err(|e| e.to_string())?;
+        let child = Command::new("taskset")
+            .args(["-c", "0"])
+            .arg(binary)
+            .env("PORT", port.to_string())
+            .env("WORKERS", "1")
+            .env("SESSION_SECRET", SECRET)
+            .env("SESSION_STORE_URL", store_url)
+            .env("RUST_LOG", "off")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
+        let mut server = Self { child, port };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline || server.child.try_wait().ok().flatten().is_some() {
+                return Err(format!(
+                    "{} did not start with {store_url}",
+                    binary.display()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(server)
+    }
+
+    /// `count` sessions made with `/new`, as `name=value` cookie pairs.
+    fn sessions(&self, count: usize) -> Result<Vec<String>, String> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).map_err(|e| e.to_string())?;
+        let request = "GET /new HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+        let mut cookies = Vec::with_capacity(count);
+        let mut buffer = Vec::new();
+        let mut chunk = [0u8; 4096];
+        for _ in 0..count {
+            stream
+                .write_all(request.as_bytes())
+                .map_err(|e| e.to_string())?;
+            // Read one whole response: headers, then content-length bytes.
+            loop {
+                if let Some((cookie, consumed)) = parse_response(&buffer) {
+                    cookies.push(cookie.ok_or("/new set no cookie")?);
+                    buffer.drain(..consumed);
+                    break;
+                }
+                let n = stream.read(&mut chunk).map_err(|e| e.to_string())?;
+                if n == 0 {
+                    return Err("the server closed the connection".to_owned());
+                }
+                buffer.extend_from_slice(&chunk[..n]);
+            }
+        }
+        Ok(cookies)
+    }
+}
+
+/// The first cookie pair set by a complete response at the start of `buffer`, and the
+/// response's length.
+fn parse_response(buffer: &[u8]) -> Option<(Option<String>, usize)> {
+    let text = std::str::from_utf8(buffer).ok()?;
+    let header_end = text.find("\r\n\r\n")? + 4;
+    let headers = &text[..header_end];
+    let length: usize = headers
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().to_owned())
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if buffer.len() < header_end + length {
+        return None;
+    }
+    let cookie = headers.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.eq_ignore_ascii_case("set-cookie").then(|| {
+            value
+                .trim()
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        })
+    });
+    Some((cookie, header_end + length))
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs wrk on CPU 1 against one route, each request with a random one of `cookies`.
+fn wrk(port: u16, route: &str, cookies: &[String], seconds: u64) -> Result<Sample, String> {
+    let script = state_dir().join("bench").join("wrk.lua");
+    let mut lua = String::from("local cookies = {\n");
+    for cookie in cookies {
+        let _ = writeln!(lua, "  {cookie:?},");
+    }
+    lua.push_str(
+        "}\nrequest = function()\n  if #cookies == 0 then return wrk.format(\"GET\") end\n  \
+         return wrk.format(\"GET\", nil, { Cookie = cookies[math.random(#cookies)] })\nend\n",
+    );
+    std::fs::write(&script, lua).map_err(|e| e.to_string())?;
+    let output = Command::new("taskset")
+        .args(["-c", "1", "wrk", "-t1", "-c32", "--latency"])
+        .arg(format!("-d{seconds}s"))
+        .arg("-s")
+        .arg(&script)
+        .arg(format!("http://127.0.0.1:{port}{route}"))
+        .output()
+        .map_err(|e| format!("cannot run wrk: {e}"))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    parse_wrk(&text).ok_or_else(|| format!("unexpected wrk output:\n{text}"))
+}
+
+fn parse_wrk(text: &str) -> Option<Sample> {
+    let number = |prefix: &str| -> Option<&str> {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(prefix).map(str::trim))
+    };
+    let latency = |percentile: &str| -> Option<f64> {
+        let value = number(percentile)?;
+        let (digits, factor) = if let Some(v) = value.strip_suffix("us") {
+            (v, 1.0)
+        } else if let Some(v) = value.strip_suffix("ms") {
+            (v, 1_000.0)
+        } else {
+            (value.strip_suffix('s')?, 1_000_000.0)
+        };
+        Some(digits.parse::<f64>().ok()? * factor)
+    };
+    let mut errors = number("Non-2xx or 3xx responses:")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if let Some(socket) = number("Socket errors:") {
+        errors += socket
+            .split(',')
+            .filter_map(|part| part.split_whitespace().last()?.parse::<u64>().ok())
+            .sum::<u64>();
+    }
+    Some(Sample {
+        rps: number("Requests/sec:")?.parse().ok()?,
+        p50_us: latency("50%")?,
+        p99_us: latency("99%")?,
+        errors,
+        commands: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrk_output_parses() {
+        let text = "  Latency Distribution\n     50%  420.00us\n     75%  1.00ms\n     99%    1.93ms\n  \
+                    Socket errors: connect 0, read 2, write 1, timeout 0\n  Non-2xx or 3xx responses: 3\n\
+                    Requests/sec:  69566.27\n";
+        let sample = parse_wrk(text).unwrap();
+        assert_eq!(sample.rps, 69566.27);
+        assert_eq!(sample.p50_us, 420.0);
+        assert_eq!(sample.p99_us, 1930.0);
+        assert_eq!(sample.errors, 6);
+    }
+
+    #[test]
+    fn responses_parse_with_their_cookie() {
+        let response =
+            b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\nset-cookie: sid=abc; Path=/\r\n\r\n0HTTP";
+        let (cookie, consumed) = parse_response(response).unwrap();
+        assert_eq!(cookie.as_deref(), Some("sid=abc"));
+        assert_eq!(consumed, response.len() - 4);
+        assert!(parse_response(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n0").is_none());
+    }
+}
