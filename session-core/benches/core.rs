@@ -10,8 +10,8 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use session_core::{
-    Codec, Config, CookieUpdate, IdLength, Keyring, MemoryStore, RequestCookie, SessionId,
-    SessionManager, SessionState,
+    Codec, Config, CookieUpdate, IdLength, Keyring, MemoryStore, SessionId, SessionManager,
+    SessionState,
 };
 
 fn ten_key_session() -> SessionState {
