@@ -17,6 +17,10 @@
 //! session, so `tail -c +17 .sessions/session:*` shows the JSON.
 //!
 //! - Writes are atomic: a temporary file in the same directory, then `rename`.
+//! - File I/O runs on the calling thread: a session file is a few hundred bytes in the page
+//!   cache, read or written in a few microseconds, far less than handing each operation to
+//!   another thread. On a slow or network filesystem, `.offload_io(true)` moves it to
+//!   tokio's blocking pool instead.
 //! - `touch` rewrites the 8 expiry bytes in place, not the data.
 //! - Files are created with mode 0600 (configurable) in a directory created with 0700.
 //! - Every change to a session happens under a lock striped by key: a mutex within the
@@ -67,6 +71,7 @@ struct Inner {
     limit: Option<usize>,
     count: AtomicUsize,
     locks: Locks,
+    offload: bool,
 }
 
 /// Configures a [`FileStore`].
@@ -76,6 +81,7 @@ pub struct FileStoreBuilder {
     dir: PathBuf,
     mode: u32,
     limit: Option<usize>,
+    offload: bool,
 }
 
 impl FileStoreBuilder {
@@ -89,6 +95,14 @@ impl FileStoreBuilder {
     /// what happens when it is reached.
     pub fn limit(mut self, sessions: usize) -> Self {
         self.limit = Some(sessions.max(1));
+        self
+    }
+
+    /// Runs the file I/O on tokio's blocking pool instead of the calling thread (default
+    /// off). Worth it only where a session file can take long to read or write: a
+    /// network or a very slow filesystem. See the crate docs for the measurement.
+    pub fn offload_io(mut self, offload: bool) -> Self {
+        self.offload = offload;
         self
     }
 
@@ -110,6 +124,7 @@ impl FileStoreBuilder {
                 limit: self.limit,
                 count: AtomicUsize::new(count),
                 locks,
+                offload: self.offload,
             }),
         })
     }
@@ -127,6 +142,7 @@ impl FileStore {
             dir: dir.into(),
             mode: 0o600,
             limit: None,
+            offload: false,
         }
     }
 
@@ -135,17 +151,29 @@ impl FileStore {
         &self.inner.dir
     }
 
-    /// Runs blocking file I/O off the async runtime's threads.
+    /// Runs the file I/O of one operation: on the calling thread, or on tokio's blocking
+    /// pool when the store was built with [`FileStoreBuilder::offload_io`].
     async fn blocking<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
     {
+        if !self.inner.offload {
+            return work(&self.inner);
+        }
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || work(&inner))
             .await
             .map_err(|join| StoreError::backend(BACKEND, join))?
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FileState {
+    Absent,
+    /// Expired, or not a session file: nobody can load it, so it may be replaced.
+    Dead,
+    Live,
 }
 
 fn io_error(error: io::Error) -> StoreError {
@@ -157,18 +185,21 @@ impl Inner {
         self.dir.join(file_name(key))
     }
 
-    /// The header of the live record at `path`, or `None` if it is absent, expired or not a
-    /// session file.
-    fn live_header(&self, path: &Path, now: SystemTime) -> io::Result<Option<Header>> {
+    /// What is at `path`: nothing, a dead file (expired, or not a session file), or a
+    /// live session.
+    fn state(&self, path: &Path, now: SystemTime) -> io::Result<FileState> {
         let mut file = match File::open(path) {
             Ok(file) => file,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(FileState::Absent),
             Err(e) => return Err(e),
         };
         let mut bytes = [0u8; HEADER_LEN];
         match file.read_exact(&mut bytes) {
-            Ok(()) => Ok(Header::parse(&bytes).filter(|h| h.is_live(now))),
-            Err(e) if e.kind() == ErrorKind::UnexpectedEof => Ok(None),
+            Ok(()) => Ok(match Header::parse(&bytes) {
+                Some(header) if header.is_live(now) => FileState::Live,
+                _ => FileState::Dead,
+            }),
+            Err(e) if e.kind() == ErrorKind::UnexpectedEof => Ok(FileState::Dead),
             Err(e) => Err(e),
         }
     }
@@ -215,12 +246,12 @@ impl Inner {
             self.make_room(now).map_err(io_error)?;
         }
         let _guard = self.locks.lock(key).map_err(io_error)?;
-        if self.live_header(&path, now).map_err(io_error)?.is_some() {
+        let state = self.state(&path, now).map_err(io_error)?;
+        if state == FileState::Live {
             return Err(StoreError::DuplicateId);
         }
-        let replaced_dead_file = path.exists();
         self.write(&path, value, expires_at).map_err(io_error)?;
-        if !replaced_dead_file {
+        if state == FileState::Absent {
             self.count.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
@@ -234,11 +265,7 @@ impl Inner {
     ) -> Result<(), StoreError> {
         let path = self.path(key);
         let _guard = self.locks.lock(key).map_err(io_error)?;
-        if self
-            .live_header(&path, SystemTime::now())
-            .map_err(io_error)?
-            .is_none()
-        {
+        if self.state(&path, SystemTime::now()).map_err(io_error)? != FileState::Live {
             return Err(StoreError::UnknownId);
         }
         self.write(&path, value, expires_at).map_err(io_error)
@@ -247,11 +274,7 @@ impl Inner {
     fn touch(&self, key: &StoreKey, expires_at: SystemTime) -> Result<(), StoreError> {
         let path = self.path(key);
         let _guard = self.locks.lock(key).map_err(io_error)?;
-        if self
-            .live_header(&path, SystemTime::now())
-            .map_err(io_error)?
-            .is_none()
-        {
+        if self.state(&path, SystemTime::now()).map_err(io_error)? != FileState::Live {
             return Err(StoreError::UnknownId);
         }
         let file = OpenOptions::new()

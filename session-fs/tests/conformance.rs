@@ -8,6 +8,21 @@ fn scratch_dir() -> std::path::PathBuf {
     tempfile::Builder::new().tempdir_in(base).unwrap().keep()
 }
 
-session_core::store_conformance_tests!(async {
-    session_fs::FileStore::new(scratch_dir()).unwrap()
-});
+mod inline_io {
+    use super::*;
+
+    session_core::store_conformance_tests!(async {
+        session_fs::FileStore::new(scratch_dir()).unwrap()
+    });
+}
+
+mod offloaded_io {
+    use super::*;
+
+    session_core::store_conformance_tests!(async {
+        session_fs::FileStore::builder(scratch_dir())
+            .offload_io(true)
+            .build()
+            .unwrap()
+    });
+}
