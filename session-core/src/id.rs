@@ -85,9 +85,11 @@ impl SessionId {
         if encoded.len() != length.encoded_len() || !encoded.bytes().all(is_base64url) {
             return None;
         }
-        // Rejects non-canonical trailing bits, so one id has exactly one spelling.
-        let decoded = URL_SAFE_NO_PAD.decode(encoded).ok()?;
-        (decoded.len() == length.bytes()).then(|| Self(encoded.into()))
+        // Rejects non-canonical trailing bits, so one id has exactly one spelling. Decoded
+        // into a stack buffer: this runs on every request that carries a cookie.
+        let mut decoded = [0u8; MAX_ID_BYTES + 3];
+        let len = URL_SAFE_NO_PAD.decode_slice(encoded, &mut decoded).ok()?;
+        (len == length.bytes()).then(|| Self(encoded.into()))
     }
 
     /// The encoded id (base64url, no padding).
