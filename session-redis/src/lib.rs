@@ -31,6 +31,13 @@
 //! dropped and the next call opens a new one; while Redis is down, calls fail within the
 //! timeout (1 s by default) with `StoreError::Unavailable`, which the middleware answers
 //! with 503.
+//!
+//! Why per thread: `bench-baseline` serving `/read` from Redis by hand, `WORKERS=1` pinned
+//! to one CPU, `wrk -t1 -c32` on the other, three alternating 5-second runs each: with a
+//! connection per worker opened on the worker's runtime, 55,007 / 57,403 / 40,568 req/s
+//! (median 55,007); with one connection opened in `main()` and shared
+//! (`BASELINE_SHARED_CONNECTION=1`), 41,053 / 33,837 / 36,315 (median 36,315): a third of
+//! the throughput lost to the thread hop on every request.
 
 mod connection;
 mod target;
