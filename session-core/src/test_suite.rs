@@ -538,3 +538,81 @@ impl<S: Store> Store for CountingStore<S> {
         self.inner.delete_expired().await
     }
 }
+
+/// A server process of a test's own (redis-server, memcached, ...) on a free loopback
+/// port, for tests that must stop, restart or count on a server nobody else uses. Killed
+/// when dropped.
+#[derive(Debug)]
+pub struct LocalServer {
+    program: &'static str,
+    args: fn(u16) -> Vec<String>,
+    child: Option<std::process::Child>,
+    port: u16,
+}
+
+impl LocalServer {
+    /// Starts `program` with `args(port)` and waits until it accepts connections.
+    pub fn start(program: &'static str, args: fn(u16) -> Vec<String>) -> std::io::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let mut server = Self {
+            program,
+            args,
+            child: None,
+            port,
+        };
+        server.restart()?;
+        Ok(server)
+    }
+
+    /// The port it listens on, the same across restarts.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Kills the process.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the process again on the same port.
+    pub fn restart(&mut self) -> std::io::Result<()> {
+        use std::process::{Command, Stdio};
+        self.stop();
+        let child = Command::new(self.program)
+            .args((self.args)(self.port))
+            .current_dir(std::env::temp_dir())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| {
+                let hint = format!(
+                    "cannot run {} (install it, or run `cargo xtask test`): {e}",
+                    self.program
+                );
+                std::io::Error::new(e.kind(), hint)
+            })?;
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if std::time::Instant::now() > deadline {
+                return Err(std::io::Error::other(format!(
+                    "{} did not start within 10 s",
+                    self.program
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for LocalServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -263,26 +263,30 @@ impl Inner {
         value: &[u8],
         expires_at: SystemTime,
     ) -> Result<(), StoreError> {
-        let path = self.path(key);
-        let _guard = self.locks.lock(key).map_err(io_error)?;
-        if self.state(&path, SystemTime::now()).map_err(io_error)? != FileState::Live {
-            return Err(StoreError::UnknownId);
-        }
-        self.write(&path, value, expires_at).map_err(io_error)
+        self.with_live(key, |path| self.write(path, value, expires_at))
     }
 
     fn touch(&self, key: &StoreKey, expires_at: SystemTime) -> Result<(), StoreError> {
+        self.with_live(key, |path| {
+            let file = OpenOptions::new().write(true).open(path)?;
+            let (offset, bytes) = Header::expiry_field(expires_at);
+            file.write_all_at(&bytes, offset)
+        })
+    }
+
+    /// Runs `change` on the file of the live session under `key`, under the key's lock;
+    /// `UnknownId` if there is none, so a deleted or expired session is never brought back.
+    fn with_live(
+        &self,
+        key: &StoreKey,
+        change: impl FnOnce(&Path) -> io::Result<()>,
+    ) -> Result<(), StoreError> {
         let path = self.path(key);
         let _guard = self.locks.lock(key).map_err(io_error)?;
         if self.state(&path, SystemTime::now()).map_err(io_error)? != FileState::Live {
             return Err(StoreError::UnknownId);
         }
-        let file = OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .map_err(io_error)?;
-        let (offset, bytes) = Header::expiry_field(expires_at);
-        file.write_all_at(&bytes, offset).map_err(io_error)
+        change(&path).map_err(io_error)
     }
 
     fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {

@@ -3,71 +3,48 @@
 #![allow(missing_docs)]
 
 use std::io::{self, Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use session_core::test_suite::LocalServer;
 
 /// A `memcached` on a free loopback port with a 2 MiB item limit, stopped when dropped.
 #[derive(Debug)]
-pub struct MemcachedServer {
-    child: Option<Child>,
-    port: u16,
-}
+pub struct MemcachedServer(LocalServer);
 
 impl MemcachedServer {
     pub fn start() -> io::Result<Self> {
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let mut server = Self { child: None, port };
-        server.restart()?;
-        Ok(server)
-    }
-
-    /// `127.0.0.1:PORT`.
-    pub fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    pub fn restart(&mut self) -> io::Result<()> {
-        self.stop();
-        let port = self.port.to_string();
-        let child = Command::new("memcached")
-            .args([
+        LocalServer::start("memcached", |port| {
+            let args = [
                 "-u",
                 "root",
                 "-l",
                 "127.0.0.1",
-                "-p",
-                &port,
                 "-m",
                 "64",
                 "-I",
                 "2m",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("cannot run memcached (install it, or run `cargo xtask test`): {e}"),
-                )
-            })?;
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            if Instant::now() > deadline {
-                return Err(io::Error::other("memcached did not start within 10 s"));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(())
+                "-p",
+            ];
+            args.into_iter()
+                .map(String::from)
+                .chain([port.to_string()])
+                .collect()
+        })
+        .map(Self)
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.0.port())
+    }
+
+    pub fn stop(&mut self) {
+        self.0.stop();
+    }
+
+    pub fn restart(&mut self) -> io::Result<()> {
+        self.0.restart()
     }
 
     /// The number of items the server holds (`stats` `curr_items`).
@@ -94,10 +71,4 @@ pub fn stat(address: &str, name: &str) -> io::Result<u64> {
         .find_map(|line| line.strip_prefix(&format!("STAT {name} ")))
         .and_then(|value| value.trim().parse().ok())
         .ok_or_else(|| io::Error::other(format!("no {name} in stats")))
-}
-
-impl Drop for MemcachedServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }

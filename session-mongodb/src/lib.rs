@@ -142,6 +142,22 @@ impl MongoStore {
         }
     }
 
+    /// `$set`s `fields` on the live session under `key`; `UnknownId` if there is none, so
+    /// a deleted or expired session is never brought back.
+    async fn set_live(&self, key: &StoreKey, fields: Document) -> Result<(), StoreError> {
+        let now = date(SystemTime::now());
+        let result = self
+            .collection
+            .update_one(live(key, now), doc! { "$set": fields })
+            .await
+            .map_err(failed)?;
+        if result.matched_count == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::UnknownId)
+        }
+    }
+
     /// The collection the sessions live in.
     pub fn collection(&self) -> &Collection<Document> {
         &self.collection
@@ -273,33 +289,12 @@ impl Store for MongoStore {
     }
 
     async fn update(&self, key: &StoreKey, value: &[u8], at: SystemTime) -> Result<(), StoreError> {
-        let now = date(SystemTime::now());
-        let set = doc! { "$set": { "data": binary(value), "expires_at": date(at) } };
-        let result = self
-            .collection
-            .update_one(live(key, now), set)
+        self.set_live(key, doc! { "data": binary(value), "expires_at": date(at) })
             .await
-            .map_err(failed)?;
-        if result.matched_count == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::UnknownId)
-        }
     }
 
     async fn touch(&self, key: &StoreKey, at: SystemTime) -> Result<(), StoreError> {
-        let now = date(SystemTime::now());
-        let set = doc! { "$set": { "expires_at": date(at) } };
-        let result = self
-            .collection
-            .update_one(live(key, now), set)
-            .await
-            .map_err(failed)?;
-        if result.matched_count == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::UnknownId)
-        }
+        self.set_live(key, doc! { "expires_at": date(at) }).await
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {

@@ -3,79 +3,56 @@
 #![allow(missing_docs)]
 
 use std::io;
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::TcpStream;
+use std::time::Duration;
 
-/// A `redis-server` on a free loopback port, stopped when dropped.
+use session_core::test_suite::LocalServer;
+
+/// A `redis-server` on a free loopback port that keeps nothing on disk, stopped when
+/// dropped.
 #[derive(Debug)]
-pub struct RedisServer {
-    child: Option<Child>,
-    port: u16,
-    dir: PathBuf,
-}
+pub struct RedisServer(LocalServer);
 
 impl RedisServer {
-    /// Starts a server in a fresh scratch directory under the system temp dir.
     pub fn start() -> io::Result<Self> {
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let dir = std::env::temp_dir().join(format!("session-redis-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
-        let mut server = Self {
-            child: None,
-            port,
-            dir,
-        };
-        server.restart()?;
-        Ok(server)
+        LocalServer::start("redis-server", |port| {
+            let args = [
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--port",
+            ];
+            args.into_iter()
+                .map(String::from)
+                .chain([port.to_string()])
+                .collect()
+        })
+        .map(Self)
     }
 
     /// `redis://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        format!("redis://127.0.0.1:{}", self.0.port())
     }
 
     /// Kills the server.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.0.stop();
     }
 
     /// Starts the server again on the same port (empty: it keeps nothing on disk).
     pub fn restart(&mut self) -> io::Result<()> {
-        self.stop();
-        let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--save", "", "--appendonly", "no"])
-            .current_dir(&self.dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("cannot run redis-server (install it, or run `cargo xtask test`): {e}"),
-                )
-            })?;
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            if Instant::now() > deadline {
-                return Err(io::Error::other("redis-server did not start within 10 s"));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(())
+        self.0.restart()
     }
 
     /// The total number of commands the server has executed, from `INFO commandstats`,
     /// not counting the `INFO` commands this method itself sends.
     pub fn commands(&self) -> io::Result<u64> {
         use std::io::{Read as _, Write as _};
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port))?;
+        let mut stream = TcpStream::connect(("127.0.0.1", self.0.port()))?;
         stream.write_all(b"INFO commandstats\r\n")?;
         stream.set_read_timeout(Some(Duration::from_secs(5)))?;
         let mut reply = Vec::new();
@@ -108,12 +85,5 @@ impl RedisServer {
                     .ok()
             })
             .sum())
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

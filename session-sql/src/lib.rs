@@ -52,6 +52,7 @@ use session_core::{spawn_cleanup, Cleanup, Loaded, Store, StoreError, StoreKey};
 
 use crate::dialect::{check_name, Queries};
 pub use crate::dialect::{Dialect, NameError};
+use crate::pool::Arg::{Bytes, Int, Text};
 pub use crate::pool::SqlPool;
 
 const BACKEND: &str = "sql";
@@ -219,25 +220,32 @@ impl Store for SqlStore {
 
     async fn create(&self, key: &StoreKey, value: &[u8], at: SystemTime) -> Result<(), StoreError> {
         let (pool, q, now) = (&self.inner.pool, &self.inner.queries, now());
-        let key = key.as_str();
-        if pool.insert(&q.insert, key, value, millis(at), now).await? == 1 {
+        let (key, at) = (Text(key.as_str()), Int(millis(at)));
+        if pool
+            .execute(&q.insert, &[key, Bytes(value), at, Int(now)])
+            .await?
+            == 1
+        {
             return Ok(());
         }
-        match pool
-            .take_over(&q.take_over, value, millis(at), now, key)
-            .await?
-        {
+        let args = [Bytes(value), at, Int(now), key, Int(now)];
+        match pool.execute(&q.take_over, &args).await? {
             1 => Ok(()),
             _ => Err(StoreError::DuplicateId),
         }
     }
 
     async fn update(&self, key: &StoreKey, value: &[u8], at: SystemTime) -> Result<(), StoreError> {
-        let q = &self.inner.queries;
+        let args = [
+            Bytes(value),
+            Int(millis(at)),
+            Text(key.as_str()),
+            Int(now()),
+        ];
         match self
             .inner
             .pool
-            .update(&q.update, value, millis(at), key.as_str(), now())
+            .execute(&self.inner.queries.update, &args)
             .await?
         {
             0 => Err(StoreError::UnknownId),
@@ -246,11 +254,11 @@ impl Store for SqlStore {
     }
 
     async fn touch(&self, key: &StoreKey, at: SystemTime) -> Result<(), StoreError> {
-        let q = &self.inner.queries;
+        let args = [Int(millis(at)), Text(key.as_str()), Int(now())];
         match self
             .inner
             .pool
-            .touch(&q.touch, millis(at), key.as_str(), now())
+            .execute(&self.inner.queries.touch, &args)
             .await?
         {
             0 => Err(StoreError::UnknownId),
@@ -259,20 +267,23 @@ impl Store for SqlStore {
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+        let args = [Text(key.as_str())];
         self.inner
             .pool
-            .delete(&self.inner.queries.delete, key.as_str())
+            .execute(&self.inner.queries.delete, &args)
             .await
+            .map(drop)
     }
 
     async fn delete_expired(&self) -> Result<u64, StoreError> {
         let now = now();
         let mut removed = 0;
         loop {
+            let args = [Int(now), Int(DELETE_BATCH)];
             let batch = self
                 .inner
                 .pool
-                .delete_expired(&self.inner.queries.delete_expired, now, DELETE_BATCH)
+                .execute(&self.inner.queries.delete_expired, &args)
                 .await?;
             removed += batch;
             if batch < DELETE_BATCH as u64 {

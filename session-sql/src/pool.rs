@@ -47,6 +47,14 @@ impl From<sqlx::SqlitePool> for SqlPool {
     }
 }
 
+/// A statement argument: the three types the table's columns have.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Arg<'a> {
+    Text(&'a str),
+    Bytes(&'a [u8]),
+    Int(i64),
+}
+
 /// Runs the same sqlx expression on whichever pool this is; each arm is type-checked
 /// against its own database.
 macro_rules! on_pool {
@@ -184,92 +192,18 @@ impl SqlPool {
         on_pool!(self, pool => sqlx::query_as(sql).bind(key).bind(now).fetch_optional(pool).await)
     }
 
-    pub(crate) async fn insert(
-        &self,
-        sql: &str,
-        key: &str,
-        data: &[u8],
-        expires_at: i64,
-        now: i64,
-    ) -> Result<u64, StoreError> {
-        on_pool!(self, pool => sqlx::query(sql)
-            .bind(key)
-            .bind(data)
-            .bind(expires_at)
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))
-    }
-
-    pub(crate) async fn take_over(
-        &self,
-        sql: &str,
-        data: &[u8],
-        expires_at: i64,
-        now: i64,
-        key: &str,
-    ) -> Result<u64, StoreError> {
-        on_pool!(self, pool => sqlx::query(sql)
-            .bind(data)
-            .bind(expires_at)
-            .bind(now)
-            .bind(key)
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))
-    }
-
-    pub(crate) async fn update(
-        &self,
-        sql: &str,
-        data: &[u8],
-        expires_at: i64,
-        key: &str,
-        now: i64,
-    ) -> Result<u64, StoreError> {
-        on_pool!(self, pool => sqlx::query(sql)
-            .bind(data)
-            .bind(expires_at)
-            .bind(key)
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))
-    }
-
-    pub(crate) async fn touch(
-        &self,
-        sql: &str,
-        expires_at: i64,
-        key: &str,
-        now: i64,
-    ) -> Result<u64, StoreError> {
-        on_pool!(self, pool => sqlx::query(sql)
-            .bind(expires_at)
-            .bind(key)
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))
-    }
-
-    pub(crate) async fn delete(&self, sql: &str, key: &str) -> Result<(), StoreError> {
-        on_pool!(self, pool => sqlx::query(sql).bind(key).execute(pool).await.map(drop))
-    }
-
-    pub(crate) async fn delete_expired(
-        &self,
-        sql: &str,
-        now: i64,
-        batch: i64,
-    ) -> Result<u64, StoreError> {
-        on_pool!(self, pool => sqlx::query(sql)
-            .bind(now)
-            .bind(batch)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))
+    /// Runs one statement with its arguments, in order; returns the rows it affected.
+    pub(crate) async fn execute(&self, sql: &str, args: &[Arg<'_>]) -> Result<u64, StoreError> {
+        on_pool!(self, pool => {
+            let mut query = sqlx::query(sql);
+            for arg in args {
+                query = match *arg {
+                    Arg::Text(text) => query.bind(text),
+                    Arg::Bytes(bytes) => query.bind(bytes),
+                    Arg::Int(int) => query.bind(int),
+                };
+            }
+            query.execute(pool).await.map(|r| r.rows_affected())
+        })
     }
 }
