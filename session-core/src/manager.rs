@@ -154,7 +154,7 @@ impl SessionManager {
         let id = verified.into_id();
         let key = self.key(&id);
         let now = SystemTime::now();
-        let loaded = if config.refresh_each_request && self.store.touches_on_load() {
+        let loaded = if self.refreshes_on_load() {
             let expires_at = now + config.lifetime;
             self.call(
                 "load_and_touch",
@@ -242,9 +242,7 @@ impl SessionManager {
         } else if self.refresh_due(&state, expires_at) {
             self.call("touch", self.store.touch(&key, expires_at)).await
         } else {
-            let refreshed_on_load =
-                self.config.refresh_each_request && self.store.touches_on_load();
-            return Ok(if state.resign || (refreshed_on_load && resend) {
+            return Ok(if state.resign || (self.refreshes_on_load() && resend) {
                 self.set_cookie(&id, &state, now)
             } else {
                 CookieUpdate::Keep
@@ -315,8 +313,14 @@ impl SessionManager {
             })
     }
 
+    /// Whether reads extend expiry in the same round trip (Redis `GETEX`, memcached
+    /// `gat`), so no separate touch is ever due.
+    fn refreshes_on_load(&self) -> bool {
+        self.config.refresh_each_request && self.store.touches_on_load()
+    }
+
     fn refresh_due(&self, state: &SessionState, expires_at: SystemTime) -> bool {
-        if !self.config.refresh_each_request || self.store.touches_on_load() {
+        if !self.config.refresh_each_request || self.refreshes_on_load() {
             return false;
         }
         match state.expires_at {
