@@ -30,6 +30,25 @@ pub enum SessionError {
     Finished,
 }
 
+impl SessionError {
+    /// A store failure, logged once here (backend, cause and status; never the id), as
+    /// the error the response is built from.
+    pub(crate) fn store_failed(
+        backend: &'static str,
+        source: session_core::Error,
+        status: StatusCode,
+        during: &'static str,
+    ) -> Self {
+        tracing::error!(
+            backend,
+            error = &source as &(dyn std::error::Error + 'static),
+            status = status.as_u16(),
+            "session store failed while {during} a session"
+        );
+        Self::Unavailable { status, source }
+    }
+}
+
 impl ResponseError for SessionError {
     fn status_code(&self) -> StatusCode {
         match self {

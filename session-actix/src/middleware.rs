@@ -11,12 +11,13 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::header::{HeaderValue, COOKIE, SET_COOKIE, VARY};
 use actix_web::http::StatusCode;
-use actix_web::{HttpMessage as _, HttpResponse};
+use actix_web::{HttpMessage as _, ResponseError as _};
 use session_core::{
     Codec, Config, ConfigBuilder, ConfigError, CookieUpdate, Keyring, SameSite, SessionManager,
     Store,
 };
 
+use crate::error::SessionError;
 use crate::session::RequestSession;
 
 /// Server-side sessions for an actix-web app.
@@ -222,13 +223,13 @@ where
         let SessionMiddleware {
             manager,
             error_status,
-        } = self.middleware.clone();
+        } = &self.middleware;
         let headers = req
             .headers()
             .get_all(COOKIE)
             .filter_map(|v| v.to_str().ok());
         let cookie = manager.verify(headers);
-        let session = Rc::new(RequestSession::new(manager.clone(), cookie, error_status));
+        let session = Rc::new(RequestSession::new(manager.clone(), cookie, *error_status));
         req.extensions_mut().insert(Rc::clone(&session));
         let response = self.service.call(req);
 
@@ -242,6 +243,7 @@ where
             if response.status().is_server_error() {
                 return Ok(response.map_into_left_body());
             }
+            let manager = session.manager();
             match manager.save(state).await {
                 Ok(CookieUpdate::Keep) => {}
                 Ok(CookieUpdate::Set(header) | CookieUpdate::Remove(header)) => {
@@ -252,16 +254,15 @@ where
                         Err(error) => tracing::error!(%error, "unencodable Set-Cookie header"),
                     }
                 }
-                Err(error) => {
-                    tracing::error!(
-                        backend = manager.store().backend(),
-                        error = &error as &(dyn std::error::Error + 'static),
-                        status = error_status.as_u16(),
-                        "session store failed while saving a session"
+                Err(source) => {
+                    let backend = manager.store().backend();
+                    let error = SessionError::store_failed(
+                        backend,
+                        source,
+                        session.error_status(),
+                        "saving",
                     );
-                    let mut failure = HttpResponse::build(error_status)
-                        .content_type("text/plain; charset=utf-8")
-                        .body("session store unavailable");
+                    let mut failure = error.error_response();
                     add_vary_cookie(failure.headers_mut());
                     let (request, _) = response.into_parts();
                     return Ok(ServiceResponse::new(request, failure).map_into_right_body());

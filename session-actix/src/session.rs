@@ -41,6 +41,14 @@ impl RequestSession {
         }
     }
 
+    pub(crate) fn manager(&self) -> &SessionManager {
+        &self.manager
+    }
+
+    pub(crate) fn error_status(&self) -> StatusCode {
+        self.error_status
+    }
+
     /// The state, if a handler loaded it; `None` means the session was never touched.
     pub(crate) fn take_loaded(&self) -> Option<SessionState> {
         self.state.borrow_mut().take()
@@ -58,18 +66,12 @@ impl RequestSession {
                 }
                 Ok(())
             }
-            Err(source) => {
-                tracing::error!(
-                    backend = self.manager.store().backend(),
-                    error = &source as &(dyn std::error::Error + 'static),
-                    status = self.error_status.as_u16(),
-                    "session store failed while loading a session"
-                );
-                Err(SessionError::Unavailable {
-                    status: self.error_status,
-                    source,
-                })
-            }
+            Err(source) => Err(SessionError::store_failed(
+                self.manager.store().backend(),
+                source,
+                self.error_status,
+                "loading",
+            )),
         }
     }
 }
