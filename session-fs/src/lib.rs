@@ -188,20 +188,11 @@ impl Inner {
     /// What is at `path`: nothing, a dead file (expired, or not a session file), or a
     /// live session.
     fn state(&self, path: &Path, now: SystemTime) -> io::Result<FileState> {
-        let mut file = match File::open(path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(FileState::Absent),
-            Err(e) => return Err(e),
-        };
-        let mut bytes = [0u8; HEADER_LEN];
-        match file.read_exact(&mut bytes) {
-            Ok(()) => Ok(match Header::parse(&bytes) {
-                Some(header) if header.is_live(now) => FileState::Live,
-                _ => FileState::Dead,
-            }),
-            Err(e) if e.kind() == ErrorKind::UnexpectedEof => Ok(FileState::Dead),
-            Err(e) => Err(e),
-        }
+        Ok(match read_header(path)? {
+            None => FileState::Absent,
+            Some(Some(header)) if header.is_live(now) => FileState::Live,
+            Some(_) => FileState::Dead,
+        })
     }
 
     /// Writes a complete file next to `path` and renames it into place.
@@ -352,12 +343,8 @@ impl Inner {
     fn remove_if(&self, name: &str, condition: impl Fn(&Header) -> bool) -> io::Result<bool> {
         let path = self.dir.join(name);
         let _guard = self.locks.lock_name(name)?;
-        let mut bytes = [0u8; HEADER_LEN];
-        let header = match File::open(&path).and_then(|mut f| f.read_exact(&mut bytes)) {
-            Ok(()) => Header::parse(&bytes),
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
-            Err(e) if e.kind() == ErrorKind::UnexpectedEof => None,
-            Err(e) => return Err(e),
+        let Some(header) = read_header(&path)? else {
+            return Ok(false);
         };
         // A file without a valid header is not a session anyone can load: remove it too.
         if header.as_ref().is_none_or(condition) {
@@ -378,12 +365,8 @@ impl Inner {
             if !is_session_file(&name) {
                 continue;
             }
-            let mut bytes = [0u8; HEADER_LEN];
-            let header = match File::open(entry.path()).and_then(|mut f| f.read_exact(&mut bytes)) {
-                Ok(()) => Header::parse(&bytes),
-                Err(e) if e.kind() == ErrorKind::NotFound => continue,
-                Err(e) if e.kind() == ErrorKind::UnexpectedEof => None,
-                Err(e) => return Err(e),
+            let Some(header) = read_header(&entry.path())? else {
+                continue;
             };
             let selected = header.as_ref().is_none_or(&select);
             if selected {
@@ -424,6 +407,18 @@ impl Inner {
             })?;
         }
         Ok(())
+    }
+}
+
+/// The header of the file at `path`: `None` if there is no file, `Some(None)` if it is
+/// not a session file (too short, or without the magic).
+fn read_header(path: &Path) -> io::Result<Option<Option<Header>>> {
+    let mut bytes = [0u8; HEADER_LEN];
+    match File::open(path).and_then(|mut file| file.read_exact(&mut bytes)) {
+        Ok(()) => Ok(Some(Header::parse(&bytes))),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) if e.kind() == ErrorKind::UnexpectedEof => Ok(Some(None)),
+        Err(e) => Err(e),
     }
 }
 
