@@ -55,7 +55,9 @@ pub mod test_util;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use memcache::exp::{AsyncMetaClient, Delete, Error as McError, Get, MutationStatus, Set, Ttl};
+use memcache::exp::{
+    AsyncMetaClient, Delete, Error as McError, Get, GetResult, MutationStatus, Set, Ttl,
+};
 use session_core::{Loaded, Store, StoreError, StoreKey};
 
 const BACKEND: &str = "memcached";
@@ -222,6 +224,12 @@ fn ttl(at: SystemTime) -> Ttl {
     Ttl::secs(u32::try_from(secs.max(1)).unwrap_or(u32::MAX))
 }
 
+/// The value of a hit; a miss (or any other status) has none.
+fn hit_value(result: GetResult) -> Option<Vec<u8>> {
+    let hit = result.hit();
+    result.value.filter(|_| hit)
+}
+
 fn check_key(key: &StoreKey) -> Result<&str, StoreError> {
     let key = key.as_str();
     let valid =
@@ -248,16 +256,17 @@ impl MemcachedStore {
         }
     }
 
-    fn check_size(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        let size = key.len() + value.len() + ITEM_OVERHEAD;
-        if size > self.max_item_size {
-            return Err(StoreError::TooLarge {
-                backend: BACKEND,
-                size: value.len(),
-                limit: self.max_item_size - key.len() - ITEM_OVERHEAD,
-            });
+    /// The largest value that fits in an item beside `key`.
+    fn value_limit(&self, key: &str) -> usize {
+        self.max_item_size.saturating_sub(key.len() + ITEM_OVERHEAD)
+    }
+
+    fn too_large(&self, key: &str, value: &[u8]) -> StoreError {
+        StoreError::TooLarge {
+            backend: BACKEND,
+            size: value.len(),
+            limit: self.value_limit(key),
         }
-        Ok(())
     }
 
     /// A `ms` in mode add or replace; `NS` (not stored) becomes `refused`.
@@ -268,15 +277,15 @@ impl MemcachedStore {
         value: &[u8],
         refused: StoreError,
     ) -> Result<(), StoreError> {
-        self.check_size(key, value)?;
+        // Refused here when the configured limit says so; the server's own refusal (a
+        // limit set lower than its `-I`) is the same typed error.
+        if value.len() > self.value_limit(key) {
+            return Err(self.too_large(key, value));
+        }
         let result = self.client.run(set).await.map_err(|error| {
             let failure = Failure::new(error);
             if failure.is_too_large() {
-                StoreError::TooLarge {
-                    backend: BACKEND,
-                    size: value.len(),
-                    limit: self.max_item_size,
-                }
+                self.too_large(key, value)
             } else {
                 failure.into_store_error()
             }
@@ -300,8 +309,7 @@ impl Store for MemcachedStore {
             .run(Get::new(check_key(key)?))
             .await
             .map_err(failed)?;
-        let hit = result.hit();
-        Ok(result.value.filter(|_| hit).map(Loaded::new))
+        Ok(hit_value(result).map(Loaded::new))
     }
 
     fn touches_on_load(&self) -> bool {
@@ -315,11 +323,7 @@ impl Store for MemcachedStore {
     ) -> Result<Option<Loaded>, StoreError> {
         let get = Get::new(check_key(key)?).touch(ttl(at));
         let result = self.client.run(get).await.map_err(failed)?;
-        let hit = result.hit();
-        Ok(result
-            .value
-            .filter(|_| hit)
-            .map(|value| Loaded::new(value).with_expiry(at)))
+        Ok(hit_value(result).map(|value| Loaded::new(value).with_expiry(at)))
     }
 
     async fn create(&self, key: &StoreKey, value: &[u8], at: SystemTime) -> Result<(), StoreError> {

@@ -105,12 +105,7 @@ impl RedisStoreBuilder {
     /// Checks the URL and pings the server, so a wrong address fails at start-up.
     pub async fn connect(self) -> Result<RedisStore, StoreError> {
         let store = self.build_lazy()?;
-        let mut connection = store.connection().await?;
-        let ping = redis::cmd("PING");
-        connection
-            .query::<String>(&ping)
-            .await
-            .map_err(|e| store.failed(e))?;
+        store.query::<String>(&redis::cmd("PING")).await?;
         Ok(store)
     }
 
