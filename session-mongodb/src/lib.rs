@@ -38,7 +38,7 @@ use mongodb::bson::{doc, Binary, Bson, DateTime, Document};
 use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Collection, IndexModel};
-use session_core::time::{from_unix_millis, unix_millis};
+use session_core::time::{from_unix_millis_i64, unix_millis_i64};
 use session_core::{Loaded, Store, StoreError, StoreKey};
 
 const BACKEND: &str = "mongodb";
@@ -216,7 +216,7 @@ fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
 }
 
 fn date(time: SystemTime) -> DateTime {
-    DateTime::from_millis(i64::try_from(unix_millis(time)).unwrap_or(i64::MAX))
+    DateTime::from_millis(unix_millis_i64(time))
 }
 
 fn binary(value: &[u8]) -> Binary {
@@ -253,9 +253,7 @@ impl Store for MongoStore {
         };
         let loaded = Loaded::new(data.bytes.clone());
         Ok(Some(match document.get_datetime("expires_at") {
-            Ok(at) => loaded.with_expiry(from_unix_millis(
-                u64::try_from(at.timestamp_millis()).unwrap_or(0),
-            )),
+            Ok(at) => loaded.with_expiry(from_unix_millis_i64(at.timestamp_millis())),
             Err(_) => loaded,
         }))
     }

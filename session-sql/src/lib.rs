@@ -47,7 +47,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use session_core::time::{from_unix_millis, unix_millis};
+use session_core::time::{from_unix_millis_i64, unix_millis_i64};
 use session_core::{spawn_cleanup, Cleanup, Loaded, Store, StoreError, StoreKey};
 
 use crate::dialect::{check_name, Queries};
@@ -194,11 +194,7 @@ impl SqlStore {
 }
 
 fn now() -> i64 {
-    millis(SystemTime::now())
-}
-
-fn millis(time: SystemTime) -> i64 {
-    i64::try_from(unix_millis(time)).unwrap_or(i64::MAX)
+    unix_millis_i64(SystemTime::now())
 }
 
 #[async_trait]
@@ -214,13 +210,13 @@ impl Store for SqlStore {
             .load(&self.inner.queries.load, key.as_str(), now())
             .await?;
         Ok(row.map(|(data, expires_at)| {
-            Loaded::new(data).with_expiry(from_unix_millis(u64::try_from(expires_at).unwrap_or(0)))
+            Loaded::new(data).with_expiry(from_unix_millis_i64(expires_at))
         }))
     }
 
     async fn create(&self, key: &StoreKey, value: &[u8], at: SystemTime) -> Result<(), StoreError> {
         let (pool, q, now) = (&self.inner.pool, &self.inner.queries, now());
-        let (key, at) = (Text(key.as_str()), Int(millis(at)));
+        let (key, at) = (Text(key.as_str()), Int(unix_millis_i64(at)));
         if pool
             .execute(&q.insert, &[key, Bytes(value), at, Int(now)])
             .await?
@@ -238,7 +234,7 @@ impl Store for SqlStore {
     async fn update(&self, key: &StoreKey, value: &[u8], at: SystemTime) -> Result<(), StoreError> {
         let args = [
             Bytes(value),
-            Int(millis(at)),
+            Int(unix_millis_i64(at)),
             Text(key.as_str()),
             Int(now()),
         ];
@@ -254,7 +250,7 @@ impl Store for SqlStore {
     }
 
     async fn touch(&self, key: &StoreKey, at: SystemTime) -> Result<(), StoreError> {
-        let args = [Int(millis(at)), Text(key.as_str()), Int(now())];
+        let args = [Int(unix_millis_i64(at)), Text(key.as_str()), Int(now())];
         match self
             .inner
             .pool
