@@ -9,7 +9,7 @@
 
 use std::fmt::Write as _;
 use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -369,10 +369,7 @@ struct Server {
 
 impl Server {
     fn start(binary: &Path, store_url: &str) -> Result<Self, String> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .map_err(|e| e.to_string())?;
+        let port = services::free_port()?;
         let child = Command::new("taskset")
             .args(["-c", "0"])
             .arg(binary)

@@ -498,7 +498,7 @@ fn read_state(kind: Kind) -> Option<(Vec<u32>, String)> {
     Some((pids, url.to_owned()))
 }
 
-fn free_port() -> Result<u16, String> {
+pub(crate) fn free_port() -> Result<u16, String> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
     listener
         .local_addr()
