@@ -224,10 +224,12 @@ where
             manager,
             error_status,
         } = &self.middleware;
+        // Not `to_str`, which checks every byte of every cookie the browser sends: only
+        // the session cookie's value matters, and verification checks its every byte.
         let headers = req
             .headers()
             .get_all(COOKIE)
-            .filter_map(|v| v.to_str().ok());
+            .filter_map(|v| std::str::from_utf8(v.as_bytes()).ok());
         let cookie = manager.verify(headers);
         let session = Rc::new(RequestSession::new(manager.clone(), cookie, *error_status));
         req.extensions_mut().insert(Rc::clone(&session));

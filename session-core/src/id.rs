@@ -82,7 +82,7 @@ impl SessionId {
     /// This is the check that runs before any signature check or I/O; it does not make
     /// the value trustworthy on its own.
     pub(crate) fn parse(encoded: &str, length: IdLength) -> Option<Self> {
-        if encoded.len() != length.encoded_len() || !encoded.bytes().all(is_base64url) {
+        if !has_id_shape(encoded, length) {
             return None;
         }
         // Rejects non-canonical trailing bits, so one id has exactly one spelling. Decoded
@@ -90,6 +90,12 @@ impl SessionId {
         let mut decoded = [0u8; MAX_ID_BYTES + 3];
         let len = URL_SAFE_NO_PAD.decode_slice(encoded, &mut decoded).ok()?;
         (len == length.bytes()).then(|| Self(encoded.into()))
+    }
+
+    /// An id whose exact spelling a signature has vouched for. Only [`SessionId::generate`]
+    /// output is ever signed, so it is canonical without decoding it again.
+    pub(crate) fn signed(encoded: &str) -> Self {
+        Self(encoded.into())
     }
 
     /// The encoded id (base64url, no padding).
@@ -102,6 +108,11 @@ impl fmt::Debug for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("SessionId(..)")
     }
+}
+
+/// The length and alphabet of an encoded id: the cheap check before anything else.
+pub(crate) fn has_id_shape(encoded: &str, length: IdLength) -> bool {
+    encoded.len() == length.encoded_len() && encoded.bytes().all(is_base64url)
 }
 
 pub(crate) fn is_base64url(b: u8) -> bool {

@@ -224,10 +224,9 @@ impl SessionManager {
             });
         }
 
-        let Some(id) = state.id.clone() else {
+        let Some(id) = state.id.take() else {
             return self.create(state, now).await;
         };
-        let key = self.key(&id);
         let expires_at = self.expiry(&state, now);
         let resend = state.resign || state.permanence_changed() || self.cookie_due(&state, now);
         let extended = if state.is_modified() {
@@ -237,9 +236,11 @@ impl SessionManager {
                 state.record.cookie_sent_at = Some(now);
             }
             let bytes = config.codec.encode(&state.record)?;
+            let key = self.key(&id);
             self.call("update", self.store.update(&key, &bytes, expires_at))
                 .await
         } else if self.refresh_due(&state, expires_at) {
+            let key = self.key(&id);
             self.call("touch", self.store.touch(&key, expires_at)).await
         } else {
             return Ok(if state.resign || (self.refreshes_on_load() && resend) {

@@ -116,10 +116,14 @@ impl SessionState {
     ) -> Self {
         Self {
             id: Some(id),
+            retired: None,
             record,
+            changes: BTreeMap::new(),
+            metadata_changed: false,
             expires_at,
             resign,
-            ..Self::new(default_permanent)
+            dead_cookie: false,
+            default_permanent,
         }
     }
 
