@@ -6,6 +6,7 @@ pub mod bench;
 pub mod login;
 pub mod server;
 pub mod settings;
+pub mod store_bench;
 pub mod store_url;
 
 pub use settings::Settings;

@@ -31,8 +31,8 @@ struct Options {
 fn parse(args: &[String]) -> Result<Options, String> {
     let mut options = Options {
         stores: Vec::new(),
-        rounds: 3,
-        seconds: 5,
+        rounds: 5,
+        seconds: 3,
         criterion: true,
     };
     let mut args = args.iter();
@@ -78,6 +78,9 @@ fn parse(args: &[String]) -> Result<Options, String> {
 #[derive(Clone, Copy, Debug, Default)]
 struct Sample {
     rps: f64,
+    /// The server's CPU time (user + system) per request, in microseconds: steadier than
+    /// req/s on a virtual machine whose neighbours steal time.
+    cpu_us: f64,
     p50_us: f64,
     p99_us: f64,
     errors: u64,
@@ -102,6 +105,8 @@ pub(crate) fn command(args: &[String]) -> Result<(), String> {
         "bench",
         "--bin",
         "bench-baseline",
+        "--bin",
+        "store-bench",
     ]))?;
     let release = root().join("target").join("release");
     let scratch = state_dir().join("bench");
@@ -109,12 +114,16 @@ pub(crate) fn command(args: &[String]) -> Result<(), String> {
     std::fs::create_dir_all(&scratch).map_err(|e| e.to_string())?;
 
     let mut report = String::from(
-        "| store | route | baseline req/s | req/s | ratio | p50 | p99 | errors | commands/request |\n\
-         |---|---|---|---|---|---|---|---|---|\n",
+        "| store | route | baseline req/s | req/s | ratio | p50 | p99 | errors | commands/request | CPU µs/request (baseline → library) |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    let mut stores_report = String::from(
+        "| store | operation | raw client ops/s | store ops/s | ratio |\n|---|---|---|---|---|\n",
     );
     for store in &options.stores {
         let target = Target::prepare(store, &scratch)?;
         let results = measure(&release, &target, &options)?;
+        stores_report.push_str(&store_bench(&release, &target.library_url, &options)?);
         for (route, baseline, library) in results {
             let ratio = library.rps / baseline.rps;
             let commands = library
@@ -122,12 +131,18 @@ pub(crate) fn command(args: &[String]) -> Result<(), String> {
                 .map_or("".to_owned(), |c| format!("{c:.2}"));
             let _ = writeln!(
                 report,
-                "| {} | {route} | {:.0} | {:.0} | {ratio:.2} | {:.0} µs | {:.0} µs | {} | {commands} |",
-                target.label, baseline.rps, library.rps, library.p50_us, library.p99_us, library.errors
+                "| {} | {route} | {:.0} | {:.0} | {ratio:.2} | {:.0} µs | {:.0} µs | {} | {commands} | {:.1} → {:.1} |",
+                target.label, baseline.rps, library.rps, library.p50_us, library.p99_us, library.errors,
+                baseline.cpu_us, library.cpu_us
             );
         }
         target.finish();
     }
+    let _ = write!(
+        report,
+        "\nThe stores without HTTP: {CONCURRENCY} concurrent tasks on one thread, \
+         our `Store` next to the raw client sending the same commands:\n\n{stores_report}"
+    );
     println!("\n{report}");
     let _ = writeln!(
         report,
@@ -150,6 +165,35 @@ pub(crate) fn command(args: &[String]) -> Result<(), String> {
         ]))?;
     }
     Ok(())
+}
+
+/// Concurrent tasks in the store benchmark (`examples::store_bench::CONCURRENCY`).
+const CONCURRENCY: usize = 32;
+
+/// The store benchmark's table rows for one store URL.
+fn store_bench(release: &Path, url: &str, options: &Options) -> Result<String, String> {
+    if url.starts_with("redis+cluster") {
+        // No raw cluster client here: the cluster's routing is the client's, not ours.
+        return Ok(String::new());
+    }
+    let output = Command::new("taskset")
+        .args(["-c", "0"])
+        .arg(release.join("store-bench"))
+        .arg(url)
+        .env("ROUNDS", options.rounds.to_string())
+        .env("SECONDS", options.seconds.min(2).to_string())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run store-bench: {e}"))?;
+    if !output.status.success() {
+        return Err(format!("store-bench failed for {url}"));
+    }
+    let rows: String = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| line.starts_with("| ") && !line.starts_with("| store"))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    Ok(rows)
 }
 
 /// A store to benchmark: the URLs for both servers and what to clean between runs.
@@ -311,19 +355,31 @@ fn measure(release: &Path, target: &Target, options: &Options) -> Result<Vec<Rou
                 let cookies = if *route == "/new" {
                     Vec::new()
                 } else {
-                    server.sessions(SESSIONS)?
+                    let cookies = server.sessions(SESSIONS)?;
+                    if cookies.is_empty() {
+                        // A server without sessions still gets the same requests.
+                        lookalike_cookies(SESSIONS)
+                    } else {
+                        cookies
+                    }
                 };
                 let before = target.redis_commands();
+                let cpu_before = server.cpu_seconds();
                 let mut sample = wrk(server.port, route, &cookies, options.seconds)?;
+                if let (Some(before), Some(after)) = (cpu_before, server.cpu_seconds()) {
+                    let requests = sample.rps * options.seconds as f64;
+                    sample.cpu_us = (after - before) / requests * 1e6;
+                }
                 if let (Some(before), Some(after)) = (before, target.redis_commands()) {
                     let requests = sample.rps * options.seconds as f64;
                     sample.commands = Some((after - before) as f64 / requests);
                 }
                 println!(
-                    "xtask: {} {binary} {route} round {}: {:.0} req/s",
+                    "xtask: {} {binary} {route} round {}: {:.0} req/s, {:.1} µs CPU/request",
                     target.label,
                     round + 1,
-                    sample.rps
+                    sample.rps,
+                    sample.cpu_us
                 );
                 let slot = &mut samples[i];
                 if library {
@@ -350,6 +406,7 @@ fn median(samples: &[Sample]) -> Sample {
     let commands: Vec<f64> = samples.iter().filter_map(|s| s.commands).collect();
     Sample {
         rps: pick(|s| s.rps),
+        cpu_us: pick(|s| s.cpu_us),
         p50_us: pick(|s| s.p50_us),
         p99_us: pick(|s| s.p99_us),
         errors: samples.iter().map(|s| s.errors).sum(),
@@ -396,6 +453,17 @@ impl Server {
         Ok(server)
     }
 
+    /// The CPU time the server has used so far (user + system), from `/proc`.
+    fn cpu_seconds(&self) -> Option<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
+        // Fields after the parenthesised command name; utime and stime are the 12th and
+        // 13th of those, in clock ticks (100 per second on Linux).
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks: f64 =
+            fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+        Some(ticks / 100.0)
+    }
+
     /// `count` sessions made with `/new`, as `name=value` cookie pairs (none for a server
     /// without sessions).
     fn sessions(&self, count: usize) -> Result<Vec<String>, String> {
@@ -425,6 +493,26 @@ impl Server {
         }
         Ok(cookies)
     }
+}
+
+/// Cookies shaped like the library's (`session=<43 chars>.<43 chars>`), for a baseline
+/// that has no sessions: both servers then parse requests of the same size.
+fn lookalike_cookies(count: usize) -> Vec<String> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        ALPHABET[(state % 64) as usize] as char
+    };
+    (0..count)
+        .map(|_| {
+            let id: String = (0..43).map(|_| next()).collect();
+            let signature: String = (0..43).map(|_| next()).collect();
+            format!("session={id}.{signature}")
+        })
+        .collect()
 }
 
 /// The first cookie pair set by a complete response at the start of `buffer`, and the
@@ -520,6 +608,7 @@ fn parse_wrk(text: &str) -> Option<Sample> {
         p50_us: latency("50%")?,
         p99_us: latency("99%")?,
         errors,
+        cpu_us: 0.0,
         commands: None,
     })
 }
