@@ -105,13 +105,77 @@ pub enum Raw {
     /// The async meta-protocol client: `mg`, `ms` in replace mode, `ms` in add mode.
     Memcached(memcache::exp::AsyncMetaClient),
     /// sqlx on the store's own pool and table.
-    Sql(SqlPool, &'static str),
+    Sql(RawSql),
     /// The driver on the store's own collection.
     Mongo(Collection<Document>),
 }
 
 /// The table both sides of an SQL comparison use.
 pub const SQL_TABLE: &str = "bench_sessions";
+
+/// The raw SQL side: the store's statements written by hand for its pool's dialect, once
+/// per run, as the store prepares its own once.
+pub struct RawSql {
+    pool: SqlPool,
+    load: String,
+    update: String,
+    insert: String,
+}
+
+impl RawSql {
+    fn new(pool: SqlPool) -> Result<Self, String> {
+        let postgres = pool.dialect() == session_sql::Dialect::Postgres;
+        // Written with `?`; PostgreSQL numbers its placeholders.
+        let numbered = |sql: String| {
+            if !postgres {
+                return sql;
+            }
+            let mut n = 0;
+            sql.chars()
+                .map(|c| match c {
+                    '?' => {
+                        n += 1;
+                        format!("${n}")
+                    }
+                    c => c.to_string(),
+                })
+                .collect()
+        };
+        let t = SQL_TABLE;
+        let columns = "(id, data, expires_at, created_at) VALUES (?, ?, ?, ?)";
+        let insert = match pool.dialect() {
+            session_sql::Dialect::Postgres => {
+                format!("INSERT INTO {t} {columns} ON CONFLICT (id) DO NOTHING")
+            }
+            session_sql::Dialect::MySql => format!("INSERT IGNORE INTO {t} {columns}"),
+            session_sql::Dialect::Sqlite => format!("INSERT OR IGNORE INTO {t} {columns}"),
+            other => return Err(format!("no raw SQL for {other:?}")),
+        };
+        Ok(Self {
+            load: numbered(format!(
+                "SELECT data, expires_at FROM {t} WHERE id = ? AND expires_at > ?"
+            )),
+            update: numbered(format!(
+                "UPDATE {t} SET data = ?, expires_at = ? WHERE id = ? AND expires_at > ?"
+            )),
+            insert: numbered(insert),
+            pool,
+        })
+    }
+}
+
+/// Runs the same sqlx expression on whichever pool this is; each arm is type-checked
+/// against its own database.
+macro_rules! on_pool {
+    ($pool:expr, $p:ident => $body:expr) => {
+        match $pool {
+            SqlPool::Postgres($p) => $body,
+            SqlPool::MySql($p) => $body,
+            SqlPool::Sqlite($p) => $body,
+            _ => return Err("unsupported pool".to_owned()),
+        }
+    };
+}
 
 impl Raw {
     /// The raw side for a store URL, and our store for the same URL.
@@ -170,7 +234,7 @@ impl Raw {
                     .await
                     .map_err(|e| unreachable(&e))?;
                 (
-                    Self::Sql(store.pool().clone(), SQL_TABLE),
+                    Self::Sql(RawSql::new(store.pool().clone())?),
                     Ours(Arc::new(store)),
                 )
             }
@@ -204,35 +268,14 @@ impl Raw {
                     .map_err(|e| e.to_string())?;
                 Ok(result.hit())
             }
-            Self::Sql(pool, table) => {
+            Self::Sql(sql) => {
                 let now = millis(now);
-                let found = match pool {
-                    SqlPool::Postgres(pool) => sqlx::query(&format!(
-                        "SELECT data, expires_at FROM {table} WHERE id = $1 AND expires_at > $2"
-                    ))
+                let found = on_pool!(&sql.pool, pool => sqlx::query(&sql.load)
                     .bind(key)
                     .bind(now)
                     .fetch_optional(pool)
                     .await
-                    .map(|row| row.is_some()),
-                    SqlPool::MySql(pool) => sqlx::query(&format!(
-                        "SELECT data, expires_at FROM {table} WHERE id = ? AND expires_at > ?"
-                    ))
-                    .bind(key)
-                    .bind(now)
-                    .fetch_optional(pool)
-                    .await
-                    .map(|row| row.is_some()),
-                    SqlPool::Sqlite(pool) => sqlx::query(&format!(
-                        "SELECT data, expires_at FROM {table} WHERE id = ? AND expires_at > ?"
-                    ))
-                    .bind(key)
-                    .bind(now)
-                    .fetch_optional(pool)
-                    .await
-                    .map(|row| row.is_some()),
-                    _ => return Err("unsupported pool".to_owned()),
-                };
+                    .map(|row| row.is_some()));
                 found.map_err(|e| e.to_string())
             }
             Self::Mongo(collection) => {
@@ -287,60 +330,26 @@ impl Raw {
                 let result = client.run(set).await.map_err(|e| e.to_string())?;
                 Ok(result.status == memcache::exp::MutationStatus::Applied)
             }
-            Self::Sql(pool, table) => {
+            Self::Sql(sql) => {
                 let (now, at) = (millis(now), millis(at));
                 let written = if exists {
-                    let update = |placeholders: [&str; 4]| {
-                        let [data, expires, id, live] = placeholders;
-                        format!("UPDATE {table} SET data = {data}, expires_at = {expires} WHERE id = {id} AND expires_at > {live}")
-                    };
-                    match pool {
-                        SqlPool::Postgres(pool) => sqlx::query(&update(["$1", "$2", "$3", "$4"]))
-                            .bind(RECORD)
-                            .bind(at)
-                            .bind(key)
-                            .bind(now)
-                            .execute(pool)
-                            .await
-                            .map(|r| r.rows_affected()),
-                        SqlPool::MySql(pool) => sqlx::query(&update(["?"; 4]))
-                            .bind(RECORD)
-                            .bind(at)
-                            .bind(key)
-                            .bind(now)
-                            .execute(pool)
-                            .await
-                            .map(|r| r.rows_affected()),
-                        SqlPool::Sqlite(pool) => sqlx::query(&update(["?"; 4]))
-                            .bind(RECORD)
-                            .bind(at)
-                            .bind(key)
-                            .bind(now)
-                            .execute(pool)
-                            .await
-                            .map(|r| r.rows_affected()),
-                        _ => return Err("unsupported pool".to_owned()),
-                    }
+                    on_pool!(&sql.pool, pool => sqlx::query(&sql.update)
+                        .bind(RECORD)
+                        .bind(at)
+                        .bind(key)
+                        .bind(now)
+                        .execute(pool)
+                        .await
+                        .map(|r| r.rows_affected()))
                 } else {
-                    let columns = "(id, data, expires_at, created_at)";
-                    match pool {
-                        SqlPool::Postgres(pool) => sqlx::query(&format!(
-                            "INSERT INTO {table} {columns} VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING"
-                        ))
-                        .bind(key).bind(RECORD).bind(at).bind(now)
-                        .execute(pool).await.map(|r| r.rows_affected()),
-                        SqlPool::MySql(pool) => sqlx::query(&format!(
-                            "INSERT IGNORE INTO {table} {columns} VALUES (?, ?, ?, ?)"
-                        ))
-                        .bind(key).bind(RECORD).bind(at).bind(now)
-                        .execute(pool).await.map(|r| r.rows_affected()),
-                        SqlPool::Sqlite(pool) => sqlx::query(&format!(
-                            "INSERT OR IGNORE INTO {table} {columns} VALUES (?, ?, ?, ?)"
-                        ))
-                        .bind(key).bind(RECORD).bind(at).bind(now)
-                        .execute(pool).await.map(|r| r.rows_affected()),
-                        _ => return Err("unsupported pool".to_owned()),
-                    }
+                    on_pool!(&sql.pool, pool => sqlx::query(&sql.insert)
+                        .bind(key)
+                        .bind(RECORD)
+                        .bind(at)
+                        .bind(now)
+                        .execute(pool)
+                        .await
+                        .map(|r| r.rows_affected()))
                 };
                 written.map(|rows| rows == 1).map_err(|e| e.to_string())
             }
