@@ -1,6 +1,7 @@
 //! Session ids: random bytes from the operating system, encoded base64url.
 
 use std::fmt;
+use std::sync::Arc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -29,7 +30,11 @@ pub const DEFAULT_ID_BYTES: usize = 32;
 /// assert_eq!(format!("{id:?}"), "SessionId(..)");
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct SessionId(Box<str>);
+pub struct SessionId(
+    // Shared, not boxed: a request's id is copied from its cookie into its session state,
+    // and a refcount is cheaper than an allocation.
+    Arc<str>,
+);
 
 /// The number of random bytes in a new id: between 16 and 64, 32 by default.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -23,10 +23,15 @@
 //!   tokio's blocking pool instead.
 //! - `touch` rewrites the 8 expiry bytes in place, not the data.
 //! - Files are created with mode 0600 (configurable) in a directory created with 0700.
-//! - Every change to a session happens under a lock striped by key: a mutex within the
-//!   process and an advisory `flock` on `.locks/NN` across processes, so two processes
+//! - Every change to a stored session happens under a lock striped by key: a mutex within
+//!   the process and an advisory `flock` on `.locks/NN` across processes, so two processes
 //!   sharing a directory cannot resurrect, overwrite or tear each other's sessions.
 //!   Reads take no lock; `rename` makes them see a whole old or a whole new file.
+//! - A new session needs no lock on Linux: its file is renamed into place with
+//!   `renameat2(RENAME_NOREPLACE)`, which fails if any file has the name, and only then
+//!   (a dead file to replace, or a filesystem without the flag) does the lock decide.
+//! - Files are written in one `write`, and chmod-ed only when the process umask (read once,
+//!   at `build`) would take bits off the requested mode.
 //! - The optional limit is kept with a counter, not a directory scan per write. When a
 //!   create finds the store full, expired files are removed, then the sessions closest to
 //!   expiry, down to 90 % of the limit; the scan this needs happens once per tenth of the
@@ -72,6 +77,9 @@ struct Inner {
     count: AtomicUsize,
     locks: Locks,
     offload: bool,
+    /// Whether the process umask takes bits off `mode`, so that each new file needs an
+    /// explicit chmod to get them.
+    umask_strips_mode: bool,
 }
 
 /// Configures a [`FileStore`].
@@ -125,6 +133,7 @@ impl FileStoreBuilder {
                 count: AtomicUsize::new(count),
                 locks,
                 offload: self.offload,
+                umask_strips_mode: umask().is_none_or(|mask| mask & self.mode != 0),
             }),
         })
     }
@@ -197,29 +206,37 @@ impl Inner {
 
     /// Writes a complete file next to `path` and renames it into place.
     fn write(&self, path: &Path, value: &[u8], expires_at: SystemTime) -> io::Result<()> {
+        self.write_temp(value, expires_at)?.rename_over(path)
+    }
+
+    /// A complete session file under a temporary name in the directory, removed again if
+    /// it is dropped before it is renamed into place.
+    fn write_temp(&self, value: &[u8], expires_at: SystemTime) -> io::Result<TempFile> {
         // Unique across processes (pid) and within one (counter); `create_new` below makes a
         // stale file of the same name an error rather than a shared file.
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let serial = NEXT.fetch_add(1, Ordering::Relaxed);
-        let temp = self
-            .dir
-            .join(format!(".tmp-{}-{serial}", std::process::id()));
-        let result = (|| {
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(self.mode)
-                .open(&temp)?;
-            // The umask may have masked bits off the requested mode.
+        let temp = TempFile {
+            path: self
+                .dir
+                .join(format!(".tmp-{}-{serial}", std::process::id())),
+            renamed: false,
+        };
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(self.mode)
+            .open(&temp.path)?;
+        if self.umask_strips_mode {
             file.set_permissions(fs::Permissions::from_mode(self.mode))?;
-            file.write_all(&Header::new(expires_at).to_bytes())?;
-            file.write_all(value)?;
-            fs::rename(&temp, path)
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&temp);
         }
-        result
+        preallocate(&file, (HEADER_LEN + value.len()) as u64);
+        // One write: the header and the record are a few hundred bytes together.
+        let mut contents = Vec::with_capacity(HEADER_LEN + value.len());
+        contents.extend_from_slice(&Header::new(expires_at).to_bytes());
+        contents.extend_from_slice(value);
+        file.write_all(&contents)?;
+        Ok(temp)
     }
 
     fn create(
@@ -236,12 +253,25 @@ impl Inner {
         {
             self.make_room(now).map_err(io_error)?;
         }
+        let temp = self.write_temp(value, expires_at).map_err(io_error)?;
+        // A new id is 256 random bits, so its name is free but for a vanishing chance. A
+        // rename that refuses to replace makes that common case atomic without the key's
+        // lock: every locked operation then sees either no file or this whole live one.
+        let temp = match temp.rename_unless_exists(&path).map_err(io_error)? {
+            None => {
+                self.count.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
+            Some(temp) => temp,
+        };
+        // Something is there (or the filesystem cannot refuse to replace): a live session
+        // keeps its name, a dead file may be replaced; both decided under the lock.
         let _guard = self.locks.lock(key).map_err(io_error)?;
         let state = self.state(&path, now).map_err(io_error)?;
         if state == FileState::Live {
             return Err(StoreError::DuplicateId);
         }
-        self.write(&path, value, expires_at).map_err(io_error)?;
+        temp.rename_over(&path).map_err(io_error)?;
         if state == FileState::Absent {
             self.count.fetch_add(1, Ordering::Relaxed);
         }
@@ -420,6 +450,79 @@ fn read_header(path: &Path) -> io::Result<Option<Option<Header>>> {
         Err(e) if e.kind() == ErrorKind::UnexpectedEof => Ok(Some(None)),
         Err(e) => Err(e),
     }
+}
+
+/// A session file under a temporary name, removed when dropped unless renamed into place.
+struct TempFile {
+    path: PathBuf,
+    renamed: bool,
+}
+
+impl TempFile {
+    /// Renames the file to `path`, replacing whatever is there.
+    fn rename_over(mut self, path: &Path) -> io::Result<()> {
+        fs::rename(&self.path, path)?;
+        self.renamed = true;
+        Ok(())
+    }
+
+    /// Renames the file to `path` if nothing is there (`Ok(None)`); gives it back if
+    /// something is, or if the filesystem cannot rename without replacing.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn rename_unless_exists(mut self, path: &Path) -> io::Result<Option<Self>> {
+        use rustix::fs::{renameat_with, RenameFlags, CWD};
+        use rustix::io::Errno;
+        match renameat_with(CWD, &self.path, CWD, path, RenameFlags::NOREPLACE) {
+            Ok(()) => {
+                self.renamed = true;
+                Ok(None)
+            }
+            // EINVAL: a filesystem without RENAME_NOREPLACE; ENOSYS: a kernel before 3.15.
+            Err(Errno::EXIST | Errno::INVAL | Errno::NOSYS) => Ok(Some(self)),
+            Err(errno) => Err(errno.into()),
+        }
+    }
+
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    #[allow(clippy::unnecessary_wraps)]
+    fn rename_unless_exists(self, _path: &Path) -> io::Result<Option<Self>> {
+        Ok(Some(self))
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.renamed {
+            // Best effort: a leftover `.tmp-*` file is never read as a session.
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Gives the file its blocks before it is written. On ext4, renaming a file over another
+/// makes the kernel start writing the new file's not-yet-allocated blocks right there, in
+/// the `rename` call (`auto_da_alloc`); blocks that are already allocated are left to the
+/// normal background writeback, and an update no longer waits for the disk queue. The
+/// price: after a power loss an updated file may read as zeros, which fails the header
+/// check, so that session is treated as absent. Failure (a filesystem without fallocate)
+/// only loses the optimisation.
+fn preallocate(file: &File, len: u64) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let _ = rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, len);
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = (file, len);
+}
+
+/// The process umask, where the system tells it without changing it (Linux's
+/// `/proc/self/status`). A mask that cannot be read is assumed to strip bits.
+fn umask() -> Option<u32> {
+    let status = fs::read_to_string("/proc/self/status").ok()?;
+    let line = status
+        .lines()
+        .find_map(|line| line.strip_prefix("Umask:"))?;
+    u32::from_str_radix(line.trim(), 8).ok()
 }
 
 fn count_sessions(dir: &Path) -> io::Result<usize> {

@@ -89,6 +89,12 @@ async fn writes_leave_no_temporary_files() {
         store.create(key, b"a", hour()).await.unwrap();
         store.update(key, b"b", hour()).await.unwrap();
         store.touch(key, hour()).await.unwrap();
+        // A refused create leaves neither its temporary file nor a change behind.
+        assert!(matches!(
+            store.create(key, b"c", hour()).await,
+            Err(StoreError::DuplicateId)
+        ));
+        assert_eq!(store.load(key).await.unwrap().unwrap().value(), b"b");
     }
     for key in &keys[..10] {
         store.delete(key).await.unwrap();
