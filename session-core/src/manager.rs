@@ -158,11 +158,11 @@ impl SessionManager {
             let expires_at = now + config.lifetime;
             self.call(
                 "load_and_touch",
-                self.store.load_and_touch(&key, expires_at),
+                self.dyn_store().load_and_touch(&key, expires_at),
             )
             .await?
         } else {
-            self.call("load", self.store.load(&key)).await?
+            self.call("load", self.dyn_store().load(&key)).await?
         };
         let dead = || Ok(SessionState::new(config.permanent).with_dead_cookie());
         let Some(loaded) = loaded else {
@@ -208,12 +208,12 @@ impl SessionManager {
         let now = SystemTime::now();
         let retired = state.retired.take();
         if let Some(old) = &retired {
-            self.call("delete", self.store.delete(&self.key(old)))
+            self.call("delete", self.dyn_store().delete(&self.key(old)))
                 .await?;
         }
         if state.is_empty() {
             if let Some(id) = &state.id {
-                self.call("delete", self.store.delete(&self.key(id)))
+                self.call("delete", self.dyn_store().delete(&self.key(id)))
                     .await?;
             }
             let had_cookie = state.id.is_some() || retired.is_some() || state.dead_cookie;
@@ -225,7 +225,7 @@ impl SessionManager {
         }
 
         let Some(id) = state.id.take() else {
-            return self.create(state, now).await;
+            return Box::pin(self.create(state, now)).await;
         };
         let expires_at = self.expiry(&state, now);
         let resend = state.resign || state.permanence_changed() || self.cookie_due(&state, now);
@@ -237,11 +237,11 @@ impl SessionManager {
             }
             let bytes = config.codec.encode(&state.record)?;
             let key = self.key(&id);
-            self.call("update", self.store.update(&key, &bytes, expires_at))
+            self.call("update", self.dyn_store().update(&key, &bytes, expires_at))
                 .await
         } else if self.refresh_due(&state, expires_at) {
             let key = self.key(&id);
-            self.call("touch", self.store.touch(&key, expires_at)).await
+            self.call("touch", self.dyn_store().touch(&key, expires_at)).await
         } else {
             return Ok(if state.resign || (self.refreshes_on_load() && resend) {
                 self.set_cookie(&id, &state, now)
@@ -285,7 +285,7 @@ impl SessionManager {
             let id = SessionId::generate(self.config.id_length)?;
             let key = self.key(&id);
             match self
-                .call("create", self.store.create(&key, &bytes, expires_at))
+                .call("create", self.dyn_store().create(&key, &bytes, expires_at))
                 .await
             {
                 Ok(()) => return Ok(self.set_cookie(&id, &state, now)),
@@ -317,7 +317,7 @@ impl SessionManager {
     /// Whether reads extend expiry in the same round trip (Redis `GETEX`, memcached
     /// `gat`), so no separate touch is ever due.
     fn refreshes_on_load(&self) -> bool {
-        self.config.refresh_each_request && self.store.touches_on_load()
+        self.config.refresh_each_request && self.dyn_store().touches_on_load()
     }
 
     fn refresh_due(&self, state: &SessionState, expires_at: SystemTime) -> bool {
@@ -341,6 +341,12 @@ impl SessionManager {
         CookieUpdate::Set(config.cookie.set_cookie(&value, max_age))
     }
 
+    /// The store as a trait object. Calling through the `Arc` would pick the blanket
+    /// `impl Store for Arc<S>`, whose every call boxes one more future around the real one.
+    fn dyn_store(&self) -> &dyn Store {
+        &*self.store
+    }
+
     fn key(&self, id: &SessionId) -> StoreKey {
         StoreKey::new(&self.config.key_prefix, id)
     }
@@ -360,18 +366,28 @@ impl SessionManager {
             duration_us = Empty,
         );
         if span.is_disabled() {
+            drop(span);
             return call.await;
         }
-        let started = Instant::now();
-        let result = call.instrument(span.clone()).await;
-        let outcome = match &result {
-            Ok(_) => "ok",
-            Err(StoreError::DuplicateId) => "duplicate_id",
-            Err(StoreError::UnknownId) => "unknown_id",
-            Err(_) => "error",
-        };
-        span.record("outcome", outcome);
-        span.record("duration_us", started.elapsed().as_micros() as u64);
-        result
+        // Boxed so that the span and the clock stay out of every request's future when
+        // tracing is off: a smaller future is a cheaper allocation for each request.
+        Box::pin(traced(span, call)).await
     }
+}
+
+async fn traced<T>(
+    span: tracing::Span,
+    call: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    let started = Instant::now();
+    let result = call.instrument(span.clone()).await;
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(StoreError::DuplicateId) => "duplicate_id",
+        Err(StoreError::UnknownId) => "unknown_id",
+        Err(_) => "error",
+    };
+    span.record("outcome", outcome);
+    span.record("duration_us", started.elapsed().as_micros() as u64);
+    result
 }
