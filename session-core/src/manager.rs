@@ -241,7 +241,8 @@ impl SessionManager {
                 .await
         } else if self.refresh_due(&state, expires_at) {
             let key = self.key(&id);
-            self.call("touch", self.dyn_store().touch(&key, expires_at)).await
+            self.call("touch", self.dyn_store().touch(&key, expires_at))
+                .await
         } else {
             return Ok(if state.resign || (self.refreshes_on_load() && resend) {
                 self.set_cookie(&id, &state, now)

@@ -175,10 +175,23 @@ impl RedisStore {
     }
 }
 
-fn set(key: &StoreKey, value: &[u8], expires_at: SystemTime, condition: &str) -> Cmd {
-    let mut command = redis::cmd("SET");
+/// The most bytes a millisecond timestamp takes as a command argument.
+const TIMESTAMP_LEN: usize = 20;
+
+/// `name key`, with room for `more_args` further arguments of `more_bytes` in all: building
+/// a command then allocates each of its two buffers once, instead of growing them per
+/// argument on every request.
+fn command(name: &str, key: &StoreKey, more_args: usize, more_bytes: usize) -> Cmd {
+    let bytes = name.len() + key.as_str().len() + more_bytes;
+    let mut command = Cmd::with_capacity(2 + more_args, bytes);
+    command.arg(name).arg(key.as_str());
     command
-        .arg(key.as_str())
+}
+
+fn set(key: &StoreKey, value: &[u8], expires_at: SystemTime, condition: &str) -> Cmd {
+    let more_bytes = value.len() + condition.len() + "PXAT".len() + TIMESTAMP_LEN;
+    let mut command = command("SET", key, 4, more_bytes);
+    command
         .arg(value)
         .arg(condition)
         .arg("PXAT")
@@ -198,8 +211,7 @@ impl Store for RedisStore {
     }
 
     async fn load(&self, key: &StoreKey) -> Result<Option<Loaded>, StoreError> {
-        let mut command = redis::cmd("GET");
-        command.arg(key.as_str());
+        let command = command("GET", key, 0, 0);
         let value: Option<Vec<u8>> = self.query(&command).await?;
         Ok(value.map(Loaded::new))
     }
@@ -213,25 +225,26 @@ impl Store for RedisStore {
         key: &StoreKey,
         expires_at: SystemTime,
     ) -> Result<Option<Loaded>, StoreError> {
-        let mut command = redis::cmd("GETEX");
-        command.arg(key.as_str()).arg("PXAT").arg(pxat(expires_at));
+        let mut command = command("GETEX", key, 2, "PXAT".len() + TIMESTAMP_LEN);
+        command.arg("PXAT").arg(pxat(expires_at));
         let value: Option<Vec<u8>> = self.query(&command).await?;
         Ok(value.map(|value| Loaded::new(value).with_expiry(expires_at)))
     }
 
     async fn create(&self, key: &StoreKey, value: &[u8], at: SystemTime) -> Result<(), StoreError> {
-        let reply: Option<String> = self.query(&set(key, value, at, "NX")).await?;
-        reply.map(drop).ok_or(StoreError::DuplicateId)
+        // `SET ... NX` answers OK or nil; `()` reads the OK without allocating for it.
+        let reply: Option<()> = self.query(&set(key, value, at, "NX")).await?;
+        reply.ok_or(StoreError::DuplicateId)
     }
 
     async fn update(&self, key: &StoreKey, value: &[u8], at: SystemTime) -> Result<(), StoreError> {
-        let reply: Option<String> = self.query(&set(key, value, at, "XX")).await?;
-        reply.map(drop).ok_or(StoreError::UnknownId)
+        let reply: Option<()> = self.query(&set(key, value, at, "XX")).await?;
+        reply.ok_or(StoreError::UnknownId)
     }
 
     async fn touch(&self, key: &StoreKey, at: SystemTime) -> Result<(), StoreError> {
-        let mut command = redis::cmd("PEXPIREAT");
-        command.arg(key.as_str()).arg(pxat(at));
+        let mut command = command("PEXPIREAT", key, 1, TIMESTAMP_LEN);
+        command.arg(pxat(at));
         match self.query::<i64>(&command).await? {
             1 => Ok(()),
             _ => Err(StoreError::UnknownId),
@@ -239,9 +252,9 @@ impl Store for RedisStore {
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
-        let mut command = redis::cmd("DEL");
-        command.arg(key.as_str());
-        self.query::<i64>(&command).await.map(drop)
+        self.query::<i64>(&command("DEL", key, 0, 0))
+            .await
+            .map(drop)
     }
 }
 
