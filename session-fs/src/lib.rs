@@ -160,21 +160,39 @@ impl FileStore {
         &self.inner.dir
     }
 
-    /// Runs the file I/O of one operation: on the calling thread, or on tokio's blocking
-    /// pool when the store was built with [`FileStoreBuilder::offload_io`].
-    async fn blocking<T, F>(&self, work: F) -> Result<T, StoreError>
+    /// Runs `work` on tokio's blocking pool, for a store built with
+    /// [`FileStoreBuilder::offload_io`].
+    async fn offloaded<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
     {
-        if !self.inner.offload {
-            return work(&self.inner);
-        }
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || work(&inner))
             .await
             .map_err(|join| StoreError::backend(BACKEND, join))?
     }
+}
+
+/// Runs the file I/O of one operation, `|inner| work`: on the calling thread with the
+/// borrowed arguments, or, with `offload_io`, on tokio's blocking pool with owned copies
+/// of the arguments listed after `owning`. Only that second path pays for the copies.
+macro_rules! file_io {
+    ($store:expr, |$inner:ident| $work:expr $(, owning $($arg:ident),+)?) => {{
+        let store: &FileStore = $store;
+        if store.inner.offload {
+            $($(let $arg = $arg.to_owned();)+)?
+            store
+                .offloaded(move |$inner| {
+                    $($(let $arg = &$arg;)+)?
+                    $work
+                })
+                .await
+        } else {
+            let $inner: &Inner = &store.inner;
+            $work
+        }
+    }};
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -542,35 +560,27 @@ impl Store for FileStore {
     }
 
     async fn load(&self, key: &StoreKey) -> Result<Option<Loaded>, StoreError> {
-        let key = key.clone();
-        self.blocking(move |inner| inner.load(&key)).await
+        file_io!(self, |inner| inner.load(key), owning key)
     }
 
     async fn create(&self, key: &StoreKey, value: &[u8], at: SystemTime) -> Result<(), StoreError> {
-        let (key, value) = (key.clone(), value.to_vec());
-        self.blocking(move |inner| inner.create(&key, &value, at))
-            .await
+        file_io!(self, |inner| inner.create(key, value, at), owning key, value)
     }
 
     async fn update(&self, key: &StoreKey, value: &[u8], at: SystemTime) -> Result<(), StoreError> {
-        let (key, value) = (key.clone(), value.to_vec());
-        self.blocking(move |inner| inner.update(&key, &value, at))
-            .await
+        file_io!(self, |inner| inner.update(key, value, at), owning key, value)
     }
 
     async fn touch(&self, key: &StoreKey, at: SystemTime) -> Result<(), StoreError> {
-        let key = key.clone();
-        self.blocking(move |inner| inner.touch(&key, at)).await
+        file_io!(self, |inner| inner.touch(key, at), owning key)
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
-        let key = key.clone();
-        self.blocking(move |inner| inner.delete(&key)).await
+        file_io!(self, |inner| inner.delete(key), owning key)
     }
 
     async fn delete_expired(&self) -> Result<u64, StoreError> {
-        self.blocking(|inner| inner.delete_expired().map_err(io_error))
-            .await
+        file_io!(self, |inner| inner.delete_expired().map_err(io_error))
     }
 }
 
