@@ -68,16 +68,24 @@ async fn creates_the_directory_and_private_files() {
 
 #[tokio::test]
 async fn file_mode_is_configurable() {
-    let dir = scratch_dir();
-    let store = FileStore::builder(&dir).file_mode(0o640).build().unwrap();
-    let key = key();
-    store.create(&key, b"x", hour()).await.unwrap();
-    store.update(&key, b"y", hour()).await.unwrap();
-    let mode = fs::metadata(dir.join(key.as_str()))
-        .unwrap()
-        .permissions()
-        .mode();
-    assert_eq!(mode & 0o777, 0o640);
+    // 0o640 passes the usual umask (022) untouched; 0o660 loses its group write bit to
+    // it, so the store must put that bit back itself.
+    for wanted in [0o640, 0o660] {
+        let dir = scratch_dir();
+        let store = FileStore::builder(&dir).file_mode(wanted).build().unwrap();
+        let key = key();
+        store.create(&key, b"x", hour()).await.unwrap();
+        let mode = |key: &StoreKey| {
+            fs::metadata(dir.join(key.as_str()))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!(mode(&key), wanted, "after create");
+        store.update(&key, b"y", hour()).await.unwrap();
+        assert_eq!(mode(&key), wanted, "after update");
+    }
 }
 
 #[tokio::test]
