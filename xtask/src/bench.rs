@@ -5,7 +5,8 @@
 //! with `taskset`) in alternating order over several rounds; `wrk` (1 thread, 32
 //! connections, pinned to CPU 1) loads each route, spreading `/read` and `/incr` over 1,000
 //! sessions made beforehand. The table shows medians over the rounds and the ratio of the
-//! library's median to the baseline's, measured in the same run.
+//! library's median to the baseline's, measured in the same run, and next to it the lowest
+//! and highest ratio of one round's pair: on a noisy machine, how much a single round moves.
 
 use std::fmt::Write as _;
 use std::io::{Read as _, Write as _};
@@ -114,8 +115,8 @@ pub(crate) fn command(args: &[String]) -> Result<(), String> {
     std::fs::create_dir_all(&scratch).map_err(|e| e.to_string())?;
 
     let mut report = String::from(
-        "| store | route | baseline req/s | req/s | ratio | p50 | p99 | errors | commands/request | CPU µs/request (baseline → library) |\n\
-         |---|---|---|---|---|---|---|---|---|---|\n",
+        "| store | route | baseline req/s | req/s | ratio | rounds' ratios | p50 | p99 | errors | commands/request | CPU µs/request (baseline → library) |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     let mut stores_report = String::from(
         "| store | operation | raw client ops/s | store ops/s | ratio |\n|---|---|---|---|---|\n",
@@ -124,15 +125,15 @@ pub(crate) fn command(args: &[String]) -> Result<(), String> {
         let target = Target::prepare(store, &scratch)?;
         let results = measure(&release, &target, &options)?;
         stores_report.push_str(&store_bench(&release, &target.library_url, &options)?);
-        for (route, baseline, library) in results {
+        for (route, baseline, library, spread) in results {
             let ratio = library.rps / baseline.rps;
             let commands = library
                 .commands
                 .map_or("".to_owned(), |c| format!("{c:.2}"));
             let _ = writeln!(
                 report,
-                "| {} | {route} | {:.0} | {:.0} | {ratio:.2} | {:.0} µs | {:.0} µs | {} | {commands} | {:.1} → {:.1} |",
-                target.label, baseline.rps, library.rps, library.p50_us, library.p99_us, library.errors,
+                "| {} | {route} | {:.0} | {:.0} | {ratio:.2} | {:.2}-{:.2} | {:.0} µs | {:.0} µs | {} | {commands} | {:.1} → {:.1} |",
+                target.label, baseline.rps, library.rps, spread.low, spread.high, library.p50_us, library.p99_us, library.errors,
                 baseline.cpu_us, library.cpu_us
             );
         }
@@ -332,7 +333,29 @@ impl Target {
     }
 }
 
-type RouteResult = (&'static str, Sample, Sample);
+/// A route's medians, baseline and library, and the ratio of each round's pair.
+type RouteResult = (&'static str, Sample, Sample, Spread);
+
+/// The lowest and highest per-round ratio (library / baseline in the same round): how far
+/// one round can move the figure on this machine.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Spread {
+    low: f64,
+    high: f64,
+}
+
+impl Spread {
+    fn of(baseline: &[Sample], library: &[Sample]) -> Self {
+        let ratios = baseline
+            .iter()
+            .zip(library)
+            .map(|(baseline, library)| library.rps / baseline.rps);
+        let (low, high) = ratios.fold((f64::INFINITY, 0.0_f64), |(low, high), ratio| {
+            (low.min(ratio), high.max(ratio))
+        });
+        Self { low, high }
+    }
+}
 
 fn measure(release: &Path, target: &Target, options: &Options) -> Result<Vec<RouteResult>, String> {
     let mut samples: Vec<(Vec<Sample>, Vec<Sample>)> = vec![(Vec::new(), Vec::new()); ROUTES.len()];
@@ -393,7 +416,10 @@ fn measure(release: &Path, target: &Target, options: &Options) -> Result<Vec<Rou
     Ok(ROUTES
         .iter()
         .zip(samples)
-        .map(|(route, (baseline, library))| (*route, median(&baseline), median(&library)))
+        .map(|(route, (baseline, library))| {
+            let spread = Spread::of(&baseline, &library);
+            (*route, median(&baseline), median(&library), spread)
+        })
         .collect())
 }
 
@@ -627,6 +653,28 @@ mod tests {
         assert_eq!(sample.p50_us, 420.0);
         assert_eq!(sample.p99_us, 1930.0);
         assert_eq!(sample.errors, 6);
+    }
+
+    #[test]
+    fn spread_pairs_each_round_with_its_own_baseline() {
+        let rps = |values: &[f64]| -> Vec<Sample> {
+            values
+                .iter()
+                .map(|&rps| Sample {
+                    rps,
+                    ..Sample::default()
+                })
+                .collect()
+        };
+        // Medians would say 1.0; the rounds say anywhere from 0.5 to 2.0.
+        let spread = Spread::of(&rps(&[100.0, 200.0, 50.0]), &rps(&[200.0, 100.0, 50.0]));
+        assert_eq!(
+            spread,
+            Spread {
+                low: 0.5,
+                high: 2.0
+            }
+        );
     }
 
     #[test]
