@@ -14,10 +14,11 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::Collection;
+use session_core::time::unix_millis_i64;
 use session_core::{IdLength, SessionId, Store, StoreKey};
 use session_sql::{SqlPool, SqlStore};
 
@@ -269,7 +270,7 @@ impl Raw {
                 Ok(result.hit())
             }
             Self::Sql(sql) => {
-                let now = millis(now);
+                let now = unix_millis_i64(now);
                 let found = on_pool!(&sql.pool, pool => sqlx::query(&sql.load)
                     .bind(key)
                     .bind(now)
@@ -317,7 +318,7 @@ impl Raw {
                     .arg(RECORD)
                     .arg(if exists { "XX" } else { "NX" })
                     .arg("PXAT")
-                    .arg(millis(at))
+                    .arg(unix_millis_i64(at))
                     .query_async(&mut connection)
                     .await
                     .map_err(|e| e.to_string())?;
@@ -331,7 +332,7 @@ impl Raw {
                 Ok(result.status == memcache::exp::MutationStatus::Applied)
             }
             Self::Sql(sql) => {
-                let (now, at) = (millis(now), millis(at));
+                let (now, at) = (unix_millis_i64(now), unix_millis_i64(at));
                 let written = if exists {
                     on_pool!(&sql.pool, pool => sqlx::query(&sql.update)
                         .bind(RECORD)
@@ -403,13 +404,8 @@ impl Side for Raw {
     }
 }
 
-fn millis(at: SystemTime) -> i64 {
-    at.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 fn bson_date(at: SystemTime) -> mongodb::bson::DateTime {
-    mongodb::bson::DateTime::from_millis(millis(at))
+    mongodb::bson::DateTime::from_millis(unix_millis_i64(at))
 }
 
 /// A new random key under the default prefix.

@@ -545,14 +545,15 @@ impl<S: Store> Store for CountingStore<S> {
 #[derive(Debug)]
 pub struct LocalServer {
     program: &'static str,
-    args: fn(u16) -> Vec<String>,
+    args: &'static [&'static str],
     child: Option<std::process::Child>,
     port: u16,
 }
 
 impl LocalServer {
-    /// Starts `program` with `args(port)` and waits until it accepts connections.
-    pub fn start(program: &'static str, args: fn(u16) -> Vec<String>) -> std::io::Result<Self> {
+    /// Starts `program` with `args` followed by the port (so `args` ends with the port
+    /// flag) and waits until it accepts connections.
+    pub fn start(program: &'static str, args: &'static [&'static str]) -> std::io::Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
@@ -584,7 +585,8 @@ impl LocalServer {
         use std::process::{Command, Stdio};
         self.stop();
         let child = Command::new(self.program)
-            .args((self.args)(self.port))
+            .args(self.args)
+            .arg(self.port.to_string())
             .current_dir(std::env::temp_dir())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

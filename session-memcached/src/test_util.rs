@@ -14,24 +14,18 @@ pub struct MemcachedServer(LocalServer);
 
 impl MemcachedServer {
     pub fn start() -> io::Result<Self> {
-        LocalServer::start("memcached", |port| {
-            let args = [
-                "-u",
-                "root",
-                "-l",
-                "127.0.0.1",
-                "-m",
-                "64",
-                "-I",
-                "2m",
-                "-p",
-            ];
-            args.into_iter()
-                .map(String::from)
-                .chain([port.to_string()])
-                .collect()
-        })
-        .map(Self)
+        let args = &[
+            "-u",
+            "root",
+            "-l",
+            "127.0.0.1",
+            "-m",
+            "64",
+            "-I",
+            "2m",
+            "-p",
+        ];
+        LocalServer::start("memcached", args).map(Self)
     }
 
     /// `127.0.0.1:PORT`.

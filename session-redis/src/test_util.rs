@@ -15,22 +15,16 @@ pub struct RedisServer(LocalServer);
 
 impl RedisServer {
     pub fn start() -> io::Result<Self> {
-        LocalServer::start("redis-server", |port| {
-            let args = [
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--port",
-            ];
-            args.into_iter()
-                .map(String::from)
-                .chain([port.to_string()])
-                .collect()
-        })
-        .map(Self)
+        let args = &[
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--port",
+        ];
+        LocalServer::start("redis-server", args).map(Self)
     }
 
     /// `redis://127.0.0.1:PORT`.

@@ -389,12 +389,11 @@ fn measure(release: &Path, target: &Target, options: &Options) -> Result<Vec<Rou
                 let before = target.redis_commands();
                 let cpu_before = server.cpu_seconds();
                 let mut sample = wrk(server.port, route, &cookies, options.seconds)?;
+                let requests = sample.rps * options.seconds as f64;
                 if let (Some(before), Some(after)) = (cpu_before, server.cpu_seconds()) {
-                    let requests = sample.rps * options.seconds as f64;
                     sample.cpu_us = (after - before) / requests * 1e6;
                 }
                 if let (Some(before), Some(after)) = (before, target.redis_commands()) {
-                    let requests = sample.rps * options.seconds as f64;
                     sample.commands = Some((after - before) as f64 / requests);
                 }
                 println!(
