@@ -467,6 +467,43 @@ pub mod checks {
     }
 }
 
+/// Asserts that each of `store`'s per-request operations returns a future of at most
+/// [`MAX_FUTURE_BYTES`]. Every request allocates the future of each store operation it
+/// awaits; past that size glibc's allocator leaves its per-thread cache for its slow path
+/// (`_int_malloc`, consolidation on free). A rarely taken branch, such as opening a
+/// connection, belongs in a box of its own. The futures are made, never polled: no I/O.
+pub fn assert_small_futures(store: &dyn Store) {
+    let key = new_key();
+    let at = hour();
+    let sizes = [
+        ("load", std::mem::size_of_val(&*store.load(&key))),
+        (
+            "load_and_touch",
+            std::mem::size_of_val(&*store.load_and_touch(&key, at)),
+        ),
+        (
+            "create",
+            std::mem::size_of_val(&*store.create(&key, b"v", at)),
+        ),
+        (
+            "update",
+            std::mem::size_of_val(&*store.update(&key, b"v", at)),
+        ),
+        ("touch", std::mem::size_of_val(&*store.touch(&key, at))),
+        ("delete", std::mem::size_of_val(&*store.delete(&key))),
+    ];
+    for (operation, bytes) in sizes {
+        assert!(
+            bytes <= MAX_FUTURE_BYTES,
+            "{}'s `{operation}` future is {bytes} bytes, more than {MAX_FUTURE_BYTES}",
+            store.backend()
+        );
+    }
+}
+
+/// The largest allocation glibc serves from its per-thread cache (`tcache`): 1,032 bytes.
+pub const MAX_FUTURE_BYTES: usize = 1032;
+
 /// Counts the calls made to a real store, per operation, for tests of the rules about
 /// when a store is (not) written. Every call goes through to the wrapped store.
 #[derive(Debug, Default)]

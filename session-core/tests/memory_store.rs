@@ -3,3 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
 
 session_core::store_conformance_tests!(async { session_core::MemoryStore::new() });
+
+#[test]
+fn operation_futures_are_small() {
+    session_core::test_suite::assert_small_futures(&session_core::MemoryStore::new());
+}

@@ -26,3 +26,14 @@ mod offloaded_io {
             .unwrap()
     });
 }
+
+#[test]
+fn operation_futures_are_small() {
+    for offload_io in [false, true] {
+        let store = session_fs::FileStore::builder(scratch_dir())
+            .offload_io(offload_io)
+            .build()
+            .unwrap();
+        session_core::test_suite::assert_small_futures(&store);
+    }
+}

@@ -20,3 +20,17 @@ session_core::store_conformance_tests!(async {
         .await
         .unwrap_or_else(|e| panic!("no MongoDB at {}: {e:?}", url()))
 });
+
+#[test]
+fn operation_futures_are_small() {
+    session_core::test_suite::run(
+        || async {
+            session_mongodb::MongoStore::builder()
+                .database(database())
+                .connect(&url())
+                .await
+                .unwrap_or_else(|e| panic!("no MongoDB at {}: {e:?}", url()))
+        },
+        |store| async move { session_core::test_suite::assert_small_futures(&*store) },
+    );
+}

@@ -142,10 +142,9 @@ impl RedisStore {
         if let Some(connection) = cached(self.inner.id) {
             return Ok(connection);
         }
-        let connection = self
-            .inner
-            .target
-            .connect()
+        // Boxed: connecting is rare, and its future is large; inline, it would make every
+        // operation's future large too, and each request allocates one.
+        let connection = Box::pin(self.inner.target.connect())
             .await
             .map_err(|e| self.failed(e))?;
         remember(self.inner.id, connection.clone());

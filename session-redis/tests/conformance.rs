@@ -12,3 +12,11 @@ session_core::store_conformance_tests!(async {
         .await
         .unwrap_or_else(|e| panic!("no Redis at {} (run `cargo xtask test redis`): {e}", url()))
 });
+
+#[test]
+fn operation_futures_are_small() {
+    let store = session_redis::RedisStore::builder(url())
+        .build_lazy()
+        .unwrap();
+    session_core::test_suite::assert_small_futures(&store);
+}

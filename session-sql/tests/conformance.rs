@@ -65,4 +65,13 @@ mod sqlite_memory {
     session_core::store_conformance_tests!(async {
         SqlStore::connect("sqlite::memory:").await.unwrap()
     });
+
+    /// The queries are the same text for every database; one of them is enough.
+    #[test]
+    fn operation_futures_are_small() {
+        session_core::test_suite::run(
+            || async { SqlStore::connect("sqlite::memory:").await.unwrap() },
+            |store| async move { session_core::test_suite::assert_small_futures(&*store) },
+        );
+    }
 }
