@@ -1,17 +1,17 @@
 //! How a session becomes bytes in a store, and back.
 
-use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::keyed::Keyed;
 use crate::time::{from_unix_millis, unix_millis};
 
 /// The current format version, the first field of every stored record.
 pub const FORMAT_VERSION: u32 = 1;
 
-pub(crate) type Data = BTreeMap<String, Value>;
+pub(crate) type Data = Keyed<Value>;
 
 /// The encoding of stored sessions.
 ///

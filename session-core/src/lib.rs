@@ -33,6 +33,7 @@ mod codec;
 mod config;
 mod cookie;
 mod id;
+mod keyed;
 mod keyring;
 mod manager;
 mod state;

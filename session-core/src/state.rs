@@ -1,6 +1,5 @@
 //! What a handler sees: the session's data, and the record of what it changed.
 
-use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use serde::de::DeserializeOwned;
@@ -8,6 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::codec::{Data, Record};
+use crate::keyed::Keyed;
 use crate::SessionId;
 
 /// How a key differs from the record that was loaded.
@@ -73,7 +73,7 @@ pub struct SessionState {
     /// A stored id to delete at write-back.
     pub(crate) retired: Option<SessionId>,
     pub(crate) record: Record,
-    changes: BTreeMap<String, Change>,
+    changes: Keyed<Change>,
     metadata_changed: bool,
     /// When the stored record expires, if the store said.
     pub(crate) expires_at: Option<SystemTime>,
@@ -98,7 +98,7 @@ impl SessionState {
                 cookie_sent_at: None,
                 data: Data::new(),
             },
-            changes: BTreeMap::new(),
+            changes: Keyed::new(),
             metadata_changed: false,
             expires_at: None,
             resign: false,
@@ -118,7 +118,7 @@ impl SessionState {
             id: Some(id),
             retired: None,
             record,
-            changes: BTreeMap::new(),
+            changes: Keyed::new(),
             metadata_changed: false,
             expires_at,
             resign,
@@ -180,7 +180,7 @@ impl SessionState {
 
     /// The keys, in order.
     pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.record.data.keys().map(String::as_str)
+        self.record.data.keys()
     }
 
     /// The number of keys.
@@ -196,7 +196,7 @@ impl SessionState {
 
     /// Removes every key.
     pub fn clear(&mut self) {
-        let keys: Vec<String> = self.record.data.keys().cloned().collect();
+        let keys: Vec<String> = self.record.data.keys().map(str::to_owned).collect();
         for key in keys {
             self.set(key, None);
         }
@@ -244,9 +244,7 @@ impl SessionState {
 
     /// What happened to each key since the session was loaded.
     pub fn changes(&self) -> impl Iterator<Item = (&str, Change)> {
-        self.changes
-            .iter()
-            .map(|(key, change)| (key.as_str(), *change))
+        self.changes.iter().map(|(key, change)| (key, *change))
     }
 
     /// The record as it would be stored: data and metadata.
