@@ -56,7 +56,9 @@ impl<V> Keyed<V> {
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &V)> {
-        self.entries.iter().map(|(key, value)| (key.as_str(), value))
+        self.entries
+            .iter()
+            .map(|(key, value)| (key.as_str(), value))
     }
 
     pub(crate) fn keys(&self) -> impl Iterator<Item = &str> {
@@ -177,7 +179,10 @@ mod tests {
             map.iter().map(|(k, v)| (k, *v)).collect::<Vec<_>>(),
             [("a", 5), ("b", 3), ("c", 4)]
         );
-        assert_eq!(serde_json::to_string(&map).unwrap(), r#"{"a":5,"b":3,"c":4}"#);
+        assert_eq!(
+            serde_json::to_string(&map).unwrap(),
+            r#"{"a":5,"b":3,"c":4}"#
+        );
     }
 
     #[test]
