@@ -7,6 +7,7 @@ use session_core::StoreKey;
 
 pub(crate) const HEADER_LEN: usize = 16;
 const MAGIC: &[u8; 4] = b"SES1";
+const LENGTH_OFFSET: usize = 4;
 const EXPIRY_OFFSET: usize = 8;
 
 /// The file name for a key: the key itself where its characters are safe in a file name,
@@ -30,16 +31,21 @@ pub(crate) fn is_session_file(name: &str) -> bool {
     !name.is_empty() && !name.starts_with('.')
 }
 
-/// `SES1`, four reserved bytes, then the expiry in little-endian Unix milliseconds at an
-/// 8-byte-aligned offset, so `touch` is one small aligned write.
+/// `SES1`, the record's length as a little-endian `u32` (0 in files written before the
+/// length was kept: read to the end), then the expiry in little-endian Unix milliseconds
+/// at an 8-byte-aligned offset, so `touch` is one small aligned write.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Header {
+    record_len: u32,
     expires_at: u64,
 }
 
 impl Header {
-    pub(crate) fn new(expires_at: SystemTime) -> Self {
+    /// The header of a file holding `record_len` bytes of record; a record too long for
+    /// the field (4 GiB) is marked unknown and read to the end.
+    pub(crate) fn new(record_len: usize, expires_at: SystemTime) -> Self {
         Self {
+            record_len: u32::try_from(record_len).unwrap_or(0),
             expires_at: unix_millis(expires_at),
         }
     }
@@ -49,8 +55,10 @@ impl Header {
         if &bytes[..4] != MAGIC {
             return None;
         }
+        let record_len: [u8; 4] = bytes[LENGTH_OFFSET..EXPIRY_OFFSET].try_into().ok()?;
         let expiry: [u8; 8] = bytes[EXPIRY_OFFSET..].try_into().ok()?;
         Some(Self {
+            record_len: u32::from_le_bytes(record_len),
             expires_at: u64::from_le_bytes(expiry),
         })
     }
@@ -58,8 +66,17 @@ impl Header {
     pub(crate) fn to_bytes(self) -> [u8; HEADER_LEN] {
         let mut bytes = [0u8; HEADER_LEN];
         bytes[..4].copy_from_slice(MAGIC);
+        bytes[LENGTH_OFFSET..EXPIRY_OFFSET].copy_from_slice(&self.record_len.to_le_bytes());
         bytes[EXPIRY_OFFSET..].copy_from_slice(&self.expires_at.to_le_bytes());
         bytes
+    }
+
+    /// The record's length, if the file says.
+    pub(crate) fn record_len(self) -> Option<usize> {
+        match self.record_len {
+            0 => None,
+            len => usize::try_from(len).ok(),
+        }
     }
 
     /// Where the expiry lives in the file, and its new bytes.
@@ -101,9 +118,15 @@ mod tests {
     #[test]
     fn header_round_trips() {
         let at = from_unix_millis(1_800_000_000_123);
-        let bytes = Header::new(at).to_bytes();
+        let bytes = Header::new(300, at).to_bytes();
         assert_eq!(&bytes[..4], b"SES1");
-        assert_eq!(Header::parse(&bytes).unwrap().expires_at(), at);
+        let header = Header::parse(&bytes).unwrap();
+        assert_eq!(header.expires_at(), at);
+        assert_eq!(header.record_len(), Some(300));
+        // Files written before the length was kept have zeros there.
+        let mut old = bytes;
+        old[4..8].fill(0);
+        assert_eq!(Header::parse(&old).unwrap().record_len(), None);
         assert!(Header::parse(b"JUNKJUNKJUNKJUNK").is_none());
         assert!(Header::parse(b"SES1").is_none());
     }

@@ -12,9 +12,9 @@
 //!
 //! # On disk
 //! One file per session, named after its store key (`session:<id>`; characters that are
-//! not safe in a file name are `%XX`-escaped). A file holds a 16-byte header (`SES1`, four
-//! reserved bytes, the expiry as little-endian Unix milliseconds) and then the encoded
-//! session, so `tail -c +17 .sessions/session:*` shows the JSON.
+//! not safe in a file name are `%XX`-escaped). A file holds a 16-byte header (`SES1`, the
+//! record's length as a little-endian `u32`, the expiry as little-endian Unix milliseconds)
+//! and then the encoded session, so `tail -c +17 .sessions/session:*` shows the JSON.
 //!
 //! - Writes are atomic: a temporary file in the same directory, then `rename`.
 //! - File I/O runs on the calling thread: a session file is a few hundred bytes in the page
@@ -31,7 +31,10 @@
 //!   `renameat2(RENAME_NOREPLACE)`, which fails if any file has the name, and only then
 //!   (a dead file to replace, or a filesystem without the flag) does the lock decide.
 //! - Files are written in one `write`, and chmod-ed only when the process umask (read once,
-//!   at `build`) would take bits off the requested mode.
+//!   at `build`) would take bits off the requested mode. On ext4 they are preallocated
+//!   first (see `preallocate` in the source for why and what it costs).
+//! - A read is `open`, one `readv` and `close` for records under about 1 KB: the header
+//!   says how long the record is, so there is no `statx` and no read to find the end.
 //! - The optional limit is kept with a counter, not a directory scan per write. When a
 //!   create finds the store full, expired files are removed, then the sessions closest to
 //!   expiry, down to 90 % of the limit; the scan this needs happens once per tenth of the
@@ -42,7 +45,7 @@ mod layout;
 mod locks;
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, ErrorKind, Read as _, Write as _};
+use std::io::{self, ErrorKind, IoSliceMut, Read as _, Write as _};
 use std::os::unix::fs::{
     DirBuilderExt as _, FileExt as _, OpenOptionsExt as _, PermissionsExt as _,
 };
@@ -80,6 +83,9 @@ struct Inner {
     /// Whether the process umask takes bits off `mode`, so that each new file needs an
     /// explicit chmod to get them.
     umask_strips_mode: bool,
+    /// Whether the directory is on ext4, where preallocating a file keeps `rename` from
+    /// writing it out (see [`preallocate`]); elsewhere that is one system call for nothing.
+    preallocates: bool,
 }
 
 /// Configures a [`FileStore`].
@@ -125,6 +131,7 @@ impl FileStoreBuilder {
             Some(_) => count_sessions(&self.dir)?,
             None => 0,
         };
+        let preallocates = is_ext4(&self.dir);
         Ok(FileStore {
             inner: Arc::new(Inner {
                 dir: self.dir,
@@ -134,6 +141,7 @@ impl FileStoreBuilder {
                 locks,
                 offload: self.offload,
                 umask_strips_mode: umask().is_none_or(|mask| mask & self.mode != 0),
+                preallocates,
             }),
         })
     }
@@ -248,10 +256,12 @@ impl Inner {
         if self.umask_strips_mode {
             file.set_permissions(fs::Permissions::from_mode(self.mode))?;
         }
-        preallocate(&file, (HEADER_LEN + value.len()) as u64);
+        if self.preallocates {
+            preallocate(&file, (HEADER_LEN + value.len()) as u64);
+        }
         // One write: the header and the record are a few hundred bytes together.
         let mut contents = Vec::with_capacity(HEADER_LEN + value.len());
-        contents.extend_from_slice(&Header::new(expires_at).to_bytes());
+        contents.extend_from_slice(&Header::new(value.len(), expires_at).to_bytes());
         contents.extend_from_slice(value);
         file.write_all(&contents)?;
         Ok(temp)
@@ -350,12 +360,13 @@ impl Inner {
     }
 
     fn load(&self, key: &StoreKey) -> Result<Option<Loaded>, StoreError> {
-        let bytes = match fs::read(self.path(key)) {
-            Ok(bytes) => bytes,
+        let (header, value) = match read_session(&self.path(key)) {
+            Ok(Some(file)) => file,
+            Ok(None) => return Ok(None),
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_error(e)),
         };
-        let Some(header) = bytes.get(..HEADER_LEN).and_then(Header::parse) else {
+        let Some(header) = header else {
             tracing::warn!(
                 backend = BACKEND,
                 "session file without a valid header treated as absent"
@@ -365,8 +376,6 @@ impl Inner {
         if !header.is_live(SystemTime::now()) {
             return Ok(None);
         }
-        let mut value = bytes;
-        value.drain(..HEADER_LEN);
         Ok(Some(Loaded::new(value).with_expiry(header.expires_at())))
     }
 
@@ -470,6 +479,55 @@ fn read_header(path: &Path) -> io::Result<Option<Option<Header>>> {
     }
 }
 
+/// Most records fit the first read: header and record then take `open`, one `readv` and
+/// `close`, where reading to the end takes a `statx` and a second `read` besides. 1,008
+/// bytes keeps the buffer within glibc's per-thread cache.
+const FIRST_READ: usize = 1008;
+
+/// The header and record of the session file at `path`; `None` if it is too short to be
+/// one, a `None` header if it is not a session file. The header into its own buffer and
+/// the record into its `Vec`, by one `readv`, so the record is never moved.
+fn read_session(path: &Path) -> io::Result<Option<(Option<Header>, Vec<u8>)>> {
+    let mut file = File::open(path)?;
+    let mut header = [0u8; HEADER_LEN];
+    let mut record = vec![0u8; FIRST_READ];
+    let mut read =
+        file.read_vectored(&mut [IoSliceMut::new(&mut header), IoSliceMut::new(&mut record)])?;
+    // A read may stop short of the header only at the end of the file, or after a signal;
+    // this finishes the header in both cases.
+    while read < HEADER_LEN {
+        match file.read(&mut header[read..])? {
+            0 => return Ok(None),
+            n => read += n,
+        }
+    }
+    let Some(header) = Header::parse(&header) else {
+        return Ok(Some((None, Vec::new())));
+    };
+    let len = read - HEADER_LEN;
+    match header.record_len() {
+        // The whole record came with the first read.
+        Some(expected) if len >= expected => record.truncate(expected),
+        Some(expected) => {
+            record.resize(expected, 0);
+            match file.read_exact(&mut record[len..]) {
+                Ok(()) => {}
+                // Shorter than its header says: not a whole session file.
+                Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
+                    return Ok(Some((None, Vec::new())))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        // Written before the header kept the length: to the end.
+        None => {
+            record.truncate(len);
+            file.read_to_end(&mut record)?;
+        }
+    }
+    Ok(Some((Some(header), record)))
+}
+
 /// A session file under a temporary name, removed when dropped unless renamed into place.
 struct TempFile {
     path: PathBuf,
@@ -531,6 +589,21 @@ fn preallocate(file: &File, len: u64) {
     }
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     let _ = (file, len);
+}
+
+/// Whether `dir` is on ext4, the filesystem whose `rename` writes out a replacing file's
+/// delayed blocks (`auto_da_alloc`).
+fn is_ext4(dir: &Path) -> bool {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        const EXT4_SUPER_MAGIC: u64 = 0xEF53;
+        rustix::fs::statfs(dir).is_ok_and(|fs| fs.f_type as u64 == EXT4_SUPER_MAGIC)
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = dir;
+        false
+    }
 }
 
 /// The process umask, where the system tells it without changing it (Linux's

@@ -161,6 +161,54 @@ async fn a_file_without_a_header_is_absent_and_cleaned_up() {
     assert!(!dir.join(junk.as_str()).exists());
 }
 
+/// A session file as written by hand: `SES1`, the record length field, the expiry.
+fn raw_file(record_len: u32, expires_at: SystemTime, record: &[u8]) -> Vec<u8> {
+    let millis = expires_at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let mut bytes = b"SES1".to_vec();
+    bytes.extend_from_slice(&record_len.to_le_bytes());
+    bytes.extend_from_slice(&millis.to_le_bytes());
+    bytes.extend_from_slice(record);
+    bytes
+}
+
+#[tokio::test]
+async fn the_header_keeps_the_record_length_and_files_without_it_still_load() {
+    let dir = scratch_dir();
+    let store = FileStore::new(&dir).unwrap();
+    let key = key();
+    store.create(&key, b"payload", hour()).await.unwrap();
+    let bytes = fs::read(dir.join(key.as_str())).unwrap();
+    assert_eq!(&bytes[4..8], &7u32.to_le_bytes());
+
+    // Written before the length was kept: zeros there, the record read to the end. Also
+    // longer than the first read, so that the rest is read too.
+    let record = vec![b'r'; 5000];
+    let old = self::key();
+    fs::write(dir.join(old.as_str()), raw_file(0, hour(), &record)).unwrap();
+    assert_eq!(
+        store.load(&old).await.unwrap().unwrap().value(),
+        &record[..]
+    );
+}
+
+#[tokio::test]
+async fn a_file_shorter_than_its_header_says_is_absent() {
+    let dir = scratch_dir();
+    let store = FileStore::new(&dir).unwrap();
+    for (len, record) in [(10, &b"short"[..]), (5000, &[b'x'; 2000][..])] {
+        let key = key();
+        fs::write(dir.join(key.as_str()), raw_file(len, hour(), record)).unwrap();
+        assert!(store.load(&key).await.unwrap().is_none(), "length {len}");
+    }
+    // Longer than it says: the bytes past the record are not part of it.
+    let key = key();
+    fs::write(dir.join(key.as_str()), raw_file(4, hour(), b"dataJUNK")).unwrap();
+    assert_eq!(store.load(&key).await.unwrap().unwrap().value(), b"data");
+}
+
 #[tokio::test]
 async fn delete_expired_counts_and_removes_only_expired_files() {
     let dir = scratch_dir();
