@@ -4,7 +4,7 @@
 //! cargo xtask test [BACKEND...]          fmt check, clippy -D warnings, then the tests,
 //!                                        with the services the backends need
 //! cargo xtask services up|down|status [SERVICE...]
-//! cargo xtask bench [--store NAME|URL]... [--all] [--rounds N] [--seconds S] [--no-criterion]
+//! cargo xtask bench [--store NAME|URL]... [--all] [--rounds N] [--seconds S] [--no-criterion] [--file-dir DIR]
 //! ```
 //! Backends: core, fs, actix, examples, redis, memcached, mongodb, sql.
 //! Services: redis, memcached, mongodb, postgres, mysql.
@@ -20,7 +20,7 @@ use std::process::ExitCode;
 const USAGE: &str = "usage:
   cargo xtask test [BACKEND...]                     fmt, clippy, and tests (all backends by default)
   cargo xtask services up|down|status [SERVICE...]  start, stop or show the test services
-  cargo xtask bench [--store NAME|URL]... [--all] [--rounds N] [--seconds S] [--no-criterion]
+  cargo xtask bench [--store NAME|URL]... [--all] [--rounds N] [--seconds S] [--no-criterion] [--file-dir DIR]
                                                     HTTP benchmarks against a by-hand baseline
 
 backends: core fs actix examples redis memcached mongodb sql
