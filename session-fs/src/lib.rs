@@ -361,8 +361,7 @@ impl Inner {
 
     fn load(&self, key: &StoreKey) -> Result<Option<Loaded>, StoreError> {
         let (header, value) = match read_session(&self.path(key)) {
-            Ok(Some(file)) => file,
-            Ok(None) => return Ok(None),
+            Ok(file) => file,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_error(e)),
         };
@@ -484,10 +483,11 @@ fn read_header(path: &Path) -> io::Result<Option<Option<Header>>> {
 /// bytes keeps the buffer within glibc's per-thread cache.
 const FIRST_READ: usize = 1008;
 
-/// The header and record of the session file at `path`; `None` if it is too short to be
-/// one, a `None` header if it is not a session file. The header into its own buffer and
-/// the record into its `Vec`, by one `readv`, so the record is never moved.
-fn read_session(path: &Path) -> io::Result<Option<(Option<Header>, Vec<u8>)>> {
+/// The header and record of the session file at `path`; a `None` header if it is not a
+/// session file (too short, no magic, shorter than its header says). The header into its
+/// own buffer and the record into its `Vec`, by one `readv`, so the record is never moved.
+fn read_session(path: &Path) -> io::Result<(Option<Header>, Vec<u8>)> {
+    const NOT_A_SESSION: (Option<Header>, Vec<u8>) = (None, Vec::new());
     let mut file = File::open(path)?;
     let mut header = [0u8; HEADER_LEN];
     let mut record = vec![0u8; FIRST_READ];
@@ -497,12 +497,12 @@ fn read_session(path: &Path) -> io::Result<Option<(Option<Header>, Vec<u8>)>> {
     // this finishes the header in both cases.
     while read < HEADER_LEN {
         match file.read(&mut header[read..])? {
-            0 => return Ok(None),
+            0 => return Ok(NOT_A_SESSION),
             n => read += n,
         }
     }
     let Some(header) = Header::parse(&header) else {
-        return Ok(Some((None, Vec::new())));
+        return Ok(NOT_A_SESSION);
     };
     let len = read - HEADER_LEN;
     match header.record_len() {
@@ -513,9 +513,7 @@ fn read_session(path: &Path) -> io::Result<Option<(Option<Header>, Vec<u8>)>> {
             match file.read_exact(&mut record[len..]) {
                 Ok(()) => {}
                 // Shorter than its header says: not a whole session file.
-                Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
-                    return Ok(Some((None, Vec::new())))
-                }
+                Err(e) if e.kind() == ErrorKind::UnexpectedEof => return Ok(NOT_A_SESSION),
                 Err(e) => return Err(e),
             }
         }
@@ -525,7 +523,7 @@ fn read_session(path: &Path) -> io::Result<Option<(Option<Header>, Vec<u8>)>> {
             file.read_to_end(&mut record)?;
         }
     }
-    Ok(Some((Some(header), record)))
+    Ok((Some(header), record))
 }
 
 /// A session file under a temporary name, removed when dropped unless renamed into place.
