@@ -1,5 +1,7 @@
 //! Names and bytes on disk: which file holds a session, and its header.
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::time::SystemTime;
 
 use session_core::time::{from_unix_millis, unix_millis};
@@ -10,20 +12,26 @@ const MAGIC: &[u8; 4] = b"SES1";
 const LENGTH_OFFSET: usize = 4;
 const EXPIRY_OFFSET: usize = 8;
 
-/// The file name for a key: the key itself where its characters are safe in a file name,
-/// `%XX` otherwise. Never starts with `.`, which marks the store's own files.
-pub(crate) fn file_name(key: &StoreKey) -> String {
-    let mut name = String::with_capacity(key.as_str().len());
-    for (i, byte) in key.as_str().bytes().enumerate() {
-        let safe =
-            byte.is_ascii_alphanumeric() || b"-_:".contains(&byte) || (byte == b'.' && i > 0);
-        if safe {
+/// The file name for a key: the key itself where its characters are safe in a file name
+/// (borrowed: the default `session:<id>` keys always are), `%XX` otherwise. Never starts
+/// with `.`, which marks the store's own files.
+pub(crate) fn file_name(key: &StoreKey) -> Cow<'_, str> {
+    let key = key.as_str();
+    let safe = |(i, byte): (usize, u8)| {
+        byte.is_ascii_alphanumeric() || b"-_:".contains(&byte) || (byte == b'.' && i > 0)
+    };
+    if key.bytes().enumerate().all(safe) {
+        return Cow::Borrowed(key);
+    }
+    let mut name = String::with_capacity(key.len() + 8);
+    for (i, byte) in key.bytes().enumerate() {
+        if safe((i, byte)) {
             name.push(char::from(byte));
         } else {
-            name.push_str(&format!("%{byte:02X}"));
+            let _ = write!(name, "%{byte:02X}");
         }
     }
-    name
+    Cow::Owned(name)
 }
 
 /// Whether a directory entry is a session file (not a temporary file or the lock folder).
@@ -102,13 +110,16 @@ mod tests {
     fn default_keys_are_kept_readable() {
         let id = SessionId::generate(IdLength::default()).unwrap();
         let key = StoreKey::new("session:", &id);
-        assert_eq!(file_name(&key), key.as_str());
+        let name = file_name(&key);
+        assert_eq!(name, key.as_str());
+        assert!(matches!(name, Cow::Borrowed(_)), "no copy of a safe key");
     }
 
     #[test]
     fn unsafe_prefixes_are_escaped() {
         let id = SessionId::generate(IdLength::default()).unwrap();
-        let name = file_name(&StoreKey::new("../x/", &id));
+        let key = StoreKey::new("../x/", &id);
+        let name = file_name(&key);
         assert!(name.starts_with("%2E.%2Fx%2F"), "{name}");
         assert!(!name.contains('/'));
         assert!(is_session_file(&name));

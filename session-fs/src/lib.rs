@@ -41,14 +41,13 @@
 //!   limit, not once per write. With several processes the counter is resynchronised by
 //!   that scan.
 
+mod dir;
 mod layout;
 mod locks;
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, ErrorKind, IoSliceMut, Read as _, Write as _};
-use std::os::unix::fs::{
-    DirBuilderExt as _, FileExt as _, OpenOptionsExt as _, PermissionsExt as _,
-};
+use std::fs;
+use std::io::{self, ErrorKind};
+use std::os::unix::fs::{DirBuilderExt as _, FileExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -58,6 +57,7 @@ use async_trait::async_trait;
 use session_core::time::unix_millis;
 use session_core::{Loaded, Store, StoreError, StoreKey};
 
+use crate::dir::{Dir, TempFile};
 use crate::layout::{file_name, is_session_file, Header, HEADER_LEN};
 use crate::locks::Locks;
 
@@ -74,18 +74,11 @@ pub struct FileStore {
 
 #[derive(Debug)]
 struct Inner {
-    dir: PathBuf,
-    mode: u32,
+    dir: Dir,
     limit: Option<usize>,
     count: AtomicUsize,
     locks: Locks,
     offload: bool,
-    /// Whether the process umask takes bits off `mode`, so that each new file needs an
-    /// explicit chmod to get them.
-    umask_strips_mode: bool,
-    /// Whether the directory is on ext4, where preallocating a file keeps `rename` from
-    /// writing it out (see [`preallocate`]); elsewhere that is one system call for nothing.
-    preallocates: bool,
 }
 
 /// Configures a [`FileStore`].
@@ -131,17 +124,13 @@ impl FileStoreBuilder {
             Some(_) => count_sessions(&self.dir)?,
             None => 0,
         };
-        let preallocates = is_ext4(&self.dir);
         Ok(FileStore {
             inner: Arc::new(Inner {
-                dir: self.dir,
-                mode: self.mode,
+                dir: Dir::open(&self.dir, self.mode)?,
                 limit: self.limit,
                 count: AtomicUsize::new(count),
                 locks,
                 offload: self.offload,
-                umask_strips_mode: umask().is_none_or(|mask| mask & self.mode != 0),
-                preallocates,
             }),
         })
     }
@@ -165,7 +154,7 @@ impl FileStore {
 
     /// The directory.
     pub fn dir(&self) -> &Path {
-        &self.inner.dir
+        self.inner.dir.path()
     }
 
     /// Runs `work` on tokio's blocking pool, for a store built with
@@ -216,55 +205,24 @@ fn io_error(error: io::Error) -> StoreError {
 }
 
 impl Inner {
-    fn path(&self, key: &StoreKey) -> PathBuf {
-        self.dir.join(file_name(key))
-    }
-
-    /// What is at `path`: nothing, a dead file (expired, or not a session file), or a
-    /// live session.
-    fn state(&self, path: &Path, now: SystemTime) -> io::Result<FileState> {
-        Ok(match read_header(path)? {
+    /// What is in the file `name`: nothing, a dead file (expired, or not a session file),
+    /// or a live session.
+    fn state(&self, name: &str, now: SystemTime) -> io::Result<FileState> {
+        Ok(match self.dir.read_header(name)? {
             None => FileState::Absent,
             Some(Some(header)) if header.is_live(now) => FileState::Live,
             Some(_) => FileState::Dead,
         })
     }
 
-    /// Writes a complete file next to `path` and renames it into place.
-    fn write(&self, path: &Path, value: &[u8], expires_at: SystemTime) -> io::Result<()> {
-        self.write_temp(value, expires_at)?.rename_over(path)
-    }
-
-    /// A complete session file under a temporary name in the directory, removed again if
-    /// it is dropped before it is renamed into place.
-    fn write_temp(&self, value: &[u8], expires_at: SystemTime) -> io::Result<TempFile> {
-        // Unique across processes (pid) and within one (counter); `create_new` below makes a
-        // stale file of the same name an error rather than a shared file.
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let serial = NEXT.fetch_add(1, Ordering::Relaxed);
-        let temp = TempFile {
-            path: self
-                .dir
-                .join(format!(".tmp-{}-{serial}", std::process::id())),
-            renamed: false,
-        };
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(self.mode)
-            .open(&temp.path)?;
-        if self.umask_strips_mode {
-            file.set_permissions(fs::Permissions::from_mode(self.mode))?;
-        }
-        if self.preallocates {
-            preallocate(&file, (HEADER_LEN + value.len()) as u64);
-        }
+    /// A complete session file under a temporary name, removed again if it is dropped
+    /// before it is renamed into place.
+    fn write_temp(&self, value: &[u8], expires_at: SystemTime) -> io::Result<TempFile<'_>> {
         // One write: the header and the record are a few hundred bytes together.
         let mut contents = Vec::with_capacity(HEADER_LEN + value.len());
         contents.extend_from_slice(&Header::new(value.len(), expires_at).to_bytes());
         contents.extend_from_slice(value);
-        file.write_all(&contents)?;
-        Ok(temp)
+        self.dir.write_temp(&contents)
     }
 
     fn create(
@@ -273,7 +231,7 @@ impl Inner {
         value: &[u8],
         expires_at: SystemTime,
     ) -> Result<(), StoreError> {
-        let path = self.path(key);
+        let name = file_name(key);
         let now = SystemTime::now();
         if self
             .limit
@@ -285,7 +243,7 @@ impl Inner {
         // A new id is 256 random bits, so its name is free but for a vanishing chance. A
         // rename that refuses to replace makes that common case atomic without the key's
         // lock: every locked operation then sees either no file or this whole live one.
-        let temp = match temp.rename_unless_exists(&path).map_err(io_error)? {
+        let temp = match temp.rename_unless_exists(&name).map_err(io_error)? {
             None => {
                 self.count.fetch_add(1, Ordering::Relaxed);
                 return Ok(());
@@ -294,12 +252,12 @@ impl Inner {
         };
         // Something is there (or the filesystem cannot refuse to replace): a live session
         // keeps its name, a dead file may be replaced; both decided under the lock.
-        let _guard = self.locks.lock(key).map_err(io_error)?;
-        let state = self.state(&path, now).map_err(io_error)?;
+        let _guard = self.locks.lock(&name).map_err(io_error)?;
+        let state = self.state(&name, now).map_err(io_error)?;
         if state == FileState::Live {
             return Err(StoreError::DuplicateId);
         }
-        temp.rename_over(&path).map_err(io_error)?;
+        temp.rename_over(&name).map_err(io_error)?;
         if state == FileState::Absent {
             self.count.fetch_add(1, Ordering::Relaxed);
         }
@@ -312,12 +270,14 @@ impl Inner {
         value: &[u8],
         expires_at: SystemTime,
     ) -> Result<(), StoreError> {
-        self.with_live(key, |path| self.write(path, value, expires_at))
+        self.with_live(key, |name| {
+            self.write_temp(value, expires_at)?.rename_over(name)
+        })
     }
 
     fn touch(&self, key: &StoreKey, expires_at: SystemTime) -> Result<(), StoreError> {
-        self.with_live(key, |path| {
-            let file = OpenOptions::new().write(true).open(path)?;
+        self.with_live(key, |name| {
+            let file = self.dir.open_for_writing(name)?;
             let (offset, bytes) = Header::expiry_field(expires_at);
             file.write_all_at(&bytes, offset)
         })
@@ -328,39 +288,36 @@ impl Inner {
     fn with_live(
         &self,
         key: &StoreKey,
-        change: impl FnOnce(&Path) -> io::Result<()>,
+        change: impl FnOnce(&str) -> io::Result<()>,
     ) -> Result<(), StoreError> {
-        let path = self.path(key);
-        let _guard = self.locks.lock(key).map_err(io_error)?;
-        if self.state(&path, SystemTime::now()).map_err(io_error)? != FileState::Live {
+        let name = file_name(key);
+        let _guard = self.locks.lock(&name).map_err(io_error)?;
+        if self.state(&name, SystemTime::now()).map_err(io_error)? != FileState::Live {
             return Err(StoreError::UnknownId);
         }
-        change(&path).map_err(io_error)
+        change(&name).map_err(io_error)
     }
 
     fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
-        let _guard = self.locks.lock(key).map_err(io_error)?;
-        self.remove(&self.path(key)).map_err(io_error)
+        let name = file_name(key);
+        let _guard = self.locks.lock(&name).map_err(io_error)?;
+        self.remove(&name).map_err(io_error)
     }
 
-    fn remove(&self, path: &Path) -> io::Result<()> {
-        match fs::remove_file(path) {
-            Ok(()) => {
-                // Saturating: another process may have created the file we counted.
-                let _ = self
-                    .count
-                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                        Some(n.saturating_sub(1))
-                    });
-                Ok(())
-            }
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e),
+    fn remove(&self, name: &str) -> io::Result<()> {
+        if self.dir.remove(name)? {
+            // Saturating: another process may have created the file we counted.
+            let _ = self
+                .count
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                    Some(n.saturating_sub(1))
+                });
         }
+        Ok(())
     }
 
     fn load(&self, key: &StoreKey) -> Result<Option<Loaded>, StoreError> {
-        let (header, value) = match read_session(&self.path(key)) {
+        let (header, value) = match self.dir.read_session(&file_name(key)) {
             Ok(file) => file,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_error(e)),
@@ -397,14 +354,13 @@ impl Inner {
     /// Removes `name` under its key's lock if its header (re-read under the lock) still
     /// satisfies `condition`; a file another process just rewrote is left alone.
     fn remove_if(&self, name: &str, condition: impl Fn(&Header) -> bool) -> io::Result<bool> {
-        let path = self.dir.join(name);
-        let _guard = self.locks.lock_name(name)?;
-        let Some(header) = read_header(&path)? else {
+        let _guard = self.locks.lock(name)?;
+        let Some(header) = self.dir.read_header(name)? else {
             return Ok(false);
         };
         // A file without a valid header is not a session anyone can load: remove it too.
         if header.as_ref().is_none_or(condition) {
-            self.remove(&path)?;
+            self.remove(name)?;
             return Ok(true);
         }
         Ok(false)
@@ -413,7 +369,7 @@ impl Inner {
     /// Up to `max` session files whose header satisfies `select`, with their expiry.
     fn scan(&self, max: usize, select: impl Fn(&Header) -> bool) -> io::Result<Vec<(String, u64)>> {
         let mut found = Vec::new();
-        for entry in fs::read_dir(&self.dir)? {
+        for entry in fs::read_dir(self.dir.path())? {
             let entry = entry?;
             let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
                 continue;
@@ -421,7 +377,7 @@ impl Inner {
             if !is_session_file(&name) {
                 continue;
             }
-            let Some(header) = read_header(&entry.path())? else {
+            let Some(header) = self.dir.read_header(&name)? else {
                 continue;
             };
             let selected = header.as_ref().is_none_or(&select);
@@ -464,154 +420,6 @@ impl Inner {
         }
         Ok(())
     }
-}
-
-/// The header of the file at `path`: `None` if there is no file, `Some(None)` if it is
-/// not a session file (too short, or without the magic).
-fn read_header(path: &Path) -> io::Result<Option<Option<Header>>> {
-    let mut bytes = [0u8; HEADER_LEN];
-    match File::open(path).and_then(|mut file| file.read_exact(&mut bytes)) {
-        Ok(()) => Ok(Some(Header::parse(&bytes))),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) if e.kind() == ErrorKind::UnexpectedEof => Ok(Some(None)),
-        Err(e) => Err(e),
-    }
-}
-
-/// Most records fit the first read: header and record then take `open`, one `readv` and
-/// `close`, where reading to the end takes a `statx` and a second `read` besides. 1,008
-/// bytes keeps the buffer within glibc's per-thread cache.
-const FIRST_READ: usize = 1008;
-
-/// The header and record of the session file at `path`; a `None` header if it is not a
-/// session file (too short, no magic, shorter than its header says). The header into its
-/// own buffer and the record into its `Vec`, by one `readv`, so the record is never moved.
-fn read_session(path: &Path) -> io::Result<(Option<Header>, Vec<u8>)> {
-    const NOT_A_SESSION: (Option<Header>, Vec<u8>) = (None, Vec::new());
-    let mut file = File::open(path)?;
-    let mut header = [0u8; HEADER_LEN];
-    let mut record = vec![0u8; FIRST_READ];
-    let mut read =
-        file.read_vectored(&mut [IoSliceMut::new(&mut header), IoSliceMut::new(&mut record)])?;
-    // A read may stop short of the header only at the end of the file, or after a signal;
-    // this finishes the header in both cases.
-    while read < HEADER_LEN {
-        match file.read(&mut header[read..])? {
-            0 => return Ok(NOT_A_SESSION),
-            n => read += n,
-        }
-    }
-    let Some(header) = Header::parse(&header) else {
-        return Ok(NOT_A_SESSION);
-    };
-    let len = read - HEADER_LEN;
-    match header.record_len() {
-        // The whole record came with the first read.
-        Some(expected) if len >= expected => record.truncate(expected),
-        Some(expected) => {
-            record.resize(expected, 0);
-            match file.read_exact(&mut record[len..]) {
-                Ok(()) => {}
-                // Shorter than its header says: not a whole session file.
-                Err(e) if e.kind() == ErrorKind::UnexpectedEof => return Ok(NOT_A_SESSION),
-                Err(e) => return Err(e),
-            }
-        }
-        // Written before the header kept the length: to the end.
-        None => {
-            record.truncate(len);
-            file.read_to_end(&mut record)?;
-        }
-    }
-    Ok((Some(header), record))
-}
-
-/// A session file under a temporary name, removed when dropped unless renamed into place.
-struct TempFile {
-    path: PathBuf,
-    renamed: bool,
-}
-
-impl TempFile {
-    /// Renames the file to `path`, replacing whatever is there.
-    fn rename_over(mut self, path: &Path) -> io::Result<()> {
-        fs::rename(&self.path, path)?;
-        self.renamed = true;
-        Ok(())
-    }
-
-    /// Renames the file to `path` if nothing is there (`Ok(None)`); gives it back if
-    /// something is, or if the filesystem cannot rename without replacing.
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    fn rename_unless_exists(mut self, path: &Path) -> io::Result<Option<Self>> {
-        use rustix::fs::{renameat_with, RenameFlags, CWD};
-        use rustix::io::Errno;
-        match renameat_with(CWD, &self.path, CWD, path, RenameFlags::NOREPLACE) {
-            Ok(()) => {
-                self.renamed = true;
-                Ok(None)
-            }
-            // EINVAL: a filesystem without RENAME_NOREPLACE; ENOSYS: a kernel before 3.15.
-            Err(Errno::EXIST | Errno::INVAL | Errno::NOSYS) => Ok(Some(self)),
-            Err(errno) => Err(errno.into()),
-        }
-    }
-
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    #[allow(clippy::unnecessary_wraps)]
-    fn rename_unless_exists(self, _path: &Path) -> io::Result<Option<Self>> {
-        Ok(Some(self))
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if !self.renamed {
-            // Best effort: a leftover `.tmp-*` file is never read as a session.
-            let _ = fs::remove_file(&self.path);
-        }
-    }
-}
-
-/// Gives the file its blocks before it is written. On ext4, renaming a file over another
-/// makes the kernel start writing the new file's not-yet-allocated blocks right there, in
-/// the `rename` call (`auto_da_alloc`); blocks that are already allocated are left to the
-/// normal background writeback, and an update no longer waits for the disk queue. The
-/// price: after a power loss an updated file may read as zeros, which fails the header
-/// check, so that session is treated as absent. Failure (a filesystem without fallocate)
-/// only loses the optimisation.
-fn preallocate(file: &File, len: u64) {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    {
-        let _ = rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, len);
-    }
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    let _ = (file, len);
-}
-
-/// Whether `dir` is on ext4, the filesystem whose `rename` writes out a replacing file's
-/// delayed blocks (`auto_da_alloc`).
-fn is_ext4(dir: &Path) -> bool {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    {
-        const EXT4_SUPER_MAGIC: u64 = 0xEF53;
-        rustix::fs::statfs(dir).is_ok_and(|fs| fs.f_type as u64 == EXT4_SUPER_MAGIC)
-    }
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    {
-        let _ = dir;
-        false
-    }
-}
-
-/// The process umask, where the system tells it without changing it (Linux's
-/// `/proc/self/status`). A mask that cannot be read is assumed to strip bits.
-fn umask() -> Option<u32> {
-    let status = fs::read_to_string("/proc/self/status").ok()?;
-    let line = status
-        .lines()
-        .find_map(|line| line.strip_prefix("Umask:"))?;
-    u32::from_str_radix(line.trim(), 8).ok()
 }
 
 fn count_sessions(dir: &Path) -> io::Result<usize> {

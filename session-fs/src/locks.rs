@@ -6,10 +6,6 @@ use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use session_core::StoreKey;
-
-use crate::layout::file_name;
-
 /// Enough stripes that unrelated sessions rarely wait for each other.
 const STRIPES: usize = 64;
 
@@ -55,12 +51,8 @@ impl Locks {
         Ok(Self { stripes })
     }
 
-    pub(crate) fn lock(&self, key: &StoreKey) -> io::Result<Guard<'_>> {
-        self.lock_name(&file_name(key))
-    }
-
     /// Locks the stripe of the session file `name`.
-    pub(crate) fn lock_name(&self, name: &str) -> io::Result<Guard<'_>> {
+    pub(crate) fn lock(&self, name: &str) -> io::Result<Guard<'_>> {
         let stripe = &self.stripes[stripe(name)];
         // Every critical section leaves the file in a consistent state before it can
         // panic, so a poisoned mutex is still usable.

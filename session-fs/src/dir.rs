@@ -1,0 +1,259 @@
+//! The session directory and the system calls on its files.
+//!
+//! The directory is opened once, at `build`, and every file in it is reached by name
+//! relative to that descriptor (`openat`, `renameat`, `unlinkat`). The kernel then walks
+//! one path component per call instead of the directory's whole path: on tmpfs about
+//! 0.13 µs less per `open` and 0.25 µs less per `rename` (four components measured), on a
+//! request that makes four such calls. Names are the store's own (`layout::file_name`), so
+//! nothing here joins paths or allocates one.
+
+use std::fs::{self, File};
+use std::io::{self, ErrorKind, IoSliceMut, Read as _, Write as _};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rustix::fs::{AtFlags, Mode, OFlags};
+
+use crate::layout::{Header, HEADER_LEN};
+
+/// Most records fit the first read: header and record then take `open`, one `readv` and
+/// `close`, where reading to the end takes a `statx` and a second `read` besides.
+///
+/// 1,000 bytes is a 1,008-byte heap chunk, the largest that glibc still serves from its
+/// per-thread cache without consolidating its fast bins (chunks from 1,024 bytes do).
+const FIRST_READ: usize = 1000;
+
+/// The session directory, open, and how files are made in it.
+#[derive(Debug)]
+pub(crate) struct Dir {
+    path: PathBuf,
+    fd: OwnedFd,
+    /// Permission bits of new files.
+    mode: u32,
+    /// Whether the process umask takes bits off `mode`, so that each new file needs an
+    /// explicit chmod to get them.
+    umask_strips_mode: bool,
+    /// Whether the directory is on ext4, where preallocating a file keeps `rename` from
+    /// writing it out (see [`preallocate`]); elsewhere that is one system call for nothing.
+    preallocates: bool,
+}
+
+impl Dir {
+    /// Opens the existing directory at `path`, whose new files get permission bits `mode`.
+    pub(crate) fn open(path: &Path, mode: u32) -> io::Result<Self> {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let fd = rustix::fs::open(path, flags, Mode::empty())?;
+        Ok(Self {
+            path: path.to_owned(),
+            preallocates: is_ext4(&fd),
+            fd,
+            mode,
+            umask_strips_mode: umask().is_none_or(|mask| mask & mode != 0),
+        })
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn open_file(&self, name: &str, flags: OFlags, mode: u32) -> io::Result<File> {
+        let mode = Mode::from_bits_truncate(mode as _);
+        let fd = rustix::fs::openat(&self.fd, name, flags | OFlags::CLOEXEC, mode)?;
+        Ok(File::from(fd))
+    }
+
+    /// The file `name`, open for writing in place (`touch`).
+    pub(crate) fn open_for_writing(&self, name: &str) -> io::Result<File> {
+        self.open_file(name, OFlags::WRONLY, 0)
+    }
+
+    /// The header of the file `name`: `None` if there is no file, `Some(None)` if it is
+    /// not a session file (too short, or without the magic).
+    pub(crate) fn read_header(&self, name: &str) -> io::Result<Option<Option<Header>>> {
+        let mut bytes = [0u8; HEADER_LEN];
+        match self
+            .open_file(name, OFlags::RDONLY, 0)
+            .and_then(|mut file| file.read_exact(&mut bytes))
+        {
+            Ok(()) => Ok(Some(Header::parse(&bytes))),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) if e.kind() == ErrorKind::UnexpectedEof => Ok(Some(None)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The header and record of the session file `name`; a `None` header if it is not a
+    /// session file (too short, no magic, shorter than its header says). The header into
+    /// its own buffer and the record into its `Vec`, by one `readv`, so the record is never
+    /// moved. `NotFound` if there is no such file.
+    pub(crate) fn read_session(&self, name: &str) -> io::Result<(Option<Header>, Vec<u8>)> {
+        const NOT_A_SESSION: (Option<Header>, Vec<u8>) = (None, Vec::new());
+        let mut file = self.open_file(name, OFlags::RDONLY, 0)?;
+        let mut header = [0u8; HEADER_LEN];
+        // Not `vec![0; n]`: that is `calloc`, which glibc never serves from its
+        // per-thread cache (perf: `malloc_consolidate` under it on every read).
+        #[allow(clippy::slow_vector_initialization)]
+        let mut record = Vec::with_capacity(FIRST_READ);
+        record.resize(FIRST_READ, 0);
+        let mut read =
+            file.read_vectored(&mut [IoSliceMut::new(&mut header), IoSliceMut::new(&mut record)])?;
+        // A read may stop short of the header only at the end of the file, or after a
+        // signal; this finishes the header in both cases.
+        while read < HEADER_LEN {
+            match file.read(&mut header[read..])? {
+                0 => return Ok(NOT_A_SESSION),
+                n => read += n,
+            }
+        }
+        let Some(header) = Header::parse(&header) else {
+            return Ok(NOT_A_SESSION);
+        };
+        let len = read - HEADER_LEN;
+        match header.record_len() {
+            // The whole record came with the first read.
+            Some(expected) if len >= expected => record.truncate(expected),
+            Some(expected) => {
+                record.resize(expected, 0);
+                match file.read_exact(&mut record[len..]) {
+                    Ok(()) => {}
+                    // Shorter than its header says: not a whole session file.
+                    Err(e) if e.kind() == ErrorKind::UnexpectedEof => return Ok(NOT_A_SESSION),
+                    Err(e) => return Err(e),
+                }
+            }
+            // Written before the header kept the length: to the end.
+            None => {
+                record.truncate(len);
+                file.read_to_end(&mut record)?;
+            }
+        }
+        Ok((Some(header), record))
+    }
+
+    /// A complete file of `contents` under a temporary name, removed again if dropped
+    /// before it is renamed into place. Written in one `write`, and chmod-ed only when the
+    /// umask took bits off the mode.
+    pub(crate) fn write_temp(&self, contents: &[u8]) -> io::Result<TempFile<'_>> {
+        // Unique across processes (pid) and within one (counter); O_EXCL below makes a
+        // stale file of the same name an error rather than a shared file.
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let serial = NEXT.fetch_add(1, Ordering::Relaxed);
+        let temp = TempFile {
+            dir: self,
+            name: format!(".tmp-{}-{serial}", std::process::id()),
+            renamed: false,
+        };
+        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL;
+        let mut file = self.open_file(&temp.name, flags, self.mode)?;
+        if self.umask_strips_mode {
+            use std::os::unix::fs::PermissionsExt as _;
+            file.set_permissions(fs::Permissions::from_mode(self.mode))?;
+        }
+        if self.preallocates {
+            self::preallocate(&file, contents.len() as u64);
+        }
+        file.write_all(contents)?;
+        Ok(temp)
+    }
+
+    /// Removes the file `name`; `false` if there was none.
+    pub(crate) fn remove(&self, name: &str) -> io::Result<bool> {
+        match rustix::fs::unlinkat(&self.fd, name, AtFlags::empty()) {
+            Ok(()) => Ok(true),
+            Err(rustix::io::Errno::NOENT) => Ok(false),
+            Err(errno) => Err(errno.into()),
+        }
+    }
+}
+
+/// A session file under a temporary name, removed when dropped unless renamed into place.
+pub(crate) struct TempFile<'a> {
+    dir: &'a Dir,
+    name: String,
+    renamed: bool,
+}
+
+impl TempFile<'_> {
+    /// Renames the file to `name`, replacing whatever is there.
+    pub(crate) fn rename_over(mut self, name: &str) -> io::Result<()> {
+        let fd = &self.dir.fd;
+        rustix::fs::renameat(fd, &*self.name, fd, name)?;
+        self.renamed = true;
+        Ok(())
+    }
+
+    /// Renames the file to `name` if nothing is there (`Ok(None)`); gives it back if
+    /// something is, or if the filesystem cannot rename without replacing.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub(crate) fn rename_unless_exists(mut self, name: &str) -> io::Result<Option<Self>> {
+        use rustix::fs::{renameat_with, RenameFlags};
+        use rustix::io::Errno;
+        let fd = &self.dir.fd;
+        match renameat_with(fd, &*self.name, fd, name, RenameFlags::NOREPLACE) {
+            Ok(()) => {
+                self.renamed = true;
+                Ok(None)
+            }
+            // EINVAL: a filesystem without RENAME_NOREPLACE; ENOSYS: a kernel before 3.15.
+            Err(Errno::EXIST | Errno::INVAL | Errno::NOSYS) => Ok(Some(self)),
+            Err(errno) => Err(errno.into()),
+        }
+    }
+
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    #[allow(clippy::unnecessary_wraps)]
+    pub(crate) fn rename_unless_exists(self, _name: &str) -> io::Result<Option<Self>> {
+        Ok(Some(self))
+    }
+}
+
+impl Drop for TempFile<'_> {
+    fn drop(&mut self) {
+        if !self.renamed {
+            // Best effort: a leftover `.tmp-*` file is never read as a session.
+            let _ = self.dir.remove(&self.name);
+        }
+    }
+}
+
+/// Gives the file its blocks before it is written. On ext4, renaming a file over another
+/// makes the kernel start writing the new file's not-yet-allocated blocks right there, in
+/// the `rename` call (`auto_da_alloc`); blocks that are already allocated are left to the
+/// normal background writeback, and an update no longer waits for the disk queue. The
+/// price: after a power loss an updated file may read as zeros, which fails the header
+/// check, so that session is treated as absent. Failure (a filesystem without fallocate)
+/// only loses the optimisation.
+fn preallocate(file: &File, len: u64) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let _ = rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, len);
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = (file, len);
+}
+
+/// Whether `dir` is on ext4, the filesystem whose `rename` writes out a replacing file's
+/// delayed blocks (`auto_da_alloc`).
+fn is_ext4(dir: &OwnedFd) -> bool {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        const EXT4_SUPER_MAGIC: u64 = 0xEF53;
+        rustix::fs::fstatfs(dir).is_ok_and(|fs| fs.f_type as u64 == EXT4_SUPER_MAGIC)
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = dir;
+        false
+    }
+}
+
+/// The process umask, where the system tells it without changing it (Linux's
+/// `/proc/self/status`). A mask that cannot be read is assumed to strip bits.
+fn umask() -> Option<u32> {
+    let status = fs::read_to_string("/proc/self/status").ok()?;
+    let line = status
+        .lines()
+        .find_map(|line| line.strip_prefix("Umask:"))?;
+    u32::from_str_radix(line.trim(), 8).ok()
+}
