@@ -17,9 +17,7 @@ const EXPIRY_OFFSET: usize = 8;
 /// with `.`, which marks the store's own files.
 pub(crate) fn file_name(key: &StoreKey) -> Cow<'_, str> {
     let key = key.as_str();
-    let safe = |(i, byte): (usize, u8)| {
-        byte.is_ascii_alphanumeric() || b"-_:".contains(&byte) || (byte == b'.' && i > 0)
-    };
+    let safe = |(i, byte): (usize, u8)| SAFE[usize::from(byte)] || (byte == b'.' && i > 0);
     if key.bytes().enumerate().all(safe) {
         return Cow::Borrowed(key);
     }
@@ -33,6 +31,19 @@ pub(crate) fn file_name(key: &StoreKey) -> Cow<'_, str> {
     }
     Cow::Owned(name)
 }
+
+/// The bytes that stand for themselves in a file name anywhere in it (`.` only after the
+/// first), as a table: every operation checks every byte of its key.
+const SAFE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b':';
+        byte += 1;
+    }
+    table
+};
 
 /// Whether a directory entry is a session file (not a temporary file or the lock folder).
 pub(crate) fn is_session_file(name: &str) -> bool {
