@@ -53,6 +53,13 @@ pub(crate) struct Running {
     started: Vec<Child>,
 }
 
+impl Running {
+    /// The process ids of the servers this run started.
+    pub(crate) fn pids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.started.iter().map(Child::id)
+    }
+}
+
 impl Kind {
     fn name(self) -> &'static str {
         match self {
