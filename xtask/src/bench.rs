@@ -106,6 +106,9 @@ fn default_file_dir() -> PathBuf {
 #[derive(Clone, Copy, Debug, Default)]
 struct Sample {
     rps: f64,
+    /// Requests completed. Not req/s times the duration asked for: wrk runs a little
+    /// longer than that, and per-request figures would come out a few per cent high.
+    requests: u64,
     /// The server's CPU time (user + system) per request, in microseconds: steadier than
     /// req/s on a virtual machine whose neighbours steal time.
     cpu_us: f64,
@@ -437,7 +440,7 @@ fn measure(release: &Path, target: &Target, options: &Options) -> Result<Vec<Rou
                 let before = target.redis_commands();
                 let cpu_before = server.cpu_seconds();
                 let mut sample = wrk(server.port, route, &cookies, options.seconds)?;
-                let requests = sample.rps * options.seconds as f64;
+                let requests = sample.requests as f64;
                 if let (Some(before), Some(after)) = (cpu_before, server.cpu_seconds()) {
                     sample.cpu_us = (after - before) / requests * 1e6;
                 }
@@ -479,6 +482,7 @@ fn median(samples: &[Sample]) -> Sample {
     let commands: Vec<f64> = samples.iter().filter_map(|s| s.commands).collect();
     Sample {
         rps: pick(|s| s.rps),
+        requests: pick(|s| s.requests as f64) as u64,
         cpu_us: pick(|s| s.cpu_us),
         p50_us: pick(|s| s.p50_us),
         p99_us: pick(|s| s.p99_us),
@@ -676,7 +680,14 @@ fn parse_wrk(text: &str) -> Option<Sample> {
             .filter_map(|part| part.split_whitespace().last()?.parse::<u64>().ok())
             .sum::<u64>();
     }
+    // "  136532 requests in 2.00s, 12.34MB read"
+    let requests = text.lines().find_map(|l| {
+        let (count, rest) = l.trim().split_once(' ')?;
+        rest.starts_with("requests in")
+            .then(|| count.parse().ok())?
+    })?;
     Some(Sample {
+        requests,
         rps: number("Requests/sec:")?.parse().ok()?,
         p50_us: latency("50%")?,
         p99_us: latency("99%")?,
@@ -693,10 +704,12 @@ mod tests {
     #[test]
     fn wrk_output_parses() {
         let text = "  Latency Distribution\n     50%  420.00us\n     75%  1.00ms\n     99%    1.93ms\n  \
+                    146092 requests in 2.10s, 12.34MB read\n  \
                     Socket errors: connect 0, read 2, write 1, timeout 0\n  Non-2xx or 3xx responses: 3\n\
                     Requests/sec:  69566.27\n";
         let sample = parse_wrk(text).unwrap();
         assert_eq!(sample.rps, 69566.27);
+        assert_eq!(sample.requests, 146_092);
         assert_eq!(sample.p50_us, 420.0);
         assert_eq!(sample.p99_us, 1930.0);
         assert_eq!(sample.errors, 6);
