@@ -35,9 +35,6 @@
 //!   first (see `preallocate` in the source for why and what it costs).
 //! - A read is `open`, one `readv` and `close` for records under about 1 KB: the header
 //!   says how long the record is, so there is no `statx` and no read to find the end.
-//! - The directory is opened once, at `build`, and files are reached by name relative to
-//!   it (`openat`, `renameat`), so no call walks the directory's path again. Removing and
-//!   recreating the directory under a running store is not supported.
 //! - The optional limit is kept with a counter, not a directory scan per write. When a
 //!   create finds the store full, expired files are removed, then the sessions closest to
 //!   expiry, down to 90 % of the limit; the scan this needs happens once per tenth of the
@@ -129,7 +126,7 @@ impl FileStoreBuilder {
         };
         Ok(FileStore {
             inner: Arc::new(Inner {
-                dir: Dir::open(&self.dir, self.mode)?,
+                dir: Dir::new(&self.dir, self.mode),
                 limit: self.limit,
                 count: AtomicUsize::new(count),
                 locks,
