@@ -7,12 +7,11 @@
 //! temp cleaner, say) would fail every create until a restart, where by path it works
 //! again as soon as the directory is back.
 
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, ErrorKind, IoSliceMut, Read as _, Write as _};
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-
-use rustix::fs::{Mode, OFlags};
 
 use crate::layout::{Header, HEADER_LEN};
 
@@ -56,25 +55,16 @@ impl Dir {
         self.path.join(name)
     }
 
-    fn open_file(&self, name: &str, flags: OFlags, mode: u32) -> io::Result<File> {
-        let mode = Mode::from_bits_truncate(mode as _);
-        let fd = rustix::fs::open(self.file(name), flags | OFlags::CLOEXEC, mode)?;
-        Ok(File::from(fd))
-    }
-
     /// The file `name`, open for writing in place (`touch`).
     pub(crate) fn open_for_writing(&self, name: &str) -> io::Result<File> {
-        self.open_file(name, OFlags::WRONLY, 0)
+        OpenOptions::new().write(true).open(self.file(name))
     }
 
     /// The header of the file `name`: `None` if there is no file, `Some(None)` if it is
     /// not a session file (too short, or without the magic).
     pub(crate) fn read_header(&self, name: &str) -> io::Result<Option<Option<Header>>> {
         let mut bytes = [0u8; HEADER_LEN];
-        match self
-            .open_file(name, OFlags::RDONLY, 0)
-            .and_then(|mut file| file.read_exact(&mut bytes))
-        {
+        match File::open(self.file(name)).and_then(|mut file| file.read_exact(&mut bytes)) {
             Ok(()) => Ok(Some(Header::parse(&bytes))),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) if e.kind() == ErrorKind::UnexpectedEof => Ok(Some(None)),
@@ -88,7 +78,7 @@ impl Dir {
     /// moved. `NotFound` if there is no such file.
     pub(crate) fn read_session(&self, name: &str) -> io::Result<(Option<Header>, Vec<u8>)> {
         const NOT_A_SESSION: (Option<Header>, Vec<u8>) = (None, Vec::new());
-        let mut file = self.open_file(name, OFlags::RDONLY, 0)?;
+        let mut file = File::open(self.file(name))?;
         let mut header = [0u8; HEADER_LEN];
         // Not `vec![0; n]`: that is `calloc`, which glibc never serves from its
         // per-thread cache (perf: `malloc_consolidate` under it on every read).
@@ -134,7 +124,7 @@ impl Dir {
     /// before it is renamed into place. Written in one `write`, and chmod-ed only when the
     /// umask took bits off the mode.
     pub(crate) fn write_temp(&self, contents: &[u8]) -> io::Result<TempFile<'_>> {
-        // Unique across processes (pid) and within one (counter); O_EXCL below makes a
+        // Unique across processes (pid) and within one (counter); `create_new` below makes a
         // stale file of the same name an error rather than a shared file.
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let serial = NEXT.fetch_add(1, Ordering::Relaxed);
@@ -143,10 +133,12 @@ impl Dir {
             name: format!(".tmp-{}-{serial}", std::process::id()),
             renamed: false,
         };
-        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL;
-        let mut file = self.open_file(&temp.name, flags, self.mode)?;
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(self.mode)
+            .open(self.file(&temp.name))?;
         if self.umask_strips_mode {
-            use std::os::unix::fs::PermissionsExt as _;
             file.set_permissions(fs::Permissions::from_mode(self.mode))?;
         }
         if self.preallocates {
@@ -158,10 +150,10 @@ impl Dir {
 
     /// Removes the file `name`; `false` if there was none.
     pub(crate) fn remove(&self, name: &str) -> io::Result<bool> {
-        match rustix::fs::unlink(self.file(name)) {
+        match fs::remove_file(self.file(name)) {
             Ok(()) => Ok(true),
-            Err(rustix::io::Errno::NOENT) => Ok(false),
-            Err(errno) => Err(errno.into()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
         }
     }
 }
@@ -176,7 +168,7 @@ pub(crate) struct TempFile<'a> {
 impl TempFile<'_> {
     /// Renames the file to `name`, replacing whatever is there.
     pub(crate) fn rename_over(mut self, name: &str) -> io::Result<()> {
-        rustix::fs::rename(self.dir.file(&self.name), self.dir.file(name))?;
+        fs::rename(self.dir.file(&self.name), self.dir.file(name))?;
         self.renamed = true;
         Ok(())
     }
