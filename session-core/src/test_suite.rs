@@ -617,6 +617,23 @@ impl LocalServer {
         }
     }
 
+    /// Sends `signal` (`STOP`, `CONT`, ...) to the process with `kill`: `STOP` freezes a
+    /// server with its connections open, the way a hung server looks to its clients.
+    pub fn signal(&self, signal: &str) -> std::io::Result<()> {
+        let Some(child) = &self.child else {
+            return Err(std::io::Error::other("the server is not running"));
+        };
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status()?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(std::io::Error::other(format!("kill -{signal} failed")))
+        }
+    }
+
     /// Starts the process again on the same port.
     pub fn restart(&mut self) -> std::io::Result<()> {
         use std::process::{Command, Stdio};

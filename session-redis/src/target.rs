@@ -10,7 +10,9 @@ use crate::connection::Connection;
 /// A single server or a cluster, with the timeouts every connection gets.
 #[derive(Clone)]
 pub(crate) enum Target {
-    Single(Client, AsyncConnectionConfig),
+    /// A single server's client, its connection settings, and the timeout after which its
+    /// connection's watchdog declares a silent connection hung.
+    Single(Client, AsyncConnectionConfig, Duration),
     Cluster(ClusterClient),
 }
 
@@ -54,19 +56,21 @@ impl Target {
             }
         }
         let client = Client::open(url).map_err(invalid)?;
+        // No response timeout: the connection's watchdog bounds how long commands wait,
+        // without a timer per command (see `connection`).
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout));
-        Ok(Self::Single(client, config))
+            .set_response_timeout(None);
+        Ok(Self::Single(client, config, timeout))
     }
 
     /// A new connection, driven by a task on the current tokio runtime.
     pub(crate) async fn connect(&self) -> Result<Connection, RedisError> {
         match self {
-            Self::Single(client, config) => client
+            Self::Single(client, config, timeout) => client
                 .get_multiplexed_async_connection_with_config(config)
                 .await
-                .map(Connection::Single),
+                .map(|connection| Connection::watched(connection, *timeout)),
             Self::Cluster(client) => client.get_async_connection().await.map(Connection::Cluster),
         }
     }

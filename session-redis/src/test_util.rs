@@ -37,6 +37,16 @@ impl RedisServer {
         self.0.stop();
     }
 
+    /// Freezes the server (`SIGSTOP`): connections stay open and nothing answers.
+    pub fn freeze(&self) -> io::Result<()> {
+        self.0.signal("STOP")
+    }
+
+    /// Lets a frozen server run again (`SIGCONT`).
+    pub fn thaw(&self) -> io::Result<()> {
+        self.0.signal("CONT")
+    }
+
     /// Starts the server again on the same port (empty: it keeps nothing on disk).
     pub fn restart(&mut self) -> io::Result<()> {
         self.0.restart()

@@ -2,14 +2,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use actix_web::http::header::SET_COOKIE;
 use actix_web::http::StatusCode;
 use actix_web::test::{self, TestRequest};
 use actix_web::{web, App};
 use session_actix::{Session, SessionError, SessionMiddleware};
-use session_core::{Config, CookieUpdate, Keyring, RequestCookie, SessionManager, Store};
+use session_core::{
+    Config, CookieUpdate, IdLength, Keyring, RequestCookie, SessionId, SessionManager, Store,
+    StoreError, StoreKey,
+};
 use session_redis::test_util::RedisServer;
 use session_redis::RedisStore;
 
@@ -115,4 +118,53 @@ async fn an_outage_answers_503_quickly_and_the_store_recovers_by_itself() {
     let response = test::call_service(&app, with_cookie().to_request()).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(test::read_body(response).await, "1");
+}
+
+#[tokio::test]
+async fn a_hung_server_fails_waiting_commands_after_the_timeout_and_the_store_recovers() {
+    let server = RedisServer::start().unwrap();
+    let timeout = Duration::from_millis(300);
+    let store = RedisStore::builder(server.url())
+        .timeout(timeout)
+        .connect()
+        .await
+        .unwrap();
+    let key = StoreKey::new(
+        "session:",
+        &SessionId::generate(IdLength::default()).unwrap(),
+    );
+    let expiry = SystemTime::now() + Duration::from_secs(3600);
+    store.create(&key, b"kept", expiry).await.unwrap();
+
+    // Frozen, Redis keeps its connections open and answers nothing: only the watchdog can
+    // end the commands waiting on it.
+    server.freeze().unwrap();
+    let started = Instant::now();
+    let both = async { tokio::join!(store.load(&key), store.update(&key, b"late", expiry)) };
+    // Bounded, so that a broken watchdog fails the test instead of hanging it.
+    let (first, second) = tokio::time::timeout(timeout * 10, both)
+        .await
+        .expect("commands on a hung connection never ended");
+    let elapsed = started.elapsed();
+    server.thaw().unwrap();
+    for result in [first.map(drop), second] {
+        assert!(
+            matches!(result, Err(StoreError::Unavailable { .. })),
+            "{result:?}"
+        );
+    }
+    assert!(
+        elapsed >= timeout,
+        "failed after {elapsed:?}, before the timeout"
+    );
+    assert!(elapsed < timeout * 3, "failed only after {elapsed:?}");
+
+    // A new connection. The update had reached Redis's socket before the freeze, so, as
+    // with any timeout, it may have run after the thaw: either value, never a torn one.
+    let loaded = store.load(&key).await.unwrap().unwrap();
+    assert!(
+        [&b"kept"[..], b"late"].contains(&loaded.value()),
+        "{:?}",
+        loaded.value()
+    );
 }
