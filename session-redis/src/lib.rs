@@ -28,9 +28,12 @@
 //! connection), opened on first use and driven by that thread's runtime. actix-web runs one
 //! single-threaded runtime per worker, so every worker talks to Redis directly, with no
 //! hop to another thread per request. A connection that fails (Redis restarted, say) is
-//! dropped and the next call opens a new one; while Redis is down, calls fail within the
-//! timeout (1 s by default) with `StoreError::Unavailable`, which the middleware answers
-//! with 503.
+//! dropped and the next call opens a new one. While Redis is down, calls fail at once (or
+//! within the timeout, 1 s by default, to connect) with `StoreError::Unavailable`, which
+//! the middleware answers with 503. A server that keeps the connection open but stops
+//! answering (hung, or frozen) is caught by a watchdog per connection rather than a timer
+//! per command: once commands have waited a whole timeout with none answered, they fail,
+//! between one and one and a half timeouts after they were sent.
 //!
 //! Why per thread: `bench-baseline` serving `/read` from Redis by hand, `WORKERS=1` pinned
 //! to one CPU, `wrk -t1 -c32` on the other, three alternating 5-second runs each: with a
@@ -95,8 +98,10 @@ pub struct RedisStoreBuilder {
 }
 
 impl RedisStoreBuilder {
-    /// How long a command or a connection attempt may take before it fails with
-    /// `StoreError::Unavailable` (default 1 s).
+    /// How long a connection attempt may take, and how long a connection may leave
+    /// commands unanswered, before they fail with `StoreError::Unavailable` (default 1 s).
+    /// On a single server, waiting commands fail after one to one and a half timeouts of
+    /// silence (see the crate docs); a cluster connection times out each command.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
