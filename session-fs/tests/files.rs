@@ -163,10 +163,7 @@ async fn a_file_without_a_header_is_absent_and_cleaned_up() {
 
 /// A session file as written by hand: `SES1`, the record length field, the expiry.
 fn raw_file(record_len: u32, expires_at: SystemTime, record: &[u8]) -> Vec<u8> {
-    let millis = expires_at
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
+    let millis = session_core::time::unix_millis(expires_at);
     let mut bytes = b"SES1".to_vec();
     bytes.extend_from_slice(&record_len.to_le_bytes());
     bytes.extend_from_slice(&millis.to_le_bytes());

@@ -390,21 +390,23 @@ impl Ratios {
             .zip(library)
             .map(|(baseline, library)| library.rps / baseline.rps)
             .collect();
-        ratios.sort_by(f64::total_cmp);
+        let median = median_of(&mut ratios);
         Self {
-            median: middle(&ratios),
+            median,
             low: ratios.first().copied().unwrap_or_default(),
             high: ratios.last().copied().unwrap_or_default(),
         }
     }
 }
 
-/// The median of sorted values: the middle one, or the mean of the middle two.
-fn middle(sorted: &[f64]) -> f64 {
-    match sorted.len() {
+/// The median of `values`, which it leaves sorted: the middle one, or the mean of the
+/// middle two.
+fn median_of(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
         0 => 0.0,
-        n if n % 2 == 1 => sorted[n / 2],
-        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
     }
 }
 
@@ -476,10 +478,9 @@ fn measure(release: &Path, target: &Target, options: &Options) -> Result<Vec<Rou
 fn median(samples: &[Sample]) -> Sample {
     let pick = |f: fn(&Sample) -> f64| {
         let mut values: Vec<f64> = samples.iter().map(f).collect();
-        values.sort_by(f64::total_cmp);
-        middle(&values)
+        median_of(&mut values)
     };
-    let commands: Vec<f64> = samples.iter().filter_map(|s| s.commands).collect();
+    let mut commands: Vec<f64> = samples.iter().filter_map(|s| s.commands).collect();
     Sample {
         rps: pick(|s| s.rps),
         requests: pick(|s| s.requests as f64) as u64,
@@ -487,11 +488,7 @@ fn median(samples: &[Sample]) -> Sample {
         p50_us: pick(|s| s.p50_us),
         p99_us: pick(|s| s.p99_us),
         errors: samples.iter().map(|s| s.errors).sum(),
-        commands: (!commands.is_empty()).then(|| {
-            let mut commands = commands;
-            commands.sort_by(f64::total_cmp);
-            middle(&commands)
-        }),
+        commands: (!commands.is_empty()).then(|| median_of(&mut commands)),
     }
 }
 
