@@ -27,6 +27,12 @@
 //!   the process and an advisory `flock` on `.locks/NN` across processes, so two processes
 //!   sharing a directory cannot resurrect, overwrite or tear each other's sessions.
 //!   Reads take no lock; `rename` makes them see a whole old or a whole new file.
+//! - An update or touch of a session this process wrote since it last saw another process
+//!   remove anything in that stripe does not re-read the file's header to know it is live:
+//!   each stripe remembers the expiry of the sessions this process wrote, and its lock file
+//!   counts every process's removals (see `locks` in the source for why and what it
+//!   saves). A file removed by hand, not through a store, can be written again by an
+//!   update that comes before the next delete of it; a read sees it gone at once.
 //! - A new session needs no lock on Linux: its file is renamed into place with
 //!   `renameat2(RENAME_NOREPLACE)`, which fails if any file has the name, and only then
 //!   (a dead file to replace, or a filesystem without the flag) does the lock decide.
@@ -59,7 +65,7 @@ use session_core::{Loaded, Store, StoreError, StoreKey};
 
 use crate::dir::{Dir, TempFile};
 use crate::layout::{file_name, is_session_file, Header, HEADER_LEN};
-use crate::locks::Locks;
+use crate::locks::{Guard, Locks};
 
 const BACKEND: &str = "file";
 
@@ -246,18 +252,20 @@ impl Inner {
         let temp = match temp.rename_unless_exists(&name).map_err(io_error)? {
             None => {
                 self.count.fetch_add(1, Ordering::Relaxed);
+                self.locks.remember_new(&name, unix_millis(expires_at));
                 return Ok(());
             }
             Some(temp) => temp,
         };
         // Something is there (or the filesystem cannot refuse to replace): a live session
         // keeps its name, a dead file may be replaced; both decided under the lock.
-        let _guard = self.locks.lock(&name).map_err(io_error)?;
+        let mut guard = self.locks.lock(&name).map_err(io_error)?;
         let state = self.state(&name, now).map_err(io_error)?;
         if state == FileState::Live {
             return Err(StoreError::DuplicateId);
         }
         temp.rename_over(&name).map_err(io_error)?;
+        guard.remember(&name, unix_millis(expires_at));
         if state == FileState::Absent {
             self.count.fetch_add(1, Ordering::Relaxed);
         }
@@ -270,42 +278,55 @@ impl Inner {
         value: &[u8],
         expires_at: SystemTime,
     ) -> Result<(), StoreError> {
-        self.with_live(key, |name| {
+        self.with_live(key, expires_at, |name| {
             self.write_temp(value, expires_at)?.rename_over(name)
         })
     }
 
     fn touch(&self, key: &StoreKey, expires_at: SystemTime) -> Result<(), StoreError> {
-        self.with_live(key, |name| {
+        self.with_live(key, expires_at, |name| {
             let file = self.dir.open_for_writing(name)?;
             let (offset, bytes) = Header::expiry_field(expires_at);
             file.write_all_at(&bytes, offset)
         })
     }
 
-    /// Runs `change` on the file of the live session under `key`, under the key's lock;
-    /// `UnknownId` if there is none, so a deleted or expired session is never brought back.
+    /// Runs `change`, which makes the file live until `expires_at`, on the file of the live
+    /// session under `key`, under the key's lock; `UnknownId` if there is none, so a
+    /// deleted or expired session is never brought back. Whether it is live is read from
+    /// the file's header unless the stripe knows (see `locks`).
     fn with_live(
         &self,
         key: &StoreKey,
+        expires_at: SystemTime,
         change: impl FnOnce(&str) -> io::Result<()>,
     ) -> Result<(), StoreError> {
         let name = file_name(key);
-        let _guard = self.locks.lock(&name).map_err(io_error)?;
-        if self.state(&name, SystemTime::now()).map_err(io_error)? != FileState::Live {
+        let mut guard = self.locks.lock(&name).map_err(io_error)?;
+        let now = SystemTime::now();
+        let known = guard
+            .is_known_live(&name, unix_millis(now))
+            .map_err(io_error)?;
+        if !known && self.state(&name, now).map_err(io_error)? != FileState::Live {
             return Err(StoreError::UnknownId);
         }
-        change(&name).map_err(io_error)
+        change(&name).map_err(io_error)?;
+        guard.remember(&name, unix_millis(expires_at));
+        Ok(())
     }
 
     fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
         let name = file_name(key);
-        let _guard = self.locks.lock(&name).map_err(io_error)?;
-        self.remove(&name).map_err(io_error)
+        let mut guard = self.locks.lock(&name).map_err(io_error)?;
+        self.remove(&mut guard, &name).map_err(io_error)
     }
 
-    fn remove(&self, name: &str) -> io::Result<()> {
-        if self.dir.remove(name)? {
+    /// Removes the file `name`, whose stripe `guard` holds, and tells the stripe.
+    fn remove(&self, guard: &mut Guard<'_>, name: &str) -> io::Result<()> {
+        if !self.dir.remove(name)? {
+            guard.forget(name);
+        } else {
+            guard.removed(name)?;
             // Saturating: another process may have created the file we counted.
             let _ = self
                 .count
@@ -354,13 +375,13 @@ impl Inner {
     /// Removes `name` under its key's lock if its header (re-read under the lock) still
     /// satisfies `condition`; a file another process just rewrote is left alone.
     fn remove_if(&self, name: &str, condition: impl Fn(&Header) -> bool) -> io::Result<bool> {
-        let _guard = self.locks.lock(name)?;
+        let mut guard = self.locks.lock(name)?;
         let Some(header) = self.dir.read_header(name)? else {
             return Ok(false);
         };
         // A file without a valid header is not a session anyone can load: remove it too.
         if header.as_ref().is_none_or(condition) {
-            self.remove(name)?;
+            self.remove(&mut guard, name)?;
             return Ok(true);
         }
         Ok(false)

@@ -206,6 +206,71 @@ async fn a_file_shorter_than_its_header_says_is_absent() {
     assert_eq!(store.load(&key).await.unwrap().unwrap().value(), b"data");
 }
 
+/// Two stores on one directory share nothing in memory, as two processes would not: what
+/// one remembers about a session must not outlive the other's removal of it.
+#[tokio::test]
+async fn a_session_removed_elsewhere_is_not_brought_back_by_a_store_that_knew_it() {
+    let dir = scratch_dir();
+    let (here, elsewhere) = (FileStore::new(&dir).unwrap(), FileStore::new(&dir).unwrap());
+    let (deleted, cleaned, kept) = (key(), key(), key());
+    for key in [&deleted, &cleaned, &kept] {
+        here.create(key, b"v1", hour()).await.unwrap();
+        // Updated and touched once, so `here` knows them live from its own writes.
+        here.update(key, b"v2", hour()).await.unwrap();
+        here.touch(key, hour()).await.unwrap();
+    }
+
+    elsewhere.delete(&deleted).await.unwrap();
+    // Expired by hand, then removed by the other store's cleanup.
+    let expired = raw_file(2, SystemTime::now() - Duration::from_secs(1), b"v2");
+    fs::write(dir.join(cleaned.as_str()), expired).unwrap();
+    assert_eq!(elsewhere.delete_expired().await.unwrap(), 1);
+
+    for key in [&deleted, &cleaned] {
+        assert_unknown(here.update(key, b"v3", hour()).await);
+        assert_unknown(here.touch(key, hour()).await);
+        assert!(here.load(key).await.unwrap().is_none());
+    }
+    // The other store's removals do not cost `here` its sessions, only its memory of them.
+    here.update(&kept, b"v3", hour()).await.unwrap();
+    assert_eq!(here.load(&kept).await.unwrap().unwrap().value(), b"v3");
+    assert_eq!(session_files(&dir).len(), 1);
+}
+
+#[tokio::test]
+async fn a_session_known_live_still_expires_for_update_and_touch() {
+    let dir = scratch_dir();
+    let store = FileStore::new(&dir).unwrap();
+    let key = key();
+    let soon = SystemTime::now() + Duration::from_millis(50);
+    store.create(&key, b"v1", soon).await.unwrap();
+    store.update(&key, b"v2", soon).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    assert_unknown(store.update(&key, b"v3", hour()).await);
+    assert_unknown(store.touch(&key, hour()).await);
+    assert!(store.load(&key).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_session_file_removed_by_hand_is_noticed_after_a_delete() {
+    let dir = scratch_dir();
+    let store = FileStore::new(&dir).unwrap();
+    let key = key();
+    store.create(&key, b"v1", hour()).await.unwrap();
+    fs::remove_file(dir.join(key.as_str())).unwrap();
+    // Absent is not an error for delete, and what the store knew about the file goes too.
+    store.delete(&key).await.unwrap();
+    assert_unknown(store.update(&key, b"v2", hour()).await);
+    assert!(session_files(&dir).is_empty());
+}
+
+fn assert_unknown(result: Result<(), StoreError>) {
+    assert!(
+        matches!(result, Err(StoreError::UnknownId)),
+        "expected UnknownId, got {result:?}"
+    );
+}
+
 #[tokio::test]
 async fn delete_expired_counts_and_removes_only_expired_files() {
     let dir = scratch_dir();
