@@ -197,8 +197,7 @@ impl Raw {
             }
             "redis" => {
                 let client = redis::Client::open(url).map_err(|e| unreachable(&e))?;
-                let connection = client
-                    .get_multiplexed_async_connection()
+                let connection = crate::baseline::redis_connection(&client)
                     .await
                     .map_err(|e| unreachable(&e))?;
                 let store = session_redis::RedisStore::connect(url)

@@ -8,7 +8,7 @@
 use std::process::ExitCode;
 
 use actix_web::{App, HttpServer};
-use examples::baseline::Baseline;
+use examples::baseline::{self, Baseline};
 use examples::settings::{init_logging, Settings};
 
 #[actix_web::main]
@@ -28,8 +28,7 @@ async fn run() -> Result<(), String> {
     let baseline = Baseline::from_url(&settings.store_url)?;
     let shared = match (&baseline, std::env::var_os("BASELINE_SHARED_CONNECTION")) {
         (Baseline::Redis(client), Some(_)) => Some(actix_web::web::Data::new(
-            client
-                .get_multiplexed_async_connection()
+            baseline::redis_connection(client)
                 .await
                 .map_err(|e| format!("cannot connect to Redis: {e}"))?,
         )),
@@ -45,7 +44,7 @@ async fn run() -> Result<(), String> {
                 let client = client.clone();
                 app.data_factory(move || {
                     let client = client.clone();
-                    async move { client.get_multiplexed_async_connection().await }
+                    async move { baseline::redis_connection(&client).await }
                 })
             }
             _ => app,
