@@ -12,7 +12,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use actix_web::body::MessageBody;
 use actix_web::cookie::Cookie;
+use actix_web::http::header::ContentType;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use redis::aio::MultiplexedConnection;
@@ -86,8 +88,17 @@ fn new_sid() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A 200 with the headers the bench app's handlers get from returning a `String` or a
+/// `&str`: the two sides' responses then differ only by what the session layer adds.
+fn text(body: impl MessageBody + 'static) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(ContentType::plaintext())
+        .body(body)
+}
+
 fn with_cookie(sid: &str, body: &'static str) -> HttpResponse {
     HttpResponse::Ok()
+        .content_type(ContentType::plaintext())
         .cookie(
             Cookie::build("sid", sid.to_owned())
                 .path("/")
@@ -117,7 +128,7 @@ pub type RedisConnection = web::Data<MultiplexedConnection>;
 
 async fn redis_read(req: HttpRequest, connection: RedisConnection) -> HttpResponse {
     let Some(sid) = sid(&req) else {
-        return HttpResponse::Ok().body("0");
+        return text("0");
     };
     let mut connection = (**connection).clone();
     match redis::cmd("GET")
@@ -125,14 +136,14 @@ async fn redis_read(req: HttpRequest, connection: RedisConnection) -> HttpRespon
         .query_async::<Option<i64>>(&mut connection)
         .await
     {
-        Ok(value) => HttpResponse::Ok().body(value.unwrap_or(0).to_string()),
+        Ok(value) => text(value.unwrap_or(0).to_string()),
         Err(_) => failure(),
     }
 }
 
 async fn redis_incr(req: HttpRequest, connection: RedisConnection) -> HttpResponse {
     let Some(sid) = sid(&req) else {
-        return HttpResponse::Ok().body("1");
+        return text("1");
     };
     let key = format!("session:{sid}");
     let mut connection = (**connection).clone();
@@ -152,7 +163,7 @@ async fn redis_incr(req: HttpRequest, connection: RedisConnection) -> HttpRespon
         .query_async::<()>(&mut connection)
         .await;
     match set {
-        Ok(()) => HttpResponse::Ok().body(value.to_string()),
+        Ok(()) => text(value.to_string()),
         Err(_) => failure(),
     }
 }
@@ -196,16 +207,16 @@ async fn file_read(req: HttpRequest, dir: web::Data<PathBuf>) -> HttpResponse {
     let value = sid(&req)
         .and_then(|sid| read_counter(&dir, &sid))
         .unwrap_or(0);
-    HttpResponse::Ok().body(value.to_string())
+    text(value.to_string())
 }
 
 async fn file_incr(req: HttpRequest, dir: web::Data<PathBuf>) -> HttpResponse {
     let Some(sid) = sid(&req) else {
-        return HttpResponse::Ok().body("1");
+        return text("1");
     };
     let value = read_counter(&dir, &sid).unwrap_or(0) + 1;
     match write_counter(&dir, &sid, value) {
-        Ok(()) => HttpResponse::Ok().body(value.to_string()),
+        Ok(()) => text(value.to_string()),
         Err(_) => failure(),
     }
 }
