@@ -5,8 +5,8 @@
 //! `update` and `touch` must not bring back a session that was deleted or has expired, so
 //! each one used to re-read the file's header under the lock: an `open`, a `read` and a
 //! `close` by path, on top of the write itself. On a file `/incr` that check was 15 % of the
-//! request (`bench` with and without it, alternating 4-second `wrk` runs on tmpfs: 25,700
-//! against 30,900 req/s). Yet the answer is almost always already known: this process wrote
+//! request (`bench` with and without it, two alternating 4-second `wrk` runs each on
+//! tmpfs: 26,672 and 25,861 req/s with it, 30,758 and 30,963 without). Yet the answer is almost always already known: this process wrote
 //! the session moments ago, and nothing can make a session stop being live but time (its
 //! expiry, which is remembered with it) and a removal (a delete, an eviction, the expired
 //! sessions' cleanup). Removals in this process forget what they remove. Removals in other
