@@ -310,9 +310,18 @@ impl Inner {
         if !known && self.state(&name, now).map_err(io_error)? != FileState::Live {
             return Err(StoreError::UnknownId);
         }
-        change(&name).map_err(io_error)?;
-        guard.remember(&name, unix_millis(expires_at));
-        Ok(())
+        match change(&name) {
+            Ok(()) => {
+                guard.remember(&name, unix_millis(expires_at));
+                Ok(())
+            }
+            // Known live, yet gone: removed by hand (see the crate docs).
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                guard.forget(&name);
+                Err(StoreError::UnknownId)
+            }
+            Err(e) => Err(io_error(e)),
+        }
     }
 
     fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {

@@ -258,6 +258,10 @@ async fn a_session_file_removed_by_hand_is_noticed_after_a_delete() {
     let key = key();
     store.create(&key, b"v1", hour()).await.unwrap();
     fs::remove_file(dir.join(key.as_str())).unwrap();
+    // A touch, which writes in place, finds it gone.
+    assert_unknown(store.touch(&key, hour()).await);
+    store.create(&key, b"v1", hour()).await.unwrap();
+    fs::remove_file(dir.join(key.as_str())).unwrap();
     // Absent is not an error for delete, and what the store knew about the file goes too.
     store.delete(&key).await.unwrap();
     assert_unknown(store.update(&key, b"v2", hour()).await);
