@@ -334,16 +334,15 @@ impl Inner {
     fn remove(&self, guard: &mut Guard<'_>, name: &str) -> io::Result<()> {
         if !self.dir.remove(name)? {
             guard.forget(name);
-        } else {
-            guard.removed(name)?;
-            // Saturating: another process may have created the file we counted.
-            let _ = self
-                .count
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                    Some(n.saturating_sub(1))
-                });
+            return Ok(());
         }
-        Ok(())
+        // Saturating: another process may have created the file we counted.
+        let _ = self
+            .count
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_sub(1))
+            });
+        guard.removed(name)
     }
 
     fn load(&self, key: &StoreKey) -> Result<Option<Loaded>, StoreError> {
