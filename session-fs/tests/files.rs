@@ -268,6 +268,18 @@ async fn a_session_file_removed_by_hand_is_noticed_after_a_delete() {
     assert!(session_files(&dir).is_empty());
 }
 
+#[tokio::test]
+async fn debug_output_never_shows_a_session_id() {
+    let dir = scratch_dir();
+    let store = FileStore::new(&dir).unwrap();
+    let key = key();
+    store.create(&key, b"v1", hour()).await.unwrap();
+    store.update(&key, b"v2", hour()).await.unwrap();
+    let id = key.as_str().trim_start_matches("session:");
+    let debug = format!("{store:?}");
+    assert!(!debug.contains(id), "{debug}");
+}
+
 fn assert_unknown(result: Result<(), StoreError>) {
     assert!(
         matches!(result, Err(StoreError::UnknownId)),
