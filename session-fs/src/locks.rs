@@ -9,11 +9,12 @@
 //! tmpfs: 26,672 and 25,861 req/s with it, 30,758 and 30,963 without). Yet the answer is
 //! almost always already known: this process wrote the session moments ago, and nothing
 //! can make a session stop being live but time (its expiry, which is remembered with it)
-//! and a removal (a delete, an eviction, the expired sessions' cleanup). Removals in this process forget what they remove. Removals in other
-//! processes are counted in the stripe's lock file, under the lock: a holder that finds
-//! the count moved since it last looked forgets everything it knew about the stripe and
-//! goes back to reading headers. Reading the count is one `pread` on a descriptor that is
-//! already open, with no path to walk.
+//! and a removal (a delete, an eviction, the expired sessions' cleanup). Removals in this
+//! process forget what they remove. Removals in other processes are counted in the
+//! stripe's lock file, under the lock: a holder that finds the count moved since it last
+//! looked forgets everything it knew about the stripe and goes back to reading headers.
+//! Reading the count is one `pread` on a descriptor that is already open, with no path to
+//! walk.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -22,6 +23,9 @@ use std::ops::{Deref, DerefMut};
 use std::os::unix::fs::{DirBuilderExt as _, FileExt as _, OpenOptionsExt as _};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::SystemTime;
+
+use session_core::time::unix_millis;
 
 /// Enough stripes that unrelated sessions rarely wait for each other.
 const STRIPES: usize = 64;
@@ -142,13 +146,19 @@ impl Stripe {
     /// `false` means "read the header": unknown, expired, or another process removed
     /// files of this stripe since this process last looked. Call it holding the lock.
     pub(crate) fn is_known_live(&mut self, name: &str, now: u64) -> io::Result<bool> {
+        self.catch_up()?;
+        Ok(self.known.get(name).is_some_and(|&expiry| expiry > now))
+    }
+
+    /// Reads the removal count and, if another process moved it since this one last
+    /// looked, forgets everything: any of the sessions known live may be gone.
+    fn catch_up(&mut self) -> io::Result<()> {
         let removals = read_removals(&self.file)?;
         if removals != self.removals {
             self.known.clear();
             self.removals = removals;
-            return Ok(false);
         }
-        Ok(self.known.get(name).is_some_and(|&expiry| expiry > now))
+        Ok(())
     }
 
     /// Remembers that `name` is live until `expires_at` (Unix ms), having just written it.
@@ -160,7 +170,7 @@ impl Stripe {
         if self.known.len() >= KNOWN_PER_STRIPE {
             // Full: keep the sessions that are still live if that makes room, else start
             // over. Either way the cost of forgetting is one header read per session.
-            let now = session_core::time::unix_millis(std::time::SystemTime::now());
+            let now = unix_millis(SystemTime::now());
             self.known.retain(|_, expiry| *expiry > now);
             if self.known.len() >= KNOWN_PER_STRIPE {
                 self.known.clear();
@@ -178,12 +188,8 @@ impl Stripe {
     /// the other processes. Call it holding the lock.
     pub(crate) fn removed(&mut self, name: &str) -> io::Result<()> {
         self.known.remove(name);
-        let removals = read_removals(&self.file)?;
-        if removals != self.removals {
-            // Another process removed something too: what this one knew may be stale.
-            self.known.clear();
-        }
-        self.removals = removals.wrapping_add(1);
+        self.catch_up()?;
+        self.removals = self.removals.wrapping_add(1);
         self.file.write_all_at(&self.removals.to_le_bytes(), 0)
     }
 }
