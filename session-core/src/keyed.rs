@@ -35,6 +35,11 @@ impl<V> Keyed<V> {
         Some(&self.entries[index].1)
     }
 
+    pub(crate) fn get_mut(&mut self, key: &str) -> Option<&mut V> {
+        let index = self.position(key).ok()?;
+        Some(&mut self.entries[index].1)
+    }
+
     pub(crate) fn contains_key(&self, key: &str) -> bool {
         self.position(key).is_ok()
     }

@@ -57,7 +57,9 @@ pub use crate::id::{
 pub use crate::keyring::{Keyring, Verified, MIN_SECRET_BYTES};
 pub use crate::manager::{CookieUpdate, Error, RequestCookie, SessionManager};
 pub use crate::state::{Change, SessionState, ValueError};
-pub use crate::store::{Loaded, MemoryStore, Store, StoreError, StoreKey, DEFAULT_KEY_PREFIX};
+pub use crate::store::{
+    Loaded, MemoryStore, Revision, Store, StoreError, StoreKey, DEFAULT_KEY_PREFIX,
+};
 
 /// The code in this crate's README compiles and runs.
 #[cfg(doctest)]

@@ -8,16 +8,29 @@ use std::time::{Duration, Instant, SystemTime};
 use tracing::field::Empty;
 use tracing::Instrument as _;
 
+use crate::codec::Record;
 use crate::codec::{Codec, CodecError};
 use crate::config::Config;
 use crate::id::{RandomError, SessionId};
 use crate::keyring::Verified;
-use crate::state::SessionState;
-use crate::store::{Loaded, Store, StoreError, StoreKey};
+use crate::state::{Ending, Origin, SessionState};
+use crate::store::{Loaded, Revision, Store, StoreError, StoreKey};
 
 /// How often `create` is retried with a fresh id after `DuplicateId`. With 128 or more
 /// random bits a single retry is already astronomically unlikely.
 const CREATE_ATTEMPTS: usize = 3;
+
+/// How many conditional writes a write-back tries before it gives up with
+/// [`Error::Contended`]: each failed one means another request's write landed first.
+const WRITE_ATTEMPTS: usize = 12;
+
+/// Conflicts answered by an immediate retry before the retries are spread out in time.
+const EAGER_RETRIES: usize = 2;
+
+/// The pause before a retry is random, up to the time the failed attempt took times a
+/// factor that doubles with each retry up to this one: on a slow store the window grows
+/// with the store's own pace, so contending requests spread out instead of colliding.
+const MAX_BACKOFF_FACTOR: u32 = 64;
 
 /// Loading or saving a session failed.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +45,13 @@ pub enum Error {
     /// No random id could be made.
     #[error(transparent)]
     Random(#[from] RandomError),
+    /// Other requests kept writing the session while this one merged its changes into
+    /// it, more often than the manager retries; nothing of this request was written.
+    #[error("the session kept changing under this request ({attempts} attempts to write it back)")]
+    Contended {
+        /// How many conditional writes were tried.
+        attempts: usize,
+    },
 }
 
 /// The session cookie a request carried, after verification.
@@ -140,15 +160,12 @@ impl SessionManager {
     /// stored record is absent, expired, past its absolute deadline or undecodable.
     ///
     /// `cookie` is what [`SessionManager::verify`] returned. A cookie that leads nowhere
-    /// is removed at write-back if the session stays empty.
+    /// is left alone: the response removes a cookie only when this request ended its
+    /// session, so a late answer to an old request cannot delete a newer login's cookie.
     pub async fn load(&self, cookie: RequestCookie) -> Result<SessionState, Error> {
         let config = &self.config;
-        let verified = match cookie {
-            RequestCookie::Absent => return Ok(SessionState::new(config.permanent)),
-            RequestCookie::Invalid => {
-                return Ok(SessionState::new(config.permanent).with_dead_cookie())
-            }
-            RequestCookie::Valid(verified) => verified,
+        let RequestCookie::Valid(verified) = cookie else {
+            return Ok(SessionState::new(config.permanent));
         };
         let resign = verified.needs_resigning();
         let id = verified.into_id();
@@ -164,105 +181,226 @@ impl SessionManager {
         } else {
             self.call("load", self.dyn_store().load(&key)).await?
         };
-        let dead = || Ok(SessionState::new(config.permanent).with_dead_cookie());
         let Some(loaded) = loaded else {
-            return dead();
+            return Ok(SessionState::new(config.permanent));
         };
-        let expires_at = loaded.expires_at();
-        let record = match Codec::decode(&Loaded::into_value(loaded)) {
-            Ok(record) => record,
-            Err(error) => {
-                // Not deleted: it may be a newer format written by a newer deployment
-                // during a rolling upgrade. It expires by itself.
-                tracing::warn!(
-                    backend = self.store.backend(),
-                    error = &error as &(dyn std::error::Error + 'static),
-                    "undecodable session record treated as absent"
-                );
-                return dead();
-            }
+        let origin = Origin {
+            id,
+            revision: loaded.revision(),
+            expires_at: loaded.expires_at(),
+            resign,
+        };
+        let Some(record) = self.decode(loaded) else {
+            return Ok(SessionState::new(config.permanent));
         };
         if record.deadline.is_some_and(|deadline| deadline <= now) {
-            let mut state = SessionState::new(config.permanent);
-            state.retired = Some(id);
-            return Ok(state);
+            return Ok(SessionState::ended(origin, config.permanent));
         }
-        Ok(SessionState::loaded(
-            id,
-            record,
-            expires_at,
-            resign,
-            config.permanent,
-        ))
+        Ok(SessionState::loaded(origin, record, config.permanent))
     }
 
     /// Writes the session back and says what to do with the cookie.
     ///
-    /// Follows DESIGN.md: a retired id (regenerate, destroy, absolute timeout) is deleted;
-    /// an empty session is not stored and loses its cookie; a new or regenerated one is
-    /// created under a fresh id; a modified one is updated (never resurrected if it was
-    /// deleted meanwhile); an unmodified one is only touched, and only when the refresh
-    /// threshold has passed. Callers skip this entirely when the handler answered 5xx.
+    /// Follows the write-back rules of `docs/design.md`: an ended session is deleted and
+    /// its cookie removed; an empty one is not stored; a new one is created under a fresh
+    /// id; a regenerated one moves to a fresh id; a modified one is written back only if
+    /// no other request wrote it since it was loaded, and otherwise this request's changes
+    /// are merged into what that request wrote; an unmodified one is only touched, when the
+    /// refresh threshold has passed. A session deleted meanwhile is never brought back.
+    /// Callers skip this entirely when the handler answered 5xx.
     pub async fn save(&self, mut state: SessionState) -> Result<CookieUpdate, Error> {
-        let config = &self.config;
         let now = SystemTime::now();
-        let retired = state.retired.take();
-        if let Some(old) = &retired {
-            self.call("delete", self.dyn_store().delete(&self.key(old)))
-                .await?;
+        let Some(origin) = state.origin.take() else {
+            return if state.is_empty() {
+                Ok(CookieUpdate::Keep)
+            } else {
+                Box::pin(self.create(state, now)).await
+            };
+        };
+        match state.ending {
+            Ending::Ended => {
+                self.call("delete", self.dyn_store().delete(&self.key(&origin.id)))
+                    .await?;
+                if state.is_empty() {
+                    Ok(CookieUpdate::Remove(self.config.cookie.removal()))
+                } else {
+                    // Values inserted after `destroy`: a new session.
+                    Box::pin(self.create(state, now)).await
+                }
+            }
+            Ending::Regenerated if !state.is_empty() => {
+                Box::pin(self.regenerate(state, origin, now)).await
+            }
+            Ending::Kept | Ending::Regenerated => {
+                if state.is_modified() || state.is_empty() {
+                    Box::pin(self.write_back(state, origin, now)).await
+                } else {
+                    self.refresh(&state, &origin, now).await
+                }
+            }
         }
-        if state.is_empty() {
-            if let Some(id) = &state.id {
-                self.call("delete", self.dyn_store().delete(&self.key(id)))
+    }
+
+    /// An unmodified session: its expiry is extended when due, and its cookie sent again
+    /// when due, with no rewrite of its data.
+    async fn refresh(
+        &self,
+        state: &SessionState,
+        origin: &Origin,
+        now: SystemTime,
+    ) -> Result<CookieUpdate, Error> {
+        let expires_at = self.expiry(&state.record, now);
+        let resend = origin.resign || self.cookie_due(&state.record, now);
+        if self.refresh_due(origin, expires_at) {
+            let key = self.key(&origin.id);
+            match self
+                .call("touch", self.dyn_store().touch(&key, expires_at))
+                .await
+            {
+                Ok(()) => {}
+                // Ended by another request meanwhile: that request removed the cookie.
+                Err(StoreError::UnknownId) => return Ok(CookieUpdate::Keep),
+                Err(error) => return Err(error.into()),
+            }
+        } else if !(origin.resign || (self.refreshes_on_load() && resend)) {
+            return Ok(CookieUpdate::Keep);
+        }
+        Ok(if resend {
+            self.set_cookie(&origin.id, &state.record, now)
+        } else {
+            CookieUpdate::Keep
+        })
+    }
+
+    /// A modified session under its own id: a conditional update (or, once emptied, a
+    /// conditional delete), merged and retried when another request wrote it first.
+    async fn write_back(
+        &self,
+        mut state: SessionState,
+        mut origin: Origin,
+        now: SystemTime,
+    ) -> Result<CookieUpdate, Error> {
+        let key = self.key(&origin.id);
+        let removal = || Ok(CookieUpdate::Remove(self.config.cookie.removal()));
+        if state.is_empty() && state.is_cleared() {
+            // `clear` ends the session whatever other requests stored meanwhile.
+            self.call("delete", self.dyn_store().delete(&key)).await?;
+            return removal();
+        }
+        let resend =
+            origin.resign || state.permanence_changed() || self.cookie_due(&state.record, now);
+        for attempt in 1..=WRITE_ATTEMPTS {
+            let started = Instant::now();
+            let result = if state.is_empty() {
+                self.call(
+                    "delete_if_unchanged",
+                    self.dyn_store().delete_if_unchanged(&key, origin.revision),
+                )
+                .await
+                .map(|()| None)
+            } else {
+                if resend {
+                    // Recorded in the write that happens anyway, so that the next requests
+                    // know the browser's copy is fresh.
+                    state.record.cookie_sent_at = Some(now);
+                }
+                let bytes = self.config.codec.encode(&state.record)?;
+                let expires_at = self.expiry(&state.record, now);
+                self.call(
+                    "update",
+                    self.dyn_store()
+                        .update(&key, &bytes, expires_at, origin.revision),
+                )
+                .await
+                .map(Some)
+            };
+            let current = match result {
+                Ok(Some(_)) if resend => {
+                    return Ok(self.set_cookie(&origin.id, &state.record, now))
+                }
+                Ok(Some(_)) => return Ok(CookieUpdate::Keep),
+                // This request removed the last key: it ended the session.
+                Ok(None) => return removal(),
+                Err(StoreError::Conflict { current }) => current,
+                Err(StoreError::UnknownId) => return Ok(self.vanished()),
+                Err(error) => return Err(error.into()),
+            };
+            let Some(current) = self.current(&key, current).await? else {
+                return Ok(self.vanished());
+            };
+            origin.revision = current.0;
+            self.merge(&mut state, current.1, attempt, started.elapsed())
+                .await;
+        }
+        Err(self.contended())
+    }
+
+    /// A regenerated session: its data, merged with what other requests wrote, moves to a
+    /// new id. The new record is created before the old one is deleted, and the old one
+    /// only if it is still at the revision merged, so a failure in between leaves the old
+    /// session working and an ended session stays ended.
+    async fn regenerate(
+        &self,
+        mut state: SessionState,
+        mut origin: Origin,
+        now: SystemTime,
+    ) -> Result<CookieUpdate, Error> {
+        self.start_lifetime(&mut state.record);
+        state.record.cookie_sent_at = Some(now);
+        let bytes = self.config.codec.encode(&state.record)?;
+        let expires_at = self.expiry(&state.record, now);
+        let (id, mut revision) = self.create_record(&bytes, expires_at).await?;
+        let new_key = self.key(&id);
+        let old_key = self.key(&origin.id);
+        let outcome = async {
+            for attempt in 1..=WRITE_ATTEMPTS {
+                let started = Instant::now();
+                let current = match self
+                    .call(
+                        "delete_if_unchanged",
+                        self.dyn_store()
+                            .delete_if_unchanged(&old_key, origin.revision),
+                    )
+                    .await
+                {
+                    Ok(()) => return Ok(true),
+                    Err(StoreError::Conflict { current }) => current,
+                    Err(StoreError::UnknownId) => return Ok(false),
+                    Err(error) => return Err(Error::from(error)),
+                };
+                let Some(current) = self.current(&old_key, current).await? else {
+                    return Ok(false);
+                };
+                origin.revision = current.0;
+                self.merge(&mut state, current.1, attempt, started.elapsed())
+                    .await;
+                state.record.cookie_sent_at = Some(now);
+                let bytes = self.config.codec.encode(&state.record)?;
+                revision = self
+                    .call(
+                        "update",
+                        self.dyn_store()
+                            .update(&new_key, &bytes, expires_at, revision),
+                    )
                     .await?;
             }
-            let had_cookie = state.id.is_some() || retired.is_some() || state.dead_cookie;
-            return Ok(if had_cookie {
-                CookieUpdate::Remove(config.cookie.removal())
-            } else {
-                CookieUpdate::Keep
-            });
+            Err(self.contended())
         }
-
-        let Some(id) = state.id.take() else {
-            return Box::pin(self.create(state, now)).await;
-        };
-        let expires_at = self.expiry(&state, now);
-        let resend = state.resign || state.permanence_changed() || self.cookie_due(&state, now);
-        let extended = if state.is_modified() {
-            if resend {
-                // Recorded in the write that happens anyway, so that the next requests
-                // know the browser's copy is fresh.
-                state.record.cookie_sent_at = Some(now);
+        .await;
+        match outcome {
+            Ok(true) => Ok(self.set_cookie(&id, &state.record, now)),
+            Ok(false) => {
+                // Ended by another request meanwhile: so is the copy made for this one.
+                self.call("delete", self.dyn_store().delete(&new_key))
+                    .await?;
+                Ok(self.vanished())
             }
-            let bytes = config.codec.encode(&state.record)?;
-            let key = self.key(&id);
-            self.call("update", self.dyn_store().update(&key, &bytes, expires_at))
-                .await
-        } else if self.refresh_due(&state, expires_at) {
-            let key = self.key(&id);
-            self.call("touch", self.dyn_store().touch(&key, expires_at))
-                .await
-        } else {
-            return Ok(if state.resign || (self.refreshes_on_load() && resend) {
-                self.set_cookie(&id, &state, now)
-            } else {
-                CookieUpdate::Keep
-            });
-        };
-        match extended {
-            Ok(()) if resend => Ok(self.set_cookie(&id, &state, now)),
-            Ok(()) => Ok(CookieUpdate::Keep),
-            Err(StoreError::UnknownId) => {
-                // Deleted meanwhile (a logout in another tab, say): the contract forbids
-                // bringing it back, so this request's changes are dropped.
-                tracing::debug!(
-                    backend = self.store.backend(),
-                    "session vanished during the request; its changes were dropped"
-                );
-                Ok(CookieUpdate::Remove(config.cookie.removal()))
+            Err(error) => {
+                // The old session still works; the copy is removed so it does not linger
+                // until it expires. Its own failure changes nothing for the caller.
+                let _ = self.call("delete", self.dyn_store().delete(&new_key)).await;
+                Err(error)
             }
-            Err(error) => Err(error.into()),
         }
     }
 
@@ -273,33 +411,134 @@ impl SessionManager {
     ) -> Result<CookieUpdate, Error> {
         state.record.cookie_sent_at = Some(now);
         if state.record.deadline.is_none() {
-            state.record.deadline = self
-                .config
-                .absolute_timeout
-                .map(|timeout| state.record.created_at + timeout);
+            self.start_lifetime(&mut state.record);
         }
         let bytes = self.config.codec.encode(&state.record)?;
-        let expires_at = self.expiry(&state, now);
+        let expires_at = self.expiry(&state.record, now);
+        let (id, _) = self.create_record(&bytes, expires_at).await?;
+        Ok(self.set_cookie(&id, &state.record, now))
+    }
+
+    /// Stores `bytes` under a fresh id; a taken id (astronomically unlikely) gets another.
+    async fn create_record(
+        &self,
+        bytes: &[u8],
+        expires_at: SystemTime,
+    ) -> Result<(SessionId, Revision), Error> {
         let mut attempt = 0;
         loop {
             attempt += 1;
             let id = SessionId::generate(self.config.id_length)?;
             let key = self.key(&id);
             match self
-                .call("create", self.dyn_store().create(&key, &bytes, expires_at))
+                .call("create", self.dyn_store().create(&key, bytes, expires_at))
                 .await
             {
-                Ok(()) => return Ok(self.set_cookie(&id, &state, now)),
+                Ok(revision) => return Ok((id, revision)),
                 Err(StoreError::DuplicateId) if attempt < CREATE_ATTEMPTS => continue,
                 Err(error) => return Err(error.into()),
             }
         }
     }
 
+    /// The record a conflict reported, or read again when the store did not return it;
+    /// `None` when it is gone.
+    async fn current(
+        &self,
+        key: &StoreKey,
+        reported: Option<Loaded>,
+    ) -> Result<Option<(Revision, Record)>, Error> {
+        let loaded = match reported {
+            Some(loaded) => loaded,
+            None => match self.call("load", self.dyn_store().load(key)).await? {
+                Some(loaded) => loaded,
+                None => return Ok(None),
+            },
+        };
+        let revision = loaded.revision();
+        match self.decode(loaded) {
+            Some(record) => Ok(Some((revision, record))),
+            // Written by a format this build cannot read: merging into it would destroy it.
+            None => Err(self.contended()),
+        }
+    }
+
+    /// Re-applies the request's changes onto `current`. Once the first retries have
+    /// failed, it first waits a random pause whose ceiling grows with the attempts and with
+    /// `took`, what the failed attempt took, so that contending requests spread out.
+    async fn merge(
+        &self,
+        state: &mut SessionState,
+        current: Record,
+        attempt: usize,
+        took: Duration,
+    ) {
+        let overwritten = state.rebase(current);
+        tracing::debug!(
+            backend = self.store.backend(),
+            attempt,
+            overwritten,
+            "session written by another request meanwhile; changes merged"
+        );
+        if attempt > EAGER_RETRIES {
+            let factor = 1u32 << (attempt - EAGER_RETRIES).min(MAX_BACKOFF_FACTOR.ilog2() as usize);
+            let ceiling = took.max(Duration::from_micros(100)).saturating_mul(factor);
+            let ceiling = u64::try_from(ceiling.as_micros()).unwrap_or(u64::MAX);
+            let pause = getrandom::u64().unwrap_or(0) % ceiling.saturating_add(1);
+            tokio::time::sleep(Duration::from_micros(pause)).await;
+        }
+    }
+
+    fn contended(&self) -> Error {
+        tracing::warn!(
+            backend = self.store.backend(),
+            attempts = WRITE_ATTEMPTS,
+            "session write-back gave up: other requests kept writing the session"
+        );
+        Error::Contended {
+            attempts: WRITE_ATTEMPTS,
+        }
+    }
+
+    /// A session another request ended while this one held it: this request's changes
+    /// are dropped, and the cookie is left to the request that ended it.
+    fn vanished(&self) -> CookieUpdate {
+        tracing::debug!(
+            backend = self.store.backend(),
+            "session ended by another request; this request's changes were dropped"
+        );
+        CookieUpdate::Keep
+    }
+
+    /// The stored record, or `None` (logged) when it cannot be decoded.
+    fn decode(&self, loaded: Loaded) -> Option<Record> {
+        match Codec::decode(&Loaded::into_value(loaded)) {
+            Ok(record) => Some(record),
+            Err(error) => {
+                // Not deleted: it may be a newer format written by a newer deployment
+                // during a rolling upgrade. It expires by itself.
+                tracing::warn!(
+                    backend = self.store.backend(),
+                    error = &error as &(dyn std::error::Error + 'static),
+                    "undecodable session record treated as absent"
+                );
+                None
+            }
+        }
+    }
+
+    /// Starts the absolute lifetime of a new or logged-in session.
+    fn start_lifetime(&self, record: &mut Record) {
+        record.deadline = self
+            .config
+            .absolute_timeout
+            .map(|timeout| record.created_at + timeout);
+    }
+
     /// The idle expiry, never past the absolute deadline.
-    fn expiry(&self, state: &SessionState, now: SystemTime) -> SystemTime {
+    fn expiry(&self, record: &Record, now: SystemTime) -> SystemTime {
         let idle = now + self.config.lifetime;
-        match state.record.deadline {
+        match record.deadline {
             Some(deadline) => idle.min(deadline),
             None => idle,
         }
@@ -308,9 +547,9 @@ impl SessionManager {
     /// Whether a permanent cookie should be sent again so that its `Max-Age` follows the
     /// server-side expiry: not on every request (a header and a signature each time), but
     /// once the last one is older than the refresh threshold.
-    fn cookie_due(&self, state: &SessionState, now: SystemTime) -> bool {
-        state.is_permanent()
-            && state.record.cookie_sent_at.is_none_or(|sent| {
+    fn cookie_due(&self, record: &Record, now: SystemTime) -> bool {
+        record.permanent
+            && record.cookie_sent_at.is_none_or(|sent| {
                 now.duration_since(sent).unwrap_or(Duration::ZERO) > self.config.refresh_threshold
             })
     }
@@ -321,21 +560,21 @@ impl SessionManager {
         self.config.refresh_each_request && self.dyn_store().touches_on_load()
     }
 
-    fn refresh_due(&self, state: &SessionState, expires_at: SystemTime) -> bool {
+    fn refresh_due(&self, origin: &Origin, expires_at: SystemTime) -> bool {
         if !self.config.refresh_each_request || self.refreshes_on_load() {
             return false;
         }
-        match state.expires_at {
+        match origin.expires_at {
             Some(current) => expires_at > current + self.config.refresh_threshold,
             None => true,
         }
     }
 
-    fn set_cookie(&self, id: &SessionId, state: &SessionState, now: SystemTime) -> CookieUpdate {
+    fn set_cookie(&self, id: &SessionId, record: &Record, now: SystemTime) -> CookieUpdate {
         let config = &self.config;
         let value = config.keyring.sign(config.cookie.name(), id);
-        let max_age = state.is_permanent().then(|| {
-            self.expiry(state, now)
+        let max_age = record.permanent.then(|| {
+            self.expiry(record, now)
                 .duration_since(now)
                 .unwrap_or(Duration::ZERO)
         });
@@ -386,6 +625,7 @@ async fn traced<T>(
         Ok(_) => "ok",
         Err(StoreError::DuplicateId) => "duplicate_id",
         Err(StoreError::UnknownId) => "unknown_id",
+        Err(StoreError::Conflict { .. }) => "conflict",
         Err(_) => "error",
     };
     span.record("outcome", outcome);

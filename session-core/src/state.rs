@@ -1,5 +1,12 @@
 //! What a handler sees: the session's data, and the record of what it changed.
+//!
+//! The record of changes is what lets two overlapping requests of one session lose
+//! nothing: when a write-back finds that another request wrote the session since it was
+//! loaded, the manager re-applies exactly this request's changes onto the current record
+//! ([`SessionState::rebase`]), instead of overwriting it.
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::de::DeserializeOwned;
@@ -8,13 +15,9 @@ use serde_json::Value;
 
 use crate::codec::{Data, Record};
 use crate::keyed::Keyed;
-use crate::SessionId;
+use crate::{Revision, SessionId};
 
 /// How a key differs from the record that was loaded.
-///
-/// Kept per key rather than as one "modified" flag, so that a later write policy can
-/// re-apply exactly these changes onto a freshly loaded record and two concurrent
-/// requests that touch different keys lose nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Change {
     /// The key was absent and now has a value.
@@ -50,6 +53,52 @@ pub enum ValueError {
     },
 }
 
+/// The stored record a state was loaded from.
+#[derive(Clone)]
+pub(crate) struct Origin {
+    pub(crate) id: SessionId,
+    /// The revision the write-back is conditional on.
+    pub(crate) revision: Revision,
+    /// When the stored record expires, if the store said.
+    pub(crate) expires_at: Option<SystemTime>,
+    /// The cookie verified under an old key and should be re-signed.
+    pub(crate) resign: bool,
+}
+
+/// What the request does to the stored record it loaded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ending {
+    /// It stays under its id (and is written back if modified).
+    Kept,
+    /// Its data moves to a new id and the old record is deleted (`regenerate`).
+    Regenerated,
+    /// It is deleted (`destroy`, or past its absolute deadline at load).
+    Ended,
+}
+
+/// A closure of [`SessionState::update`], kept to be run again on the current value when
+/// another request wrote the session meanwhile.
+type Replay = Arc<dyn Fn(Option<&Value>) -> Result<Value, serde_json::Error> + Send + Sync>;
+
+/// What this request did to one key.
+#[derive(Clone)]
+struct Edit {
+    /// The value the key had when the session was loaded.
+    original: Option<Value>,
+    how: How,
+}
+
+/// How a key's new value came about, which decides how it is re-applied onto a record
+/// another request stored meanwhile.
+#[derive(Clone)]
+enum How {
+    /// Set outright (`insert`, `remove`, `clear`): this request's value wins as it is.
+    Set,
+    /// Only read-modify-write closures, in order, starting from the loaded value: they are
+    /// run again on the current value.
+    Replay(Vec<Replay>),
+}
+
 /// The state of one session during one request.
 ///
 /// Every mutation goes through one private method that compares the new value with the
@@ -65,32 +114,39 @@ pub enum ValueError {
 /// assert_eq!(state.get::<String>("uname").unwrap().as_deref(), Some("ferris"));
 /// assert!(state.is_modified());
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SessionState {
-    /// The id of the stored record this state came from; `None` for a session that is not
-    /// stored yet, or whose id was retired by `regenerate` or `destroy`.
-    pub(crate) id: Option<SessionId>,
-    /// A stored id to delete at write-back.
-    pub(crate) retired: Option<SessionId>,
+    /// The stored record this state came from; `None` for a session that is not stored.
+    pub(crate) origin: Option<Origin>,
+    pub(crate) ending: Ending,
     pub(crate) record: Record,
-    changes: Keyed<Change>,
-    metadata_changed: bool,
-    /// When the stored record expires, if the store said.
-    pub(crate) expires_at: Option<SystemTime>,
-    /// The cookie verified under an old key and should be re-signed.
-    pub(crate) resign: bool,
-    /// The request's cookie led to no session (forged, unknown, expired, undecodable);
-    /// removed at write-back if the session stays empty.
-    pub(crate) dead_cookie: bool,
+    edits: Keyed<Edit>,
+    /// `clear` was called: what other requests stored is not carried over either.
+    cleared: bool,
+    permanence_changed: bool,
     default_permanent: bool,
+}
+
+/// Session data stays out of logs: only its shape shows.
+impl fmt::Debug for SessionState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionState")
+            .field("stored", &self.origin.is_some())
+            .field("ending", &self.ending)
+            .field("keys", &self.len())
+            .field("edited_keys", &self.edits.len())
+            .field("cleared", &self.cleared)
+            .field("permanent", &self.record.permanent)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SessionState {
     /// A new, empty session that is not stored yet.
     pub fn new(permanent: bool) -> Self {
         Self {
-            id: None,
-            retired: None,
+            origin: None,
+            ending: Ending::Kept,
             record: Record {
                 created_at: SystemTime::now(),
                 deadline: None,
@@ -98,38 +154,32 @@ impl SessionState {
                 cookie_sent_at: None,
                 data: Data::new(),
             },
-            changes: Keyed::new(),
-            metadata_changed: false,
-            expires_at: None,
-            resign: false,
-            dead_cookie: false,
+            edits: Keyed::new(),
+            cleared: false,
+            permanence_changed: false,
             default_permanent: permanent,
         }
     }
 
-    pub(crate) fn loaded(
-        id: SessionId,
-        record: Record,
-        expires_at: Option<SystemTime>,
-        resign: bool,
-        default_permanent: bool,
-    ) -> Self {
+    pub(crate) fn loaded(origin: Origin, record: Record, default_permanent: bool) -> Self {
         Self {
-            id: Some(id),
-            retired: None,
+            origin: Some(origin),
+            ending: Ending::Kept,
             record,
-            changes: Keyed::new(),
-            metadata_changed: false,
-            expires_at,
-            resign,
-            dead_cookie: false,
+            edits: Keyed::new(),
+            cleared: false,
+            permanence_changed: false,
             default_permanent,
         }
     }
 
-    pub(crate) fn with_dead_cookie(mut self) -> Self {
-        self.dead_cookie = true;
-        self
+    /// A stored session that this request found past its absolute deadline: empty, and
+    /// deleted at write-back.
+    pub(crate) fn ended(origin: Origin, default_permanent: bool) -> Self {
+        let mut state = Self::new(default_permanent);
+        state.origin = Some(origin);
+        state.ending = Ending::Ended;
+        state
     }
 
     /// The value under `key`, deserialized as `T`.
@@ -153,6 +203,10 @@ impl SessionState {
 
     /// Stores `value` under `key`; returns an error, and changes nothing, if serde cannot
     /// represent the value.
+    ///
+    /// If another request changes the same key meanwhile, the last one written wins. For
+    /// a value computed from the current one (a counter, a cart), use
+    /// [`update`](SessionState::update), which loses no concurrent change.
     pub fn insert(
         &mut self,
         key: impl Into<String>,
@@ -161,16 +215,51 @@ impl SessionState {
         let key = key.into();
         match serde_json::to_value(value) {
             Ok(value) => {
-                self.set(key, Some(value));
+                self.set(key, Some(value), None);
                 Ok(())
             }
             Err(source) => Err(ValueError::Serialize { key, source }),
         }
     }
 
+    /// Sets `key` to `f(current value)` and returns the new value.
+    ///
+    /// If another request of the same session writes it meanwhile, `f` is run again at
+    /// write-back on the value that request stored, so concurrent updates of a counter or
+    /// a cart add up instead of overwriting each other. `f` should therefore compute the
+    /// new value from its argument alone, without side effects; the value returned here is
+    /// the one this request computed.
+    ///
+    /// ```
+    /// use session_core::SessionState;
+    ///
+    /// let mut state = SessionState::new(true);
+    /// let visits = state.update("visits", |n: Option<u64>| n.unwrap_or(0) + 1).unwrap();
+    /// assert_eq!(visits, 1);
+    /// ```
+    pub fn update<T, F>(&mut self, key: impl Into<String>, f: F) -> Result<T, ValueError>
+    where
+        T: Serialize + DeserializeOwned,
+        F: Fn(Option<T>) -> T + Send + Sync + 'static,
+    {
+        let key = key.into();
+        let current = self.get::<T>(&key)?;
+        let new = f(current);
+        let value = match serde_json::to_value(&new) {
+            Ok(value) => value,
+            Err(source) => return Err(ValueError::Serialize { key, source }),
+        };
+        let replay: Replay = Arc::new(move |current: Option<&Value>| {
+            let current = current.map(T::deserialize).transpose()?;
+            serde_json::to_value(f(current))
+        });
+        self.set(key, Some(value), Some(replay));
+        Ok(new)
+    }
+
     /// Removes `key` and returns its value, if it had one.
     pub fn remove(&mut self, key: &str) -> Option<Value> {
-        self.set(key.to_owned(), None)
+        self.set(key.to_owned(), None, None)
     }
 
     /// Whether `key` has a value.
@@ -194,12 +283,14 @@ impl SessionState {
         self.record.data.is_empty()
     }
 
-    /// Removes every key.
+    /// Removes every key, including those another request adds meanwhile; a session left
+    /// empty is deleted at write-back and its cookie removed.
     pub fn clear(&mut self) {
         let keys: Vec<String> = self.record.data.keys().map(str::to_owned).collect();
         for key in keys {
-            self.set(key, None);
+            self.set(key, None, None);
         }
+        self.cleared = true;
     }
 
     /// Whether the cookie outlives the browser session (`Max-Age` = lifetime).
@@ -211,40 +302,59 @@ impl SessionState {
     pub fn set_permanent(&mut self, permanent: bool) {
         if self.record.permanent != permanent {
             self.record.permanent = permanent;
-            self.metadata_changed = true;
+            self.permanence_changed = !self.permanence_changed;
         }
     }
 
-    /// Gives the session a new id at write-back, keeping its data; the old record is
-    /// deleted and the old cookie stops working. Call it on login, to defeat session
-    /// fixation.
+    /// Gives the session a new id at write-back, keeping its data, and starts a new
+    /// absolute lifetime; the old record is deleted and the old cookie stops working. Call
+    /// it on login, to defeat session fixation.
+    ///
+    /// If another request ends the session before this one is written back, this request
+    /// ends with no session at all rather than bringing the ended one back.
     pub fn regenerate(&mut self) {
-        if let Some(id) = self.id.take() {
-            self.retired = Some(id);
+        if self.origin.is_some() && self.ending == Ending::Kept {
+            self.ending = Ending::Regenerated;
         }
+        self.record.created_at = SystemTime::now();
+        self.record.deadline = None;
     }
 
     /// Ends the session: its record is deleted and its cookie removed at write-back.
     ///
     /// Values inserted afterwards in the same request start a new session with a new id.
     pub fn destroy(&mut self) {
-        let retired = self.id.take().or_else(|| self.retired.take());
+        let origin = self.origin.take();
         *self = Self::new(self.default_permanent);
-        self.retired = retired;
+        if origin.is_some() {
+            self.origin = origin;
+            self.ending = Ending::Ended;
+        }
     }
 
     /// Whether anything (data or metadata) differs from what was loaded.
     pub fn is_modified(&self) -> bool {
-        !self.changes.is_empty() || self.metadata_changed
+        !self.edits.is_empty() || self.permanence_changed || self.cleared
     }
 
     pub(crate) fn permanence_changed(&self) -> bool {
-        self.metadata_changed
+        self.permanence_changed
+    }
+
+    pub(crate) fn is_cleared(&self) -> bool {
+        self.cleared
     }
 
     /// What happened to each key since the session was loaded.
     pub fn changes(&self) -> impl Iterator<Item = (&str, Change)> {
-        self.changes.iter().map(|(key, change)| (key, *change))
+        self.edits.iter().filter_map(|(key, edit)| {
+            match (edit.original.is_some(), self.record.data.contains_key(key)) {
+                (false, true) => Some((key, Change::Inserted)),
+                (true, true) => Some((key, Change::Changed)),
+                (true, false) => Some((key, Change::Removed)),
+                (false, false) => None,
+            }
+        })
     }
 
     /// The record as it would be stored: data and metadata.
@@ -257,32 +367,102 @@ impl SessionState {
         self.record.created_at
     }
 
-    /// The single place where data changes and the change record is kept.
-    fn set(&mut self, key: String, new: Option<Value>) -> Option<Value> {
+    /// Re-applies this request's changes onto `current`, the record another request
+    /// stored meanwhile, and makes it the record this state writes back.
+    ///
+    /// Keys this request did not touch take `current`'s values; keys it set keep its
+    /// values; keys it changed with [`update`](SessionState::update) get its closures run
+    /// again on `current`'s value. Returns how many keys both requests set to different
+    /// values (the later write wins for those).
+    pub(crate) fn rebase(&mut self, current: Record) -> usize {
+        let mut overwritten = 0;
+        let mut data = if self.cleared {
+            Data::new()
+        } else {
+            current.data
+        };
+        for (key, edit) in self.edits.iter() {
+            let ours = self.record.data.get(key);
+            let value = match &edit.how {
+                How::Set => {
+                    let theirs = data.get(key);
+                    if !self.cleared && theirs != edit.original.as_ref() && theirs != ours {
+                        overwritten += 1;
+                    }
+                    ours.cloned()
+                }
+                // A value of another shape than the closure expects: this request's wins.
+                How::Replay(replays) => replay(replays, data.get(key)).or_else(|| ours.cloned()),
+            };
+            match value {
+                Some(value) => data.insert(key.to_owned(), value),
+                None => data.remove(key),
+            };
+        }
+        self.record.data = data;
+        if !self.permanence_changed {
+            self.record.permanent = current.permanent;
+        }
+        if self.ending == Ending::Kept {
+            self.record.created_at = current.created_at;
+            self.record.deadline = current.deadline;
+        }
+        self.record.cookie_sent_at = current.cookie_sent_at;
+        overwritten
+    }
+
+    /// The single place where data changes and the change record is kept. `replay` is the
+    /// closure of an [`update`](SessionState::update) that produced `new`.
+    fn set(&mut self, key: String, new: Option<Value>, replay: Option<Replay>) -> Option<Value> {
         if self.record.data.get(&key) == new.as_ref() {
             return new;
         }
-        let was_present_at_load = match self.changes.get(&key) {
-            Some(Change::Inserted) => false,
-            Some(Change::Changed | Change::Removed) => true,
-            None => self.record.data.contains_key(&key),
-        };
-        let change = match (was_present_at_load, new.is_some()) {
-            (false, true) => Some(Change::Inserted),
-            (false, false) => None,
-            (true, true) => Some(Change::Changed),
-            (true, false) => Some(Change::Removed),
-        };
+        let cleared = self.cleared;
+        // A plain write back to the loaded value undoes this request's change of the key,
+        // unless a clear means the loaded values are not carried over.
+        let undone = !cleared
+            && replay.is_none()
+            && self
+                .edits
+                .get(&key)
+                .is_some_and(|edit| edit.original == new);
         let old = match new {
             Some(value) => self.record.data.insert(key.clone(), value),
             None => self.record.data.remove(&key),
         };
-        match change {
-            Some(change) => self.changes.insert(key, change),
-            None => self.changes.remove(&key),
-        };
+        if undone {
+            self.edits.remove(&key);
+            return old;
+        }
+        match self.edits.get_mut(&key) {
+            Some(edit) => match (&mut edit.how, replay) {
+                (How::Replay(replays), Some(replay)) => replays.push(replay),
+                (how, _) => *how = How::Set,
+            },
+            None => {
+                // After a clear the loaded value is gone: there is nothing to replay on.
+                let how = match replay {
+                    Some(replay) if !cleared => How::Replay(vec![replay]),
+                    _ => How::Set,
+                };
+                let edit = Edit {
+                    original: old.clone(),
+                    how,
+                };
+                self.edits.insert(key, edit);
+            }
+        }
         old
     }
+}
+
+/// Runs `replays` in order from `current`; `None` if one of them cannot read the value.
+fn replay(replays: &[Replay], current: Option<&Value>) -> Option<Value> {
+    let mut value = current.cloned();
+    for replay in replays {
+        value = Some(replay(value.as_ref()).ok()?);
+    }
+    value
 }
 
 #[cfg(test)]
@@ -291,14 +471,38 @@ mod tests {
     use crate::IdLength;
     use serde_json::json;
 
-    fn stored(data: &[(&str, Value)]) -> SessionState {
+    fn record(data: &[(&str, Value)]) -> Record {
         let mut record = SessionState::new(true).record;
         record.data = data
             .iter()
             .map(|(k, v)| ((*k).to_owned(), v.clone()))
             .collect();
-        let id = SessionId::generate(IdLength::default()).unwrap();
-        SessionState::loaded(id, record, None, false, true)
+        record
+    }
+
+    fn stored(data: &[(&str, Value)]) -> SessionState {
+        let origin = Origin {
+            id: SessionId::generate(IdLength::default()).unwrap(),
+            revision: Revision::FIRST,
+            expires_at: None,
+            resign: false,
+        };
+        SessionState::loaded(origin, record(data), true)
+    }
+
+    fn data(state: &SessionState) -> Vec<(String, Value)> {
+        state
+            .record
+            .data
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.clone()))
+            .collect()
+    }
+
+    fn pairs(data: &[(&str, Value)]) -> Vec<(String, Value)> {
+        data.iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect()
     }
 
     #[test]
@@ -336,6 +540,14 @@ mod tests {
     }
 
     #[test]
+    fn changing_a_key_back_to_its_loaded_value_is_no_change() {
+        let mut state = stored(&[("a", json!(1))]);
+        state.insert("a", 2).unwrap();
+        state.insert("a", 1).unwrap();
+        assert!(!state.is_modified());
+    }
+
+    #[test]
     fn removing_then_reinserting_is_a_change() {
         let mut state = stored(&[("a", json!(1))]);
         state.remove("a");
@@ -351,6 +563,7 @@ mod tests {
         let mut state = stored(&[("a", json!(1)), ("b", json!(2))]);
         state.clear();
         assert!(state.is_empty());
+        assert!(state.is_modified());
         assert_eq!(
             state
                 .changes()
@@ -389,33 +602,177 @@ mod tests {
         assert!(!state.is_modified());
         state.set_permanent(false);
         assert!(state.is_modified());
+        state.set_permanent(true);
+        assert!(!state.is_modified(), "set back to what was loaded");
     }
 
     #[test]
-    fn regenerate_retires_the_id_and_keeps_data() {
+    fn regenerate_moves_the_data_and_starts_a_new_lifetime() {
         let mut state = stored(&[("a", json!(1))]);
-        let old = state.id.clone();
+        state.record.created_at = SystemTime::UNIX_EPOCH;
+        state.record.deadline = Some(SystemTime::UNIX_EPOCH);
         state.regenerate();
-        assert_eq!(state.id, None);
-        assert_eq!(state.retired, old);
+        assert_eq!(state.ending, Ending::Regenerated);
+        assert!(state.origin.is_some(), "the old id is kept to delete it");
         assert_eq!(state.get::<i32>("a").unwrap(), Some(1));
+        assert!(state.record.created_at > SystemTime::UNIX_EPOCH);
+        assert_eq!(state.record.deadline, None);
     }
 
     #[test]
-    fn destroy_retires_the_id_and_clears_everything() {
+    fn destroy_ends_the_session_and_clears_everything() {
         let mut state = stored(&[("a", json!(1))]);
         state.set_permanent(false);
-        let old = state.id.clone();
         state.destroy();
         assert!(state.is_empty());
         assert!(state.is_permanent());
         assert!(!state.is_modified());
-        assert_eq!(state.retired, old);
+        assert_eq!(state.ending, Ending::Ended);
+        assert!(state.origin.is_some());
         // regenerate then destroy still deletes the stored record
         let mut state = stored(&[("a", json!(1))]);
-        let old = state.id.clone();
         state.regenerate();
         state.destroy();
-        assert_eq!(state.retired, old);
+        assert_eq!(state.ending, Ending::Ended);
+        // destroying a session that was never stored leaves nothing to delete
+        let mut state = SessionState::new(true);
+        state.insert("a", 1).unwrap();
+        state.destroy();
+        assert!(state.origin.is_none());
+        assert_eq!(state.ending, Ending::Kept);
+    }
+
+    #[test]
+    fn update_returns_the_new_value() {
+        let mut state = stored(&[("n", json!(41))]);
+        assert_eq!(
+            state
+                .update("n", |n: Option<u32>| n.unwrap_or(0) + 1)
+                .unwrap(),
+            42
+        );
+        assert_eq!(
+            state
+                .update("m", |n: Option<u32>| n.unwrap_or(0) + 1)
+                .unwrap(),
+            1
+        );
+        assert_eq!(state.get::<u32>("n").unwrap(), Some(42));
+        assert!(matches!(
+            state.update("n", |s: Option<String>| s.unwrap_or_default()),
+            Err(ValueError::Deserialize { .. })
+        ));
+    }
+
+    #[test]
+    fn rebase_keeps_the_other_requests_keys_and_ours() {
+        let mut state = stored(&[("a", json!(1)), ("b", json!(2))]);
+        state.insert("a", 10).unwrap();
+        state.remove("b");
+        state.insert("c", 3).unwrap();
+        let current = record(&[("a", json!(1)), ("b", json!(2)), ("x", json!("theirs"))]);
+        assert_eq!(state.rebase(current), 0);
+        assert_eq!(
+            data(&state),
+            pairs(&[("a", json!(10)), ("c", json!(3)), ("x", json!("theirs"))])
+        );
+    }
+
+    #[test]
+    fn rebase_counts_keys_both_requests_set_and_ours_wins() {
+        let mut state = stored(&[("a", json!(1))]);
+        state.insert("a", 2).unwrap();
+        let current = record(&[("a", json!(3))]);
+        assert_eq!(state.rebase(current), 1);
+        assert_eq!(data(&state), pairs(&[("a", json!(2))]));
+    }
+
+    #[test]
+    fn rebase_runs_update_closures_again_on_the_current_value() {
+        let mut state = stored(&[("n", json!(1))]);
+        state
+            .update("n", |n: Option<u32>| n.unwrap_or(0) + 1)
+            .unwrap();
+        state
+            .update("n", |n: Option<u32>| n.unwrap_or(0) * 10)
+            .unwrap();
+        state
+            .update("new", |n: Option<u32>| n.unwrap_or(5) + 1)
+            .unwrap();
+        assert_eq!(state.get::<u32>("n").unwrap(), Some(20));
+        state.rebase(record(&[("n", json!(7)), ("new", json!(100))]));
+        assert_eq!(
+            data(&state),
+            pairs(&[("n", json!(80)), ("new", json!(101))])
+        );
+        // and again, on a later conflict
+        state.rebase(record(&[("n", json!(0))]));
+        assert_eq!(data(&state), pairs(&[("n", json!(10)), ("new", json!(6))]));
+    }
+
+    #[test]
+    fn an_insert_after_an_update_makes_the_value_final() {
+        let mut state = stored(&[("n", json!(1))]);
+        state
+            .update("n", |n: Option<u32>| n.unwrap_or(0) + 1)
+            .unwrap();
+        state.insert("n", 50).unwrap();
+        state
+            .update("n", |n: Option<u32>| n.unwrap_or(0) + 1)
+            .unwrap();
+        state.rebase(record(&[("n", json!(7))]));
+        assert_eq!(data(&state), pairs(&[("n", json!(51))]));
+    }
+
+    #[test]
+    fn an_update_closure_that_cannot_read_the_current_value_keeps_ours() {
+        let mut state = stored(&[("n", json!(1))]);
+        state
+            .update("n", |n: Option<u32>| n.unwrap_or(0) + 1)
+            .unwrap();
+        state.rebase(record(&[("n", json!("text"))]));
+        assert_eq!(data(&state), pairs(&[("n", json!(2))]));
+    }
+
+    #[test]
+    fn rebase_after_clear_drops_the_other_requests_keys() {
+        let mut state = stored(&[("a", json!(1))]);
+        state.clear();
+        state.insert("b", 2).unwrap();
+        state
+            .update("c", |n: Option<u32>| n.unwrap_or(0) + 1)
+            .unwrap();
+        state.rebase(record(&[("a", json!(1)), ("c", json!(9)), ("x", json!(3))]));
+        assert_eq!(data(&state), pairs(&[("b", json!(2)), ("c", json!(1))]));
+        // a key set back to its loaded value after a clear is still written
+        let mut state = stored(&[("a", json!(1))]);
+        state.clear();
+        state.insert("a", 1).unwrap();
+        assert!(state.is_modified());
+        state.rebase(record(&[("x", json!(3))]));
+        assert_eq!(data(&state), pairs(&[("a", json!(1))]));
+    }
+
+    #[test]
+    fn rebase_keeps_a_permanence_change_and_takes_the_rest_of_the_metadata() {
+        let mut state = stored(&[("a", json!(1))]);
+        state.set_permanent(false);
+        let mut current = record(&[("a", json!(1))]);
+        current.created_at = SystemTime::UNIX_EPOCH;
+        current.permanent = true;
+        state.rebase(current);
+        assert!(!state.is_permanent());
+        assert_eq!(state.created_at(), SystemTime::UNIX_EPOCH);
+    }
+
+    #[test]
+    fn debug_output_shows_no_data() {
+        let mut state = stored(&[("secret", json!("hunter2"))]);
+        state.insert("token", "s3cr3t-value").unwrap();
+        let debug = format!("{state:?}");
+        assert!(
+            !debug.contains("hunter2") && !debug.contains("s3cr3t"),
+            "{debug}"
+        );
     }
 }

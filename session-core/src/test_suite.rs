@@ -14,7 +14,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::{Codec, Config, IdLength, Keyring, SessionId, Store, StoreError, StoreKey};
+use crate::{Codec, Config, IdLength, Keyring, Revision, SessionId, Store, StoreError, StoreKey};
 
 /// Expiry used by the checks that wait for a record to die.
 pub const SHORT_TTL: Duration = Duration::from_secs(1);
@@ -46,12 +46,26 @@ macro_rules! store_conformance_tests {
             binary_values_round_trip,
             concurrent_operations_on_many_keys,
             concurrent_creates_of_one_key_have_one_winner,
+            create_returns_the_revision_that_load_reports,
+            update_at_the_loaded_revision_moves_it,
+            update_at_a_stale_revision_is_a_conflict,
+            touch_keeps_the_revision,
+            delete_if_unchanged_removes_only_the_loaded_revision,
+            delete_if_unchanged_of_an_absent_key_is_unknown_id,
+            concurrent_conditional_updates_lose_nothing,
             sessions_with_unicode_round_trip,
             absolute_timeout_ends_a_session,
             idle_timeout_ends_a_session,
             undecodable_record_is_a_new_session,
             regenerate_deletes_the_old_record,
             destroy_deletes_the_record,
+            concurrent_writes_of_distinct_keys_are_all_kept,
+            concurrent_updates_of_one_key_add_up,
+            a_session_destroyed_during_an_update_stays_destroyed,
+            a_session_destroyed_during_a_regenerate_stays_destroyed,
+            regenerate_keeps_what_another_request_wrote_meanwhile,
+            emptying_a_session_keeps_what_another_request_wrote_meanwhile,
+            only_the_request_that_ended_a_session_removes_its_cookie,
         );
     };
 }
@@ -105,7 +119,7 @@ fn hour() -> SystemTime {
     in_(Duration::from_secs(3600))
 }
 
-fn assert_unknown(result: Result<(), StoreError>, what: &str) {
+fn assert_unknown<T: std::fmt::Debug>(result: Result<T, StoreError>, what: &str) {
     assert!(
         matches!(result, Err(StoreError::UnknownId)),
         "{what}: expected UnknownId, got {result:?}"
@@ -156,15 +170,15 @@ pub mod checks {
 
     pub async fn update_replaces_the_value(store: Arc<dyn Store>) {
         let key = new_key();
-        store.create(&key, b"old", hour()).await.unwrap();
-        store.update(&key, b"new", hour()).await.unwrap();
+        let revision = store.create(&key, b"old", hour()).await.unwrap();
+        store.update(&key, b"new", hour(), revision).await.unwrap();
         assert_eq!(value(&*store, &key).await.as_deref(), Some(&b"new"[..]));
     }
 
     pub async fn update_of_an_absent_key_is_unknown_id(store: Arc<dyn Store>) {
         let key = new_key();
         assert_unknown(
-            store.update(&key, b"x", hour()).await,
+            store.update(&key, b"x", hour(), Revision::FIRST).await,
             "update of absent key",
         );
         assert_eq!(value(&*store, &key).await, None, "update created a record");
@@ -172,10 +186,10 @@ pub mod checks {
 
     pub async fn update_after_delete_does_not_resurrect(store: Arc<dyn Store>) {
         let key = new_key();
-        store.create(&key, b"live", hour()).await.unwrap();
+        let revision = store.create(&key, b"live", hour()).await.unwrap();
         store.delete(&key).await.unwrap();
         assert_unknown(
-            store.update(&key, b"zombie", hour()).await,
+            store.update(&key, b"zombie", hour(), revision).await,
             "update after delete",
         );
         assert_eq!(value(&*store, &key).await, None, "deleted record came back");
@@ -183,11 +197,15 @@ pub mod checks {
 
     pub async fn update_after_expiry_does_not_resurrect(store: Arc<dyn Store>) {
         let key = new_key();
-        store.create(&key, b"short", in_(SHORT_TTL)).await.unwrap();
+        let revision = store.create(&key, b"short", in_(SHORT_TTL)).await.unwrap();
         tokio::time::sleep(EXPIRY_WAIT).await;
         assert_unknown(
-            store.update(&key, b"zombie", hour()).await,
+            store.update(&key, b"zombie", hour(), revision).await,
             "update after expiry",
+        );
+        assert_unknown(
+            store.delete_if_unchanged(&key, revision).await,
+            "conditional delete after expiry",
         );
         assert_unknown(store.touch(&key, hour()).await, "touch after expiry");
         assert_eq!(value(&*store, &key).await, None, "expired record came back");
@@ -273,13 +291,13 @@ pub mod checks {
     pub async fn large_values_round_trip(store: Arc<dyn Store>) {
         let key = new_key();
         let big: Vec<u8> = (0..1024 * 1024).map(|i| b'a' + (i % 26) as u8).collect();
-        store.create(&key, &big, hour()).await.unwrap();
+        let revision = store.create(&key, &big, hour()).await.unwrap();
         assert!(
             value(&*store, &key).await == Some(big.clone()),
             "1 MiB value changed"
         );
         let bigger: Vec<u8> = big.iter().rev().copied().collect();
-        store.update(&key, &bigger, hour()).await.unwrap();
+        store.update(&key, &bigger, hour(), revision).await.unwrap();
         assert!(
             value(&*store, &key).await == Some(bigger),
             "1 MiB update changed"
@@ -300,10 +318,13 @@ pub mod checks {
                 tokio::spawn(async move {
                     let key = new_key();
                     let first = format!("value {i}");
-                    store.create(&key, first.as_bytes(), hour()).await.unwrap();
+                    let revision = store.create(&key, first.as_bytes(), hour()).await.unwrap();
                     assert_eq!(value(&*store, &key).await, Some(first.into_bytes()));
                     let second = format!("updated {i}");
-                    store.update(&key, second.as_bytes(), hour()).await.unwrap();
+                    store
+                        .update(&key, second.as_bytes(), hour(), revision)
+                        .await
+                        .unwrap();
                     store.touch(&key, hour()).await.unwrap();
                     assert_eq!(value(&*store, &key).await, Some(second.into_bytes()));
                     store.delete(&key).await.unwrap();
@@ -330,7 +351,7 @@ pub mod checks {
         let mut winners = Vec::new();
         for task in tasks {
             match task.await.unwrap() {
-                (i, Ok(())) => winners.push(i),
+                (i, Ok(_)) => winners.push(i),
                 (_, Err(StoreError::DuplicateId)) => {}
                 (_, Err(other)) => panic!("create failed: {other:?}"),
             }
@@ -338,6 +359,148 @@ pub mod checks {
         assert_eq!(winners.len(), 1, "winners: {winners:?}");
         let stored = value(&*store, &key).await.unwrap();
         assert_eq!(stored, format!("{}", winners[0]).into_bytes());
+    }
+
+    pub async fn create_returns_the_revision_that_load_reports(store: Arc<dyn Store>) {
+        let key = new_key();
+        let created = store.create(&key, b"v1", hour()).await.unwrap();
+        let loaded = store.load(&key).await.unwrap().expect("created record");
+        assert_eq!(loaded.revision(), created);
+        let touched = store.load_and_touch(&key, hour()).await.unwrap().unwrap();
+        assert_eq!(touched.revision(), created, "load_and_touch");
+    }
+
+    pub async fn update_at_the_loaded_revision_moves_it(store: Arc<dyn Store>) {
+        let key = new_key();
+        let first = store.create(&key, b"v1", hour()).await.unwrap();
+        let second = store.update(&key, b"v2", hour(), first).await.unwrap();
+        assert_ne!(second, first, "an update must change the revision");
+        let loaded = store.load(&key).await.unwrap().unwrap();
+        assert_eq!((loaded.value(), loaded.revision()), (&b"v2"[..], second));
+        let third = store.update(&key, b"v3", hour(), second).await.unwrap();
+        assert!(
+            third != second && third != first,
+            "revisions repeat: {first:?} {second:?} {third:?}"
+        );
+        assert_eq!(value(&*store, &key).await.as_deref(), Some(&b"v3"[..]));
+    }
+
+    pub async fn update_at_a_stale_revision_is_a_conflict(store: Arc<dyn Store>) {
+        let key = new_key();
+        let stale = store.create(&key, b"v1", hour()).await.unwrap();
+        let current = store.update(&key, b"v2", hour(), stale).await.unwrap();
+        match store.update(&key, b"lost", hour(), stale).await {
+            Err(StoreError::Conflict {
+                current: Some(record),
+            }) => {
+                assert_eq!(
+                    record.value(),
+                    b"v2",
+                    "the conflict's record is not the current one"
+                );
+                assert_eq!(record.revision(), current);
+            }
+            Err(StoreError::Conflict { current: None }) => {}
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+        assert_eq!(
+            value(&*store, &key).await.as_deref(),
+            Some(&b"v2"[..]),
+            "a stale update was written"
+        );
+        // The current revision still writes.
+        store.update(&key, b"v3", hour(), current).await.unwrap();
+        assert_eq!(value(&*store, &key).await.as_deref(), Some(&b"v3"[..]));
+    }
+
+    pub async fn touch_keeps_the_revision(store: Arc<dyn Store>) {
+        let key = new_key();
+        let created = store.create(&key, b"v1", hour()).await.unwrap();
+        store.touch(&key, hour()).await.unwrap();
+        store.load_and_touch(&key, hour()).await.unwrap().unwrap();
+        let loaded = store.load(&key).await.unwrap().unwrap();
+        assert_eq!(loaded.revision(), created, "a touch changed the revision");
+        store.update(&key, b"v2", hour(), created).await.unwrap();
+    }
+
+    pub async fn delete_if_unchanged_removes_only_the_loaded_revision(store: Arc<dyn Store>) {
+        let key = new_key();
+        let stale = store.create(&key, b"v1", hour()).await.unwrap();
+        let current = store.update(&key, b"v2", hour(), stale).await.unwrap();
+        match store.delete_if_unchanged(&key, stale).await {
+            Err(StoreError::Conflict {
+                current: Some(record),
+            }) => {
+                assert_eq!((record.value(), record.revision()), (&b"v2"[..], current));
+            }
+            Err(StoreError::Conflict { current: None }) => {}
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+        assert_eq!(
+            value(&*store, &key).await.as_deref(),
+            Some(&b"v2"[..]),
+            "a stale delete removed the record"
+        );
+        store.delete_if_unchanged(&key, current).await.unwrap();
+        assert_eq!(value(&*store, &key).await, None);
+        assert_unknown(
+            store.update(&key, b"zombie", hour(), current).await,
+            "update after delete",
+        );
+        assert_eq!(value(&*store, &key).await, None, "deleted record came back");
+    }
+
+    pub async fn delete_if_unchanged_of_an_absent_key_is_unknown_id(store: Arc<dyn Store>) {
+        assert_unknown(
+            store.delete_if_unchanged(&new_key(), Revision::FIRST).await,
+            "conditional delete of an absent key",
+        );
+    }
+
+    /// Tasks that each add one to a counter with load and conditional update, retrying on
+    /// conflict, count exactly: no conditional write may pass a write it did not see.
+    pub async fn concurrent_conditional_updates_lose_nothing(store: Arc<dyn Store>) {
+        const TASKS: usize = 16;
+        let key = new_key();
+        store.create(&key, b"0", hour()).await.unwrap();
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|_| {
+                let (store, key) = (Arc::clone(&store), key.clone());
+                tokio::spawn(async move {
+                    let mut conflicts = 0usize;
+                    let mut loaded = store.load(&key).await.unwrap().unwrap();
+                    loop {
+                        let n: usize = std::str::from_utf8(loaded.value())
+                            .unwrap()
+                            .parse()
+                            .unwrap();
+                        let next = (n + 1).to_string();
+                        match store
+                            .update(&key, next.as_bytes(), hour(), loaded.revision())
+                            .await
+                        {
+                            Ok(_) => return conflicts,
+                            Err(StoreError::Conflict {
+                                current: Some(current),
+                            }) => loaded = current,
+                            Err(StoreError::Conflict { current: None }) => {
+                                loaded = store.load(&key).await.unwrap().unwrap();
+                            }
+                            Err(other) => panic!("update failed: {other:?}"),
+                        }
+                        conflicts += 1;
+                        assert!(conflicts < 10_000, "no progress");
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        assert_eq!(
+            value(&*store, &key).await,
+            Some(TASKS.to_string().into_bytes())
+        );
     }
 
     fn manager(
@@ -465,6 +628,255 @@ pub mod checks {
             "destroyed session lives"
         );
     }
+
+    /// A stored session holding `data`, and the cookie that leads to it.
+    async fn stored(sessions: &SessionManager, data: &[(&str, i64)]) -> RequestCookie {
+        let mut state = sessions.load(RequestCookie::Absent).await.unwrap();
+        for (key, value) in data {
+            state.insert(*key, value).unwrap();
+        }
+        save(sessions, state).await
+    }
+
+    /// Requests of one session that all load it, then all write back at once: every
+    /// conditional write but one meets another's, so each merge path is taken.
+    async fn overlapping<F>(
+        sessions: &SessionManager,
+        cookie: &RequestCookie,
+        requests: usize,
+        edit: F,
+    ) where
+        F: Fn(usize, &mut crate::SessionState),
+    {
+        let mut states = Vec::new();
+        for i in 0..requests {
+            let mut state = sessions.load(cookie.clone()).await.unwrap();
+            edit(i, &mut state);
+            states.push(state);
+        }
+        let saves: Vec<_> = states
+            .into_iter()
+            .map(|state| {
+                let sessions = sessions.clone();
+                tokio::spawn(async move { sessions.save(state).await })
+            })
+            .collect();
+        for save in saves {
+            let update = save.await.unwrap().unwrap();
+            assert!(
+                !matches!(update, crate::CookieUpdate::Remove(_)),
+                "a write-back removed the cookie: {update:?}"
+            );
+        }
+    }
+
+    pub async fn concurrent_writes_of_distinct_keys_are_all_kept(store: Arc<dyn Store>) {
+        const REQUESTS: usize = 16;
+        let sessions = manager(&store, |b| b);
+        let cookie = stored(&sessions, &[("first", 0)]).await;
+        overlapping(&sessions, &cookie, REQUESTS, |i, state| {
+            state.insert(format!("key{i:02}"), i).unwrap();
+        })
+        .await;
+        let state = sessions.load(cookie).await.unwrap();
+        for i in 0..REQUESTS {
+            assert_eq!(
+                state.get::<usize>(&format!("key{i:02}")).unwrap(),
+                Some(i),
+                "key{i:02} lost"
+            );
+        }
+        assert_eq!(state.len(), REQUESTS + 1);
+    }
+
+    pub async fn concurrent_updates_of_one_key_add_up(store: Arc<dyn Store>) {
+        const REQUESTS: usize = 16;
+        let sessions = manager(&store, |b| b);
+        let cookie = stored(&sessions, &[("n", 100)]).await;
+        overlapping(&sessions, &cookie, REQUESTS, |_, state| {
+            state
+                .update("n", |n: Option<usize>| n.unwrap_or(0) + 1)
+                .unwrap();
+            state
+                .update("list", |list: Option<Vec<u8>>| {
+                    let mut list = list.unwrap_or_default();
+                    list.push(1);
+                    list
+                })
+                .unwrap();
+        })
+        .await;
+        let state = sessions.load(cookie).await.unwrap();
+        assert_eq!(state.get::<usize>("n").unwrap(), Some(100 + REQUESTS));
+        assert_eq!(
+            state.get::<Vec<u8>>("list").unwrap().map(|l| l.len()),
+            Some(REQUESTS)
+        );
+    }
+
+    pub async fn a_session_destroyed_during_an_update_stays_destroyed(store: Arc<dyn Store>) {
+        let sessions = manager(&store, |b| b);
+        let cookie = stored(&sessions, &[("user", 1)]).await;
+        let mut slow = sessions.load(cookie.clone()).await.unwrap();
+        let mut logout = sessions.load(cookie.clone()).await.unwrap();
+        logout.destroy();
+        sessions.save(logout).await.unwrap();
+        slow.insert("cart", 3).unwrap();
+        slow.update("n", |n: Option<u32>| n.unwrap_or(0) + 1)
+            .unwrap();
+        let update = sessions.save(slow).await.unwrap();
+        assert_eq!(
+            update,
+            crate::CookieUpdate::Keep,
+            "the slow request must not touch the cookie"
+        );
+        assert!(
+            sessions.load(cookie.clone()).await.unwrap().is_empty(),
+            "a destroyed session came back"
+        );
+        // An unmodified request that only refreshes it does not bring it back either.
+        let refresh = manager(&store, |b| b.refresh_threshold(Duration::ZERO));
+        let cookie = stored(&refresh, &[("user", 1)]).await;
+        let stale = refresh.load(cookie.clone()).await.unwrap();
+        let mut logout = refresh.load(cookie.clone()).await.unwrap();
+        logout.destroy();
+        refresh.save(logout).await.unwrap();
+        let update = refresh.save(stale).await.unwrap();
+        // A store that refreshed expiry while loading has nothing left to do; it may resend
+        // the cookie it loaded, but never removes it.
+        if store.touches_on_load() {
+            assert!(
+                !matches!(update, crate::CookieUpdate::Remove(_)),
+                "{update:?}"
+            );
+        } else {
+            assert_eq!(update, crate::CookieUpdate::Keep);
+        }
+        assert!(
+            refresh.load(cookie).await.unwrap().is_empty(),
+            "a touch brought it back"
+        );
+    }
+
+    pub async fn a_session_destroyed_during_a_regenerate_stays_destroyed(store: Arc<dyn Store>) {
+        let sessions = manager(&store, |b| b);
+        let cookie = stored(&sessions, &[("cart", 1)]).await;
+        let mut login = sessions.load(cookie.clone()).await.unwrap();
+        let mut logout = sessions.load(cookie.clone()).await.unwrap();
+        logout.destroy();
+        sessions.save(logout).await.unwrap();
+        login.regenerate();
+        login.insert("user", 7).unwrap();
+        let update = sessions.save(login).await.unwrap();
+        assert_eq!(
+            update,
+            crate::CookieUpdate::Keep,
+            "a session ended meanwhile got a new id"
+        );
+        assert!(
+            sessions.load(cookie).await.unwrap().is_empty(),
+            "a destroyed session came back"
+        );
+    }
+
+    pub async fn regenerate_keeps_what_another_request_wrote_meanwhile(store: Arc<dyn Store>) {
+        let sessions = manager(&store, |b| b);
+        let old = stored(&sessions, &[("cart", 1)]).await;
+        let mut login = sessions.load(old.clone()).await.unwrap();
+        let mut other = sessions.load(old.clone()).await.unwrap();
+        other.insert("theme", 2).unwrap();
+        other
+            .update("cart", |n: Option<i64>| n.unwrap_or(0) + 1)
+            .unwrap();
+        sessions.save(other).await.unwrap();
+        login.regenerate();
+        login.insert("user", 7).unwrap();
+        let new = save(&sessions, login).await;
+        assert_ne!(new, old);
+        let state = sessions.load(new).await.unwrap();
+        assert_eq!(state.get::<i64>("user").unwrap(), Some(7));
+        assert_eq!(
+            state.get::<i64>("theme").unwrap(),
+            Some(2),
+            "the other request's key was lost"
+        );
+        assert_eq!(state.get::<i64>("cart").unwrap(), Some(2));
+        assert!(
+            sessions.load(old).await.unwrap().is_empty(),
+            "the old id still works"
+        );
+    }
+
+    pub async fn emptying_a_session_keeps_what_another_request_wrote_meanwhile(
+        store: Arc<dyn Store>,
+    ) {
+        let sessions = manager(&store, |b| b);
+        let cookie = stored(&sessions, &[("flash", 1)]).await;
+        let mut reader = sessions.load(cookie.clone()).await.unwrap();
+        let mut writer = sessions.load(cookie.clone()).await.unwrap();
+        writer.insert("cart", 5).unwrap();
+        sessions.save(writer).await.unwrap();
+        reader.remove("flash");
+        let update = sessions.save(reader).await.unwrap();
+        assert_eq!(
+            update,
+            crate::CookieUpdate::Keep,
+            "the session is not empty after the merge"
+        );
+        let state = sessions.load(cookie.clone()).await.unwrap();
+        assert_eq!(state.get::<i64>("cart").unwrap(), Some(5));
+        assert!(!state.contains("flash"));
+        // Without a concurrent write, removing the last key ends the session.
+        let mut state = state;
+        state.remove("cart");
+        let update = sessions.save(state).await.unwrap();
+        assert!(
+            matches!(update, crate::CookieUpdate::Remove(_)),
+            "{update:?}"
+        );
+        assert!(sessions.load(cookie).await.unwrap().is_empty());
+    }
+
+    pub async fn only_the_request_that_ended_a_session_removes_its_cookie(store: Arc<dyn Store>) {
+        let sessions = manager(&store, |b| b);
+        let cookie = stored(&sessions, &[("user", 1)]).await;
+        let late = sessions.load(cookie.clone()).await.unwrap();
+        let mut logout = sessions.load(cookie.clone()).await.unwrap();
+        logout.destroy();
+        let update = sessions.save(logout).await.unwrap();
+        assert!(
+            matches!(update, crate::CookieUpdate::Remove(_)),
+            "{update:?}"
+        );
+        // A late answer to a request made before the logout, and any later request that
+        // still carries the dead cookie, leave the browser's cookie alone: it may already
+        // be a newer login's.
+        assert_eq!(
+            sessions.save(late).await.unwrap(),
+            crate::CookieUpdate::Keep
+        );
+        let dead = sessions.load(cookie.clone()).await.unwrap();
+        assert!(dead.is_empty());
+        assert_eq!(
+            sessions.save(dead).await.unwrap(),
+            crate::CookieUpdate::Keep
+        );
+        let forged = sessions.verify(["session=forged"]);
+        let state = sessions.load(forged).await.unwrap();
+        assert_eq!(
+            sessions.save(state).await.unwrap(),
+            crate::CookieUpdate::Keep
+        );
+        // `clear` ends the session too.
+        let cookie = stored(&sessions, &[("user", 1)]).await;
+        let mut state = sessions.load(cookie).await.unwrap();
+        state.clear();
+        let update = sessions.save(state).await.unwrap();
+        assert!(
+            matches!(update, crate::CookieUpdate::Remove(_)),
+            "{update:?}"
+        );
+    }
 }
 
 /// Asserts that each of `store`'s per-request operations returns a future of at most
@@ -487,7 +899,11 @@ pub fn assert_small_futures(store: &dyn Store) {
         ),
         (
             "update",
-            std::mem::size_of_val(&*store.update(&key, b"v", at)),
+            std::mem::size_of_val(&*store.update(&key, b"v", at, Revision::FIRST)),
+        ),
+        (
+            "delete_if_unchanged",
+            std::mem::size_of_val(&*store.delete_if_unchanged(&key, Revision::FIRST)),
         ),
         ("touch", std::mem::size_of_val(&*store.touch(&key, at))),
         ("delete", std::mem::size_of_val(&*store.delete(&key))),
@@ -554,13 +970,24 @@ impl<S: Store> Store for CountingStore<S> {
         self.add("load");
         self.inner.load(key).await
     }
-    async fn create(&self, key: &StoreKey, value: &[u8], at: SystemTime) -> Result<(), StoreError> {
+    async fn create(
+        &self,
+        key: &StoreKey,
+        value: &[u8],
+        at: SystemTime,
+    ) -> Result<Revision, StoreError> {
         self.add("create");
         self.inner.create(key, value, at).await
     }
-    async fn update(&self, key: &StoreKey, value: &[u8], at: SystemTime) -> Result<(), StoreError> {
+    async fn update(
+        &self,
+        key: &StoreKey,
+        value: &[u8],
+        at: SystemTime,
+        revision: Revision,
+    ) -> Result<Revision, StoreError> {
         self.add("update");
-        self.inner.update(key, value, at).await
+        self.inner.update(key, value, at, revision).await
     }
     async fn touch(&self, key: &StoreKey, at: SystemTime) -> Result<(), StoreError> {
         self.add("touch");
@@ -570,9 +997,28 @@ impl<S: Store> Store for CountingStore<S> {
         self.add("delete");
         self.inner.delete(key).await
     }
+    async fn delete_if_unchanged(
+        &self,
+        key: &StoreKey,
+        revision: Revision,
+    ) -> Result<(), StoreError> {
+        self.add("delete_if_unchanged");
+        self.inner.delete_if_unchanged(key, revision).await
+    }
     async fn delete_expired(&self) -> Result<u64, StoreError> {
         self.add("delete_expired");
         self.inner.delete_expired().await
+    }
+    fn touches_on_load(&self) -> bool {
+        self.inner.touches_on_load()
+    }
+    async fn load_and_touch(
+        &self,
+        key: &StoreKey,
+        at: SystemTime,
+    ) -> Result<Option<crate::Loaded>, StoreError> {
+        self.add("load_and_touch");
+        self.inner.load_and_touch(key, at).await
     }
 }
 

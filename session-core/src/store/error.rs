@@ -2,22 +2,34 @@
 
 use std::error::Error as StdError;
 
+use super::Loaded;
+
 type Source = Box<dyn StdError + Send + Sync + 'static>;
 
 /// An error from a [`Store`](crate::Store) operation.
 ///
-/// The first two variants are answers of the contract, not failures: the middleware reacts
-/// to them (a new id on `DuplicateId`, a dropped write on `UnknownId`). The rest mean the
-/// store could not do its job; the middleware answers those with 503 and a log line.
+/// The first three variants are answers of the contract, not failures: the manager reacts
+/// to them (a new id on `DuplicateId`, a dropped write on `UnknownId`, a merge on
+/// `Conflict`). The rest mean the store could not do its job; the middleware answers those
+/// with 503 and a log line.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// `create` found a record under that key already; nothing was written.
     #[error("a session with this id already exists")]
     DuplicateId,
-    /// `update` or `touch` found no live record under that key; nothing was written.
+    /// `update`, `touch` or `delete_if_unchanged` found no live record under that key;
+    /// nothing was written.
     #[error("no live session with this id")]
     UnknownId,
+    /// `update` or `delete_if_unchanged` found the record at another revision than the
+    /// one given: another request wrote it meanwhile. Nothing was written.
+    #[error("the session was changed by another request")]
+    Conflict {
+        /// The record as it is now, when the backend returns it in the same round trip
+        /// (`None`: load it again).
+        current: Option<Loaded>,
+    },
     /// The store could not be reached or did not answer in time.
     #[error("{backend} session store is unavailable")]
     Unavailable {
@@ -65,9 +77,24 @@ impl StoreError {
         }
     }
 
-    /// Whether this is an answer of the contract (`DuplicateId`, `UnknownId`) rather than a
-    /// failure of the store.
+    /// Whether this is an answer of the contract (`DuplicateId`, `UnknownId`, `Conflict`)
+    /// rather than a failure of the store.
     pub fn is_contract_answer(&self) -> bool {
-        matches!(self, Self::DuplicateId | Self::UnknownId)
+        matches!(
+            self,
+            Self::DuplicateId | Self::UnknownId | Self::Conflict { .. }
+        )
+    }
+
+    /// A [`StoreError::Conflict`] without the current record.
+    pub fn conflict() -> Self {
+        Self::Conflict { current: None }
+    }
+
+    /// A [`StoreError::Conflict`] with the current record.
+    pub fn conflict_with(current: Loaded) -> Self {
+        Self::Conflict {
+            current: Some(current),
+        }
     }
 }

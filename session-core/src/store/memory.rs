@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 
-use super::{Loaded, Store, StoreError, StoreKey};
+use super::{Loaded, Revision, Store, StoreError, StoreKey};
 
 /// Sessions in a `HashMap` in this process: lost on restart, not shared between processes.
 ///
@@ -24,15 +24,30 @@ pub struct MemoryStore {
     entries: Arc<Mutex<HashMap<StoreKey, Entry>>>,
 }
 
-#[derive(Debug)]
 struct Entry {
     value: Vec<u8>,
+    revision: Revision,
     expires_at: SystemTime,
 }
 
 impl Entry {
     fn is_live(&self, now: SystemTime) -> bool {
         self.expires_at > now
+    }
+
+    fn loaded(&self) -> Loaded {
+        Loaded::new(self.value.clone(), self.revision).with_expiry(self.expires_at)
+    }
+}
+
+/// Session data is not for logs: only the size shows.
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry")
+            .field("bytes", &self.value.len())
+            .field("revision", &self.revision)
+            .field("expires_at", &self.expires_at)
+            .finish()
     }
 }
 
@@ -70,9 +85,7 @@ impl Store for MemoryStore {
         let now = SystemTime::now();
         let mut entries = self.lock();
         match entries.get(key) {
-            Some(entry) if entry.is_live(now) => Ok(Some(
-                Loaded::new(entry.value.clone()).with_expiry(entry.expires_at),
-            )),
+            Some(entry) if entry.is_live(now) => Ok(Some(entry.loaded())),
             Some(_) => {
                 entries.remove(key);
                 Ok(None)
@@ -81,7 +94,12 @@ impl Store for MemoryStore {
         }
     }
 
-    async fn create(&self, key: &StoreKey, value: &[u8], at: SystemTime) -> Result<(), StoreError> {
+    async fn create(
+        &self,
+        key: &StoreKey,
+        value: &[u8],
+        at: SystemTime,
+    ) -> Result<Revision, StoreError> {
         let now = SystemTime::now();
         let mut entries = self.lock();
         if entries.get(key).is_some_and(|e| e.is_live(now)) {
@@ -91,21 +109,33 @@ impl Store for MemoryStore {
             key.clone(),
             Entry {
                 value: value.to_vec(),
+                revision: Revision::FIRST,
                 expires_at: at,
             },
         );
-        Ok(())
+        Ok(Revision::FIRST)
     }
 
-    async fn update(&self, key: &StoreKey, value: &[u8], at: SystemTime) -> Result<(), StoreError> {
+    async fn update(
+        &self,
+        key: &StoreKey,
+        value: &[u8],
+        at: SystemTime,
+        revision: Revision,
+    ) -> Result<Revision, StoreError> {
         let now = SystemTime::now();
         match self.lock().get_mut(key) {
-            Some(entry) if entry.is_live(now) => {
-                entry.value = value.to_vec();
-                entry.expires_at = at;
-                Ok(())
+            Some(entry) if !entry.is_live(now) => Err(StoreError::UnknownId),
+            Some(entry) if entry.revision != revision => {
+                Err(StoreError::conflict_with(entry.loaded()))
             }
-            _ => Err(StoreError::UnknownId),
+            Some(entry) => {
+                entry.value = value.to_vec();
+                entry.revision = revision.next();
+                entry.expires_at = at;
+                Ok(entry.revision)
+            }
+            None => Err(StoreError::UnknownId),
         }
     }
 
@@ -123,6 +153,26 @@ impl Store for MemoryStore {
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
         self.lock().remove(key);
         Ok(())
+    }
+
+    async fn delete_if_unchanged(
+        &self,
+        key: &StoreKey,
+        revision: Revision,
+    ) -> Result<(), StoreError> {
+        let now = SystemTime::now();
+        let mut entries = self.lock();
+        match entries.get(key) {
+            Some(entry) if !entry.is_live(now) => Err(StoreError::UnknownId),
+            Some(entry) if entry.revision != revision => {
+                Err(StoreError::conflict_with(entry.loaded()))
+            }
+            Some(_) => {
+                entries.remove(key);
+                Ok(())
+            }
+            None => Err(StoreError::UnknownId),
+        }
     }
 
     async fn delete_expired(&self) -> Result<u64, StoreError> {

@@ -13,20 +13,24 @@ pub use error::StoreError;
 pub use key::{StoreKey, DEFAULT_KEY_PREFIX};
 pub use memory::MemoryStore;
 
-/// A place to keep sessions: an async key-value store with expiry.
+/// A place to keep sessions: an async key-value store with expiry and revisions.
 ///
 /// Values are opaque bytes (the encoded session, see [`Codec`](crate::Codec)); expiry is an
-/// absolute time. Each operation should be one round trip where the backend allows it.
-/// Every backend passes the same conformance suite
-/// (`session_core::store_conformance_tests!`, behind the `test-suite` feature).
+/// absolute time. Every record carries a [`Revision`] that changes with each write of its
+/// value, so that a write-back can be made conditional on the record still being the one
+/// the request loaded: two overlapping requests then merge instead of overwriting each
+/// other. Each operation should be one round trip where the backend allows it. Every
+/// backend passes the same conformance suite (`session_core::store_conformance_tests!`,
+/// behind the `test-suite` feature).
 ///
 /// | operation | must |
 /// |---|---|
-/// | [`load`](Store::load) | return the value, or `None` if absent or expired |
+/// | [`load`](Store::load) | return the value and its revision, or `None` if absent or expired |
 /// | [`create`](Store::create) | insert only if absent; otherwise [`StoreError::DuplicateId`] and no write |
-/// | [`update`](Store::update) | replace only if present and live; otherwise [`StoreError::UnknownId`] and no write |
-/// | [`touch`](Store::touch) | set a new expiry without rewriting the value; absent is [`StoreError::UnknownId`] |
+/// | [`update`](Store::update) | replace only if present, live and still at the given revision; absent is [`StoreError::UnknownId`], another revision is [`StoreError::Conflict`]; never a resurrection |
+/// | [`touch`](Store::touch) | set a new expiry without rewriting the value or changing the revision; absent is [`StoreError::UnknownId`] |
 /// | [`delete`](Store::delete) | remove; absent is not an error |
+/// | [`delete_if_unchanged`](Store::delete_if_unchanged) | remove only if still at the given revision, with the answers of `update` |
 /// | [`delete_expired`](Store::delete_expired) | remove expired records in bounded batches (stores without native expiry) |
 ///
 /// The trait is object-safe; the middleware holds an `Arc<dyn Store>`.
@@ -35,30 +39,46 @@ pub trait Store: Send + Sync + 'static {
     /// A short name for logs and traces: `"memory"`, `"file"`, `"redis"`, ...
     fn backend(&self) -> &'static str;
 
-    /// The value under `key`, or `None` when it is absent or expired.
+    /// The value under `key` with its revision, or `None` when it is absent or expired.
     async fn load(&self, key: &StoreKey) -> Result<Option<Loaded>, StoreError>;
 
-    /// Inserts `value` under `key` unless a live record is there.
+    /// Inserts `value` under `key` unless a live record is there, and returns the new
+    /// record's revision.
     async fn create(
         &self,
         key: &StoreKey,
         value: &[u8],
         expires_at: SystemTime,
-    ) -> Result<(), StoreError>;
+    ) -> Result<Revision, StoreError>;
 
-    /// Replaces the value under `key` if a live record is there; never creates one.
+    /// Replaces the value under `key` if a live record is there and its revision is still
+    /// `revision`; returns the new revision. Never creates a record.
+    ///
+    /// A live record at another revision is [`StoreError::Conflict`], carrying the current
+    /// record when the backend can return it in the same round trip.
     async fn update(
         &self,
         key: &StoreKey,
         value: &[u8],
         expires_at: SystemTime,
-    ) -> Result<(), StoreError>;
+        revision: Revision,
+    ) -> Result<Revision, StoreError>;
 
-    /// Moves the expiry of a live record without rewriting its value.
+    /// Moves the expiry of a live record without rewriting its value or changing its
+    /// revision.
     async fn touch(&self, key: &StoreKey, expires_at: SystemTime) -> Result<(), StoreError>;
 
-    /// Removes the record under `key`, if any.
+    /// Removes the record under `key`, if any, whatever its revision.
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError>;
+
+    /// Removes the record under `key` only if it is live and still at `revision`: the
+    /// answers are those of [`update`](Store::update), so a request that emptied a session
+    /// does not throw away what another request wrote meanwhile.
+    async fn delete_if_unchanged(
+        &self,
+        key: &StoreKey,
+        revision: Revision,
+    ) -> Result<(), StoreError>;
 
     /// Removes expired records, in bounded batches, and returns how many it removed.
     ///
@@ -93,18 +113,59 @@ pub trait Store: Send + Sync + 'static {
     }
 }
 
+/// Which write of a record a request loaded: an opaque token that a store changes every
+/// time it writes the record's value.
+///
+/// Stores that count writes start at [`Revision::FIRST`] and use [`Revision::next`];
+/// stores with a native token (memcached's CAS) carry theirs. [`Revision::UNVERSIONED`]
+/// stands for a record written before records carried revisions: it still loads, and an
+/// update conditional on it succeeds while the record is still unversioned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Revision(u64);
+
+impl Revision {
+    /// A record that was stored without a revision.
+    pub const UNVERSIONED: Self = Self(0);
+
+    /// The revision of a newly created record, for stores that count writes.
+    pub const FIRST: Self = Self(1);
+
+    /// A revision from its stored number.
+    pub const fn new(number: u64) -> Self {
+        Self(number)
+    }
+
+    /// The number to store.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+
+    /// The revision after this one, for stores that count writes. It wraps past the last
+    /// number (skipping [`Revision::UNVERSIONED`]), after which it is still different from
+    /// every revision a request can hold in practice.
+    #[must_use]
+    pub const fn next(self) -> Self {
+        match self.0.wrapping_add(1) {
+            0 => Self::FIRST,
+            n => Self(n),
+        }
+    }
+}
+
 /// A record read from a store.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Loaded {
     value: Vec<u8>,
+    revision: Revision,
     expires_at: Option<SystemTime>,
 }
 
 impl Loaded {
-    /// A record whose expiry the store does not report (Redis `GET`, say).
-    pub fn new(value: Vec<u8>) -> Self {
+    /// A record at `revision` whose expiry the store does not report (Redis `GET`, say).
+    pub fn new(value: Vec<u8>, revision: Revision) -> Self {
         Self {
             value,
+            revision,
             expires_at: None,
         }
     }
@@ -126,6 +187,11 @@ impl Loaded {
         self.value
     }
 
+    /// The record's revision, for a conditional [`Store::update`].
+    pub fn revision(&self) -> Revision {
+        self.revision
+    }
+
     /// When the record expires, if the store reported it.
     pub fn expires_at(&self) -> Option<SystemTime> {
         self.expires_at
@@ -136,6 +202,7 @@ impl std::fmt::Debug for Loaded {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Loaded")
             .field("bytes", &self.value.len())
+            .field("revision", &self.revision)
             .field("expires_at", &self.expires_at)
             .finish()
     }
@@ -149,17 +216,35 @@ impl<S: Store + ?Sized> Store for Arc<S> {
     async fn load(&self, key: &StoreKey) -> Result<Option<Loaded>, StoreError> {
         (**self).load(key).await
     }
-    async fn create(&self, key: &StoreKey, value: &[u8], at: SystemTime) -> Result<(), StoreError> {
+    async fn create(
+        &self,
+        key: &StoreKey,
+        value: &[u8],
+        at: SystemTime,
+    ) -> Result<Revision, StoreError> {
         (**self).create(key, value, at).await
     }
-    async fn update(&self, key: &StoreKey, value: &[u8], at: SystemTime) -> Result<(), StoreError> {
-        (**self).update(key, value, at).await
+    async fn update(
+        &self,
+        key: &StoreKey,
+        value: &[u8],
+        at: SystemTime,
+        revision: Revision,
+    ) -> Result<Revision, StoreError> {
+        (**self).update(key, value, at, revision).await
     }
     async fn touch(&self, key: &StoreKey, at: SystemTime) -> Result<(), StoreError> {
         (**self).touch(key, at).await
     }
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
         (**self).delete(key).await
+    }
+    async fn delete_if_unchanged(
+        &self,
+        key: &StoreKey,
+        revision: Revision,
+    ) -> Result<(), StoreError> {
+        (**self).delete_if_unchanged(key, revision).await
     }
     async fn delete_expired(&self) -> Result<u64, StoreError> {
         (**self).delete_expired().await
