@@ -10,14 +10,25 @@
 //! ```
 //!
 //! # Commands (memcached's meta protocol)
+//! A record's [`Revision`] is memcached's own CAS, which every write of the item changes
+//! and a touch does not: the stored item is the encoded session and nothing else.
+//!
 //! | operation | command | reply |
 //! |---|---|---|
-//! | `load` | `mg key v` | miss = absent |
-//! | `load_and_touch` (refresh on read) | `mg key v T<ttl>` | miss = absent |
-//! | `create` | `ms key S<n> T<ttl> ME` (add) | `NS` = `DuplicateId` |
-//! | `update` | `ms key S<n> T<ttl> MR` (replace) | `NS` = `UnknownId`: never a resurrection |
-//! | `touch` | `mg key T<ttl>` without the value | miss = `UnknownId` |
+//! | `load` | `mg key v c` | the value at its CAS; miss = absent |
+//! | `load_and_touch` (refresh on read) | `mg key v c T<ttl>` | the same; the CAS stays |
+//! | `create` | `ms key S<n> T<ttl> ME c` (add) | the new CAS; `NS` = `DuplicateId` |
+//! | `update` | `ms key S<n> T<ttl> C<cas> c` (compare-and-set) | the new CAS; `NF` = `UnknownId` (never a resurrection), `EX` = `Conflict` without the current record |
+//! | `touch` | `mg key T<ttl>` without the value | the CAS stays; miss = `UnknownId` |
 //! | `delete` | `md key` | |
+//! | `delete_if_unchanged` | `md key C<cas>` | `NF` = `UnknownId`, `EX` = `Conflict` without the current record |
+//!
+//! The client also asks every `mg` for the item's flags (`f`), which this crate leaves at 0.
+//! No live item has CAS 0, so a write conditional on [`Revision::UNVERSIONED`] cannot
+//! succeed: it is answered by `mg key v c` instead, `Conflict` with the current record or
+//! `UnknownId`, and writes nothing. A server started with `-C` keeps no CAS: its items
+//! are a `StoreError::Backend` on load and create rather than records that no write could
+//! be conditional on.
 //!
 //! Memcached enforces the idle expiry (the item's TTL, which `touch` moves without
 //! rewriting the value); the absolute deadline travels in the record and is checked on
@@ -56,9 +67,10 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use memcache::exp::{
-    AsyncMetaClient, Delete, Error as McError, Get, GetResult, MutationStatus, Set, Ttl,
+    AsyncMetaClient, Delete, Error as McError, Get, GetResult, Meta, MutationResult,
+    MutationStatus, Set, Ttl,
 };
-use session_core::{Loaded, Store, StoreError, StoreKey};
+use session_core::{Loaded, Revision, Store, StoreError, StoreKey};
 
 const BACKEND: &str = "memcached";
 
@@ -172,6 +184,10 @@ enum Failure {
     Ambiguous(#[source] Box<Failure>),
     #[error("server error: {0}")]
     Server(String),
+    #[error("memcached answered without a CAS: conditional writes need CAS, which `memcached -C` turns off")]
+    NoCas,
+    #[error("unexpected answer to a {0}")]
+    Unexpected(&'static str),
     #[error("{0}")]
     Other(String),
 }
@@ -224,10 +240,38 @@ fn ttl(at: SystemTime) -> Ttl {
     Ttl::secs(u32::try_from(secs.max(1)).unwrap_or(u32::MAX))
 }
 
-/// The value of a hit; a miss (or any other status) has none.
-fn hit_value(result: GetResult) -> Option<Vec<u8>> {
-    let hit = result.hit();
-    result.value.filter(|_| hit)
+/// An item's CAS as its revision. A live item's CAS is never 0 on a server with CAS
+/// enabled, so 0 or none means `-C`, where nothing could be compared.
+fn revision(cas: Option<u64>) -> Result<Revision, StoreError> {
+    match cas {
+        Some(cas) if cas != Revision::UNVERSIONED.get() => Ok(Revision::new(cas)),
+        _ => Err(StoreError::backend(BACKEND, Failure::NoCas)),
+    }
+}
+
+/// The record of a hit, at its CAS; a miss (or any other status) is `None`.
+fn hit_record(result: GetResult) -> Result<Option<Loaded>, StoreError> {
+    let (hit, cas) = (result.hit(), result.item.cas);
+    match result.value.filter(|_| hit) {
+        Some(value) => Ok(Some(Loaded::new(value, revision(cas)?))),
+        None => Ok(None),
+    }
+}
+
+/// A read of the value and its CAS (`mg key v c`).
+fn get_with_cas(key: &str) -> Get {
+    Get::new(key).meta(Meta::NONE.cas())
+}
+
+/// The answers of a conditional write (`ms` or `md` with `C<cas>`): `NF` is absent or
+/// expired, `EX` another CAS, which memcached does not follow with the current value.
+fn conditional(result: &MutationResult, command: &'static str) -> Result<(), StoreError> {
+    match result.status {
+        MutationStatus::Applied => Ok(()),
+        MutationStatus::NotFound => Err(StoreError::UnknownId),
+        MutationStatus::CasMismatch => Err(StoreError::conflict()),
+        _ => Err(StoreError::backend(BACKEND, Failure::Unexpected(command))),
+    }
 }
 
 fn check_key(key: &StoreKey) -> Result<&str, StoreError> {
@@ -269,30 +313,35 @@ impl MemcachedStore {
         }
     }
 
-    /// A `ms` in mode add or replace; `NS` (not stored) becomes `refused`.
-    async fn store(
-        &self,
-        set: Set,
-        key: &str,
-        value: &[u8],
-        refused: StoreError,
-    ) -> Result<(), StoreError> {
+    /// Sends a `ms` whose value fits the item size limit.
+    async fn store(&self, set: Set, key: &str, value: &[u8]) -> Result<MutationResult, StoreError> {
         // Refused here when the configured limit says so; the server's own refusal (a
         // limit set lower than its `-I`) is the same typed error.
         if value.len() > self.value_limit(key) {
             return Err(self.too_large(key, value));
         }
-        let result = self.client.run(set).await.map_err(|error| {
+        self.client.run(set).await.map_err(|error| {
             let failure = Failure::new(error);
             if failure.is_too_large() {
                 self.too_large(key, value)
             } else {
                 failure.into_store_error()
             }
-        })?;
-        match result.status {
-            MutationStatus::Applied => Ok(()),
-            _ => Err(refused),
+        })
+    }
+
+    /// The answer to a write conditional on [`Revision::UNVERSIONED`], which no memcached
+    /// item has: a read tells absent from live without writing, whatever the server makes
+    /// of `C0`, and brings the current record with the conflict.
+    async fn unversioned(&self, key: &str) -> StoreError {
+        let answer = match self.client.run(get_with_cas(key)).await {
+            Ok(result) => hit_record(result),
+            Err(error) => Err(failed(error)),
+        };
+        match answer {
+            Ok(Some(current)) => StoreError::conflict_with(current),
+            Ok(None) => StoreError::UnknownId,
+            Err(error) => error,
         }
     }
 }
@@ -304,12 +353,8 @@ impl Store for MemcachedStore {
     }
 
     async fn load(&self, key: &StoreKey) -> Result<Option<Loaded>, StoreError> {
-        let result = self
-            .client
-            .run(Get::new(check_key(key)?))
-            .await
-            .map_err(failed)?;
-        Ok(hit_value(result).map(Loaded::new))
+        let get = get_with_cas(check_key(key)?);
+        hit_record(self.client.run(get).await.map_err(failed)?)
     }
 
     fn touches_on_load(&self) -> bool {
@@ -321,21 +366,46 @@ impl Store for MemcachedStore {
         key: &StoreKey,
         at: SystemTime,
     ) -> Result<Option<Loaded>, StoreError> {
-        let get = Get::new(check_key(key)?).touch(ttl(at));
-        let result = self.client.run(get).await.map_err(failed)?;
-        Ok(hit_value(result).map(|value| Loaded::new(value).with_expiry(at)))
+        let get = get_with_cas(check_key(key)?).touch(ttl(at));
+        let loaded = hit_record(self.client.run(get).await.map_err(failed)?)?;
+        Ok(loaded.map(|loaded| loaded.with_expiry(at)))
     }
 
-    async fn create(&self, key: &StoreKey, value: &[u8], at: SystemTime) -> Result<(), StoreError> {
+    async fn create(
+        &self,
+        key: &StoreKey,
+        value: &[u8],
+        at: SystemTime,
+    ) -> Result<Revision, StoreError> {
         let key = check_key(key)?;
-        let set = Set::new(key, value).add().ttl(ttl(at));
-        self.store(set, key, value, StoreError::DuplicateId).await
+        let set = Set::new(key, value).add().ttl(ttl(at)).return_cas();
+        let result = self.store(set, key, value).await?;
+        match result.status {
+            MutationStatus::Applied => revision(result.cas),
+            _ => Err(StoreError::DuplicateId),
+        }
     }
 
-    async fn update(&self, key: &StoreKey, value: &[u8], at: SystemTime) -> Result<(), StoreError> {
+    async fn update(
+        &self,
+        key: &StoreKey,
+        value: &[u8],
+        at: SystemTime,
+        expected: Revision,
+    ) -> Result<Revision, StoreError> {
         let key = check_key(key)?;
-        let set = Set::new(key, value).replace().ttl(ttl(at));
-        self.store(set, key, value, StoreError::UnknownId).await
+        if expected == Revision::UNVERSIONED {
+            return Err(self.unversioned(key).await);
+        }
+        // Set mode with `C`: compare-and-set answers `NF` for an absent item, so this never
+        // resurrects one.
+        let set = Set::new(key, value)
+            .ttl(ttl(at))
+            .compare_cas(expected.get())
+            .return_cas();
+        let result = self.store(set, key, value).await?;
+        conditional(&result, "ms")?;
+        revision(result.cas)
     }
 
     async fn touch(&self, key: &StoreKey, at: SystemTime) -> Result<(), StoreError> {
@@ -354,6 +424,20 @@ impl Store for MemcachedStore {
             .await
             .map_err(failed)
             .map(drop)
+    }
+
+    async fn delete_if_unchanged(
+        &self,
+        key: &StoreKey,
+        expected: Revision,
+    ) -> Result<(), StoreError> {
+        let key = check_key(key)?;
+        if expected == Revision::UNVERSIONED {
+            return Err(self.unversioned(key).await);
+        }
+        let delete = Delete::new(key).compare_cas(expected.get());
+        let result = self.client.run(delete).await.map_err(failed)?;
+        conditional(&result, "md")
     }
 }
 

@@ -28,6 +28,12 @@ impl MemcachedServer {
         LocalServer::start("memcached", args).map(Self)
     }
 
+    /// One started with `-C`: its items have no CAS, so it cannot hold revisions.
+    pub fn start_without_cas() -> io::Result<Self> {
+        let args = &["-u", "root", "-l", "127.0.0.1", "-m", "64", "-C", "-p"];
+        LocalServer::start("memcached", args).map(Self)
+    }
+
     /// `127.0.0.1:PORT`.
     pub fn address(&self) -> String {
         format!("127.0.0.1:{}", self.0.port())

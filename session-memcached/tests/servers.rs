@@ -154,9 +154,12 @@ async fn errors_never_show_the_key() {
         .await
         .unwrap();
     let key = key();
-    store.create(&key, b"x", hour()).await.unwrap();
+    let revision = store.create(&key, b"x", hour()).await.unwrap();
     server.stop();
-    let error = store.update(&key, b"y", hour()).await.unwrap_err();
+    let error = store
+        .update(&key, b"y", hour(), revision)
+        .await
+        .unwrap_err();
     let mut text = format!("{error} {error:?}");
     let mut source = std::error::Error::source(&error);
     while let Some(cause) = source {
