@@ -10,24 +10,37 @@
 //! ```
 //!
 //! # Documents
-//! `{_id: "session:<id>", data: <binary>, expires_at: <date>, created_at: <date>}` in the
-//! database named in the URL (else `sessions`), collection `sessions`. A TTL index on
-//! `expires_at` (`expireAfterSeconds: 0`) is created on first use, idempotently, so the
+//! `{_id: "session:<id>", data: <binary>, expires_at: <date>, created_at: <date>, rev: <int64>}`
+//! in the database named in the URL (else `sessions`), collection `sessions`. A TTL index
+//! on `expires_at` (`expireAfterSeconds: 0`) is created on first use, idempotently, so the
 //! server removes expired documents by itself; its monitor runs only every 60 s, so every
 //! read also filters on `expires_at`.
 //!
+//! `rev` is the record's [`Revision`]: 1 on `create`, one more on each `update`, unchanged
+//! by `touch`. A document without `rev` (written by an earlier version of this crate) loads
+//! at [`Revision::UNVERSIONED`], and a write conditional on that revision matches it with
+//! `rev: {$exists: false}` and gives it `rev: 1`. A document whose `data` is not binary, or
+//! whose `rev` is not a non-zero integer, is not one this store wrote and reads as absent.
+//!
 //! # Operations
+//! `live` below is `{_id, expires_at: {$gt: now}}`, and `at rev` adds `rev: <revision>`
+//! (or `rev: {$exists: false}` for `UNVERSIONED`).
+//!
 //! | operation | call | checked |
 //! |---|---|---|
-//! | `load` | `find_one {_id, expires_at > now}` | none = absent |
-//! | `create` | `insert_one` | duplicate key (11000) = `DuplicateId`, unless the holder has expired |
-//! | `update` | `update_one {_id, expires_at > now}` `$set` data and expiry, no upsert | matched 0 = `UnknownId` |
-//! | `touch` | `update_one {_id, expires_at > now}` `$set` expiry | matched 0 = `UnknownId` |
+//! | `load` | `find_one live` | none = absent |
+//! | `create` | `insert_one` with `rev: 1` | duplicate key (11000) = `DuplicateId`, unless the holder has expired (then `replace_one {_id, expires_at <= now}`) |
+//! | `update` | `update_one live at rev`, `$set` data, expiry and `rev: <revision + 1>`, no upsert | matched 0: `find_one live`, none = `UnknownId`, else `Conflict` with that document |
+//! | `touch` | `update_one live`, `$set` expiry | matched 0 = `UnknownId` |
 //! | `delete` | `delete_one {_id}` | |
+//! | `delete_if_unchanged` | `delete_one live at rev` | deleted 0: as `update` |
 //! | `delete_expired` | batches of `delete_many {_id in [...]}` | for deployments without the index |
 //!
+//! A conflict-free `update` or `delete_if_unchanged` is one round trip; only a write that
+//! matched nothing reads the document back, to tell a gone session from a changed one.
 //! `update` uses `$set` rather than `replace_one` so the document keeps its `created_at`.
-//! Times are the application's clock, in milliseconds.
+//! `load_and_touch` is `load` then `touch`. Times are the application's clock, in
+//! milliseconds.
 
 use std::time::{Duration, SystemTime};
 
@@ -39,12 +52,15 @@ use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Collection, IndexModel};
 use session_core::time::{from_unix_millis_i64, unix_millis_i64};
-use session_core::{Loaded, Store, StoreError, StoreKey};
+use session_core::{Loaded, Revision, Store, StoreError, StoreKey};
 
 const BACKEND: &str = "mongodb";
 
 /// MongoDB's duplicate key error code.
 const DUPLICATE_KEY: i32 = 11000;
+
+/// The field holding a document's revision.
+const REV: &str = "rev";
 
 /// Documents removed per `delete_many` by [`Store::delete_expired`].
 const DELETE_BATCH: i64 = 5_000;
@@ -142,19 +158,17 @@ impl MongoStore {
         }
     }
 
-    /// `$set`s `fields` on the live session under `key`; `UnknownId` if there is none, so
-    /// a deleted or expired session is never brought back.
-    async fn set_live(&self, key: &StoreKey, fields: Document) -> Result<(), StoreError> {
+    /// Why a conditional write under `key` matched nothing: `Conflict` with the live
+    /// document if there is one, else `UnknownId`.
+    async fn miss(&self, key: &StoreKey) -> StoreError {
         let now = date(SystemTime::now());
-        let result = self
-            .collection
-            .update_one(live(key, now), doc! { "$set": fields })
-            .await
-            .map_err(failed)?;
-        if result.matched_count == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::UnknownId)
+        match self.collection.find_one(live(key, now)).await {
+            Ok(Some(document)) => match loaded(&document) {
+                Some(current) => StoreError::conflict_with(current),
+                None => StoreError::UnknownId,
+            },
+            Ok(None) => StoreError::UnknownId,
+            Err(error) => failed(error),
         }
     }
 
@@ -231,6 +245,51 @@ fn live(key: &StoreKey, now: DateTime) -> Document {
     doc! { "_id": key.as_str(), "expires_at": { "$gt": now } }
 }
 
+/// The live session under `key` if it is still at `revision`; a legacy document has no
+/// `rev` field at all.
+fn live_at(key: &StoreKey, now: DateTime, revision: Revision) -> Document {
+    let mut filter = live(key, now);
+    if revision == Revision::UNVERSIONED {
+        filter.insert(REV, doc! { "$exists": false });
+    } else {
+        filter.insert(REV, stored(revision));
+    }
+    filter
+}
+
+/// A revision as stored: the Int64 with the same bits, so every `u64` round-trips.
+fn stored(revision: Revision) -> i64 {
+    revision.get() as i64
+}
+
+/// The revision of `document`: `UNVERSIONED` without a `rev` field, `None` if the field is
+/// not one this store writes (`live_at` could never match it).
+fn revision_of(document: &Document) -> Option<Revision> {
+    let number = match document.get(REV) {
+        None => return Some(Revision::UNVERSIONED),
+        Some(Bson::Int64(n)) => *n,
+        Some(Bson::Int32(n)) => i64::from(*n),
+        Some(_) => return None,
+    };
+    match Revision::new(number as u64) {
+        Revision::UNVERSIONED => None,
+        revision => Some(revision),
+    }
+}
+
+/// The record in `document`, or `None` if it is not a document this store wrote (treated
+/// as absent, like undecodable data).
+fn loaded(document: &Document) -> Option<Loaded> {
+    let Some(Bson::Binary(data)) = document.get("data") else {
+        return None;
+    };
+    let loaded = Loaded::new(data.bytes.clone(), revision_of(document)?);
+    Some(match document.get_datetime("expires_at") {
+        Ok(at) => loaded.with_expiry(from_unix_millis_i64(at.timestamp_millis())),
+        Err(_) => loaded,
+    })
+}
+
 #[async_trait]
 impl Store for MongoStore {
     fn backend(&self) -> &'static str {
@@ -239,35 +298,30 @@ impl Store for MongoStore {
 
     async fn load(&self, key: &StoreKey) -> Result<Option<Loaded>, StoreError> {
         let now = date(SystemTime::now());
-        let Some(document) = self
+        let document = self
             .collection
             .find_one(live(key, now))
             .await
-            .map_err(failed)?
-        else {
-            return Ok(None);
-        };
-        let Some(Bson::Binary(data)) = document.get("data") else {
-            // Not a document this store wrote: treated as absent, like undecodable data.
-            return Ok(None);
-        };
-        let loaded = Loaded::new(data.bytes.clone());
-        Ok(Some(match document.get_datetime("expires_at") {
-            Ok(at) => loaded.with_expiry(from_unix_millis_i64(at.timestamp_millis())),
-            Err(_) => loaded,
-        }))
+            .map_err(failed)?;
+        Ok(document.as_ref().and_then(loaded))
     }
 
-    async fn create(&self, key: &StoreKey, value: &[u8], at: SystemTime) -> Result<(), StoreError> {
+    async fn create(
+        &self,
+        key: &StoreKey,
+        value: &[u8],
+        at: SystemTime,
+    ) -> Result<Revision, StoreError> {
         let now = date(SystemTime::now());
         let document = doc! {
             "_id": key.as_str(),
             "data": binary(value),
             "expires_at": date(at),
             "created_at": now,
+            REV: stored(Revision::FIRST),
         };
         match self.collection.insert_one(document.clone()).await {
-            Ok(_) => Ok(()),
+            Ok(_) => Ok(Revision::FIRST),
             Err(error) if is_duplicate_key(&error) => {
                 // Only an expired holder may be replaced; a live one is never overwritten.
                 let expired = doc! { "_id": key.as_str(), "expires_at": { "$lte": now } };
@@ -277,7 +331,7 @@ impl Store for MongoStore {
                     .await
                     .map_err(failed)?;
                 if replaced.matched_count == 1 {
-                    Ok(())
+                    Ok(Revision::FIRST)
                 } else {
                     Err(StoreError::DuplicateId)
                 }
@@ -286,13 +340,40 @@ impl Store for MongoStore {
         }
     }
 
-    async fn update(&self, key: &StoreKey, value: &[u8], at: SystemTime) -> Result<(), StoreError> {
-        self.set_live(key, doc! { "data": binary(value), "expires_at": date(at) })
+    async fn update(
+        &self,
+        key: &StoreKey,
+        value: &[u8],
+        at: SystemTime,
+        revision: Revision,
+    ) -> Result<Revision, StoreError> {
+        let now = date(SystemTime::now());
+        let next = revision.next();
+        let set = doc! { "data": binary(value), "expires_at": date(at), REV: stored(next) };
+        let result = self
+            .collection
+            .update_one(live_at(key, now, revision), doc! { "$set": set })
             .await
+            .map_err(failed)?;
+        if result.matched_count == 1 {
+            Ok(next)
+        } else {
+            Err(self.miss(key).await)
+        }
     }
 
     async fn touch(&self, key: &StoreKey, at: SystemTime) -> Result<(), StoreError> {
-        self.set_live(key, doc! { "expires_at": date(at) }).await
+        let now = date(SystemTime::now());
+        let result = self
+            .collection
+            .update_one(live(key, now), doc! { "$set": { "expires_at": date(at) } })
+            .await
+            .map_err(failed)?;
+        if result.matched_count == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::UnknownId)
+        }
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
@@ -301,6 +382,24 @@ impl Store for MongoStore {
             .await
             .map(drop)
             .map_err(failed)
+    }
+
+    async fn delete_if_unchanged(
+        &self,
+        key: &StoreKey,
+        revision: Revision,
+    ) -> Result<(), StoreError> {
+        let now = date(SystemTime::now());
+        let result = self
+            .collection
+            .delete_one(live_at(key, now, revision))
+            .await
+            .map_err(failed)?;
+        if result.deleted_count == 1 {
+            Ok(())
+        } else {
+            Err(self.miss(key).await)
+        }
     }
 
     async fn delete_expired(&self) -> Result<u64, StoreError> {

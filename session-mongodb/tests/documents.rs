@@ -2,11 +2,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::TryStreamExt as _;
-use mongodb::bson::{doc, Bson, Document};
-use session_core::{IdLength, SessionId, Store, StoreError, StoreKey};
+use mongodb::bson::spec::BinarySubtype;
+use mongodb::bson::{doc, Binary, Bson, DateTime, Document};
+use mongodb::event::command::CommandEvent;
+use mongodb::event::EventHandler;
+use mongodb::options::ClientOptions;
+use mongodb::Client;
+use session_core::{IdLength, Revision, SessionId, Store, StoreError, StoreKey};
 use session_mongodb::MongoStore;
 
 fn url() -> String {
@@ -56,6 +62,7 @@ async fn one_document_per_session_with_a_ttl_index() {
         .as_millis() as i64;
     assert!((stored - wanted).abs() <= 1, "{stored} vs {wanted}");
     assert!(document.get_datetime("created_at").is_ok());
+    assert_eq!(document.get("rev"), Some(&Bson::Int64(1)));
 
     let indexes: Vec<_> = store
         .collection()
@@ -97,4 +104,238 @@ async fn a_server_that_cannot_be_reached_fails_fast() {
         "took {:?}",
         started.elapsed()
     );
+}
+
+async fn store(name: &str) -> MongoStore {
+    MongoStore::builder()
+        .database(format!("{name}_{}", std::process::id()))
+        .connect(&url())
+        .await
+        .unwrap()
+}
+
+async fn stored(store: &MongoStore, key: &StoreKey) -> Document {
+    store
+        .collection()
+        .find_one(doc! { "_id": key.as_str() })
+        .await
+        .unwrap()
+        .expect("the document")
+}
+
+/// A session as the previous release wrote it: no `rev` field.
+fn legacy_document(key: &StoreKey, value: &[u8]) -> Document {
+    let now = SystemTime::now();
+    doc! {
+        "_id": key.as_str(),
+        "data": Binary { subtype: BinarySubtype::Generic, bytes: value.to_vec() },
+        "expires_at": DateTime::from_system_time(now + Duration::from_secs(3600)),
+        "created_at": DateTime::from_system_time(now),
+    }
+}
+
+fn data(document: &Document) -> &[u8] {
+    match document.get("data") {
+        Some(Bson::Binary(b)) => &b.bytes,
+        other => panic!("data is {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_legacy_document_loads_unversioned_and_updates_at_unversioned() {
+    let store = store("legacy").await;
+    let key = key();
+    store
+        .collection()
+        .insert_one(legacy_document(&key, b"old"))
+        .await
+        .unwrap();
+
+    let loaded = store.load(&key).await.unwrap().expect("the legacy session");
+    assert_eq!(
+        (loaded.value(), loaded.revision()),
+        (&b"old"[..], Revision::UNVERSIONED)
+    );
+    assert!(loaded.expires_at().is_some());
+
+    // A revision the document never had is a conflict carrying the document, and no write.
+    match store
+        .update(&key, b"lost", SystemTime::now(), Revision::FIRST)
+        .await
+    {
+        Err(StoreError::Conflict {
+            current: Some(current),
+        }) => assert_eq!(
+            (current.value(), current.revision()),
+            (&b"old"[..], Revision::UNVERSIONED)
+        ),
+        other => panic!("expected a conflict with the document, got {other:?}"),
+    }
+    assert!(matches!(
+        store.delete_if_unchanged(&key, Revision::FIRST).await,
+        Err(StoreError::Conflict { current: Some(_) })
+    ));
+    let document = stored(&store, &key).await;
+    assert_eq!(data(&document), b"old");
+    assert_eq!(document.get("rev"), None, "a conflicting write changed rev");
+
+    // A touch leaves it unversioned.
+    let later = SystemTime::now() + Duration::from_secs(7200);
+    store.touch(&key, later).await.unwrap();
+    assert_eq!(
+        store.load(&key).await.unwrap().unwrap().revision(),
+        Revision::UNVERSIONED
+    );
+
+    let next = store
+        .update(&key, b"new", later, Revision::UNVERSIONED)
+        .await
+        .unwrap();
+    assert_eq!(next, Revision::FIRST);
+    let document = stored(&store, &key).await;
+    assert_eq!(data(&document), b"new");
+    assert_eq!(document.get("rev"), Some(&Bson::Int64(1)));
+    assert!(
+        document.get_datetime("created_at").is_ok(),
+        "update dropped created_at"
+    );
+    let loaded = store.load(&key).await.unwrap().unwrap();
+    assert_eq!(
+        (loaded.value(), loaded.revision()),
+        (&b"new"[..], Revision::FIRST)
+    );
+
+    // Once versioned, UNVERSIONED is stale: it neither writes nor deletes.
+    match store
+        .update(&key, b"stale", later, Revision::UNVERSIONED)
+        .await
+    {
+        Err(StoreError::Conflict {
+            current: Some(current),
+        }) => assert_eq!(
+            (current.value(), current.revision()),
+            (&b"new"[..], Revision::FIRST)
+        ),
+        other => panic!("expected a conflict with the document, got {other:?}"),
+    }
+    assert!(matches!(
+        store.delete_if_unchanged(&key, Revision::UNVERSIONED).await,
+        Err(StoreError::Conflict { current: Some(_) })
+    ));
+    assert_eq!(data(&stored(&store, &key).await), b"new");
+}
+
+#[tokio::test]
+async fn a_legacy_document_deletes_at_unversioned() {
+    let store = store("legacy_delete").await;
+    let key = key();
+    store
+        .collection()
+        .insert_one(legacy_document(&key, b"old"))
+        .await
+        .unwrap();
+    store
+        .delete_if_unchanged(&key, Revision::UNVERSIONED)
+        .await
+        .unwrap();
+    assert_eq!(store.load(&key).await.unwrap(), None);
+    assert!(matches!(
+        store.delete_if_unchanged(&key, Revision::UNVERSIONED).await,
+        Err(StoreError::UnknownId)
+    ));
+}
+
+#[tokio::test]
+async fn revisions_count_writes_and_a_stale_write_changes_nothing() {
+    let store = store("revisions").await;
+    let key = key();
+    let hour = SystemTime::now() + Duration::from_secs(3600);
+    let first = store.create(&key, b"v1", hour).await.unwrap();
+    assert_eq!(first, Revision::FIRST);
+    let second = store.update(&key, b"v2", hour, first).await.unwrap();
+    assert_eq!(second, Revision::new(2));
+    assert_eq!(stored(&store, &key).await.get("rev"), Some(&Bson::Int64(2)));
+
+    // A stale update reports the current document (one extra read, on this path only)
+    // and leaves data, expiry and rev as they were.
+    let before = stored(&store, &key).await;
+    let later = hour + Duration::from_secs(3600);
+    match store.update(&key, b"lost", later, first).await {
+        Err(StoreError::Conflict {
+            current: Some(current),
+        }) => {
+            assert_eq!((current.value(), current.revision()), (&b"v2"[..], second));
+            assert_eq!(
+                current.expires_at().map(DateTime::from_system_time),
+                before.get_datetime("expires_at").ok().copied()
+            );
+        }
+        other => panic!("expected a conflict with the document, got {other:?}"),
+    }
+    assert_eq!(stored(&store, &key).await, before, "a stale update wrote");
+
+    // The touch leaves rev alone.
+    store.touch(&key, later).await.unwrap();
+    assert_eq!(stored(&store, &key).await.get("rev"), Some(&Bson::Int64(2)));
+}
+
+#[tokio::test]
+async fn a_document_with_a_foreign_rev_reads_as_absent() {
+    let store = store("foreign_rev").await;
+    for rev in [Bson::Null, Bson::String("1".into()), Bson::Int64(0)] {
+        let key = key();
+        let mut document = legacy_document(&key, b"x");
+        document.insert("rev", rev.clone());
+        store.collection().insert_one(document).await.unwrap();
+        assert_eq!(store.load(&key).await.unwrap(), None, "rev {rev:?}");
+        for revision in [Revision::UNVERSIONED, Revision::FIRST] {
+            assert!(
+                matches!(
+                    store.update(&key, b"y", SystemTime::now(), revision).await,
+                    Err(StoreError::UnknownId)
+                ),
+                "rev {rev:?}"
+            );
+        }
+        assert_eq!(data(&stored(&store, &key).await), b"x");
+    }
+}
+
+#[tokio::test]
+async fn a_conflict_free_write_is_one_command_and_only_a_miss_reads_back() {
+    let database = format!("round_trips_{}", std::process::id());
+    let commands = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut options = ClientOptions::parse(url()).await.unwrap();
+    let (seen, db) = (Arc::clone(&commands), database.clone());
+    options.command_event_handler = Some(EventHandler::callback(move |event| {
+        if let CommandEvent::Started(started) = event {
+            if started.db == db {
+                seen.lock().unwrap().push(started.command_name);
+            }
+        }
+    }));
+    let store = MongoStore::builder()
+        .database(&database)
+        .with_client(Client::with_options(options).unwrap())
+        .await
+        .unwrap();
+    let sent = || std::mem::take(&mut *commands.lock().unwrap());
+    sent();
+
+    let key = key();
+    let hour = SystemTime::now() + Duration::from_secs(3600);
+    let first = store.create(&key, b"v1", hour).await.unwrap();
+    assert_eq!(sent(), ["insert"], "create");
+    let second = store.update(&key, b"v2", hour, first).await.unwrap();
+    assert_eq!(sent(), ["update"], "update");
+    store.touch(&key, hour).await.unwrap();
+    assert_eq!(sent(), ["update"], "touch");
+    store.load(&key).await.unwrap().unwrap();
+    assert_eq!(sent(), ["find"], "load");
+    assert!(store.update(&key, b"x", hour, first).await.is_err());
+    assert_eq!(sent(), ["update", "find"], "stale update");
+    assert!(store.delete_if_unchanged(&key, first).await.is_err());
+    assert_eq!(sent(), ["delete", "find"], "stale delete_if_unchanged");
+    store.delete_if_unchanged(&key, second).await.unwrap();
+    assert_eq!(sent(), ["delete"], "delete_if_unchanged");
 }
