@@ -32,6 +32,16 @@ const EAGER_RETRIES: usize = 2;
 /// with the store's own pace, so contending requests spread out instead of colliding.
 const MAX_BACKOFF_FACTOR: u32 = 64;
 
+/// How a regenerate's move to a new id ended.
+enum Moved {
+    /// The data is under the new id and the old record is gone.
+    Done,
+    /// The request left the session empty: the old record is gone, nothing was moved.
+    Emptied,
+    /// Another request ended the session meanwhile.
+    Vanished,
+}
+
 /// Loading or saving a session failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -45,6 +55,11 @@ pub enum Error {
     /// No random id could be made.
     #[error(transparent)]
     Random(#[from] RandomError),
+    /// Another request stored the session in a form this build cannot decode (a newer
+    /// deployment's, say), so this request's changes cannot be merged into it; nothing
+    /// was written.
+    #[error("cannot merge into the session another request stored")]
+    Unmergeable(#[source] CodecError),
     /// Other requests kept writing the session while this one merged its changes into
     /// it, more often than the manager retries; nothing of this request was written.
     #[error("the session kept changing under this request ({attempts} attempts to write it back)")]
@@ -217,27 +232,24 @@ impl SessionManager {
                 Box::pin(self.create(state, now)).await
             };
         };
-        match state.ending {
-            Ending::Ended => {
-                self.call("delete", self.dyn_store().delete(&self.key(&origin.id)))
-                    .await?;
-                if state.is_empty() {
-                    Ok(CookieUpdate::Remove(self.config.cookie.removal()))
-                } else {
-                    // Values inserted after `destroy`: a new session.
-                    Box::pin(self.create(state, now)).await
-                }
-            }
-            Ending::Regenerated if !state.is_empty() => {
-                Box::pin(self.regenerate(state, origin, now)).await
-            }
-            Ending::Kept | Ending::Regenerated => {
-                if state.is_modified() || state.is_empty() {
-                    Box::pin(self.write_back(state, origin, now)).await
-                } else {
-                    self.refresh(&state, &origin, now).await
-                }
-            }
+        // `destroy`, and a `clear` that left the session empty, end it whatever other
+        // requests stored meanwhile.
+        if state.ending == Ending::Ended || (state.is_cleared() && state.is_empty()) {
+            self.call("delete", self.dyn_store().delete(&self.key(&origin.id)))
+                .await?;
+            return if state.is_empty() {
+                Ok(CookieUpdate::Remove(self.config.cookie.removal()))
+            } else {
+                // Values inserted after `destroy`: a new session.
+                Box::pin(self.create(state, now)).await
+            };
+        }
+        if state.ending == Ending::Regenerated {
+            Box::pin(self.regenerate(state, origin, now)).await
+        } else if state.is_modified() || state.is_empty() {
+            Box::pin(self.write_back(state, origin, now)).await
+        } else {
+            self.refresh(&state, &origin, now).await
         }
     }
 
@@ -282,11 +294,6 @@ impl SessionManager {
     ) -> Result<CookieUpdate, Error> {
         let key = self.key(&origin.id);
         let removal = || Ok(CookieUpdate::Remove(self.config.cookie.removal()));
-        if state.is_empty() && state.is_cleared() {
-            // `clear` ends the session whatever other requests stored meanwhile.
-            self.call("delete", self.dyn_store().delete(&key)).await?;
-            return removal();
-        }
         let resend =
             origin.resign || state.permanence_changed() || self.cookie_due(&state.record, now);
         for attempt in 1..=WRITE_ATTEMPTS {
@@ -346,62 +353,84 @@ impl SessionManager {
         now: SystemTime,
     ) -> Result<CookieUpdate, Error> {
         self.start_lifetime(&mut state.record);
-        state.record.cookie_sent_at = Some(now);
-        let bytes = self.config.codec.encode(&state.record)?;
-        let expires_at = self.expiry(&state.record, now);
-        let (id, mut revision) = self.create_record(&bytes, expires_at).await?;
-        let new_key = self.key(&id);
-        let old_key = self.key(&origin.id);
-        let outcome = async {
-            for attempt in 1..=WRITE_ATTEMPTS {
-                let started = Instant::now();
-                let current = match self
-                    .call(
-                        "delete_if_unchanged",
-                        self.dyn_store()
-                            .delete_if_unchanged(&old_key, origin.revision),
-                    )
-                    .await
-                {
-                    Ok(()) => return Ok(true),
-                    Err(StoreError::Conflict { current }) => current,
-                    Err(StoreError::UnknownId) => return Ok(false),
-                    Err(error) => return Err(Error::from(error)),
-                };
-                let Some(current) = self.current(&old_key, current).await? else {
-                    return Ok(false);
-                };
-                origin.revision = current.0;
-                self.merge(&mut state, current.1, attempt, started.elapsed())
-                    .await;
-                state.record.cookie_sent_at = Some(now);
-                let bytes = self.config.codec.encode(&state.record)?;
-                revision = self
-                    .call(
-                        "update",
-                        self.dyn_store()
-                            .update(&new_key, &bytes, expires_at, revision),
-                    )
-                    .await?;
+        let mut copy = None;
+        let moved = self
+            .move_to_new_id(&mut state, &mut origin, &mut copy, now)
+            .await;
+        let copy_key = copy.map(|(id, _)| (self.key(&id), id));
+        match (moved, copy_key) {
+            (Ok(Moved::Done), Some((_, id))) => Ok(self.set_cookie(&id, &state.record, now)),
+            (Ok(moved), copy) => {
+                // Emptied or ended meanwhile: the copy must not linger until it expires.
+                if let Some((key, _)) = copy {
+                    self.call("delete", self.dyn_store().delete(&key)).await?;
+                }
+                Ok(match moved {
+                    Moved::Emptied => CookieUpdate::Remove(self.config.cookie.removal()),
+                    Moved::Done | Moved::Vanished => self.vanished(),
+                })
             }
-            Err(self.contended())
-        }
-        .await;
-        match outcome {
-            Ok(true) => Ok(self.set_cookie(&id, &state.record, now)),
-            Ok(false) => {
-                // Ended by another request meanwhile: so is the copy made for this one.
-                self.call("delete", self.dyn_store().delete(&new_key))
-                    .await?;
-                Ok(self.vanished())
-            }
-            Err(error) => {
-                // The old session still works; the copy is removed so it does not linger
-                // until it expires. Its own failure changes nothing for the caller.
-                let _ = self.call("delete", self.dyn_store().delete(&new_key)).await;
+            (Err(error), copy) => {
+                // The old session still works. The copy is removed too; its own failure
+                // changes nothing for the caller, who gets the first error.
+                if let Some((key, _)) = copy {
+                    let _ = self.call("delete", self.dyn_store().delete(&key)).await;
+                }
                 Err(error)
             }
         }
+    }
+
+    /// The steps of [`regenerate`](Self::regenerate): writes the state under a new id (kept
+    /// in `copy`), then deletes the old record if it is still at the revision merged; on a
+    /// conflict, merges and does both again.
+    async fn move_to_new_id(
+        &self,
+        state: &mut SessionState,
+        origin: &mut Origin,
+        copy: &mut Option<(SessionId, Revision)>,
+        now: SystemTime,
+    ) -> Result<Moved, Error> {
+        let old_key = self.key(&origin.id);
+        for attempt in 1..=WRITE_ATTEMPTS {
+            let started = Instant::now();
+            if state.is_empty() {
+                // Nothing to move: the copy goes, and so does the old record, unless
+                // another request wrote to it meanwhile.
+                if let Some((id, _)) = copy.take() {
+                    self.call("delete", self.dyn_store().delete(&self.key(&id)))
+                        .await?;
+                }
+            } else {
+                state.record.cookie_sent_at = Some(now);
+                let bytes = self.config.codec.encode(&state.record)?;
+                let expires_at = self.expiry(&state.record, now);
+                match copy {
+                    None => *copy = Some(self.create_record(&bytes, expires_at).await?),
+                    Some((id, revision)) => {
+                        let key = self.key(id);
+                        let update = self.dyn_store().update(&key, &bytes, expires_at, *revision);
+                        *revision = self.call("update", update).await?;
+                    }
+                }
+            }
+            let delete = self
+                .dyn_store()
+                .delete_if_unchanged(&old_key, origin.revision);
+            let current = match self.call("delete_if_unchanged", delete).await {
+                Ok(()) if state.is_empty() => return Ok(Moved::Emptied),
+                Ok(()) => return Ok(Moved::Done),
+                Err(StoreError::Conflict { current }) => current,
+                Err(StoreError::UnknownId) => return Ok(Moved::Vanished),
+                Err(error) => return Err(error.into()),
+            };
+            let Some((revision, record)) = self.current(&old_key, current).await? else {
+                return Ok(Moved::Vanished);
+            };
+            origin.revision = revision;
+            self.merge(state, record, attempt, started.elapsed()).await;
+        }
+        Err(self.contended())
     }
 
     async fn create(
@@ -456,11 +485,9 @@ impl SessionManager {
             },
         };
         let revision = loaded.revision();
-        match self.decode(loaded) {
-            Some(record) => Ok(Some((revision, record))),
-            // Written by a format this build cannot read: merging into it would destroy it.
-            None => Err(self.contended()),
-        }
+        // Written by a format this build cannot read: merging into it would destroy it.
+        let record = Codec::decode(&loaded.into_value()).map_err(Error::Unmergeable)?;
+        Ok(Some((revision, record)))
     }
 
     /// Re-applies the request's changes onto `current`. Once the first retries have
@@ -490,11 +517,6 @@ impl SessionManager {
     }
 
     fn contended(&self) -> Error {
-        tracing::warn!(
-            backend = self.store.backend(),
-            attempts = WRITE_ATTEMPTS,
-            "session write-back gave up: other requests kept writing the session"
-        );
         Error::Contended {
             attempts: WRITE_ATTEMPTS,
         }
