@@ -14,14 +14,48 @@
 //! |---|---|---|
 //! | `load` | `GET key` | nil = absent |
 //! | `load_and_touch` (refresh on read) | `GETEX key PXAT ms` | nil = absent |
-//! | `create` | `SET key value NX PXAT ms` | nil = `DuplicateId` |
-//! | `update` | `SET key value XX PXAT ms` | nil = `UnknownId` (never a resurrection) |
+//! | `create` | `SET key <rev><value> NX PXAT ms` | nil = `DuplicateId` |
+//! | `update` | `EVALSHA <sha1> 1 key <rev> <rev+1><value> ms` | nil = `UnknownId`; bulk = `Conflict` |
 //! | `touch` | `PEXPIREAT key ms` | 0 = `UnknownId` |
 //! | `delete` | `DEL key` | |
+//! | `delete_if_unchanged` | `EVALSHA <sha1> 1 key <rev>` | nil = `UnknownId`; bulk = `Conflict` |
+//!
+//! `<rev>` is a revision as 16 hex digits (`create` writes 1, `update` the next one). An
+//! `update` never creates a record, so a deleted session is never brought back; a
+//! `Conflict` carries the current record (the bulk string), read by the same script run
+//! (see below).
 //!
 //! Keys are `<prefix><id>` (`session:` by default), so `redis-cli --scan --pattern
 //! 'session:*'` lists one key per live session, with a TTL equal to its remaining idle
 //! lifetime. Redis enforces the idle expiry; the absolute timeout is checked on read.
+//!
+//! # Stored values and revisions
+//! A value is the record's revision as 16 lowercase hex digits followed directly by the
+//! record (the encoded session), so `redis-cli GET session:<id>` shows
+//! `0000000000000001{"v":1,...}`. `create` writes revision 1 and each `update` the next
+//! one; `touch` and `load_and_touch` leave the value, and so the revision, alone. A value
+//! whose first 16 bytes are not all lowercase hex digits was written before records
+//! carried revisions (a JSON or MessagePack session starts with `{` or a map marker, never
+//! with a hex digit): it loads whole, at `Revision::UNVERSIONED`, and an update or a
+//! conditional delete at `UNVERSIONED` applies to it, the update making it versioned.
+//!
+//! `update` and `delete_if_unchanged` run one Lua script, atomically, on the key's server
+//! (its slot's master in a cluster, as the script touches only that key):
+//! ```lua
+#![doc = include_str!("if_unchanged.lua")]
+//! ```
+//! The update's new value is framed with the revision after the one it was loaded at;
+//! a legacy record counts as revision `0000000000000000`. The client sends
+//! the script's SHA1 (`EVALSHA`); a server that does not know it (restarted, `SCRIPT
+//! FLUSH`, a cluster node that has not run it yet) answers `NOSCRIPT`, and the client then
+//! sends the source once with `EVAL`, which also caches it on that server.
+//!
+//! `INFO commandstats` counts the calls a script makes under their own names, besides the
+//! `evalsha` itself: an `update` shows as `evalsha`, `getrange` and `set` (or `get` on a
+//! conflict, `exists` when the key is absent), a `delete_if_unchanged` as `evalsha`,
+//! `getrange` and `del`; after a `NOSCRIPT`, the failed `evalsha` (also counted in its
+//! `failed_calls`) and an `eval` come before them. From the client's side each is one
+//! command and one round trip.
 //!
 //! # Connections
 //! Each thread that uses the store gets its own multiplexed connection (or cluster
@@ -52,9 +86,12 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use redis::{Cmd, FromRedisValue, RedisError};
+use redis::{
+    Arg, Cmd, ErrorKind, FromRedisValue, RedisError, RedisWrite, ServerErrorKind, ToRedisArgs,
+    Value,
+};
 use session_core::time::unix_millis;
-use session_core::{Loaded, Store, StoreError, StoreKey};
+use session_core::{Loaded, Revision, Store, StoreError, StoreKey};
 
 use crate::connection::{cached, forget, remember, Connection};
 use crate::target::Target;
@@ -182,6 +219,16 @@ impl RedisStore {
 /// The most bytes a millisecond timestamp takes as a command argument.
 const TIMESTAMP_LEN: usize = 20;
 
+/// The bytes of the revision in front of every stored record.
+const REVISION_LEN: usize = 16;
+
+/// The script behind `update` and `delete_if_unchanged` (see the crate docs).
+const IF_UNCHANGED: &str = include_str!("if_unchanged.lua");
+
+/// The SHA1 of [`IF_UNCHANGED`], which `EVALSHA` names it by; a test checks it against the
+/// one Redis computes.
+const IF_UNCHANGED_SHA1: &str = "6befb83c50e7d6d74c684de5c47ba76df6e30cfb";
+
 /// `name key`, with room for `more_args` further arguments of `more_bytes` in all: building
 /// a command then allocates each of its two buffers once, instead of growing them per
 /// argument on every request.
@@ -192,20 +239,156 @@ fn command(name: &str, key: &StoreKey, more_args: usize, more_bytes: usize) -> C
     command
 }
 
-fn set(key: &StoreKey, value: &[u8], expires_at: SystemTime, condition: &str) -> Cmd {
-    let more_bytes = value.len() + condition.len() + "PXAT".len() + TIMESTAMP_LEN;
+/// `SET key <revision><value> NX PXAT ms`.
+fn create(key: &StoreKey, value: &[u8], expires_at: SystemTime) -> Cmd {
+    let more_bytes = REVISION_LEN + value.len() + "NX".len() + "PXAT".len() + TIMESTAMP_LEN;
     let mut command = command("SET", key, 4, more_bytes);
     command
-        .arg(value)
-        .arg(condition)
+        .arg(Framed(Revision::FIRST, value))
+        .arg("NX")
         .arg("PXAT")
         .arg(pxat(expires_at));
     command
 }
 
+/// `EVALSHA <sha1> 1 key <expected> [<revision+value> ms]`: the conditional-write script
+/// on `key`, with a new value for an update, without for a delete.
+fn if_unchanged(
+    key: &StoreKey,
+    expected: Revision,
+    write: Option<(Framed<'_>, SystemTime)>,
+) -> Cmd {
+    let (more_args, more_bytes) = match write {
+        Some((value, _)) => (2, REVISION_LEN + value.1.len() + TIMESTAMP_LEN),
+        None => (0, 0),
+    };
+    let bytes = "EVALSHA".len() + IF_UNCHANGED_SHA1.len() + 1 + key.as_str().len() + REVISION_LEN;
+    let mut command = Cmd::with_capacity(5 + more_args, bytes + more_bytes);
+    command
+        .arg("EVALSHA")
+        .arg(IF_UNCHANGED_SHA1)
+        .arg(1)
+        .arg(key.as_str())
+        .arg(&hex(expected)[..]);
+    if let Some((value, expires_at)) = write {
+        command.arg(value).arg(pxat(expires_at));
+    }
+    command
+}
+
+/// The `EVAL` of the script's source with the arguments of `evalsha`, for a server that
+/// does not know the script by its SHA1.
+fn eval(evalsha: &Cmd) -> Cmd {
+    let args = || {
+        evalsha.args_iter().skip(2).filter_map(|arg| match arg {
+            Arg::Simple(arg) => Some(arg),
+            // `if_unchanged` adds no cursor argument.
+            _ => None,
+        })
+    };
+    let bytes = "EVAL".len() + IF_UNCHANGED.len() + args().map(<[u8]>::len).sum::<usize>();
+    let mut eval = Cmd::with_capacity(2 + args().count(), bytes);
+    eval.arg("EVAL").arg(IF_UNCHANGED);
+    for arg in args() {
+        eval.arg(arg);
+    }
+    eval
+}
+
+/// A record as stored: its revision in hex, then its bytes, in one argument written straight
+/// into the command's buffer.
+#[derive(Clone, Copy)]
+struct Framed<'a>(Revision, &'a [u8]);
+
+impl ToRedisArgs for Framed<'_> {
+    fn write_redis_args<W: ?Sized + RedisWrite>(&self, out: &mut W) {
+        use std::io::Write as _;
+        let mut arg = out.writer_for_next_arg();
+        // A command's buffer is a `Vec`, to which writing cannot fail.
+        let _ = arg.write_all(&hex(self.0));
+        let _ = arg.write_all(self.1);
+    }
+}
+
+/// A revision as 16 lowercase hex digits.
+fn hex(revision: Revision) -> [u8; REVISION_LEN] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let number = revision.get();
+    let mut out = [0; REVISION_LEN];
+    for (i, digit) in out.iter_mut().enumerate() {
+        *digit = DIGITS[((number >> (60 - 4 * i)) & 0xf) as usize];
+    }
+    out
+}
+
+/// The revision in front of a stored value, or `None` if the value does not start with 16
+/// lowercase hex digits (a record written before records carried revisions).
+fn parse_revision(value: &[u8]) -> Option<Revision> {
+    let prefix = value.get(..REVISION_LEN)?;
+    let mut number = 0u64;
+    for &byte in prefix {
+        let digit = match byte {
+            b'0'..=b'9' => byte - b'0',
+            b'a'..=b'f' => byte - b'a' + 10,
+            _ => return None,
+        };
+        number = (number << 4) | u64::from(digit);
+    }
+    Some(Revision::new(number))
+}
+
+/// A stored value as a record: the revision taken off its front, in place, or the whole
+/// value at [`Revision::UNVERSIONED`] if it has none.
+fn unframe(mut value: Vec<u8>) -> Loaded {
+    match parse_revision(&value) {
+        Some(revision) => {
+            value.drain(..REVISION_LEN);
+            Loaded::new(value, revision)
+        }
+        None => Loaded::new(value, Revision::UNVERSIONED),
+    }
+}
+
+/// Whether Redis does not know the script by its SHA1.
+fn is_noscript(error: &RedisError) -> bool {
+    error.kind() == ErrorKind::Server(ServerErrorKind::NoScript)
+}
+
+/// A reply of the conditional-write script that none of its branches returns.
+#[derive(Debug, thiserror::Error)]
+#[error("unexpected reply from Redis to a conditional write")]
+struct UnexpectedReply;
+
 /// Redis refuses a zero or negative expiry time.
 fn pxat(at: SystemTime) -> u64 {
     unix_millis(at).max(1)
+}
+
+impl RedisStore {
+    /// Runs the conditional-write script (`command`, from [`if_unchanged`]) on the key's
+    /// server: `Ok` if it wrote or deleted.
+    async fn if_unchanged(&self, command: &Cmd) -> Result<(), StoreError> {
+        let mut connection = self.connection().await?;
+        match connection.query::<Value>(command).await {
+            Ok(reply) => answer(reply),
+            // Boxed: the fallback is rare, and its future would otherwise enlarge every
+            // conditional write's.
+            Err(error) if is_noscript(&error) => {
+                answer(Box::pin(self.query(&eval(command))).await?)
+            }
+            Err(error) => Err(self.failed(error)),
+        }
+    }
+}
+
+/// What the conditional-write script's reply means.
+fn answer(reply: Value) -> Result<(), StoreError> {
+    match reply {
+        Value::Okay | Value::Int(1) => Ok(()),
+        Value::Nil | Value::Int(0) => Err(StoreError::UnknownId),
+        Value::BulkString(current) => Err(StoreError::conflict_with(unframe(current))),
+        _ => Err(StoreError::backend(BACKEND, UnexpectedReply)),
+    }
 }
 
 #[async_trait]
@@ -217,7 +400,7 @@ impl Store for RedisStore {
     async fn load(&self, key: &StoreKey) -> Result<Option<Loaded>, StoreError> {
         let command = command("GET", key, 0, 0);
         let value: Option<Vec<u8>> = self.query(&command).await?;
-        Ok(value.map(Loaded::new))
+        Ok(value.map(unframe))
     }
 
     fn touches_on_load(&self) -> bool {
@@ -232,18 +415,33 @@ impl Store for RedisStore {
         let mut command = command("GETEX", key, 2, "PXAT".len() + TIMESTAMP_LEN);
         command.arg("PXAT").arg(pxat(expires_at));
         let value: Option<Vec<u8>> = self.query(&command).await?;
-        Ok(value.map(|value| Loaded::new(value).with_expiry(expires_at)))
+        Ok(value.map(|value| unframe(value).with_expiry(expires_at)))
     }
 
-    async fn create(&self, key: &StoreKey, value: &[u8], at: SystemTime) -> Result<(), StoreError> {
+    async fn create(
+        &self,
+        key: &StoreKey,
+        value: &[u8],
+        at: SystemTime,
+    ) -> Result<Revision, StoreError> {
         // `SET ... NX` answers OK or nil; `()` reads the OK without allocating for it.
-        let reply: Option<()> = self.query(&set(key, value, at, "NX")).await?;
-        reply.ok_or(StoreError::DuplicateId)
+        let reply: Option<()> = self.query(&create(key, value, at)).await?;
+        reply
+            .map(|()| Revision::FIRST)
+            .ok_or(StoreError::DuplicateId)
     }
 
-    async fn update(&self, key: &StoreKey, value: &[u8], at: SystemTime) -> Result<(), StoreError> {
-        let reply: Option<()> = self.query(&set(key, value, at, "XX")).await?;
-        reply.ok_or(StoreError::UnknownId)
+    async fn update(
+        &self,
+        key: &StoreKey,
+        value: &[u8],
+        at: SystemTime,
+        revision: Revision,
+    ) -> Result<Revision, StoreError> {
+        let next = revision.next();
+        let command = if_unchanged(key, revision, Some((Framed(next, value), at)));
+        self.if_unchanged(&command).await?;
+        Ok(next)
     }
 
     async fn touch(&self, key: &StoreKey, at: SystemTime) -> Result<(), StoreError> {
@@ -259,6 +457,75 @@ impl Store for RedisStore {
         self.query::<i64>(&command("DEL", key, 0, 0))
             .await
             .map(drop)
+    }
+
+    async fn delete_if_unchanged(
+        &self,
+        key: &StoreKey,
+        revision: Revision,
+    ) -> Result<(), StoreError> {
+        self.if_unchanged(&if_unchanged(key, revision, None)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revisions_round_trip_through_their_hex_prefix() {
+        for number in [0, 1, 0xa, 0xdead_beef, u64::MAX - 1, u64::MAX] {
+            let revision = Revision::new(number);
+            let mut value = hex(revision).to_vec();
+            assert_eq!(value, format!("{number:016x}").into_bytes());
+            value.extend_from_slice(b"{}");
+            let loaded = unframe(value);
+            assert_eq!((loaded.revision(), loaded.value()), (revision, &b"{}"[..]));
+        }
+    }
+
+    #[test]
+    fn values_without_a_lowercase_hex_prefix_are_unversioned() {
+        let legacy: [&[u8]; 6] = [
+            b"{\"v\":1,\"data\":{}}",
+            b"\x81\xa1v\x01",
+            b"",
+            b"0123456789abcde",
+            b"0123456789ABCDEF{}",
+            b"+123456789abcdef{}",
+        ];
+        for value in legacy {
+            let loaded = unframe(value.to_vec());
+            assert_eq!(loaded.revision(), Revision::UNVERSIONED, "{value:?}");
+            assert_eq!(loaded.value(), value);
+        }
+    }
+
+    #[test]
+    fn a_framed_value_is_one_argument() {
+        let mut command = Cmd::new();
+        command.arg(Framed(Revision::new(0x2a), b"{}"));
+        assert_eq!(
+            command.get_packed_command(),
+            b"*1\r\n$18\r\n000000000000002a{}\r\n"
+        );
+    }
+
+    /// Redis names the script by the SHA1 of its source; a stale constant would make every
+    /// conditional write pay for a `NOSCRIPT` round trip.
+    #[tokio::test]
+    async fn the_script_hash_is_the_one_redis_computes() {
+        let url = std::env::var("SESSION_TEST_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+        let client = redis::Client::open(url).unwrap();
+        let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+        let sha1: String = redis::cmd("SCRIPT")
+            .arg("LOAD")
+            .arg(IF_UNCHANGED)
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        assert_eq!(sha1, IF_UNCHANGED_SHA1);
     }
 }
 

@@ -2,6 +2,7 @@
 //! server nobody else uses. Needs `redis-server` on PATH (`cargo xtask test` installs it).
 #![allow(missing_docs)]
 
+use std::collections::BTreeMap;
 use std::io;
 use std::net::TcpStream;
 use std::time::Duration;
@@ -53,8 +54,27 @@ impl RedisServer {
     }
 
     /// The total number of commands the server has executed, from `INFO commandstats`,
-    /// not counting the `INFO` commands this method itself sends.
+    /// not counting the `INFO` commands this method itself sends. Commands that scripts
+    /// call count too (see [`RedisServer::calls`]).
     pub fn commands(&self) -> io::Result<u64> {
+        Ok(self.calls()?.values().sum())
+    }
+
+    /// The number of commands clients sent, as [`RedisServer::commands`] without those
+    /// that `RedisStore`'s conditional-write script called: each run of it calls `GETRANGE`
+    /// and one more command (two more only for a pre-revision record that is empty), and
+    /// nothing else sends `GETRANGE`.
+    pub fn client_commands(&self) -> io::Result<u64> {
+        let calls = self.calls()?;
+        let script_calls = 2 * calls.get("getrange").copied().unwrap_or(0);
+        Ok(calls.values().sum::<u64>() - script_calls)
+    }
+
+    /// The calls of each command the server has executed, by name (`get`, `evalsha`,
+    /// `client|setinfo`, ...), from `INFO commandstats`, without `info`. A script's
+    /// invocation counts under `evalsha` or `eval`, and each command it calls under its own
+    /// name; an invocation answered `NOSCRIPT` counts under `evalsha` too.
+    pub fn calls(&self) -> io::Result<BTreeMap<String, u64>> {
         use std::io::{Read as _, Write as _};
         let mut stream = TcpStream::connect(("127.0.0.1", self.0.port()))?;
         stream.write_all(b"INFO commandstats\r\n")?;
@@ -79,15 +99,12 @@ impl RedisServer {
         let text = String::from_utf8_lossy(&reply);
         Ok(text
             .lines()
-            .filter(|line| line.starts_with("cmdstat_") && !line.starts_with("cmdstat_info:"))
             .filter_map(|line| {
-                line.split("calls=")
-                    .nth(1)?
-                    .split(',')
-                    .next()?
-                    .parse::<u64>()
-                    .ok()
+                let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+                let calls = stats.strip_prefix("calls=")?.split(',').next()?;
+                Some((name.to_owned(), calls.parse::<u64>().ok()?))
             })
-            .sum())
+            .filter(|(name, _)| name != "info")
+            .collect())
     }
 }

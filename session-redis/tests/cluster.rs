@@ -14,3 +14,123 @@ session_core::store_conformance_tests!(async {
         .await
         .unwrap_or_else(|e| panic!("no Redis Cluster at {}: {e}", url()))
 });
+
+mod revisions {
+    use std::time::{Duration, SystemTime};
+
+    use redis::aio::MultiplexedConnection;
+    use session_core::test_suite::new_key;
+    use session_core::{Revision, Store, StoreError, StoreKey};
+    use session_redis::RedisStore;
+
+    fn hour() -> SystemTime {
+        SystemTime::now() + Duration::from_secs(3600)
+    }
+
+    /// A direct connection to each node of the cluster.
+    async fn nodes() -> Vec<MultiplexedConnection> {
+        let url = super::url();
+        let hosts = url.strip_prefix("redis+cluster://").unwrap();
+        let mut nodes = Vec::new();
+        for host in hosts.split(',') {
+            let client = redis::Client::open(format!("redis://{host}")).unwrap();
+            nodes.push(client.get_multiplexed_async_connection().await.unwrap());
+        }
+        nodes
+    }
+
+    /// A new key whose slot `node` serves: others answer `MOVED`.
+    async fn key_on(node: &mut MultiplexedConnection) -> StoreKey {
+        loop {
+            let key = new_key();
+            let owned: redis::RedisResult<i64> = redis::cmd("EXISTS")
+                .arg(key.as_str())
+                .query_async(node)
+                .await;
+            if owned.is_ok() {
+                return key;
+            }
+        }
+    }
+
+    /// Each node keeps its own script cache: after `SCRIPT FLUSH` on all of them, a
+    /// conditional write on a key of each node must send the script to that node.
+    #[tokio::test]
+    async fn the_script_is_sent_again_to_each_node_after_script_flush() {
+        let store = RedisStore::connect(&super::url()).await.unwrap();
+        let mut nodes = nodes().await;
+        let mut keys = Vec::new();
+        for node in &mut nodes {
+            let key = key_on(node).await;
+            let revision = store.create(&key, b"v1", hour()).await.unwrap();
+            keys.push((key, revision));
+        }
+        for node in &mut nodes {
+            let () = redis::cmd("SCRIPT")
+                .arg("FLUSH")
+                .query_async(node)
+                .await
+                .unwrap();
+        }
+        for (key, revision) in &mut keys {
+            *revision = store.update(key, b"v2", hour(), *revision).await.unwrap();
+            let loaded = store.load(key).await.unwrap().unwrap();
+            assert_eq!((loaded.value(), loaded.revision()), (&b"v2"[..], *revision));
+        }
+        for node in &mut nodes {
+            let () = redis::cmd("SCRIPT")
+                .arg("FLUSH")
+                .query_async(node)
+                .await
+                .unwrap();
+        }
+        for (key, revision) in &keys {
+            store.delete_if_unchanged(key, *revision).await.unwrap();
+            assert!(store.load(key).await.unwrap().is_none());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_legacy_record_loads_unversioned_and_updates_at_unversioned() {
+        let store = RedisStore::connect(&super::url()).await.unwrap();
+        let mut nodes = nodes().await;
+        for node in &mut nodes {
+            let key = key_on(node).await;
+            let legacy = br#"{"v":1,"data":{}}"#;
+            let () = redis::cmd("SET")
+                .arg(key.as_str())
+                .arg(legacy)
+                .arg("PX")
+                .arg(3_600_000)
+                .query_async(node)
+                .await
+                .unwrap();
+            let loaded = store.load(&key).await.unwrap().unwrap();
+            assert_eq!(
+                (loaded.value(), loaded.revision()),
+                (&legacy[..], Revision::UNVERSIONED)
+            );
+            match store.update(&key, b"lost", hour(), Revision::FIRST).await {
+                Err(StoreError::Conflict {
+                    current: Some(current),
+                }) => assert_eq!(
+                    (current.value(), current.revision()),
+                    (&legacy[..], Revision::UNVERSIONED)
+                ),
+                other => panic!("expected a conflict with the current record, got {other:?}"),
+            }
+            let revision = store
+                .update(&key, b"new", hour(), Revision::UNVERSIONED)
+                .await
+                .unwrap();
+            assert_eq!(revision, Revision::FIRST);
+            let stored: Vec<u8> = redis::cmd("GET")
+                .arg(key.as_str())
+                .query_async(node)
+                .await
+                .unwrap();
+            assert_eq!(stored, b"0000000000000001new");
+            store.delete_if_unchanged(&key, revision).await.unwrap();
+        }
+    }
+}

@@ -49,8 +49,9 @@ async fn one_key_per_session_with_the_prefix_and_a_ttl_of_the_lifetime() {
     let ttl = Duration::from_millis(ttl as u64);
     assert!(lifetime - ttl < Duration::from_secs(5), "TTL {ttl:?}");
     let stored: String = query(&server.url(), redis::cmd("GET").arg(&keys[0])).await;
+    // The revision, 16 hex digits, then the record.
     assert!(
-        stored.starts_with(r#"{"v":1,"#) && stored.contains(r#""uname":"ferris""#),
+        stored.starts_with(r#"0000000000000001{"v":1,"#) && stored.contains(r#""uname":"ferris""#),
         "{stored}"
     );
 }
@@ -134,20 +135,25 @@ async fn a_hung_server_fails_waiting_commands_after_the_timeout_and_the_store_re
         &SessionId::generate(IdLength::default()).unwrap(),
     );
     let expiry = SystemTime::now() + Duration::from_secs(3600);
-    store.create(&key, b"kept", expiry).await.unwrap();
+    let revision = store.create(&key, b"kept", expiry).await.unwrap();
 
     // Frozen, Redis keeps its connections open and answers nothing: only the watchdog can
     // end the commands waiting on it.
     server.freeze().unwrap();
     let started = Instant::now();
-    let both = async { tokio::join!(store.load(&key), store.update(&key, b"late", expiry)) };
+    let both = async {
+        tokio::join!(
+            store.load(&key),
+            store.update(&key, b"late", expiry, revision)
+        )
+    };
     // Bounded, so that a broken watchdog fails the test instead of hanging it.
     let (first, second) = tokio::time::timeout(timeout * 10, both)
         .await
         .expect("commands on a hung connection never ended");
     let elapsed = started.elapsed();
     server.thaw().unwrap();
-    for result in [first.map(drop), second] {
+    for result in [first.map(drop), second.map(drop)] {
         assert!(
             matches!(result, Err(StoreError::Unavailable { .. })),
             "{result:?}"
