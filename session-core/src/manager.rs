@@ -22,7 +22,7 @@ const CREATE_ATTEMPTS: usize = 3;
 
 /// How many conditional writes a write-back tries before it gives up with
 /// [`Error::Contended`]: each failed one means another request's write landed first.
-const WRITE_ATTEMPTS: usize = 12;
+const WRITE_ATTEMPTS: usize = 16;
 
 /// Conflicts answered by an immediate retry before the retries are spread out in time.
 const EAGER_RETRIES: usize = 2;
@@ -30,7 +30,11 @@ const EAGER_RETRIES: usize = 2;
 /// The pause before a retry is random, up to the time the failed attempt took times a
 /// factor that doubles with each retry up to this one: on a slow store the window grows
 /// with the store's own pace, so contending requests spread out instead of colliding.
-const MAX_BACKOFF_FACTOR: u32 = 64;
+const MAX_BACKOFF_FACTOR: u32 = 32;
+
+/// The smallest time unit of that pause: the runtime's timer wakes sleepers on
+/// millisecond ticks, so shorter pauses would wake contending requests together.
+const MIN_BACKOFF_UNIT: Duration = Duration::from_millis(1);
 
 /// How a regenerate's move to a new id ended.
 enum Moved {
@@ -509,7 +513,7 @@ impl SessionManager {
         );
         if attempt > EAGER_RETRIES {
             let factor = 1u32 << (attempt - EAGER_RETRIES).min(MAX_BACKOFF_FACTOR.ilog2() as usize);
-            let ceiling = took.max(Duration::from_micros(100)).saturating_mul(factor);
+            let ceiling = took.max(MIN_BACKOFF_UNIT).saturating_mul(factor);
             let ceiling = u64::try_from(ceiling.as_micros()).unwrap_or(u64::MAX);
             let pause = getrandom::u64().unwrap_or(0) % ceiling.saturating_add(1);
             tokio::time::sleep(Duration::from_micros(pause)).await;
