@@ -61,13 +61,12 @@ impl Dir {
     }
 
     /// The header of the file `name`: `None` if there is no file, `Some(None)` if it is
-    /// not a session file (too short, or without the magic).
+    /// not a session file (too short, or without a magic).
     pub(crate) fn read_header(&self, name: &str) -> io::Result<Option<Option<Header>>> {
         let mut bytes = [0u8; HEADER_LEN];
-        match File::open(self.file(name)).and_then(|mut file| file.read_exact(&mut bytes)) {
-            Ok(()) => Ok(Some(Header::parse(&bytes))),
+        match File::open(self.file(name)).and_then(|mut file| read_up_to(&mut file, &mut bytes)) {
+            Ok(read) => Ok(Some(Header::parse(&bytes[..read]))),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) if e.kind() == ErrorKind::UnexpectedEof => Ok(Some(None)),
             Err(e) => Err(e),
         }
     }
@@ -75,7 +74,8 @@ impl Dir {
     /// The header and record of the session file `name`; a `None` header if it is not a
     /// session file (too short, no magic, shorter than its header says). The header into
     /// its own buffer and the record into its `Vec`, by one `readv`, so the record is never
-    /// moved. `NotFound` if there is no such file.
+    /// moved (but for an older file, whose shorter header leaves the record's first bytes
+    /// in the header's buffer). `NotFound` if there is no such file.
     pub(crate) fn read_session(&self, name: &str) -> io::Result<(Option<Header>, Vec<u8>)> {
         const NOT_A_SESSION: (Option<Header>, Vec<u8>) = (None, Vec::new());
         let mut file = File::open(self.file(name))?;
@@ -89,17 +89,20 @@ impl Dir {
             file.read_vectored(&mut [IoSliceMut::new(&mut header), IoSliceMut::new(&mut record)])?;
         // A read may stop short of the header only at the end of the file, or after a
         // signal; this finishes the header in both cases.
-        while read < HEADER_LEN {
-            match file.read(&mut header[read..])? {
-                0 => return Ok(NOT_A_SESSION),
-                n => read += n,
-            }
+        if read < HEADER_LEN {
+            read += read_up_to(&mut file, &mut header[read..])?;
         }
-        let Some(header) = Header::parse(&header) else {
+        let in_header = read.min(HEADER_LEN);
+        let Some(parsed) = Header::parse(&header[..in_header]) else {
             return Ok(NOT_A_SESSION);
         };
-        let len = read - HEADER_LEN;
-        match header.record_len() {
+        let mut len = read - in_header;
+        let spilled = &header[parsed.record_offset()..in_header];
+        if !spilled.is_empty() {
+            record.splice(..0, spilled.iter().copied());
+            len += spilled.len();
+        }
+        match parsed.record_len() {
             // The whole record came with the first read.
             Some(expected) if len >= expected => record.truncate(expected),
             Some(expected) => {
@@ -117,7 +120,7 @@ impl Dir {
                 file.read_to_end(&mut record)?;
             }
         }
-        Ok((Some(header), record))
+        Ok((Some(parsed), record))
     }
 
     /// A complete file of `contents` under a temporary name, removed again if dropped
@@ -156,6 +159,21 @@ impl Dir {
             Err(e) => Err(e),
         }
     }
+}
+
+/// Reads into `buf` until it is full or the file ends; how many bytes it read. One `read`
+/// when the file has them all.
+fn read_up_to(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut read = 0;
+    while read < buf.len() {
+        match file.read(&mut buf[read..]) {
+            Ok(0) => break,
+            Ok(n) => read += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(read)
 }
 
 /// A session file under a temporary name, removed when dropped unless renamed into place.

@@ -12,27 +12,52 @@
 //!
 //! # On disk
 //! One file per session, named after its store key (`session:<id>`; characters that are
-//! not safe in a file name are `%XX`-escaped). A file holds a 16-byte header (`SES1`, the
-//! record's length as a little-endian `u32`, the expiry as little-endian Unix milliseconds)
-//! and then the encoded session, so `tail -c +17 .sessions/session:*` shows the JSON.
+//! not safe in a file name are `%XX`-escaped). A file holds a 24-byte header (`SES2`, the
+//! record's length as a little-endian `u32`, the expiry as little-endian Unix
+//! milliseconds, the record's [`Revision`] as a little-endian `u64`) and then the encoded
+//! session, so `tail -c +25 .sessions/session:*` shows the JSON.
 //!
-//! - Writes are atomic: a temporary file in the same directory, then `rename`.
+//! Files written before records carried revisions have the 16-byte `SES1` header, the same
+//! without the revision. They load as [`Revision::UNVERSIONED`], an update or conditional
+//! delete at that revision succeeds, and the update rewrites them as `SES2` files. A
+//! version without revisions does not read `SES2` files (it takes them for foreign files
+//! and its cleanup removes them), so every process sharing a directory must run a version
+//! with revisions.
+//!
+//! | operation | what it does to the files |
+//! |---|---|
+//! | `load` | `open`, `readv`, `close`; no lock |
+//! | `create` | temporary file, `renameat2(RENAME_NOREPLACE)`; no lock unless the name is taken |
+//! | `update` | lock; the header's revision and expiry, unless known; temporary file, `rename` |
+//! | `delete_if_unchanged` | lock; the header's revision and expiry, unless known; `unlink` |
+//! | `touch` | lock; the header's expiry, unless known; an 8-byte `pwrite` of the expiry |
+//! | `delete` | lock; `unlink` |
+//! | `delete_expired` | directory scan, header reads; lock and `unlink` per expired file |
+//!
+//! A revision check that fails reads the whole file once more, for the `Conflict` error.
+//!
+//! - Writes are atomic: a temporary file in the same directory, then `rename`. Each write of
+//!   a session's value gives its file the revision after the one it replaced; a new file
+//!   starts at [`Revision::FIRST`].
 //! - File I/O runs on the calling thread: a session file is a few hundred bytes in the page
 //!   cache, read or written in a few microseconds, far less than handing each operation to
 //!   another thread. On a slow or network filesystem, `.offload_io(true)` moves it to
 //!   tokio's blocking pool instead.
-//! - `touch` rewrites the 8 expiry bytes in place, not the data.
+//! - `touch` rewrites the 8 expiry bytes in place, not the data nor the revision.
 //! - Files are created with mode 0600 (configurable) in a directory created with 0700.
 //! - Every change to a stored session happens under a lock striped by key: a mutex within
 //!   the process and an advisory `flock` on `.locks/NN` across processes, so two processes
 //!   sharing a directory cannot resurrect, overwrite or tear each other's sessions.
 //!   Reads take no lock; `rename` makes them see a whole old or a whole new file.
-//! - An update or touch of a session this process wrote since it last saw another process
-//!   remove anything in that stripe does not re-read the file's header to know it is live:
-//!   each stripe remembers the expiry of the sessions this process wrote, and its lock file
-//!   counts every process's removals (see `locks` in the source for why and what it
-//!   saves). A file removed by hand, not through a store, can be written again by an
-//!   update that comes before the next delete of it; a read sees it gone at once.
+//! - A touch of a session this process wrote since it last saw another process remove
+//!   anything in that stripe does not re-read the file's header to know it is live: each
+//!   stripe remembers the expiry of the sessions this process wrote, and its lock file
+//!   counts every process's removals. An update or conditional delete at the revision this
+//!   process last wrote does not re-read it either, as long as no other process has
+//!   written a session of that stripe since: the lock file also names the stripe's last
+//!   writer (see `locks` in the source for why and what it saves). A file removed or
+//!   edited by hand, not through a store, can be written again by an update that comes
+//!   before the next delete of it; a read sees the change at once.
 //! - A new session needs no lock on Linux: its file is renamed into place with
 //!   `renameat2(RENAME_NOREPLACE)`, which fails if any file has the name, and only then
 //!   (a dead file to replace, or a filesystem without the flag) does the lock decide.
@@ -61,7 +86,7 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use session_core::time::unix_millis;
-use session_core::{Loaded, Store, StoreError, StoreKey};
+use session_core::{Loaded, Revision, Store, StoreError, StoreKey};
 
 use crate::dir::{Dir, TempFile};
 use crate::layout::{file_name, is_session_file, Header, HEADER_LEN};
@@ -223,10 +248,15 @@ impl Inner {
 
     /// A complete session file under a temporary name, removed again if it is dropped
     /// before it is renamed into place.
-    fn write_temp(&self, value: &[u8], expires_at: SystemTime) -> io::Result<TempFile<'_>> {
+    fn write_temp(
+        &self,
+        value: &[u8],
+        expires_at: SystemTime,
+        revision: Revision,
+    ) -> io::Result<TempFile<'_>> {
         // One write: the header and the record are a few hundred bytes together.
         let mut contents = Vec::with_capacity(HEADER_LEN + value.len());
-        contents.extend_from_slice(&Header::new(value.len(), expires_at).to_bytes());
+        contents.extend_from_slice(&Header::new(value.len(), expires_at, revision).to_bytes());
         contents.extend_from_slice(value);
         self.dir.write_temp(&contents)
     }
@@ -236,7 +266,7 @@ impl Inner {
         key: &StoreKey,
         value: &[u8],
         expires_at: SystemTime,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Revision, StoreError> {
         let name = file_name(key);
         let now = SystemTime::now();
         if self
@@ -245,15 +275,20 @@ impl Inner {
         {
             self.make_room(now).map_err(io_error)?;
         }
-        let temp = self.write_temp(value, expires_at).map_err(io_error)?;
+        let revision = Revision::FIRST;
+        let temp = self
+            .write_temp(value, expires_at, revision)
+            .map_err(io_error)?;
         // A new id is 256 random bits, so its name is free but for a vanishing chance. A
         // rename that refuses to replace makes that common case atomic without the key's
         // lock: every locked operation then sees either no file or this whole live one.
+        let before = self.locks.before_new(&name);
         let temp = match temp.rename_unless_exists(&name).map_err(io_error)? {
             None => {
                 self.count.fetch_add(1, Ordering::Relaxed);
-                self.locks.remember_new(&name, unix_millis(expires_at));
-                return Ok(());
+                self.locks
+                    .remember_new(&name, unix_millis(expires_at), revision, before);
+                return Ok(revision);
             }
             Some(temp) => temp,
         };
@@ -264,12 +299,13 @@ impl Inner {
         if state == FileState::Live {
             return Err(StoreError::DuplicateId);
         }
+        guard.before_write().map_err(io_error)?;
         temp.rename_over(&name).map_err(io_error)?;
-        guard.remember(&name, unix_millis(expires_at));
+        guard.wrote(&name, unix_millis(expires_at), revision);
         if state == FileState::Absent {
             self.count.fetch_add(1, Ordering::Relaxed);
         }
-        Ok(())
+        Ok(revision)
     }
 
     fn update(
@@ -277,30 +313,84 @@ impl Inner {
         key: &StoreKey,
         value: &[u8],
         expires_at: SystemTime,
-    ) -> Result<(), StoreError> {
-        self.with_live(key, expires_at, |name| {
-            self.write_temp(value, expires_at)?.rename_over(name)
-        })
+        revision: Revision,
+    ) -> Result<Revision, StoreError> {
+        let name = file_name(key);
+        let mut guard = self.locks.lock(&name).map_err(io_error)?;
+        self.check_revision(&mut guard, &name, revision)?;
+        let next = revision.next();
+        guard.before_write().map_err(io_error)?;
+        let written = self
+            .write_temp(value, expires_at, next)
+            .and_then(|temp| temp.rename_over(&name));
+        match written {
+            Ok(()) => {
+                guard.wrote(&name, unix_millis(expires_at), next);
+                Ok(next)
+            }
+            // The directory itself is gone, and every session with it.
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                guard.forget(&name);
+                Err(StoreError::UnknownId)
+            }
+            Err(e) => Err(io_error(e)),
+        }
     }
 
-    fn touch(&self, key: &StoreKey, expires_at: SystemTime) -> Result<(), StoreError> {
-        self.with_live(key, expires_at, |name| {
-            let file = self.dir.open_for_writing(name)?;
-            let (offset, bytes) = Header::expiry_field(expires_at);
-            file.write_all_at(&bytes, offset)
-        })
+    fn delete_if_unchanged(&self, key: &StoreKey, revision: Revision) -> Result<(), StoreError> {
+        let name = file_name(key);
+        let mut guard = self.locks.lock(&name).map_err(io_error)?;
+        self.check_revision(&mut guard, &name, revision)?;
+        // Known at that revision, yet gone: removed by hand (see the crate docs).
+        if !self.remove(&mut guard, &name).map_err(io_error)? {
+            return Err(StoreError::UnknownId);
+        }
+        Ok(())
     }
 
-    /// Runs `change`, which makes the file live until `expires_at`, on the file of the live
-    /// session under `key`, under the key's lock; `UnknownId` if there is none, so a
-    /// deleted or expired session is never brought back. Whether it is live is read from
-    /// the file's header unless the stripe knows (see `locks`).
-    fn with_live(
+    /// Checks, under the key's lock (`guard`), that the file `name` holds a live session
+    /// at `expected`: `UnknownId` if it holds none, `Conflict` with the session as it is
+    /// if it is at another revision. The header is read unless the stripe knows the
+    /// revision (see `locks`).
+    fn check_revision(
         &self,
-        key: &StoreKey,
-        expires_at: SystemTime,
-        change: impl FnOnce(&str) -> io::Result<()>,
+        guard: &mut Guard<'_>,
+        name: &str,
+        expected: Revision,
     ) -> Result<(), StoreError> {
+        let now = SystemTime::now();
+        if guard
+            .known_revision(name, unix_millis(now))
+            .map_err(io_error)?
+            == Some(expected)
+        {
+            return Ok(());
+        }
+        match self.dir.read_header(name).map_err(io_error)? {
+            Some(Some(header)) if header.is_live(now) => {
+                if header.revision() == expected {
+                    Ok(())
+                } else {
+                    // A second read, for the session as it is: the lock keeps it so.
+                    match self.read_live(name, now)? {
+                        Some(current) => Err(StoreError::conflict_with(current)),
+                        None => Err(StoreError::UnknownId),
+                    }
+                }
+            }
+            Some(_) => Err(StoreError::UnknownId),
+            None => {
+                guard.forget(name);
+                Err(StoreError::UnknownId)
+            }
+        }
+    }
+
+    /// Moves the expiry of the live session under `key`, under the key's lock, by writing
+    /// the header's expiry field in place (the revision stays); `UnknownId` if there is
+    /// none, so a deleted or expired session is never brought back. Whether it is live is
+    /// read from the file's header unless the stripe knows (see `locks`).
+    fn touch(&self, key: &StoreKey, expires_at: SystemTime) -> Result<(), StoreError> {
         let name = file_name(key);
         let mut guard = self.locks.lock(&name).map_err(io_error)?;
         let now = SystemTime::now();
@@ -310,9 +400,14 @@ impl Inner {
         if !known && self.state(&name, now).map_err(io_error)? != FileState::Live {
             return Err(StoreError::UnknownId);
         }
-        match change(&name) {
+        let (offset, bytes) = Header::expiry_field(expires_at);
+        let written = self
+            .dir
+            .open_for_writing(&name)
+            .and_then(|file| file.write_all_at(&bytes, offset));
+        match written {
             Ok(()) => {
-                guard.remember(&name, unix_millis(expires_at));
+                guard.touched(&name, unix_millis(expires_at));
                 Ok(())
             }
             // Known live, yet gone: removed by hand (see the crate docs).
@@ -327,14 +422,16 @@ impl Inner {
     fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
         let name = file_name(key);
         let mut guard = self.locks.lock(&name).map_err(io_error)?;
-        self.remove(&mut guard, &name).map_err(io_error)
+        self.remove(&mut guard, &name).map_err(io_error)?;
+        Ok(())
     }
 
-    /// Removes the file `name`, whose stripe `guard` holds, and tells the stripe.
-    fn remove(&self, guard: &mut Guard<'_>, name: &str) -> io::Result<()> {
+    /// Removes the file `name`, whose stripe `guard` holds, and tells the stripe; `false`
+    /// if there was none.
+    fn remove(&self, guard: &mut Guard<'_>, name: &str) -> io::Result<bool> {
         if !self.dir.remove(name)? {
             guard.forget(name);
-            return Ok(());
+            return Ok(false);
         }
         // Saturating: another process may have created the file we counted.
         let _ = self
@@ -342,11 +439,17 @@ impl Inner {
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
                 Some(n.saturating_sub(1))
             });
-        guard.removed(name)
+        guard.removed(name)?;
+        Ok(true)
     }
 
     fn load(&self, key: &StoreKey) -> Result<Option<Loaded>, StoreError> {
-        let (header, value) = match self.dir.read_session(&file_name(key)) {
+        self.read_live(&file_name(key), SystemTime::now())
+    }
+
+    /// The session in the file `name`, if it is live at `now`.
+    fn read_live(&self, name: &str, now: SystemTime) -> Result<Option<Loaded>, StoreError> {
+        let (header, value) = match self.dir.read_session(name) {
             Ok(file) => file,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_error(e)),
@@ -358,10 +461,12 @@ impl Inner {
             );
             return Ok(None);
         };
-        if !header.is_live(SystemTime::now()) {
+        if !header.is_live(now) {
             return Ok(None);
         }
-        Ok(Some(Loaded::new(value).with_expiry(header.expires_at())))
+        Ok(Some(
+            Loaded::new(value, header.revision()).with_expiry(header.expires_at()),
+        ))
     }
 
     /// Removes expired session files; returns how many.
@@ -471,12 +576,23 @@ impl Store for FileStore {
         file_io!(self, |inner| inner.load(key), owning key)
     }
 
-    async fn create(&self, key: &StoreKey, value: &[u8], at: SystemTime) -> Result<(), StoreError> {
+    async fn create(
+        &self,
+        key: &StoreKey,
+        value: &[u8],
+        at: SystemTime,
+    ) -> Result<Revision, StoreError> {
         file_io!(self, |inner| inner.create(key, value, at), owning key, value)
     }
 
-    async fn update(&self, key: &StoreKey, value: &[u8], at: SystemTime) -> Result<(), StoreError> {
-        file_io!(self, |inner| inner.update(key, value, at), owning key, value)
+    async fn update(
+        &self,
+        key: &StoreKey,
+        value: &[u8],
+        at: SystemTime,
+        revision: Revision,
+    ) -> Result<Revision, StoreError> {
+        file_io!(self, |inner| inner.update(key, value, at, revision), owning key, value)
     }
 
     async fn touch(&self, key: &StoreKey, at: SystemTime) -> Result<(), StoreError> {
@@ -485,6 +601,14 @@ impl Store for FileStore {
 
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
         file_io!(self, |inner| inner.delete(key), owning key)
+    }
+
+    async fn delete_if_unchanged(
+        &self,
+        key: &StoreKey,
+        revision: Revision,
+    ) -> Result<(), StoreError> {
+        file_io!(self, |inner| inner.delete_if_unchanged(key, revision), owning key)
     }
 
     async fn delete_expired(&self) -> Result<u64, StoreError> {

@@ -15,17 +15,37 @@
 //! looked forgets everything it knew about the stripe and goes back to reading headers.
 //! Reading the count is one `pread` on a descriptor that is already open, with no path to
 //! walk.
+//!
+//! # Why a stripe remembers revisions, and who last wrote
+//! A conditional `update` or `delete_if_unchanged` must find the file still at the revision
+//! its caller loaded. The revision is in the file's header, so checking it is that same
+//! header read; each stripe therefore also remembers the revision this process last wrote
+//! for each session it knows. But another process's update changes a revision without
+//! removing anything, which the removal count does not show. So the lock file also names
+//! the last process that wrote a session file of the stripe: each process (each store, in
+//! fact) has a random token, and writes it there, under the lock, before a write of a
+//! session file whenever the file names someone else. A holder that reads its own token
+//! knows that nobody else has written in the stripe since its own last write there, so
+//! the revisions it remembers are still the files'. Otherwise it stops trusting every
+//! revision it remembers for the stripe (not the expiries: a write does not end a session)
+//! and reads the header. Reading the token costs nothing more: it is in the same `pread`
+//! as the count. A process alone on its directory writes its token once per stripe;
+//! processes that take turns on a stripe write theirs at each turn, and read headers as
+//! before the memory existed.
 
+use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
+use std::hash::{BuildHasher as _, Hasher as _};
 use std::io::{self, ErrorKind};
-use std::ops::{Deref, DerefMut};
 use std::os::unix::fs::{DirBuilderExt as _, FileExt as _, OpenOptionsExt as _};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
 use session_core::time::unix_millis;
+use session_core::Revision;
 
 /// Enough stripes that unrelated sessions rarely wait for each other.
 const STRIPES: usize = 64;
@@ -33,6 +53,10 @@ const STRIPES: usize = 64;
 /// The most live sessions a stripe remembers (32,768 in all, a few megabytes at most); a
 /// session it does not remember costs one header read, no more.
 const KNOWN_PER_STRIPE: usize = 512;
+
+/// Where a lock file keeps the count of removals and the last writer's token.
+const REMOVALS_OFFSET: u64 = 0;
+const WRITER_OFFSET: u64 = 8;
 
 /// Striped locks: stripe `n` is a mutex (threads of this process) around an open lock
 /// file `.locks/n` whose `flock` excludes other processes. Both are needed: `flock` is
@@ -45,14 +69,32 @@ pub(crate) struct Locks {
 /// One stripe's lock file, and what this process knows about the stripe's sessions.
 pub(crate) struct Stripe {
     /// Its first 8 bytes count the removals of the stripe's files, by every process, as a
-    /// little-endian `u64` (an empty file counts 0).
+    /// little-endian `u64`; the next 8 are the token of the last store that wrote one of
+    /// its session files (both 0 where the file has none yet).
     file: File,
+    /// This store's token, the same in every stripe; never 0.
+    token: u64,
     /// The count as this process last read or wrote it; `known` is valid while the file
     /// still says this.
     removals: u64,
-    /// Session file names known to be live until the given Unix millisecond, because this
-    /// process created, updated or touched them and no removal has happened since.
-    known: HashMap<Box<str>, u64>,
+    /// The writer token the lock file held when this process last read or wrote it.
+    writer: u64,
+    /// Moves whenever the revisions in `known` stop being trusted (another process wrote
+    /// in the stripe, or removed from it); an entry's revision counts only if it was
+    /// remembered in the current epoch.
+    epoch: u64,
+    /// Session file names known to be live until a Unix millisecond, because this process
+    /// created, updated or touched them and no removal has happened since.
+    known: HashMap<Box<str>, Known>,
+}
+
+/// What a stripe remembers about one live session.
+#[derive(Debug, Clone, Copy)]
+struct Known {
+    expires_at: u64,
+    /// The revision this process wrote, with the epoch it was written in; `None` if it
+    /// only touched the file.
+    revision: Option<(Revision, u64)>,
 }
 
 /// Not derived: the names it knows are session ids, which are never logged.
@@ -60,6 +102,7 @@ impl std::fmt::Debug for Stripe {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Stripe")
             .field("removals", &self.removals)
+            .field("epoch", &self.epoch)
             .field("known", &self.known.len())
             .finish_non_exhaustive()
     }
@@ -68,6 +111,9 @@ impl std::fmt::Debug for Stripe {
 /// Holds one stripe; releases the `flock` and then the mutex when dropped.
 pub(crate) struct Guard<'a> {
     stripe: MutexGuard<'a, Stripe>,
+    /// Whether the lock file's counts were read during this hold, so that what the stripe
+    /// knows can be trusted until it is dropped.
+    caught_up: bool,
 }
 
 impl Drop for Guard<'_> {
@@ -78,18 +124,9 @@ impl Drop for Guard<'_> {
     }
 }
 
-impl Deref for Guard<'_> {
-    type Target = Stripe;
-    fn deref(&self) -> &Stripe {
-        &self.stripe
-    }
-}
-
-impl DerefMut for Guard<'_> {
-    fn deref_mut(&mut self) -> &mut Stripe {
-        &mut self.stripe
-    }
-}
+/// Where a lock-free create stood before its rename (see [`Locks::before_new`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Epoch(u64);
 
 impl Locks {
     pub(crate) fn open(dir: &Path) -> io::Result<Self> {
@@ -97,6 +134,7 @@ impl Locks {
             .recursive(true)
             .mode(0o700)
             .create(dir)?;
+        let token = new_token();
         let stripes = (0..STRIPES)
             .map(|n| {
                 let file = OpenOptions::new()
@@ -106,9 +144,13 @@ impl Locks {
                     .truncate(false)
                     .mode(0o600)
                     .open(dir.join(format!("{n:02}")))?;
+                let (removals, writer) = read_counts(&file)?;
                 Ok(Mutex::new(Stripe {
-                    removals: read_removals(&file)?,
                     file,
+                    token,
+                    removals,
+                    writer,
+                    epoch: 0,
                     known: HashMap::new(),
                 }))
             })
@@ -121,15 +163,35 @@ impl Locks {
     pub(crate) fn lock(&self, name: &str) -> io::Result<Guard<'_>> {
         let stripe = self.stripe(name);
         stripe.file.lock()?;
-        Ok(Guard { stripe })
+        Ok(Guard {
+            stripe,
+            caught_up: false,
+        })
     }
 
-    /// Remembers that this process just made `name` live until `expires_at` (Unix ms)
-    /// without the stripe's file lock: for a new session, renamed into a free name. Only
-    /// the mutex is taken; a removal by another process since the count was last read is
-    /// still noticed by the next [`Stripe::is_known_live`], which then forgets this too.
-    pub(crate) fn remember_new(&self, name: &str, expires_at: u64) {
-        self.stripe(name).remember(name, expires_at);
+    /// Where the stripe of `name` stands, taken before a lock-free create renames its
+    /// file into place, for [`Locks::remember_new`].
+    pub(crate) fn before_new(&self, name: &str) -> Epoch {
+        Epoch(self.stripe(name).epoch)
+    }
+
+    /// Remembers that this process just made `name` live until `expires_at` (Unix ms) at
+    /// `revision` without the stripe's file lock: for a new session, renamed into a free
+    /// name. Only the mutex is taken. If the stripe caught up with another process since
+    /// `before` (taken before the rename), that process may have removed or rewritten the
+    /// new file already, so nothing is remembered; a change not caught up with yet is
+    /// still noticed by the next holder of the lock, which then stops trusting this too.
+    pub(crate) fn remember_new(
+        &self,
+        name: &str,
+        expires_at: u64,
+        revision: Revision,
+        before: Epoch,
+    ) {
+        let mut stripe = self.stripe(name);
+        if stripe.epoch == before.0 {
+            stripe.remember(name, expires_at, Some(revision));
+        }
     }
 
     fn stripe(&self, name: &str) -> MutexGuard<'_, Stripe> {
@@ -141,68 +203,172 @@ impl Locks {
     }
 }
 
-impl Stripe {
+impl Guard<'_> {
     /// Whether `name` is known to be live at `now` (Unix ms) without reading its file.
     /// `false` means "read the header": unknown, expired, or another process removed
-    /// files of this stripe since this process last looked. Call it holding the lock.
+    /// files of this stripe since this process last looked.
     pub(crate) fn is_known_live(&mut self, name: &str, now: u64) -> io::Result<bool> {
         self.catch_up()?;
-        Ok(self.known.get(name).is_some_and(|&expiry| expiry > now))
+        Ok(self.stripe.live(name, now).is_some())
     }
 
-    /// Reads the removal count and, if another process moved it since this one last
-    /// looked, forgets everything: any of the sessions known live may be gone.
-    fn catch_up(&mut self) -> io::Result<()> {
-        let removals = read_removals(&self.file)?;
-        if removals != self.removals {
-            self.known.clear();
-            self.removals = removals;
+    /// The revision `name` is known to be at, live at `now` (Unix ms), without reading its
+    /// file; `None` means "read the header": unknown, expired, or another process wrote
+    /// or removed files of this stripe since this process last wrote this one.
+    pub(crate) fn known_revision(&mut self, name: &str, now: u64) -> io::Result<Option<Revision>> {
+        self.catch_up()?;
+        let epoch = self.stripe.epoch;
+        Ok(self
+            .stripe
+            .live(name, now)
+            .and_then(|known| match known.revision {
+                Some((revision, at)) if at == epoch => Some(revision),
+                _ => None,
+            }))
+    }
+
+    /// Names this store as the stripe's last writer in the lock file, if it is not yet;
+    /// call it before a write of a session file that can change its revision.
+    pub(crate) fn before_write(&mut self) -> io::Result<()> {
+        self.catch_up()?;
+        let stripe = &mut *self.stripe;
+        if stripe.writer != stripe.token {
+            stripe
+                .file
+                .write_all_at(&stripe.token.to_le_bytes(), WRITER_OFFSET)?;
+            stripe.writer = stripe.token;
         }
         Ok(())
     }
 
-    /// Remembers that `name` is live until `expires_at` (Unix ms), having just written it.
-    pub(crate) fn remember(&mut self, name: &str, expires_at: u64) {
-        if let Some(expiry) = self.known.get_mut(name) {
-            *expiry = expires_at;
+    /// Remembers that `name` is live until `expires_at` (Unix ms) at `revision`, having
+    /// just written it after [`Guard::before_write`].
+    pub(crate) fn wrote(&mut self, name: &str, expires_at: u64, revision: Revision) {
+        self.stripe.remember(name, expires_at, Some(revision));
+    }
+
+    /// Remembers that `name` is live until `expires_at` (Unix ms), having just moved its
+    /// expiry; the revision it is known at, if any, stays.
+    pub(crate) fn touched(&mut self, name: &str, expires_at: u64) {
+        self.stripe.remember(name, expires_at, None);
+    }
+
+    /// Forgets `name`, found absent.
+    pub(crate) fn forget(&mut self, name: &str) {
+        self.stripe.known.remove(name);
+    }
+
+    /// Records that `name` was removed: forgotten here, and counted in the lock file for
+    /// the other processes.
+    pub(crate) fn removed(&mut self, name: &str) -> io::Result<()> {
+        self.catch_up()?;
+        let stripe = &mut *self.stripe;
+        stripe.known.remove(name);
+        stripe.removals = stripe.removals.wrapping_add(1);
+        stripe
+            .file
+            .write_all_at(&stripe.removals.to_le_bytes(), REMOVALS_OFFSET)
+    }
+
+    /// Reads the lock file's removal count and writer, once per hold, and forgets what
+    /// another process may have made stale: everything if it removed a file, every
+    /// revision if it (or anyone but this store) was the last to write one.
+    fn catch_up(&mut self) -> io::Result<()> {
+        if self.caught_up {
+            return Ok(());
+        }
+        let stripe = &mut *self.stripe;
+        let (removals, writer) = read_counts(&stripe.file)?;
+        if removals != stripe.removals {
+            stripe.known.clear();
+            stripe.removals = removals;
+            stripe.epoch = stripe.epoch.wrapping_add(1);
+        }
+        // Not only when the writer changed: the same other process may have written again.
+        if writer != stripe.token {
+            stripe.epoch = stripe.epoch.wrapping_add(1);
+        }
+        stripe.writer = writer;
+        self.caught_up = true;
+        Ok(())
+    }
+}
+
+impl Stripe {
+    /// What the stripe knows about `name`, if it is live at `now` (Unix ms).
+    fn live(&self, name: &str, now: u64) -> Option<Known> {
+        self.known
+            .get(name)
+            .copied()
+            .filter(|known| known.expires_at > now)
+    }
+
+    /// Remembers that `name` is live until `expires_at` (Unix ms), and at `revision` in
+    /// this epoch if given (else keeps what it knew of the revision).
+    fn remember(&mut self, name: &str, expires_at: u64, revision: Option<Revision>) {
+        let revision = revision.map(|revision| (revision, self.epoch));
+        if let Some(known) = self.known.get_mut(name) {
+            known.expires_at = expires_at;
+            if revision.is_some() {
+                known.revision = revision;
+            }
             return;
         }
         if self.known.len() >= KNOWN_PER_STRIPE {
             // Full: keep the sessions that are still live if that makes room, else start
             // over. Either way the cost of forgetting is one header read per session.
             let now = unix_millis(SystemTime::now());
-            self.known.retain(|_, expiry| *expiry > now);
+            self.known.retain(|_, known| known.expires_at > now);
             if self.known.len() >= KNOWN_PER_STRIPE {
                 self.known.clear();
             }
         }
-        self.known.insert(name.into(), expires_at);
-    }
-
-    /// Forgets `name`, found absent.
-    pub(crate) fn forget(&mut self, name: &str) {
-        self.known.remove(name);
-    }
-
-    /// Records that `name` was removed: forgotten here, and counted in the lock file for
-    /// the other processes. Call it holding the lock.
-    pub(crate) fn removed(&mut self, name: &str) -> io::Result<()> {
-        self.known.remove(name);
-        self.catch_up()?;
-        self.removals = self.removals.wrapping_add(1);
-        self.file.write_all_at(&self.removals.to_le_bytes(), 0)
+        self.known.insert(
+            name.into(),
+            Known {
+                expires_at,
+                revision,
+            },
+        );
     }
 }
 
-/// The removal count in a lock file; 0 for a file that has none yet (a new one, or one
-/// made by a version that did not count).
-fn read_removals(file: &File) -> io::Result<u64> {
-    let mut bytes = [0u8; 8];
-    match file.read_exact_at(&mut bytes, 0) {
-        Ok(()) => Ok(u64::from_le_bytes(bytes)),
-        Err(e) if e.kind() == ErrorKind::UnexpectedEof => Ok(0),
-        Err(e) => Err(e),
+/// The removal count and the writer token in a lock file; 0 for what a file does not have
+/// yet (a new one, or one made by a version that did not keep it).
+fn read_counts(file: &File) -> io::Result<(u64, u64)> {
+    let mut bytes = [0u8; 16];
+    let mut read = 0;
+    while read < bytes.len() {
+        match file.read_at(&mut bytes[read..], read as u64) {
+            Ok(0) => break,
+            Ok(n) => read += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
     }
+    let (removals, writer) = bytes.split_at(8);
+    Ok((le_u64(removals), le_u64(writer)))
+}
+
+fn le_u64(bytes: &[u8]) -> u64 {
+    let mut array = [0u8; 8];
+    array.copy_from_slice(bytes);
+    u64::from_le_bytes(array)
+}
+
+/// A token for one store, different from every other store's: the process id, a serial
+/// number and the time, hashed with the random key of std's `RandomState` (so processes
+/// on different hosts sharing a directory differ too). Never 0, which means "nobody".
+fn new_token() -> u64 {
+    static SERIAL: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    hasher.write_u64(SERIAL.fetch_add(1, Ordering::Relaxed));
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| since.as_nanos());
+    hasher.write_u128(nanos);
+    hasher.finish().max(1)
 }
 
 /// FNV-1a: stable across builds and processes, unlike std's hasher.

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use session_core::{IdLength, SessionId, Store, StoreError, StoreKey};
+use session_core::{IdLength, Loaded, Revision, SessionId, Store, StoreError, StoreKey};
 use session_fs::FileStore;
 
 fn scratch_dir() -> PathBuf {
@@ -62,8 +62,8 @@ async fn creates_the_directory_and_private_files() {
     );
     // The file is named after the key, so `ls .sessions` shows the sessions.
     assert_eq!(session_files(&dir), std::slice::from_ref(&file));
-    // And its data follows the 16-byte header, readable as it was stored.
-    assert_eq!(&fs::read(&file).unwrap()[16..], b"{}");
+    // And its data follows the 24-byte header, readable as it was stored.
+    assert_eq!(&fs::read(&file).unwrap()[24..], b"{}");
 }
 
 #[tokio::test]
@@ -74,7 +74,7 @@ async fn file_mode_is_configurable() {
         let dir = scratch_dir();
         let store = FileStore::builder(&dir).file_mode(wanted).build().unwrap();
         let key = key();
-        store.create(&key, b"x", hour()).await.unwrap();
+        let revision = store.create(&key, b"x", hour()).await.unwrap();
         let mode = |key: &StoreKey| {
             fs::metadata(dir.join(key.as_str()))
                 .unwrap()
@@ -83,7 +83,7 @@ async fn file_mode_is_configurable() {
                 & 0o777
         };
         assert_eq!(mode(&key), wanted, "after create");
-        store.update(&key, b"y", hour()).await.unwrap();
+        store.update(&key, b"y", hour(), revision).await.unwrap();
         assert_eq!(mode(&key), wanted, "after update");
     }
 }
@@ -94,8 +94,8 @@ async fn writes_leave_no_temporary_files() {
     let store = FileStore::new(&dir).unwrap();
     let keys: Vec<_> = (0..20).map(|_| key()).collect();
     for key in &keys {
-        store.create(key, b"a", hour()).await.unwrap();
-        store.update(key, b"b", hour()).await.unwrap();
+        let revision = store.create(key, b"a", hour()).await.unwrap();
+        store.update(key, b"b", hour(), revision).await.unwrap();
         store.touch(key, hour()).await.unwrap();
         // A refused create leaves neither its temporary file nor a change behind.
         assert!(matches!(
@@ -116,7 +116,7 @@ async fn touch_rewrites_only_the_expiry_in_place() {
     let dir = scratch_dir();
     let store = FileStore::new(&dir).unwrap();
     let key = key();
-    store.create(&key, b"payload", hour()).await.unwrap();
+    let revision = store.create(&key, b"payload", hour()).await.unwrap();
     let path = dir.join(key.as_str());
     let inode = fs::metadata(&path).unwrap().ino();
     let later = hour() + Duration::from_secs(3600);
@@ -137,7 +137,7 @@ async fn touch_rewrites_only_the_expiry_in_place() {
         "expiry is {reported:?}, wanted {later:?}"
     );
     // update, by contrast, writes a new file atomically.
-    store.update(&key, b"new", hour()).await.unwrap();
+    store.update(&key, b"new", hour(), revision).await.unwrap();
     assert_ne!(fs::metadata(&path).unwrap().ino(), inode);
 }
 
@@ -149,7 +149,9 @@ async fn a_file_without_a_header_is_absent_and_cleaned_up() {
     fs::write(dir.join(key.as_str()), b"not a session").unwrap();
     assert!(store.load(&key).await.unwrap().is_none());
     assert!(matches!(
-        store.update(&key, b"x", hour()).await,
+        store
+            .update(&key, b"x", hour(), Revision::UNVERSIONED)
+            .await,
         Err(StoreError::UnknownId)
     ));
     // create may take the name over, since nobody can load what is there
@@ -214,9 +216,9 @@ async fn a_session_removed_elsewhere_is_not_brought_back_by_a_store_that_knew_it
     let (here, elsewhere) = (FileStore::new(&dir).unwrap(), FileStore::new(&dir).unwrap());
     let (deleted, cleaned, kept) = (key(), key(), key());
     for key in [&deleted, &cleaned, &kept] {
-        here.create(key, b"v1", hour()).await.unwrap();
+        let revision = here.create(key, b"v1", hour()).await.unwrap();
         // Updated and touched once, so `here` knows them live from its own writes.
-        here.update(key, b"v2", hour()).await.unwrap();
+        here.update(key, b"v2", hour(), revision).await.unwrap();
         here.touch(key, hour()).await.unwrap();
     }
 
@@ -227,14 +229,193 @@ async fn a_session_removed_elsewhere_is_not_brought_back_by_a_store_that_knew_it
     assert_eq!(elsewhere.delete_expired().await.unwrap(), 1);
 
     for key in [&deleted, &cleaned] {
-        assert_unknown(here.update(key, b"v3", hour()).await);
+        assert_unknown(
+            here.update(key, b"v3", hour(), Revision::FIRST.next())
+                .await,
+        );
         assert_unknown(here.touch(key, hour()).await);
         assert!(here.load(key).await.unwrap().is_none());
     }
     // The other store's removals do not cost `here` its sessions, only its memory of them.
-    here.update(&kept, b"v3", hour()).await.unwrap();
+    here.update(&kept, b"v3", hour(), Revision::FIRST.next())
+        .await
+        .unwrap();
     assert_eq!(here.load(&kept).await.unwrap().unwrap().value(), b"v3");
     assert_eq!(session_files(&dir).len(), 1);
+}
+
+#[tokio::test]
+async fn files_without_a_revision_load_unversioned_and_update_at_unversioned() {
+    let dir = scratch_dir();
+    let store = FileStore::new(&dir).unwrap();
+    let (key, small, to_delete) = (key(), self::key(), self::key());
+    let path = dir.join(key.as_str());
+    // As the previous release wrote them: `SES1`, 16 bytes, no revision. One record is
+    // shorter than the 8 bytes the current header has more.
+    fs::write(&path, raw_file(7, hour(), b"payload")).unwrap();
+    fs::write(dir.join(small.as_str()), raw_file(0, hour(), b"ab")).unwrap();
+    fs::write(dir.join(to_delete.as_str()), raw_file(3, hour(), b"old")).unwrap();
+
+    let loaded = store.load(&key).await.unwrap().unwrap();
+    assert_eq!(
+        (loaded.value(), loaded.revision()),
+        (&b"payload"[..], Revision::UNVERSIONED)
+    );
+    assert_eq!(store.load(&small).await.unwrap().unwrap().value(), b"ab");
+
+    // A touch moves the expiry in place and leaves the file as it was otherwise.
+    let later = hour() + Duration::from_secs(60);
+    store.touch(&key, later).await.unwrap();
+    let bytes = fs::read(&path).unwrap();
+    assert_eq!(bytes, raw_file(7, later, b"payload"));
+
+    // Another revision than the unversioned one is a conflict, with the record.
+    match store.update(&key, b"lost", hour(), Revision::FIRST).await {
+        Err(StoreError::Conflict {
+            current: Some(current),
+        }) => assert_eq!(
+            (current.value(), current.revision()),
+            (&b"payload"[..], Revision::UNVERSIONED)
+        ),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+
+    // At the unversioned revision it writes, and the file now carries a revision.
+    let written = store
+        .update(&key, b"new", hour(), Revision::UNVERSIONED)
+        .await
+        .unwrap();
+    assert_eq!(written, Revision::UNVERSIONED.next());
+    let bytes = fs::read(&path).unwrap();
+    assert_eq!(&bytes[..4], b"SES2");
+    assert_eq!(&bytes[16..24], &written.get().to_le_bytes());
+    assert_eq!(&bytes[24..], b"new");
+    let loaded = store.load(&key).await.unwrap().unwrap();
+    assert_eq!((loaded.value(), loaded.revision()), (&b"new"[..], written));
+    // So the unversioned revision is stale now.
+    assert_conflict(
+        store
+            .update(&key, b"lost", hour(), Revision::UNVERSIONED)
+            .await,
+    );
+    assert_conflict(store.delete_if_unchanged(&key, Revision::UNVERSIONED).await);
+
+    // A conditional delete at the unversioned revision removes an unversioned file.
+    store
+        .delete_if_unchanged(&to_delete, Revision::UNVERSIONED)
+        .await
+        .unwrap();
+    assert!(!dir.join(to_delete.as_str()).exists());
+}
+
+/// Two stores on one directory stand for two processes: a revision one remembers from its
+/// own write must not outlive the other's write of the session.
+#[tokio::test]
+async fn a_revision_written_elsewhere_makes_a_stale_update_or_delete_a_conflict() {
+    let dir = scratch_dir();
+    let (here, elsewhere) = (FileStore::new(&dir).unwrap(), FileStore::new(&dir).unwrap());
+    let key = key();
+    // Created here without the lock, so `here` remembers the first revision.
+    let first = here.create(&key, b"v1", hour()).await.unwrap();
+    let loaded = elsewhere.load(&key).await.unwrap().unwrap();
+    let second = elsewhere
+        .update(&key, b"v2", hour(), loaded.revision())
+        .await
+        .unwrap();
+    for stale in [
+        here.update(&key, b"lost", hour(), first).await.map(|_| ()),
+        here.delete_if_unchanged(&key, first).await,
+    ] {
+        assert_conflict_with(stale, b"v2", second);
+    }
+
+    // Updated here under the lock, so `here` remembers the third revision.
+    let third = here.update(&key, b"v3", hour(), second).await.unwrap();
+    let fourth = elsewhere.update(&key, b"v4", hour(), third).await.unwrap();
+    for stale in [
+        here.update(&key, b"lost", hour(), third).await.map(|_| ()),
+        here.delete_if_unchanged(&key, third).await,
+    ] {
+        assert_conflict_with(stale, b"v4", fourth);
+    }
+    assert_eq!(here.load(&key).await.unwrap().unwrap().value(), b"v4");
+    // At the current revision both still work, from either store.
+    let fifth = here.update(&key, b"v5", hour(), fourth).await.unwrap();
+    elsewhere.delete_if_unchanged(&key, fifth).await.unwrap();
+    assert_unknown(here.update(&key, b"zombie", hour(), fifth).await);
+    assert!(session_files(&dir).is_empty());
+}
+
+/// A session file rewritten by hand at another revision: what a store that does not read
+/// the header would miss.
+fn rewrite_at(path: &Path, revision: u64) {
+    let mut bytes = fs::read(path).unwrap();
+    bytes[16..24].copy_from_slice(&revision.to_le_bytes());
+    fs::write(path, bytes).unwrap();
+}
+
+/// The stripe of a session file, as `locks` computes it (FNV-1a, 64 stripes).
+fn stripe_of(key: &StoreKey) -> u64 {
+    let hash = key
+        .as_str()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        });
+    hash % 64
+}
+
+#[tokio::test]
+async fn an_update_at_the_revision_this_store_wrote_does_not_read_the_file() {
+    let dir = scratch_dir();
+    let (store, elsewhere) = (FileStore::new(&dir).unwrap(), FileStore::new(&dir).unwrap());
+    let key = key();
+    let path = dir.join(key.as_str());
+    let neighbour = std::iter::repeat_with(self::key)
+        .find(|other| stripe_of(other) == stripe_of(&key))
+        .unwrap();
+    // A store trusts what it remembers of a stripe once it is the stripe's last writer.
+    let created = store.create(&neighbour, b"n1", hour()).await.unwrap();
+    let neighbour_at = store
+        .update(&neighbour, b"n2", hour(), created)
+        .await
+        .unwrap();
+
+    // Both after a create (remembered without the lock) and after an update.
+    let first = store.create(&key, b"v1", hour()).await.unwrap();
+    rewrite_at(&path, 99);
+    let second = store.update(&key, b"v2", hour(), first).await.unwrap();
+    rewrite_at(&path, 99);
+    let third = store.update(&key, b"v3", hour(), second).await.unwrap();
+    assert_eq!(store.load(&key).await.unwrap().unwrap().revision(), third);
+
+    // Once another store has written any session of the same stripe, the header is read.
+    elsewhere
+        .update(&neighbour, b"n3", hour(), neighbour_at)
+        .await
+        .unwrap();
+    rewrite_at(&path, 99);
+    assert_conflict_with(
+        store.update(&key, b"lost", hour(), third).await.map(|_| ()),
+        b"v3",
+        Revision::new(99),
+    );
+}
+
+fn assert_conflict<T: std::fmt::Debug>(result: Result<T, StoreError>) {
+    assert!(
+        matches!(result, Err(StoreError::Conflict { .. })),
+        "expected a conflict, got {result:?}"
+    );
+}
+
+fn assert_conflict_with(result: Result<(), StoreError>, value: &[u8], revision: Revision) {
+    match result {
+        Err(StoreError::Conflict {
+            current: Some(current),
+        }) => assert_eq!((current.value(), current.revision()), (value, revision)),
+        other => panic!("expected a conflict with the current record, got {other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -243,10 +424,11 @@ async fn a_session_known_live_still_expires_for_update_and_touch() {
     let store = FileStore::new(&dir).unwrap();
     let key = key();
     let soon = SystemTime::now() + Duration::from_millis(50);
-    store.create(&key, b"v1", soon).await.unwrap();
-    store.update(&key, b"v2", soon).await.unwrap();
+    let first = store.create(&key, b"v1", soon).await.unwrap();
+    let second = store.update(&key, b"v2", soon, first).await.unwrap();
     tokio::time::sleep(Duration::from_millis(80)).await;
-    assert_unknown(store.update(&key, b"v3", hour()).await);
+    assert_unknown(store.update(&key, b"v3", hour(), second).await);
+    assert_unknown(store.delete_if_unchanged(&key, second).await);
     assert_unknown(store.touch(&key, hour()).await);
     assert!(store.load(&key).await.unwrap().is_none());
 }
@@ -260,11 +442,11 @@ async fn a_session_file_removed_by_hand_is_noticed_after_a_delete() {
     fs::remove_file(dir.join(key.as_str())).unwrap();
     // A touch, which writes in place, finds it gone.
     assert_unknown(store.touch(&key, hour()).await);
-    store.create(&key, b"v1", hour()).await.unwrap();
+    let revision = store.create(&key, b"v1", hour()).await.unwrap();
     fs::remove_file(dir.join(key.as_str())).unwrap();
     // Absent is not an error for delete, and what the store knew about the file goes too.
     store.delete(&key).await.unwrap();
-    assert_unknown(store.update(&key, b"v2", hour()).await);
+    assert_unknown(store.update(&key, b"v2", hour(), revision).await);
     assert!(session_files(&dir).is_empty());
 }
 
@@ -273,14 +455,14 @@ async fn debug_output_never_shows_a_session_id() {
     let dir = scratch_dir();
     let store = FileStore::new(&dir).unwrap();
     let key = key();
-    store.create(&key, b"v1", hour()).await.unwrap();
-    store.update(&key, b"v2", hour()).await.unwrap();
+    let revision = store.create(&key, b"v1", hour()).await.unwrap();
+    store.update(&key, b"v2", hour(), revision).await.unwrap();
     let id = key.as_str().trim_start_matches("session:");
     let debug = format!("{store:?}");
     assert!(!debug.contains(id), "{debug}");
 }
 
-fn assert_unknown(result: Result<(), StoreError>) {
+fn assert_unknown<T: std::fmt::Debug>(result: Result<T, StoreError>) {
     assert!(
         matches!(result, Err(StoreError::UnknownId)),
         "expected UnknownId, got {result:?}"
@@ -375,8 +557,45 @@ fn is_whole_pattern(bytes: &[u8]) -> bool {
     bytes.len().is_multiple_of(unit.len()) && bytes.chunks(unit.len()).all(|c| c == unit)
 }
 
+/// The key both processes count on.
+fn counter_key() -> StoreKey {
+    shared_key(SHARED_KEYS)
+}
+
+/// Writes `value` over whatever the key holds, by load and conditional update, retrying
+/// on a conflict with the other process; how many conflicts it met.
+async fn write_over(
+    store: &FileStore,
+    key: &StoreKey,
+    value: impl Fn(&Loaded) -> Vec<u8>,
+) -> usize {
+    let mut loaded = store.load(key).await.unwrap().unwrap();
+    for conflicts in 0.. {
+        match store
+            .update(key, &value(&loaded), hour(), loaded.revision())
+            .await
+        {
+            Ok(_) => return conflicts,
+            Err(StoreError::Conflict {
+                current: Some(current),
+            }) => loaded = current,
+            Err(e) => panic!("update: {e:?}"),
+        }
+    }
+    unreachable!()
+}
+
+fn plus_one(loaded: &Loaded) -> Vec<u8> {
+    let n: u64 = std::str::from_utf8(loaded.value())
+        .unwrap()
+        .parse()
+        .unwrap();
+    (n + 1).to_string().into_bytes()
+}
+
 /// Creates every shared key (printing the ones it won), then updates and reads them while
-/// the other process does the same, checking that every read sees a whole value.
+/// the other process does the same, checking that every read sees a whole value, and
+/// adds one to the counter key in bursts between them.
 async fn hammer(dir: PathBuf, name: &str) -> Vec<usize> {
     let store = FileStore::new(&dir).unwrap();
     let mut won = Vec::new();
@@ -385,22 +604,31 @@ async fn hammer(dir: PathBuf, name: &str) -> Vec<usize> {
             .create(&shared_key(i), &pattern(name, 0), hour())
             .await
         {
-            Ok(()) => won.push(i),
+            Ok(_) => won.push(i),
             Err(StoreError::DuplicateId) => {}
             Err(e) => panic!("create: {e}"),
         }
     }
+    match store.create(&counter_key(), b"0", hour()).await {
+        Ok(_) | Err(StoreError::DuplicateId) => {}
+        Err(e) => panic!("create: {e}"),
+    }
+    let mut conflicts = 0;
     for round in 1..=5 {
         for i in 0..SHARED_KEYS {
-            store
-                .update(&shared_key(i), &pattern(name, round), hour())
-                .await
-                .unwrap();
+            conflicts += write_over(&store, &shared_key(i), |_| pattern(name, round)).await;
             store.touch(&shared_key(i), hour()).await.unwrap();
             let loaded = store.load(&shared_key(i)).await.unwrap().unwrap();
             assert!(is_whole_pattern(loaded.value()), "torn read in {name}");
+            if i % (SHARED_KEYS / BURSTS_PER_ROUND) == 0 {
+                // In bursts, so that the two processes' increments meet.
+                for _ in 0..BURST {
+                    conflicts += write_over(&store, &counter_key(), plus_one).await;
+                }
+            }
         }
     }
+    println!("CONFLICTS {conflicts} in {name}");
     println!(
         "WON {}",
         won.iter()
@@ -410,6 +638,9 @@ async fn hammer(dir: PathBuf, name: &str) -> Vec<usize> {
     );
     won
 }
+
+const BURSTS_PER_ROUND: usize = 10;
+const BURST: usize = 10;
 
 /// This test runs twice at once: as the parent, and as a child process of the same test
 /// binary (recognised by `SESSION_FS_SHARED_DIR`), both hammering one directory.
@@ -443,5 +674,14 @@ async fn two_processes_share_a_directory() {
     all.sort_unstable();
     assert_eq!(all, (0..SHARED_KEYS).collect::<Vec<_>>());
     assert!(stray_temp_files(&dir).is_empty());
-    assert_eq!(session_files(&dir).len(), SHARED_KEYS);
+    assert_eq!(session_files(&dir).len(), SHARED_KEYS + 1);
+    // Every conditional increment of either process counted: none wrote over a revision
+    // it had not loaded.
+    let store = FileStore::new(&dir).unwrap();
+    let count = store.load(&counter_key()).await.unwrap().unwrap();
+    assert_eq!(
+        count.value(),
+        (2 * 5 * BURSTS_PER_ROUND * BURST).to_string().as_bytes(),
+        "{stdout}"
+    );
 }
