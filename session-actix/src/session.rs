@@ -127,13 +127,43 @@ impl Session {
     }
 
     /// Stores `value` under `key`. Storing a value equal to the current one changes
-    /// nothing and causes no write.
+    /// nothing and causes no write. If a concurrent request of the same session sets the
+    /// same key, the one written back last wins; keys it does not set are merged. For a
+    /// value computed from the current one, use [`Session::update`].
     pub fn insert(
         &self,
         key: impl Into<String>,
         value: impl Serialize,
     ) -> Result<(), SessionError> {
         Ok(self.write(|state| state.insert(key, value))??)
+    }
+
+    /// Sets `key` to `f(current value)` and returns the new value: a read-modify-write
+    /// that loses nothing to concurrent requests.
+    ///
+    /// When another request of the same session (a parallel AJAX call, say) writes it
+    /// before this one is written back, `f` is run again on the value that request stored,
+    /// so counters, lists and carts add up. `f` should compute the new value from its
+    /// argument alone; the value returned here is the one this request computed.
+    ///
+    /// ```no_run
+    /// use session_actix::{Session, SessionError};
+    ///
+    /// async fn add_to_cart(session: Session) -> Result<String, SessionError> {
+    ///     let items = session.update("cart", |cart: Option<Vec<String>>| {
+    ///         let mut cart = cart.unwrap_or_default();
+    ///         cart.push("book".to_owned());
+    ///         cart
+    ///     })?;
+    ///     Ok(format!("{} items", items.len()))
+    /// }
+    /// ```
+    pub fn update<T, F>(&self, key: impl Into<String>, f: F) -> Result<T, SessionError>
+    where
+        T: Serialize + DeserializeOwned,
+        F: Fn(Option<T>) -> T + Send + Sync + 'static,
+    {
+        Ok(self.write(|state| state.update(key, f))??)
     }
 
     /// Removes `key`, returning its raw value if it had one.
@@ -178,7 +208,8 @@ impl Session {
         self.len() == 0
     }
 
-    /// Removes every key; at write-back the record is deleted and the cookie removed.
+    /// Removes every key, including any a concurrent request adds; at write-back the
+    /// record is deleted and the cookie removed.
     pub fn clear(&self) -> Result<(), SessionError> {
         self.write(SessionState::clear)
     }

@@ -196,6 +196,7 @@ rules!(
     vary_cookie_is_added_to_existing_vary,
     a_tampered_cookie_gets_a_fresh_session_without_io,
     an_unknown_id_is_never_adopted,
+    a_cookie_that_leads_nowhere_is_left_alone,
     a_cookie_signed_with_an_old_key_is_resigned,
     an_expired_session_is_a_fresh_one,
     an_absolute_timeout_ends_an_active_session,
@@ -353,7 +354,11 @@ async fn regenerate_gives_a_new_id_and_kills_the_old_one(store: Counted) {
     let login = get(&app, "/login", Some(&before)).await;
     let after = login.cookie();
     assert_ne!(before, after);
-    assert_eq!((store.count("delete"), store.count("create")), (1, 1));
+    // The old record is deleted only if no other request wrote it meanwhile.
+    assert_eq!(
+        (store.count("delete_if_unchanged"), store.count("create")),
+        (1, 1)
+    );
     // Same data under the new id; the old cookie leads nowhere.
     assert_eq!(get(&app, "/read", Some(&after)).await.body, "1");
     assert_eq!(get(&app, "/read", Some(&before)).await.body, "0");
@@ -455,6 +460,21 @@ async fn an_unknown_id_is_never_adopted(store: Counted) {
         !reply.set_cookies[0].contains(planted.as_str()),
         "fixation: {reply:?}"
     );
+}
+
+/// A late answer to a request sent before a logout and a login must not delete the
+/// cookie the login set: only the request that ended a session removes its cookie.
+async fn a_cookie_that_leads_nowhere_is_left_alone(store: Counted) {
+    let app = app(builder(&store).build().unwrap()).await;
+    let old = get(&app, "/incr", None).await.cookie();
+    let logout = get(&app, "/logout", Some(&old)).await;
+    assert_eq!(logout.set_cookies.len(), 1, "the logout removes its cookie");
+    for route in ["/read", "/clear"] {
+        let late = get(&app, route, Some(&old)).await;
+        assert!(late.set_cookies.is_empty(), "{route}: {late:?}");
+    }
+    let forged = get(&app, "/read", Some("session=forged.value")).await;
+    assert!(forged.set_cookies.is_empty(), "{forged:?}");
 }
 
 async fn a_cookie_signed_with_an_old_key_is_resigned(store: Counted) {
