@@ -21,20 +21,33 @@ pub struct NameError(pub(crate) String);
 /// Every statement the store runs, written for one dialect and one table.
 #[derive(Debug, Clone)]
 pub(crate) struct Queries {
-    /// Idempotent DDL, in order.
+    /// Idempotent DDL for a new table, in order.
     pub(crate) create_table: Vec<String>,
-    /// binds: key, now
+    /// Idempotent DDL that adds the revision column to a table made without it (none for
+    /// SQLite, which cannot add a column conditionally in SQL).
+    pub(crate) add_revision_if_missing: Vec<String>,
+    /// binds: the table (PostgreSQL: quoted and qualified). One row, one BIGINT: how many
+    /// revision columns the table has.
+    pub(crate) has_revision: String,
+    /// binds: none. Fails when the column exists.
+    pub(crate) add_revision: String,
+    /// The table as the store's catalog query names it.
+    pub(crate) catalog_name: String,
+    /// binds: key, now. Selects data, expires_at, revision.
     pub(crate) load: String,
-    /// binds: key, data, expires_at, now. Affects 0 rows when the id exists.
+    /// binds: key, data, expires_at, now, revision. Affects 0 rows when the id exists.
     pub(crate) insert: String,
-    /// binds: data, expires_at, now, key, now. Reuses the row of an expired session.
+    /// binds: data, expires_at, now, revision, key, now. Reuses the row of an expired
+    /// session.
     pub(crate) take_over: String,
-    /// binds: data, expires_at, key, now
+    /// binds: data, expires_at, new revision, key, now, expected revision
     pub(crate) update: String,
     /// binds: expires_at, key, now
     pub(crate) touch: String,
     /// binds: key
     pub(crate) delete: String,
+    /// binds: key, now, expected revision
+    pub(crate) delete_if_unchanged: String,
     /// binds: now, batch size
     pub(crate) delete_expired: String,
 }
@@ -69,6 +82,7 @@ impl Dialect {
             None => self.quote(table),
         };
         let index = self.quote(&format!("{table}_expires_at"));
+        // 0 is `Revision::UNVERSIONED`: rows written before the column existed.
         let create_table = match self {
             Self::Postgres => schema
                 .map(|s| format!("CREATE SCHEMA IF NOT EXISTS {}", self.quote(s)))
@@ -76,7 +90,8 @@ impl Dialect {
                 .chain([
                     format!(
                         "CREATE TABLE IF NOT EXISTS {t} (id TEXT PRIMARY KEY, data BYTEA NOT NULL, \
-                         expires_at BIGINT NOT NULL, created_at BIGINT NOT NULL)"
+                         expires_at BIGINT NOT NULL, created_at BIGINT NOT NULL, \
+                         revision BIGINT NOT NULL DEFAULT 0)"
                     ),
                     format!("CREATE INDEX IF NOT EXISTS {index} ON {t} (expires_at)"),
                 ])
@@ -85,17 +100,60 @@ impl Dialect {
             Self::MySql => vec![format!(
                 "CREATE TABLE IF NOT EXISTS {t} (id VARCHAR(255) CHARACTER SET ascii COLLATE ascii_bin \
                  NOT NULL PRIMARY KEY, data LONGBLOB NOT NULL, expires_at BIGINT NOT NULL, \
-                 created_at BIGINT NOT NULL, INDEX {index} (expires_at))"
+                 created_at BIGINT NOT NULL, revision BIGINT NOT NULL DEFAULT 0, \
+                 INDEX {index} (expires_at))"
             )],
             Self::Sqlite => vec![
                 format!(
                     "CREATE TABLE IF NOT EXISTS {t} (id TEXT NOT NULL PRIMARY KEY, data BLOB NOT NULL, \
-                     expires_at INTEGER NOT NULL, created_at INTEGER NOT NULL) WITHOUT ROWID"
+                     expires_at INTEGER NOT NULL, created_at INTEGER NOT NULL, \
+                     revision INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID"
                 ),
                 format!("CREATE INDEX IF NOT EXISTS {index} ON {t} (expires_at)"),
             ],
         };
-        let columns = "(id, data, expires_at, created_at) VALUES (?, ?, ?, ?)";
+        let column = match self {
+            Self::Postgres | Self::MySql => "revision BIGINT NOT NULL DEFAULT 0",
+            Self::Sqlite => "revision INTEGER NOT NULL DEFAULT 0",
+        };
+        let add_revision = match self {
+            Self::Postgres => format!("ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {column}"),
+            Self::MySql | Self::Sqlite => format!("ALTER TABLE {t} ADD COLUMN {column}"),
+        };
+        let (has_revision, catalog_name) = match self {
+            // to_regclass resolves the name as the statements do, search path included.
+            Self::Postgres => (
+                "SELECT COUNT(*) FROM pg_attribute WHERE attrelid = to_regclass(?) \
+                 AND attname = 'revision' AND NOT attisdropped",
+                t.clone(),
+            ),
+            Self::MySql => (
+                "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE() \
+                 AND table_name = ? AND column_name = 'revision'",
+                table.to_owned(),
+            ),
+            Self::Sqlite => (
+                "SELECT COUNT(*) FROM pragma_table_info(?) WHERE name = 'revision'",
+                table.to_owned(),
+            ),
+        };
+        let add_revision_if_missing = match self {
+            Self::Postgres => vec![add_revision.clone()],
+            // MySQL (unlike MariaDB) has no ADD COLUMN IF NOT EXISTS: the catalog picks the
+            // statement, which runs prepared; `DO 0` does nothing.
+            Self::MySql => vec![
+                format!(
+                    "SET @session_sql_ddl = (SELECT IF(COUNT(*) = 0, '{add_revision}', 'DO 0') \
+                     FROM information_schema.columns WHERE table_schema = DATABASE() \
+                     AND table_name = '{table}' AND column_name = 'revision')"
+                ),
+                "PREPARE session_sql_ddl FROM @session_sql_ddl".to_owned(),
+                "EXECUTE session_sql_ddl".to_owned(),
+                "DEALLOCATE PREPARE session_sql_ddl".to_owned(),
+            ],
+            Self::Sqlite => Vec::new(),
+        };
+        let columns = "(id, data, expires_at, created_at, revision) VALUES (?, ?, ?, ?, ?)";
         let insert = match self {
             Self::Postgres => format!("INSERT INTO {t} {columns} ON CONFLICT (id) DO NOTHING"),
             Self::MySql => format!("INSERT IGNORE INTO {t} {columns}"),
@@ -111,14 +169,29 @@ impl Dialect {
         };
         let queries = Queries {
             create_table,
-            load: format!("SELECT data, expires_at FROM {t} WHERE id = ? AND expires_at > ?"),
+            add_revision_if_missing,
+            has_revision: has_revision.to_owned(),
+            add_revision,
+            catalog_name,
+            load: format!(
+                "SELECT data, expires_at, revision FROM {t} WHERE id = ? AND expires_at > ?"
+            ),
             insert,
             take_over: format!(
-                "UPDATE {t} SET data = ?, expires_at = ?, created_at = ? WHERE id = ? AND expires_at <= ?"
+                "UPDATE {t} SET data = ?, expires_at = ?, created_at = ?, revision = ? \
+                 WHERE id = ? AND expires_at <= ?"
             ),
-            update: format!("UPDATE {t} SET data = ?, expires_at = ? WHERE id = ? AND expires_at > ?"),
+            // The new revision differs from the expected one, so a matched row is a changed
+            // row even where the row count is of changed rows (MySQL without FOUND_ROWS).
+            update: format!(
+                "UPDATE {t} SET data = ?, expires_at = ?, revision = ? \
+                 WHERE id = ? AND expires_at > ? AND revision = ?"
+            ),
             touch: format!("UPDATE {t} SET expires_at = ? WHERE id = ? AND expires_at > ?"),
             delete: format!("DELETE FROM {t} WHERE id = ?"),
+            delete_if_unchanged: format!(
+                "DELETE FROM {t} WHERE id = ? AND expires_at > ? AND revision = ?"
+            ),
             delete_expired,
         };
         match self {
@@ -146,12 +219,17 @@ impl Queries {
         };
         Self {
             create_table: self.create_table,
+            add_revision_if_missing: self.add_revision_if_missing,
+            has_revision: number(self.has_revision),
+            add_revision: self.add_revision,
+            catalog_name: self.catalog_name,
             load: number(self.load),
             insert: number(self.insert),
             take_over: number(self.take_over),
             update: number(self.update),
             touch: number(self.touch),
             delete: number(self.delete),
+            delete_if_unchanged: number(self.delete_if_unchanged),
             delete_expired: number(self.delete_expired),
         }
     }
@@ -176,7 +254,8 @@ mod tests {
         let q = Dialect::Postgres.queries("sessions", Some("app"));
         assert_eq!(
             q.update,
-            "UPDATE \"app\".\"sessions\" SET data = $1, expires_at = $2 WHERE id = $3 AND expires_at > $4"
+            "UPDATE \"app\".\"sessions\" SET data = $1, expires_at = $2, revision = $3 \
+             WHERE id = $4 AND expires_at > $5 AND revision = $6"
         );
         assert_eq!(q.create_table[0], "CREATE SCHEMA IF NOT EXISTS \"app\"");
     }
@@ -186,5 +265,21 @@ mod tests {
         let q = Dialect::MySql.queries("sessions", None);
         assert!(q.insert.starts_with("INSERT IGNORE INTO `sessions`"));
         assert!(q.create_table[0].contains("COLLATE ascii_bin"));
+    }
+
+    /// MariaDB, where the tests run, accepts `ADD COLUMN IF NOT EXISTS`; MySQL 8 does not.
+    #[test]
+    fn mysql_adds_the_revision_column_without_if_not_exists() {
+        let q = Dialect::MySql.queries("sessions", None);
+        let ddl = [
+            q.create_table,
+            q.add_revision_if_missing,
+            vec![q.add_revision],
+        ]
+        .concat();
+        assert!(ddl
+            .iter()
+            .all(|sql| !sql.contains("IF NOT EXISTS revision")));
+        assert!(ddl.iter().any(|sql| sql.contains("ADD COLUMN revision")));
     }
 }

@@ -21,6 +21,12 @@
 //! | `data` | bytea / longblob / blob | the encoded session |
 //! | `expires_at` | bigint, indexed | Unix milliseconds |
 //! | `created_at` | bigint | Unix milliseconds |
+//! | `revision` | bigint, default 0 | the record's [`Revision`]: 1 on create, +1 per update; 0 ([`Revision::UNVERSIONED`]) for rows written before the column existed |
+//!
+//! A table made by an earlier version of this crate, without `revision`, gets the column
+//! when the store starts (after a catalog lookup finds it missing, so a table that has it
+//! is not altered again), or from [`SqlStore::migration`]; its rows load as unversioned
+//! and become versioned at their next update.
 //!
 //! # One clock: the application's
 //! Every time in the table is written and compared in Unix milliseconds from the
@@ -32,13 +38,25 @@
 //! `FROM_UNIXTIME(expires_at / 1000)` in MySQL.
 //!
 //! # Statements
-//! `create` is one `INSERT` that cannot overwrite (`ON CONFLICT DO NOTHING`, `INSERT
-//! IGNORE`, `INSERT OR IGNORE`) with its row count checked; only when that finds the id
-//! taken does a second statement take over the row if its session has expired, so an
-//! expired, not yet cleaned-up session never blocks its id and a live one is never
-//! overwritten. `update` and `touch` are one `UPDATE ... WHERE id = ? AND expires_at > now`
-//! with the row count checked, so a deleted or expired session is never resurrected.
-//! `delete_expired` removes expired rows in batches of 5,000.
+//! Each operation is one statement on its usual path, with its row count checked; `now` is
+//! bound from the application's clock.
+//!
+//! | operation | statement |
+//! |---|---|
+//! | `load` | `SELECT data, expires_at, revision ... WHERE id = ? AND expires_at > now` |
+//! | `create` | `INSERT` with `revision = 1` that cannot overwrite (`ON CONFLICT DO NOTHING`, `INSERT IGNORE`, `INSERT OR IGNORE`); only when the id is taken, `UPDATE ... SET ..., revision = 1 WHERE id = ? AND expires_at <= now` takes over the row of an expired session |
+//! | `update` | `UPDATE ... SET data = ?, expires_at = ?, revision = expected + 1 WHERE id = ? AND expires_at > now AND revision = expected` |
+//! | `delete_if_unchanged` | `DELETE ... WHERE id = ? AND expires_at > now AND revision = expected` |
+//! | `touch` | `UPDATE ... SET expires_at = ? WHERE id = ? AND expires_at > now` (the revision stays) |
+//! | `delete` | `DELETE ... WHERE id = ?` |
+//! | `delete_expired` | `DELETE` of expired rows in batches of 5,000 |
+//!
+//! So an expired, not yet cleaned-up session never blocks its id, a live one is never
+//! overwritten by `create`, and a deleted or expired one is never resurrected. The new
+//! revision is computed by the application, so a successful `update` needs no
+//! `RETURNING`. Only when a conditional write matches no row does a second statement, the
+//! `load` query, tell [`StoreError::UnknownId`] (no live row) from
+//! [`StoreError::Conflict`], which then carries the current row.
 
 mod dialect;
 mod pool;
@@ -48,7 +66,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use session_core::time::{from_unix_millis_i64, unix_millis_i64};
-use session_core::{spawn_cleanup, Cleanup, Loaded, Store, StoreError, StoreKey};
+use session_core::{spawn_cleanup, Cleanup, Loaded, Revision, Store, StoreError, StoreKey};
 
 use crate::dialect::{check_name, Queries};
 pub use crate::dialect::{Dialect, NameError};
@@ -98,8 +116,9 @@ impl SqlStoreBuilder {
         self
     }
 
-    /// Whether to create the table if it is missing (default `true`). Turn it off when
-    /// your migrations create it from [`SqlStore::migration`].
+    /// Whether to create the table if it is missing, and add the `revision` column to a
+    /// table made by an earlier version (default `true`). Turn it off when your migrations
+    /// create it from [`SqlStore::migration`].
     pub fn create_table(mut self, create: bool) -> Self {
         self.create_table = create;
         self
@@ -132,7 +151,7 @@ impl SqlStoreBuilder {
         }
         let queries = dialect.queries(&self.table, self.schema.as_deref());
         if self.create_table {
-            pool.create_table(&queries.create_table).await?;
+            pool.create_table(&queries).await?;
         }
         Ok(SqlStore {
             inner: Arc::new(Inner { pool, queries }),
@@ -163,6 +182,12 @@ impl SqlStore {
 
     /// The statements that create the table, for a migration of your own.
     ///
+    /// Running them again does nothing. On PostgreSQL and MySQL/MariaDB they also add the
+    /// `revision` column to a table created by an earlier version of this crate. SQLite
+    /// cannot add a column conditionally in SQL: there, upgrade such a table once with
+    /// `ALTER TABLE sessions ADD COLUMN revision INTEGER NOT NULL DEFAULT 0`, or let the
+    /// store do it ([`SqlStoreBuilder::create_table`], on by default).
+    ///
     /// ```
     /// use session_sql::{Dialect, SqlStore};
     ///
@@ -178,7 +203,8 @@ impl SqlStore {
         if let Some(schema) = schema {
             check_name(schema)?;
         }
-        let statements = dialect.queries(table, schema).create_table;
+        let queries = dialect.queries(table, schema);
+        let statements = [queries.create_table, queries.add_revision_if_missing].concat();
         Ok(statements.join(";\n") + ";\n")
     }
 
@@ -197,6 +223,39 @@ fn now() -> i64 {
     unix_millis_i64(SystemTime::now())
 }
 
+/// A revision as the BIGINT column stores it: the same 64 bits, compared only for
+/// equality.
+fn stored(revision: Revision) -> i64 {
+    revision.get().cast_signed()
+}
+
+fn revision(number: i64) -> Revision {
+    Revision::new(number.cast_unsigned())
+}
+
+impl SqlStore {
+    /// The live row under `key`, if any.
+    async fn current(&self, key: &StoreKey) -> Result<Option<Loaded>, StoreError> {
+        let row = self
+            .inner
+            .pool
+            .load(&self.inner.queries.load, key.as_str(), now())
+            .await?;
+        Ok(row.map(|(data, expires_at, number)| {
+            Loaded::new(data, revision(number)).with_expiry(from_unix_millis_i64(expires_at))
+        }))
+    }
+
+    /// Why a conditional write matched no row: no live row, or one at another revision.
+    async fn miss(&self, key: &StoreKey) -> StoreError {
+        match self.current(key).await {
+            Ok(Some(current)) => StoreError::conflict_with(current),
+            Ok(None) => StoreError::UnknownId,
+            Err(error) => error,
+        }
+    }
+}
+
 #[async_trait]
 impl Store for SqlStore {
     fn backend(&self) -> &'static str {
@@ -204,39 +263,47 @@ impl Store for SqlStore {
     }
 
     async fn load(&self, key: &StoreKey) -> Result<Option<Loaded>, StoreError> {
-        let row = self
-            .inner
-            .pool
-            .load(&self.inner.queries.load, key.as_str(), now())
-            .await?;
-        Ok(row.map(|(data, expires_at)| {
-            Loaded::new(data).with_expiry(from_unix_millis_i64(expires_at))
-        }))
+        self.current(key).await
     }
 
-    async fn create(&self, key: &StoreKey, value: &[u8], at: SystemTime) -> Result<(), StoreError> {
+    async fn create(
+        &self,
+        key: &StoreKey,
+        value: &[u8],
+        at: SystemTime,
+    ) -> Result<Revision, StoreError> {
         let (pool, q, now) = (&self.inner.pool, &self.inner.queries, now());
         let (key, at) = (Text(key.as_str()), Int(unix_millis_i64(at)));
+        let first = Int(stored(Revision::FIRST));
         if pool
-            .execute(&q.insert, &[key, Bytes(value), at, Int(now)])
+            .execute(&q.insert, &[key, Bytes(value), at, Int(now), first])
             .await?
             == 1
         {
-            return Ok(());
+            return Ok(Revision::FIRST);
         }
-        let args = [Bytes(value), at, Int(now), key, Int(now)];
+        let args = [Bytes(value), at, Int(now), first, key, Int(now)];
         match pool.execute(&q.take_over, &args).await? {
-            1 => Ok(()),
+            1 => Ok(Revision::FIRST),
             _ => Err(StoreError::DuplicateId),
         }
     }
 
-    async fn update(&self, key: &StoreKey, value: &[u8], at: SystemTime) -> Result<(), StoreError> {
+    async fn update(
+        &self,
+        key: &StoreKey,
+        value: &[u8],
+        at: SystemTime,
+        expected: Revision,
+    ) -> Result<Revision, StoreError> {
+        let next = expected.next();
         let args = [
             Bytes(value),
             Int(unix_millis_i64(at)),
+            Int(stored(next)),
             Text(key.as_str()),
             Int(now()),
+            Int(stored(expected)),
         ];
         match self
             .inner
@@ -244,8 +311,8 @@ impl Store for SqlStore {
             .execute(&self.inner.queries.update, &args)
             .await?
         {
-            0 => Err(StoreError::UnknownId),
-            _ => Ok(()),
+            0 => Err(self.miss(key).await),
+            _ => Ok(next),
         }
     }
 
@@ -269,6 +336,23 @@ impl Store for SqlStore {
             .execute(&self.inner.queries.delete, &args)
             .await
             .map(drop)
+    }
+
+    async fn delete_if_unchanged(
+        &self,
+        key: &StoreKey,
+        expected: Revision,
+    ) -> Result<(), StoreError> {
+        let args = [Text(key.as_str()), Int(now()), Int(stored(expected))];
+        match self
+            .inner
+            .pool
+            .execute(&self.inner.queries.delete_if_unchanged, &args)
+            .await?
+        {
+            0 => Err(self.miss(key).await),
+            _ => Ok(()),
+        }
     }
 
     async fn delete_expired(&self) -> Result<u64, StoreError> {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use session_core::StoreError;
 
-use crate::dialect::Dialect;
+use crate::dialect::{Dialect, Queries};
 use crate::BACKEND;
 
 #[cfg(not(any(feature = "postgres", feature = "mysql", feature = "sqlite")))]
@@ -153,9 +153,13 @@ impl SqlPool {
             .map_err(failed)
     }
 
-    /// Runs the DDL; on PostgreSQL under an advisory lock, because concurrent
-    /// `CREATE TABLE IF NOT EXISTS` can fail there on a catalog unique index.
-    pub(crate) async fn create_table(&self, statements: &[String]) -> Result<(), StoreError> {
+    /// Creates the table, or adds the revision column to a table made without it; on
+    /// PostgreSQL under an advisory lock, because concurrent `CREATE TABLE IF NOT EXISTS`
+    /// can fail there on a catalog unique index.
+    ///
+    /// The column is added only after the catalog shows it missing, so a table that has
+    /// it is not locked for an `ALTER TABLE` at every start.
+    pub(crate) async fn create_table(&self, queries: &Queries) -> Result<(), StoreError> {
         match self {
             #[cfg(feature = "postgres")]
             Self::Postgres(pool) => {
@@ -165,8 +169,19 @@ impl SqlPool {
                     .execute(&mut *tx)
                     .await
                     .map_err(failed)?;
-                for statement in statements {
+                for statement in &queries.create_table {
                     sqlx::query(statement)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(failed)?;
+                }
+                let columns: i64 = sqlx::query_scalar(&queries.has_revision)
+                    .bind(&queries.catalog_name)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(failed)?;
+                if columns == 0 {
+                    sqlx::query(&queries.add_revision)
                         .execute(&mut *tx)
                         .await
                         .map_err(failed)?;
@@ -175,20 +190,44 @@ impl SqlPool {
             }
             #[allow(unreachable_patterns)]
             _ => {
-                for statement in statements {
+                for statement in &queries.create_table {
                     on_pool!(self, pool => sqlx::query(statement).execute(pool).await.map(drop))?;
                 }
-                Ok(())
+                if self.has_revision(queries).await? {
+                    return Ok(());
+                }
+                let added = on_pool!(self, pool => sqlx::query(&queries.add_revision)
+                    .execute(pool)
+                    .await
+                    .map(drop));
+                match added {
+                    // Another instance may have added it between the check and the ALTER
+                    // (MySQL 8 and SQLite have no ADD COLUMN IF NOT EXISTS).
+                    Err(error) if !matches!(self.has_revision(queries).await, Ok(true)) => {
+                        Err(error)
+                    }
+                    _ => Ok(()),
+                }
             }
         }
     }
 
+    /// Whether the table has the revision column.
+    async fn has_revision(&self, queries: &Queries) -> Result<bool, StoreError> {
+        let columns: i64 = on_pool!(self, pool => sqlx::query_scalar(&queries.has_revision)
+            .bind(&queries.catalog_name)
+            .fetch_one(pool)
+            .await)?;
+        Ok(columns > 0)
+    }
+
+    /// The live row's data, expiry and revision.
     pub(crate) async fn load(
         &self,
         sql: &str,
         key: &str,
         now: i64,
-    ) -> Result<Option<(Vec<u8>, i64)>, StoreError> {
+    ) -> Result<Option<(Vec<u8>, i64, i64)>, StoreError> {
         on_pool!(self, pool => sqlx::query_as(sql).bind(key).bind(now).fetch_optional(pool).await)
     }
 
