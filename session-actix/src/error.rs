@@ -43,7 +43,7 @@ impl SessionError {
             backend,
             error = &source as &(dyn std::error::Error + 'static),
             status = status.as_u16(),
-            "session store failed while {during} a session"
+            "session {during} failed"
         );
         Self::Unavailable { status, source }
     }

@@ -32,6 +32,10 @@ const EAGER_RETRIES: usize = 2;
 /// with the store's own pace, so contending requests spread out instead of colliding.
 const MAX_BACKOFF_FACTOR: u32 = 32;
 
+/// The longest single pause, so that a store that answers slowly and keeps conflicting
+/// holds a request for seconds at most, not minutes.
+const MAX_PAUSE: Duration = Duration::from_millis(250);
+
 /// The smallest time unit of that pause: the runtime's timer wakes sleepers on
 /// millisecond ticks, so shorter pauses would wake contending requests together.
 const MIN_BACKOFF_UNIT: Duration = Duration::from_millis(1);
@@ -239,13 +243,14 @@ impl SessionManager {
         // `destroy`, and a `clear` that left the session empty, end it whatever other
         // requests stored meanwhile.
         if state.ending == Ending::Ended || (state.is_cleared() && state.is_empty()) {
-            self.call("delete", self.dyn_store().delete(&self.key(&origin.id)))
-                .await?;
-            return if state.is_empty() {
-                Ok(CookieUpdate::Remove(self.config.cookie.removal()))
-            } else {
+            let ended = Box::pin(self.end(origin)).await?;
+            return if !state.is_empty() {
                 // Values inserted after `destroy`: a new session.
                 Box::pin(self.create(state, now)).await
+            } else if ended {
+                Ok(CookieUpdate::Remove(self.config.cookie.removal()))
+            } else {
+                Ok(self.vanished())
             };
         }
         if state.ending == Ending::Regenerated {
@@ -255,6 +260,34 @@ impl SessionManager {
         } else {
             self.refresh(&state, &origin, now).await
         }
+    }
+
+    /// Deletes the record whatever other requests wrote to it meanwhile; `false` when it
+    /// was gone already (ended by another request, whose answer removed the cookie: this
+    /// one must not remove a cookie that may be a newer login's by now).
+    async fn end(&self, origin: Origin) -> Result<bool, Error> {
+        let key = self.key(&origin.id);
+        let mut revision = origin.revision;
+        for _ in 1..WRITE_ATTEMPTS {
+            let delete = self.dyn_store().delete_if_unchanged(&key, revision);
+            let current = match self.call("delete_if_unchanged", delete).await {
+                Ok(()) => return Ok(true),
+                Err(StoreError::UnknownId) => return Ok(false),
+                Err(StoreError::Conflict { current }) => current,
+                Err(error) => return Err(error.into()),
+            };
+            let current = match current {
+                Some(current) => current,
+                None => match self.call("load", self.dyn_store().load(&key)).await? {
+                    Some(current) => current,
+                    None => return Ok(false),
+                },
+            };
+            revision = current.revision();
+        }
+        // Still being written: ending it matters more than telling who ended it.
+        self.call("delete", self.dyn_store().delete(&key)).await?;
+        Ok(true)
     }
 
     /// An unmodified session: its expiry is extended when due, and its cookie sent again
@@ -336,6 +369,9 @@ impl SessionManager {
                 Err(StoreError::UnknownId) => return Ok(self.vanished()),
                 Err(error) => return Err(error.into()),
             };
+            if attempt == WRITE_ATTEMPTS {
+                break;
+            }
             let Some(current) = self.current(&key, current).await? else {
                 return Ok(self.vanished());
             };
@@ -428,6 +464,9 @@ impl SessionManager {
                 Err(StoreError::UnknownId) => return Ok(Moved::Vanished),
                 Err(error) => return Err(error.into()),
             };
+            if attempt == WRITE_ATTEMPTS {
+                break;
+            }
             let Some((revision, record)) = self.current(&old_key, current).await? else {
                 return Ok(Moved::Vanished);
             };
@@ -513,7 +552,10 @@ impl SessionManager {
         );
         if attempt > EAGER_RETRIES {
             let factor = 1u32 << (attempt - EAGER_RETRIES).min(MAX_BACKOFF_FACTOR.ilog2() as usize);
-            let ceiling = took.max(MIN_BACKOFF_UNIT).saturating_mul(factor);
+            let ceiling = took
+                .max(MIN_BACKOFF_UNIT)
+                .saturating_mul(factor)
+                .min(MAX_PAUSE);
             let ceiling = u64::try_from(ceiling.as_micros()).unwrap_or(u64::MAX);
             let pause = getrandom::u64().unwrap_or(0) % ceiling.saturating_add(1);
             tokio::time::sleep(Duration::from_micros(pause)).await;

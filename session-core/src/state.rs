@@ -227,8 +227,10 @@ impl SessionState {
     /// If another request of the same session writes it meanwhile, `f` is run again at
     /// write-back on the value that request stored, so concurrent updates of a counter or
     /// a cart add up instead of overwriting each other. `f` should therefore compute the
-    /// new value from its argument alone, without side effects; the value returned here is
-    /// the one this request computed.
+    /// new value from its argument alone, without side effects, and accept any argument,
+    /// `None` included (another request may have removed the key): it runs again after the
+    /// handler has answered, where a panic cannot become an error response. The value
+    /// returned here is the one this request computed.
     ///
     /// ```
     /// use session_core::SessionState;
@@ -259,7 +261,11 @@ impl SessionState {
 
     /// Removes `key` and returns its value, if it had one.
     pub fn remove(&mut self, key: &str) -> Option<Value> {
-        self.set(key.to_owned(), None, None)
+        let old = self.record.data.get(key).cloned();
+        if old.is_some() {
+            self.set(key.to_owned(), None, None);
+        }
+        old
     }
 
     /// Whether `key` has a value.
@@ -413,46 +419,45 @@ impl SessionState {
 
     /// The single place where data changes and the change record is kept. `replay` is the
     /// closure of an [`update`](SessionState::update) that produced `new`.
-    fn set(&mut self, key: String, new: Option<Value>, replay: Option<Replay>) -> Option<Value> {
-        if self.record.data.get(&key) == new.as_ref() {
-            return new;
+    fn set(&mut self, key: String, new: Option<Value>, replay: Option<Replay>) {
+        let unchanged = self.record.data.get(&key) == new.as_ref();
+        if unchanged && !self.edits.contains_key(&key) {
+            return;
         }
         let cleared = self.cleared;
-        // A plain write back to the loaded value undoes this request's change of the key,
-        // unless a clear means the loaded values are not carried over.
-        let undone = !cleared
-            && replay.is_none()
-            && self
-                .edits
-                .get(&key)
-                .is_some_and(|edit| edit.original == new);
         let old = match new {
+            _ if unchanged => None,
             Some(value) => self.record.data.insert(key.clone(), value),
             None => self.record.data.remove(&key),
         };
-        if undone {
-            self.edits.remove(&key);
-            return old;
-        }
-        match self.edits.get_mut(&key) {
-            Some(edit) => match (&mut edit.how, replay) {
-                (How::Replay(replays), Some(replay)) => replays.push(replay),
-                (how, _) => *how = How::Set,
-            },
+        // Even a write that leaves the value as it is says how it came about: a closure is
+        // replayed with the others, and a plain write makes the value final.
+        let undone = match self.edits.get_mut(&key) {
+            Some(edit) => {
+                match (&mut edit.how, replay) {
+                    (How::Replay(replays), Some(replay)) => replays.push(replay),
+                    (how, _) => *how = How::Set,
+                }
+                // A final value equal to the loaded one is no change at all, unless a
+                // clear means the loaded values are not carried over.
+                !cleared
+                    && matches!(edit.how, How::Set)
+                    && edit.original.as_ref() == self.record.data.get(&key)
+            }
             None => {
                 // After a clear the loaded value is gone: there is nothing to replay on.
                 let how = match replay {
                     Some(replay) if !cleared => How::Replay(vec![replay]),
                     _ => How::Set,
                 };
-                let edit = Edit {
-                    original: old.clone(),
-                    how,
-                };
-                self.edits.insert(key, edit);
+                let edit = Edit { original: old, how };
+                self.edits.insert(key.clone(), edit);
+                false
             }
+        };
+        if undone {
+            self.edits.remove(&key);
         }
-        old
     }
 }
 
@@ -722,6 +727,34 @@ mod tests {
             .unwrap();
         state.rebase(record(&[("n", json!(7))]));
         assert_eq!(data(&state), pairs(&[("n", json!(51))]));
+    }
+
+    #[test]
+    fn an_update_that_leaves_the_value_as_it_is_is_still_replayed() {
+        let mut state = stored(&[("n", json!(4))]);
+        state
+            .update("n", |n: Option<u32>| n.unwrap_or(0) + 1)
+            .unwrap();
+        state
+            .update("n", |n: Option<u32>| n.unwrap_or(0).min(5))
+            .unwrap();
+        state.rebase(record(&[("n", json!(5))]));
+        assert_eq!(
+            data(&state),
+            pairs(&[("n", json!(5))]),
+            "the cap was not replayed"
+        );
+    }
+
+    #[test]
+    fn an_insert_of_the_same_value_after_an_update_makes_it_final() {
+        let mut state = stored(&[("n", json!(1))]);
+        state
+            .update("n", |n: Option<u32>| n.unwrap_or(0) + 1)
+            .unwrap();
+        state.insert("n", 2).unwrap();
+        state.rebase(record(&[("n", json!(7))]));
+        assert_eq!(data(&state), pairs(&[("n", json!(2))]));
     }
 
     #[test]
