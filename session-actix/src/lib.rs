@@ -19,9 +19,12 @@
 //!     let store = FileStore::new("./.sessions")?;
 //!     let secret = std::env::var("SESSION_SECRET").expect("32+ byte secret");
 //!     let keyring = Keyring::new([secret]).expect("secret of at least 32 bytes");
+//!     // Built once and cloned into each worker: overlapping requests of one session then
+//!     // take turns in the process instead of retrying against each other.
+//!     let sessions = SessionMiddleware::new(store, keyring);
 //!     HttpServer::new(move || {
 //!         App::new()
-//!             .wrap(SessionMiddleware::new(store.clone(), keyring.clone()))
+//!             .wrap(sessions.clone())
 //!             .route("/login", web::post().to(login))
 //!     })
 //!     .bind(("127.0.0.1", 8080))?

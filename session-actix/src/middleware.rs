@@ -34,6 +34,10 @@ use crate::session::RequestSession;
 /// `Secure` is off by default so that `http://127.0.0.1` works the first time: turn it on
 /// (or name the cookie `__Host-...`) behind HTTPS.
 ///
+/// Build it once and clone it into each worker (clones are cheap and share state): then
+/// overlapping requests of one session take turns in the process instead of retrying
+/// their write-backs against each other.
+///
 /// ```no_run
 /// use actix_web::{web, App, HttpServer};
 /// use session_actix::{Session, SessionMiddleware};
@@ -44,9 +48,12 @@ use crate::session::RequestSession;
 /// async fn main() -> std::io::Result<()> {
 ///     let store = FileStore::new("./.sessions")?;
 ///     let keyring = Keyring::new([std::env::var("SESSION_SECRET").unwrap()]).unwrap();
+///     // Built once and cloned into each worker: overlapping requests of one session then
+///     // take turns in the process instead of retrying against each other.
+///     let sessions = SessionMiddleware::new(store, keyring);
 ///     HttpServer::new(move || {
 ///         App::new()
-///             .wrap(SessionMiddleware::new(store.clone(), keyring.clone()))
+///             .wrap(sessions.clone())
 ///             .route("/", web::get().to(|s: Session| async move {
 ///                 s.get::<String>("uname").ok().flatten().unwrap_or_default()
 ///             }))

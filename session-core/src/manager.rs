@@ -103,7 +103,9 @@ pub enum CookieUpdate {
 ///
 /// A web-framework adapter calls [`SessionManager::verify`] on the request's cookie (no
 /// I/O), [`SessionManager::load`] when a handler first asks for the session, and
-/// [`SessionManager::save`] after the handler has answered. Cloning is cheap.
+/// [`SessionManager::save`] after the handler has answered. Cloning is cheap, and clones
+/// share the queues in which write-backs of one session take turns: make one manager per
+/// application and clone it, rather than one per worker thread.
 ///
 /// ```
 /// use session_core::{Config, CookieUpdate, Keyring, MemoryStore, RequestCookie, SessionManager};
@@ -123,6 +125,42 @@ pub enum CookieUpdate {
 pub struct SessionManager {
     store: Arc<dyn Store>,
     config: Arc<Config>,
+    writes: Arc<WriteQueues>,
+}
+
+/// Write-backs of one session through one manager (and its clones) take turns, in the
+/// order they come: overlapping requests in one process then queue up instead of
+/// retrying against each other, and the conditional writes only meet other processes'.
+/// Sessions share a queue by a hash of their key, so the table stays small.
+struct WriteQueues(Box<[tokio::sync::Mutex<()>]>);
+
+/// Queues per manager: enough that unrelated sessions rarely share one.
+const WRITE_QUEUES: usize = 1024;
+
+impl WriteQueues {
+    fn new() -> Self {
+        Self(
+            (0..WRITE_QUEUES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+        )
+    }
+
+    /// Waits for the turn of the session stored under `key`.
+    async fn turn(&self, key: &StoreKey) -> tokio::sync::MutexGuard<'_, ()> {
+        // FNV-1a over the key: ids are random, so any mix of their bytes spreads well.
+        let hash = key
+            .as_str()
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+                (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+            });
+        let index = usize::try_from(hash % WRITE_QUEUES as u64).unwrap_or(0);
+        match self.0.get(index) {
+            Some(queue) => queue.lock().await,
+            None => self.0[0].lock().await,
+        }
+    }
 }
 
 impl std::fmt::Debug for SessionManager {
@@ -145,6 +183,7 @@ impl SessionManager {
         Self {
             store,
             config: Arc::new(config),
+            writes: Arc::new(WriteQueues::new()),
         }
     }
 
@@ -242,6 +281,11 @@ impl SessionManager {
         };
         // `destroy`, and a `clear` that left the session empty, end it whatever other
         // requests stored meanwhile.
+        let unmodified = state.ending == Ending::Kept && !state.is_modified() && !state.is_empty();
+        if unmodified {
+            return self.refresh(&state, &origin, now).await;
+        }
+        let _turn = self.writes.turn(&self.key(&origin.id)).await;
         if state.ending == Ending::Ended || (state.is_cleared() && state.is_empty()) {
             let ended = Box::pin(self.end(origin)).await?;
             return if !state.is_empty() {
@@ -255,10 +299,8 @@ impl SessionManager {
         }
         if state.ending == Ending::Regenerated {
             Box::pin(self.regenerate(state, origin, now)).await
-        } else if state.is_modified() || state.is_empty() {
-            Box::pin(self.write_back(state, origin, now)).await
         } else {
-            self.refresh(&state, &origin, now).await
+            Box::pin(self.write_back(state, origin, now)).await
         }
     }
 

@@ -654,10 +654,19 @@ pub mod checks {
             edit(i, &mut state);
             states.push(state);
         }
+        // Half of them through a manager of their own, as from another process: within
+        // one manager write-backs of a session take turns, across processes they race.
+        let elsewhere =
+            SessionManager::from_arc(Arc::clone(sessions.store()), sessions.config().clone());
         let saves: Vec<_> = states
             .into_iter()
-            .map(|state| {
-                let sessions = sessions.clone();
+            .enumerate()
+            .map(|(i, state)| {
+                let sessions = if i % 2 == 0 {
+                    sessions.clone()
+                } else {
+                    elsewhere.clone()
+                };
                 tokio::spawn(async move { sessions.save(state).await })
             })
             .collect();

@@ -386,8 +386,11 @@ async fn run(ops: Vec<Op>, strip_current: bool) -> Result<(), TestCaseError> {
     });
     store.fail_in(None);
     let keyring = Keyring::new([[9u8; 32]]).unwrap();
-    let sessions =
-        SessionManager::from_arc(store.clone(), Config::builder(keyring).build().unwrap());
+    let config = || Config::builder(keyring.clone()).build().unwrap();
+    let sessions = SessionManager::from_arc(store.clone(), config());
+    // Saves run in the middle of another save come from another process: within one,
+    // write-backs of a session take turns.
+    let elsewhere = SessionManager::from_arc(store.clone(), config());
 
     let mut first = sessions.load(RequestCookie::Absent).await.unwrap();
     first.insert("a", 0).unwrap();
@@ -502,7 +505,7 @@ async fn run(ops: Vec<Op>, strip_current: bool) -> Result<(), TestCaseError> {
                 let (Some(req), Some(other)) = (requests[r].take(), requests[x].take()) else {
                     continue;
                 };
-                store.save_in(at, &sessions, other.state.clone());
+                store.save_in(at, &elsewhere, other.state.clone());
                 let result = sessions.save(req.state.clone()).await.unwrap();
                 match store.hooked() {
                     Some(hooked) => {
