@@ -1,4 +1,6 @@
-//! The bench app: `/read`, `/incr` and `/new`, the three shapes of session traffic.
+//! The bench app: `/read`, `/incr` and `/new`, the three shapes of session traffic, and
+//! `/put/{name}` and `/len`, which show that concurrent requests of one session lose
+//! nothing.
 
 use actix_web::web;
 use session_actix::{Session, SessionError};
@@ -11,7 +13,9 @@ pub fn routes(config: &mut web::ServiceConfig) {
     config
         .route("/read", web::get().to(read))
         .route("/incr", web::get().to(incr))
-        .route("/new", web::get().to(new));
+        .route("/new", web::get().to(new))
+        .route("/put/{name}", web::get().to(put))
+        .route("/len", web::get().to(len));
 }
 
 /// The counter; never modifies the session.
@@ -19,11 +23,22 @@ async fn read(session: Session) -> Result<String, SessionError> {
     Ok(session.get::<i64>(COUNTER)?.unwrap_or(0).to_string())
 }
 
-/// Increments the counter and answers the new value.
+/// Increments the counter and answers the new value; concurrent increments of one session
+/// all count.
 async fn incr(session: Session) -> Result<String, SessionError> {
-    let counter = session.get::<i64>(COUNTER)?.unwrap_or(0).saturating_add(1);
-    session.insert(COUNTER, counter)?;
+    let counter = session.update(COUNTER, |n: Option<i64>| n.unwrap_or(0).saturating_add(1))?;
     Ok(counter.to_string())
+}
+
+/// Sets the key `name` to `true` and answers the number of keys.
+async fn put(session: Session, name: web::Path<String>) -> Result<String, SessionError> {
+    session.insert(name.into_inner(), true)?;
+    Ok(session.len().to_string())
+}
+
+/// The number of keys; never modifies the session.
+async fn len(session: Session) -> String {
+    session.len().to_string()
 }
 
 /// A new session with counter 0 (when called without a cookie).

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::Collection;
 use session_core::time::unix_millis_i64;
-use session_core::{IdLength, SessionId, Store, StoreKey};
+use session_core::{IdLength, Revision, SessionId, Store, StoreKey};
 use session_sql::{SqlPool, SqlStore};
 
 /// Concurrent tasks per run, as many as the HTTP benchmark's connections.
@@ -71,8 +71,25 @@ pub trait Side {
     ) -> BoxFuture<'a, Result<(), String>>;
 }
 
-/// Our store.
-pub struct Ours(pub Arc<dyn Store>);
+/// Our store, with the revision it last wrote of each key, which a conditional update
+/// needs and a request would have from its load.
+pub struct Ours(pub Arc<dyn Store>, Mutex<HashMap<StoreKey, Revision>>);
+
+impl Ours {
+    fn new(store: Arc<dyn Store>) -> Self {
+        Self(store, Mutex::default())
+    }
+
+    fn revision(&self, key: &StoreKey) -> Revision {
+        let revisions = self.1.lock().unwrap_or_else(|e| e.into_inner());
+        revisions.get(key).copied().unwrap_or(Revision::FIRST)
+    }
+
+    fn wrote(&self, key: &StoreKey, revision: Revision) {
+        let mut revisions = self.1.lock().unwrap_or_else(|e| e.into_inner());
+        revisions.insert(key.clone(), revision);
+    }
+}
 
 impl Side for Ours {
     fn run<'a>(
@@ -87,8 +104,31 @@ impl Side for Ours {
                     Operation::Load => self.0.load(key).await.and_then(|loaded| {
                         loaded.map(drop).ok_or(session_core::StoreError::UnknownId)
                     }),
-                    Operation::Update => self.0.update(key, RECORD, at).await,
-                    Operation::Create => self.0.create(key, RECORD, at).await,
+                    Operation::Update => {
+                        match self.0.update(key, RECORD, at, self.revision(key)).await {
+                            Ok(revision) => {
+                                self.wrote(key, revision);
+                                Ok(())
+                            }
+                            // Another task wrote the key first: one round trip all the same.
+                            Err(session_core::StoreError::Conflict { current }) => {
+                                let current = match current {
+                                    Some(current) => Some(current),
+                                    None => self.0.load(key).await.map_err(|e| e.to_string())?,
+                                };
+                                if let Some(current) = current {
+                                    self.wrote(key, current.revision());
+                                }
+                                Ok(())
+                            }
+                            Err(error) => Err(error),
+                        }
+                    }
+                    Operation::Create => self
+                        .0
+                        .create(key, RECORD, at)
+                        .await
+                        .map(|revision| self.wrote(key, revision)),
                 };
             result.map_err(|e| e.to_string())
         })
@@ -186,14 +226,14 @@ impl Raw {
         Ok(match scheme {
             "memory" => (
                 Self::Memory(Mutex::default()),
-                Ours(Arc::new(session_core::MemoryStore::new())),
+                Ours::new(Arc::new(session_core::MemoryStore::new())),
             ),
             "file" => {
                 let raw = scratch.join("raw");
                 std::fs::create_dir_all(&raw).map_err(|e| e.to_string())?;
                 let store =
                     session_fs::FileStore::new(scratch.join("store")).map_err(|e| e.to_string())?;
-                (Self::Files(raw), Ours(Arc::new(store)))
+                (Self::Files(raw), Ours::new(Arc::new(store)))
             }
             "redis" => {
                 let client = redis::Client::open(url).map_err(|e| unreachable(&e))?;
@@ -203,7 +243,7 @@ impl Raw {
                 let store = session_redis::RedisStore::connect(url)
                     .await
                     .map_err(|e| unreachable(&e))?;
-                (Self::Redis(connection), Ours(Arc::new(store)))
+                (Self::Redis(connection), Ours::new(Arc::new(store)))
             }
             "memcache" => {
                 let servers: Vec<&str> = url["memcache://".len()..].split(',').collect();
@@ -214,7 +254,7 @@ impl Raw {
                 let store = session_memcached::MemcachedStore::connect(url)
                     .await
                     .map_err(|e| unreachable(&e))?;
-                (Self::Memcached(client), Ours(Arc::new(store)))
+                (Self::Memcached(client), Ours::new(Arc::new(store)))
             }
             "mongodb" => {
                 let store = session_mongodb::MongoStore::builder()
@@ -224,7 +264,7 @@ impl Raw {
                     .map_err(|e| unreachable(&e))?;
                 (
                     Self::Mongo(store.collection().clone()),
-                    Ours(Arc::new(store)),
+                    Ours::new(Arc::new(store)),
                 )
             }
             "postgres" | "postgresql" | "mysql" | "mariadb" | "sqlite" => {
@@ -235,7 +275,7 @@ impl Raw {
                     .map_err(|e| unreachable(&e))?;
                 (
                     Self::Sql(RawSql::new(store.pool().clone())?),
-                    Ours(Arc::new(store)),
+                    Ours::new(Arc::new(store)),
                 )
             }
             other => return Err(format!("no raw client for `{other}://`")),

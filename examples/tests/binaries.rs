@@ -27,12 +27,18 @@ fn free_port() -> u16 {
         .port()
 }
 
+const SECRET: &str = "a test secret that is long enough!!";
+
 fn start(binary: &str, store_url: &str) -> Server {
+    start_with(binary, store_url, 1)
+}
+
+fn start_with(binary: &str, store_url: &str, workers: usize) -> Server {
     let port = free_port();
     let child = Command::new(binary)
         .env("PORT", port.to_string())
-        .env("WORKERS", "1")
-        .env("SESSION_SECRET", "a test secret that is long enough!!")
+        .env("WORKERS", workers.to_string())
+        .env("SESSION_SECRET", SECRET)
         .env("SESSION_STORE_URL", store_url)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -181,6 +187,95 @@ fn login_binary_uses_a_redis_cluster() {
 fn service_url(var: &str) -> String {
     std::env::var(var)
         .unwrap_or_else(|_| panic!("{var} is not set: run `cargo xtask test examples`"))
+}
+
+/// The body of a response.
+fn body(response: &str) -> &str {
+    response.split("\r\n\r\n").nth(1).unwrap_or_default()
+}
+
+/// Sends GET `paths` with `cookie`, 16 at a time, as a page's parallel AJAX calls do.
+fn in_parallel(port: u16, paths: &[String], cookie: &str) -> Vec<String> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let responses = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..16 {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(path) = paths.get(i) else { break };
+                let response = get(port, path, cookie);
+                responses.lock().unwrap().push(response);
+            });
+        }
+    });
+    responses.into_inner().unwrap()
+}
+
+/// Concurrent requests of one session lose nothing, and a cookie that leads nowhere is
+/// left alone, on the bench server in front of `url`.
+fn overlapping_requests_lose_nothing(url: &str) {
+    let server = start_with(env!("CARGO_BIN_EXE_bench"), url, 2);
+    let cookie = session_cookie(&get(server.port, "/new", ""));
+    let increments: Vec<String> = (0..64).map(|_| "/incr".to_owned()).collect();
+    for response in in_parallel(server.port, &increments, &cookie) {
+        assert!(response.starts_with("HTTP/1.1 200"), "{url}: {response}");
+    }
+    assert_eq!(
+        body(&get(server.port, "/read", &cookie)),
+        "64",
+        "{url}: increments lost"
+    );
+    let puts: Vec<String> = (0..64).map(|i| format!("/put/key{i}")).collect();
+    for response in in_parallel(server.port, &puts, &cookie) {
+        assert!(response.starts_with("HTTP/1.1 200"), "{url}: {response}");
+    }
+    assert_eq!(
+        body(&get(server.port, "/len", &cookie)),
+        "65",
+        "{url}: keys lost"
+    );
+
+    // A validly signed cookie whose session does not exist (ended, expired): answered
+    // as a new session, and not removed, since it may be a newer login's by now.
+    let keyring = session_core::Keyring::new([SECRET]).unwrap();
+    let id = session_core::SessionId::generate(session_core::IdLength::default()).unwrap();
+    let stale = format!("session={}", keyring.sign("session", &id));
+    for path in ["/read", "/len"] {
+        let response = get(server.port, path, &stale);
+        assert!(response.starts_with("HTTP/1.1 200"), "{url}: {response}");
+        assert!(
+            !response.to_ascii_lowercase().contains("set-cookie"),
+            "{url} {path}: {response}"
+        );
+    }
+}
+
+#[test]
+fn overlapping_requests_lose_nothing_in_memory_and_files() {
+    let dir = tempfile::tempdir().unwrap();
+    overlapping_requests_lose_nothing("memory://");
+    overlapping_requests_lose_nothing(&format!("file://{}", dir.path().display()));
+    let sqlite = format!("sqlite://{}", dir.path().join("sessions.db").display());
+    overlapping_requests_lose_nothing(&sqlite);
+}
+
+#[test]
+fn overlapping_requests_lose_nothing_on_redis() {
+    let redis = session_redis::test_util::RedisServer::start().unwrap();
+    overlapping_requests_lose_nothing(&redis.url());
+    overlapping_requests_lose_nothing(&service_url("SESSION_TEST_REDIS_CLUSTER_URL"));
+}
+
+#[test]
+fn overlapping_requests_lose_nothing_on_postgres_mysql_memcached_and_mongodb() {
+    for var in [
+        "SESSION_TEST_POSTGRES_URL",
+        "SESSION_TEST_MYSQL_URL",
+        "SESSION_TEST_MEMCACHED_URL",
+        "SESSION_TEST_MONGODB_URL",
+    ] {
+        overlapping_requests_lose_nothing(&service_url(var));
+    }
 }
 
 #[test]
