@@ -338,7 +338,9 @@ impl Target {
         }
     }
 
-    /// Total commands the private Redis has run.
+    /// Commands clients have sent the private Redis. `INFO commandstats` also counts the
+    /// commands a script calls, under their own names: `RedisStore`'s conditional write
+    /// calls `GETRANGE` and one more command per run, and nothing else sends `GETRANGE`.
     fn redis_commands(&self) -> Option<u64> {
         let (url, _) = self.redis.as_ref()?;
         let port = url.rsplit(':').next()?;
@@ -346,20 +348,22 @@ impl Target {
             .args(["-p", port, "INFO", "commandstats"])
             .output()
             .ok()?;
-        Some(
-            String::from_utf8_lossy(&output.stdout)
-                .lines()
-                .filter(|l| l.starts_with("cmdstat_") && !l.starts_with("cmdstat_info:"))
-                .filter_map(|l| {
-                    l.split("calls=")
-                        .nth(1)?
-                        .split(',')
-                        .next()?
-                        .parse::<u64>()
-                        .ok()
-                })
-                .sum(),
-        )
+        let calls: Vec<(String, u64)> = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter(|l| l.starts_with("cmdstat_") && !l.starts_with("cmdstat_info:"))
+            .filter_map(|l| {
+                let (name, stats) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+                let calls = stats.split("calls=").nth(1)?.split(',').next()?;
+                Some((name.to_owned(), calls.parse::<u64>().ok()?))
+            })
+            .collect();
+        let total: u64 = calls.iter().map(|(_, n)| n).sum();
+        let scripted: u64 = calls
+            .iter()
+            .filter(|(name, _)| name == "getrange")
+            .map(|(_, n)| 2 * n)
+            .sum();
+        Some(total.saturating_sub(scripted))
     }
 
     fn finish(self) {
