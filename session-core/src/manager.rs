@@ -292,7 +292,7 @@ impl SessionManager {
                 // Values inserted after `destroy`: a new session.
                 Box::pin(self.create(state, now)).await
             } else if ended {
-                Ok(CookieUpdate::Remove(self.config.cookie.removal()))
+                Ok(self.removal())
             } else {
                 Ok(self.vanished())
             };
@@ -318,12 +318,8 @@ impl SessionManager {
                 Err(StoreError::Conflict { current }) => current,
                 Err(error) => return Err(error.into()),
             };
-            let current = match current {
-                Some(current) => current,
-                None => match self.call("load", self.dyn_store().load(&key)).await? {
-                    Some(current) => current,
-                    None => return Ok(false),
-                },
+            let Some(current) = self.reported_or_loaded(&key, current).await? else {
+                return Ok(false);
             };
             revision = current.revision();
         }
@@ -372,7 +368,6 @@ impl SessionManager {
         now: SystemTime,
     ) -> Result<CookieUpdate, Error> {
         let key = self.key(&origin.id);
-        let removal = || Ok(CookieUpdate::Remove(self.config.cookie.removal()));
         let resend =
             origin.resign || state.permanence_changed() || self.cookie_due(&state.record, now);
         for attempt in 1..=WRITE_ATTEMPTS {
@@ -406,7 +401,7 @@ impl SessionManager {
                 }
                 Ok(Some(_)) => return Ok(CookieUpdate::Keep),
                 // This request removed the last key: it ended the session.
-                Ok(None) => return removal(),
+                Ok(None) => return Ok(self.removal()),
                 Err(StoreError::Conflict { current }) => current,
                 Err(StoreError::UnknownId) => return Ok(self.vanished()),
                 Err(error) => return Err(error.into()),
@@ -448,7 +443,7 @@ impl SessionManager {
                     self.call("delete", self.dyn_store().delete(&key)).await?;
                 }
                 Ok(match moved {
-                    Moved::Emptied => CookieUpdate::Remove(self.config.cookie.removal()),
+                    Moved::Emptied => self.removal(),
                     Moved::Done | Moved::Vanished => self.vanished(),
                 })
             }
@@ -562,17 +557,26 @@ impl SessionManager {
         key: &StoreKey,
         reported: Option<Loaded>,
     ) -> Result<Option<(Revision, Record)>, Error> {
-        let loaded = match reported {
-            Some(loaded) => loaded,
-            None => match self.call("load", self.dyn_store().load(key)).await? {
-                Some(loaded) => loaded,
-                None => return Ok(None),
-            },
+        let Some(loaded) = self.reported_or_loaded(key, reported).await? else {
+            return Ok(None);
         };
         let revision = loaded.revision();
         // Written by a format this build cannot read: merging into it would destroy it.
         let record = Codec::decode(&loaded.into_value()).map_err(Error::Unmergeable)?;
         Ok(Some((revision, record)))
+    }
+
+    /// The record a conflict reported, or, from a store that does not report it, the one
+    /// stored now; `None` when it is gone.
+    async fn reported_or_loaded(
+        &self,
+        key: &StoreKey,
+        reported: Option<Loaded>,
+    ) -> Result<Option<Loaded>, Error> {
+        match reported {
+            Some(loaded) => Ok(Some(loaded)),
+            None => Ok(self.call("load", self.dyn_store().load(key)).await?),
+        }
     }
 
     /// Re-applies the request's changes onto `current`. Once the first retries have
@@ -602,6 +606,11 @@ impl SessionManager {
             let pause = getrandom::u64().unwrap_or(0) % ceiling.saturating_add(1);
             tokio::time::sleep(Duration::from_micros(pause)).await;
         }
+    }
+
+    /// The `Set-Cookie` that removes the cookie, with the attributes it was set with.
+    fn removal(&self) -> CookieUpdate {
+        CookieUpdate::Remove(self.config.cookie.removal())
     }
 
     fn contended(&self) -> Error {
