@@ -161,14 +161,10 @@ impl MongoStore {
     /// Why a conditional write under `key` matched nothing: `Conflict` with the live
     /// document if there is one, else `UnknownId`.
     async fn miss(&self, key: &StoreKey) -> StoreError {
-        let now = date(SystemTime::now());
-        match self.collection.find_one(live(key, now)).await {
-            Ok(Some(document)) => match loaded(&document) {
-                Some(current) => StoreError::conflict_with(current),
-                None => StoreError::UnknownId,
-            },
+        match self.load(key).await {
+            Ok(Some(current)) => StoreError::conflict_with(current),
             Ok(None) => StoreError::UnknownId,
-            Err(error) => failed(error),
+            Err(error) => error,
         }
     }
 
