@@ -87,7 +87,11 @@ fn session_cookie(response: &str) -> String {
 
 #[test]
 fn login_binary_serves_the_login_flow() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        // Private, as `FileStore` requires of a directory it did not create.
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .tempdir()
+        .unwrap();
     let server = start(
         env!("CARGO_BIN_EXE_login"),
         &format!("file://{}", dir.path().display()),
@@ -252,7 +256,11 @@ fn overlapping_requests_lose_nothing(url: &str) {
 
 #[test]
 fn overlapping_requests_lose_nothing_in_memory_and_files() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        // Private, as `FileStore` requires of a directory it did not create.
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .tempdir()
+        .unwrap();
     overlapping_requests_lose_nothing("memory://");
     overlapping_requests_lose_nothing(&format!("file://{}", dir.path().display()));
     let sqlite = format!("sqlite://{}", dir.path().join("sessions.db").display());

@@ -27,7 +27,12 @@ fn keyring() -> Keyring {
 fn scratch_dir() -> PathBuf {
     let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("session-actix-rules");
     std::fs::create_dir_all(&base).unwrap();
-    tempfile::Builder::new().tempdir_in(base).unwrap().keep()
+    // Private, as `FileStore` requires of a directory it did not create.
+    tempfile::Builder::new()
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .tempdir_in(base)
+        .unwrap()
+        .keep()
 }
 
 fn memory_store() -> Counted {

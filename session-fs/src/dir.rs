@@ -9,11 +9,91 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, ErrorKind, IoSliceMut, Read as _, Write as _};
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::ops::ControlFlow;
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::layout::{Header, HEADER_LEN};
+use crate::error::{ExposedDirectory, FileStoreError};
+use crate::layout::{is_session_file, Header, HEADER_LEN};
+
+/// `O_NOFOLLOW`, where the store can name it (Linux): a symbolic link put in the directory
+/// is then never read, written or created through. 0 elsewhere.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) const NO_FOLLOW: i32 = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) const NO_FOLLOW: i32 = 0;
+
+/// The flags of every open of an existing session file: [`NO_FOLLOW`], and `O_NONBLOCK`
+/// so that a FIFO put in the directory does not make the open wait for a writer (regular
+/// files ignore it).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const EXISTING_FILE: i32 = NO_FOLLOW | rustix::fs::OFlags::NONBLOCK.bits() as i32;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const EXISTING_FILE: i32 = 0;
+
+/// What a name in the directory holds, for the store.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Entry {
+    /// Nothing.
+    Absent,
+    /// Something that is not a session file: no session header, or not a regular file.
+    Foreign,
+    /// A session file, with its header.
+    Session(Header),
+}
+
+/// The session file at a name, read whole.
+#[derive(Debug)]
+pub(crate) enum Stored {
+    Absent,
+    /// Not a session file: not a regular file, no session header, or shorter than its
+    /// header says.
+    Foreign,
+    Session(Header, Vec<u8>),
+}
+
+/// Creates the directory at `path` (0700) if it is missing; if it lets other users list or
+/// change it beyond what files of `file_mode` give them, refuses it or tightens it, as
+/// `exposed` says.
+pub(crate) fn prepare(
+    path: &Path,
+    file_mode: u32,
+    exposed: ExposedDirectory,
+) -> Result<(), FileStoreError> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)?;
+    let mode = fs::metadata(path)?.permissions().mode() & 0o7777;
+    if mode & 0o066 & !file_mode == 0 {
+        return Ok(());
+    }
+    match exposed {
+        ExposedDirectory::Refuse => Err(FileStoreError::ExposedDirectory {
+            path: path.to_owned(),
+            mode,
+        }),
+        ExposedDirectory::Tighten => {
+            fs::set_permissions(path, fs::Permissions::from_mode(tightened(mode, file_mode)))?;
+            Ok(())
+        }
+    }
+}
+
+/// The directory mode `mode` without what session files of `file_mode` do not grant: the
+/// owner's and the special bits stay, and for the group and others only the read and write
+/// bits the files give them, with the search bit that reaching the files takes.
+fn tightened(mode: u32, file_mode: u32) -> u32 {
+    let mut allowed = 0o7700;
+    for class in [0o070, 0o007] {
+        let granted = file_mode & class & 0o066;
+        if granted != 0 {
+            allowed |= granted | (class & 0o011);
+        }
+    }
+    mode & allowed
+}
 
 /// Most records fit the first read: header and record then take `open`, one `readv` and
 /// `close`, where reading to the end takes a `statx` and a second `read` besides.
@@ -57,36 +137,107 @@ impl Dir {
 
     /// The file `name`, open for writing in place (`touch`).
     pub(crate) fn open_for_writing(&self, name: &str) -> io::Result<File> {
-        OpenOptions::new().write(true).open(self.file(name))
+        OpenOptions::new()
+            .write(true)
+            .custom_flags(EXISTING_FILE)
+            .open(self.file(name))
     }
 
-    /// The header of the file `name`: `None` if there is no file, `Some(None)` if it is
-    /// not a session file (too short, or without a magic).
-    pub(crate) fn read_header(&self, name: &str) -> io::Result<Option<Option<Header>>> {
+    /// The file `name`, open for reading.
+    fn open_for_reading(&self, name: &str) -> io::Result<File> {
+        OpenOptions::new()
+            .read(true)
+            .custom_flags(EXISTING_FILE)
+            .open(self.file(name))
+    }
+
+    /// What the file `name` holds: its header if it is a session file.
+    pub(crate) fn read_header(&self, name: &str) -> io::Result<Entry> {
         let mut bytes = [0u8; HEADER_LEN];
-        match File::open(self.file(name)).and_then(|mut file| read_up_to(&mut file, &mut bytes)) {
-            Ok(read) => Ok(Some(Header::parse(&bytes[..read]))),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
+        match self
+            .open_for_reading(name)
+            .and_then(|mut file| read_up_to(&mut file, &mut bytes))
+        {
+            Ok(read) => Ok(Header::parse(&bytes[..read]).map_or(Entry::Foreign, Entry::Session)),
+            Err(e) => self.classify(name, e),
         }
     }
 
-    /// The header and record of the session file `name`; a `None` header if it is not a
-    /// session file (too short, no magic, shorter than its header says). The header into
-    /// its own buffer and the record into its `Vec`, by one `readv`, so the record is never
-    /// moved (but for an older file, whose shorter header leaves the record's first bytes
-    /// in the header's buffer). `NotFound` if there is no such file.
-    pub(crate) fn read_session(&self, name: &str) -> io::Result<(Option<Header>, Vec<u8>)> {
-        const NOT_A_SESSION: (Option<Header>, Vec<u8>) = (None, Vec::new());
-        let mut file = File::open(self.file(name))?;
+    /// What a failed open or read of `name` means: [`Entry::Absent`] if nothing is there,
+    /// [`Entry::Foreign`] if what is there is not a regular file (a link, a directory, a
+    /// FIFO with a writer), the error itself otherwise.
+    fn classify(&self, name: &str, error: io::Error) -> io::Result<Entry> {
+        if error.kind() == ErrorKind::NotFound {
+            return Ok(Entry::Absent);
+        }
+        match fs::symlink_metadata(self.file(name)) {
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(Entry::Absent),
+            Ok(meta) if !meta.is_file() => Ok(Entry::Foreign),
+            _ => Err(error),
+        }
+    }
+
+    /// Calls `visit` with the name and header of each session file in the directory, until
+    /// it breaks. Skips everything else without an error: names the store never gives a
+    /// session file, entries that are not regular files (directories, FIFOs, links),
+    /// files without a session header or that the process may not read, and entries
+    /// removed during the scan.
+    pub(crate) fn for_each_session(
+        &self,
+        mut visit: impl FnMut(String, Header) -> ControlFlow<()>,
+    ) -> io::Result<()> {
+        for entry in fs::read_dir(&self.path)? {
+            let entry = entry?;
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            if !is_session_file(&name) {
+                continue;
+            }
+            match entry.file_type() {
+                Ok(kind) if kind.is_file() => {}
+                Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
+                _ => continue,
+            }
+            let header = match self.read_header(&name) {
+                Ok(Entry::Session(header)) => header,
+                Ok(Entry::Absent | Entry::Foreign) => continue,
+                // The store makes every file it reads itself; one it may not read is not.
+                Err(e) if e.kind() == ErrorKind::PermissionDenied => continue,
+                Err(e) => return Err(e),
+            };
+            if visit(name, header).is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The header and record of the session file `name`. The header into its own buffer
+    /// and the record into its `Vec`, by one `readv`, so the record is never moved (but for
+    /// an older file, whose shorter header leaves the record's first bytes in the header's
+    /// buffer).
+    pub(crate) fn read_session(&self, name: &str) -> io::Result<Stored> {
         let mut header = [0u8; HEADER_LEN];
         // Not `vec![0; n]`: that is `calloc`, which glibc never serves from its
         // per-thread cache (perf: `malloc_consolidate` under it on every read).
         #[allow(clippy::slow_vector_initialization)]
         let mut record = Vec::with_capacity(FIRST_READ);
         record.resize(FIRST_READ, 0);
-        let mut read =
-            file.read_vectored(&mut [IoSliceMut::new(&mut header), IoSliceMut::new(&mut record)])?;
+        let first = self.open_for_reading(name).and_then(|mut file| {
+            let read = file
+                .read_vectored(&mut [IoSliceMut::new(&mut header), IoSliceMut::new(&mut record)])?;
+            Ok((file, read))
+        });
+        let (mut file, mut read) = match first {
+            Ok(first) => first,
+            Err(e) => {
+                return Ok(match self.classify(name, e)? {
+                    Entry::Absent => Stored::Absent,
+                    Entry::Foreign | Entry::Session(_) => Stored::Foreign,
+                })
+            }
+        };
         // A read may stop short of the header only at the end of the file, or after a
         // signal; this finishes the header in both cases.
         if read < HEADER_LEN {
@@ -94,7 +245,7 @@ impl Dir {
         }
         let in_header = read.min(HEADER_LEN);
         let Some(parsed) = Header::parse(&header[..in_header]) else {
-            return Ok(NOT_A_SESSION);
+            return Ok(Stored::Foreign);
         };
         let mut len = read - in_header;
         let spilled = &header[parsed.record_offset()..in_header];
@@ -106,11 +257,19 @@ impl Dir {
             // The whole record came with the first read.
             Some(expected) if len >= expected => record.truncate(expected),
             Some(expected) => {
+                // The header's length is not trusted with memory: a corrupt one may claim
+                // up to 4 GiB. Only the rare record longer than the first read pays for
+                // the `statx`.
+                let size = file.metadata()?.len();
+                let room = size.saturating_sub(parsed.record_offset() as u64);
+                if u64::try_from(expected).map_or(true, |expected| expected > room) {
+                    return Ok(Stored::Foreign);
+                }
                 record.resize(expected, 0);
                 match file.read_exact(&mut record[len..]) {
                     Ok(()) => {}
                     // Shorter than its header says: not a whole session file.
-                    Err(e) if e.kind() == ErrorKind::UnexpectedEof => return Ok(NOT_A_SESSION),
+                    Err(e) if e.kind() == ErrorKind::UnexpectedEof => return Ok(Stored::Foreign),
                     Err(e) => return Err(e),
                 }
             }
@@ -120,7 +279,7 @@ impl Dir {
                 file.read_to_end(&mut record)?;
             }
         }
-        Ok((Some(parsed), record))
+        Ok(Stored::Session(parsed, record))
     }
 
     /// A complete file of `contents` under a temporary name, removed again if dropped

@@ -51,9 +51,34 @@ const SAFE: [bool; 256] = {
     table
 };
 
-/// Whether a directory entry is a session file (not a temporary file or the lock folder).
+/// Whether `name` is one that [`file_name`] can give: not empty, no leading `.` (which
+/// marks the store's own temporary and lock files), and nothing but safe bytes, `.` and
+/// `%XX` escapes. Anything else in the directory (`lost+found`, another program's file)
+/// is not a session, whatever it holds.
 pub(crate) fn is_session_file(name: &str) -> bool {
-    !name.is_empty() && !name.starts_with('.')
+    let mut bytes = name.bytes();
+    if name.is_empty() || name.starts_with('.') {
+        return false;
+    }
+    while let Some(byte) = bytes.next() {
+        let fits = match byte {
+            b'%' => {
+                bytes.next().is_some_and(is_escape_digit)
+                    && bytes.next().is_some_and(is_escape_digit)
+            }
+            b'.' => true,
+            _ => SAFE[usize::from(byte)],
+        };
+        if !fits {
+            return false;
+        }
+    }
+    true
+}
+
+/// A digit of a `%XX` escape as [`file_name`] writes it: upper-case hexadecimal.
+fn is_escape_digit(byte: u8) -> bool {
+    byte.is_ascii_digit() || (b'A'..=b'F').contains(&byte)
 }
 
 /// `SES2`, the record's length as a little-endian `u32` (0 if it does not fit: read to the
@@ -177,6 +202,27 @@ mod tests {
         assert!(!name.contains('/'));
         assert!(is_session_file(&name));
         assert!(!is_session_file(".tmp-1234"));
+    }
+
+    #[test]
+    fn only_names_a_key_can_give_are_session_files() {
+        for key in ["session:", "../x/", "a b+c%", "app.v2:", "\u{e9}t\u{e9}:"] {
+            let id = SessionId::generate(IdLength::default()).unwrap();
+            let name = file_name(&StoreKey::new(key, &id)).into_owned();
+            assert!(is_session_file(&name), "{name}");
+        }
+        for foreign in [
+            "",
+            ".locks",
+            "lost+found",
+            "notes txt",
+            "50%",
+            "%2e",
+            "%G0",
+            "caf\u{e9}",
+        ] {
+            assert!(!is_session_file(foreign), "{foreign}");
+        }
     }
 
     #[test]

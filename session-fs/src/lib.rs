@@ -7,8 +7,17 @@
 //!     .file_mode(0o600)
 //!     .limit(100_000)
 //!     .build()?;
-//! # Ok::<(), std::io::Error>(())
+//! # Ok::<(), session_fs::FileStoreError>(())
 //! ```
+//!
+//! # Default
+//! The directory is created if missing, private to the server's user (0700), and each
+//! session file is 0600. If you give an existing directory that other users can list or
+//! change, `build` refuses it with [`FileStoreError::ExposedDirectory`]: the file names
+//! are the live session ids, so listing them is enough to take over every session. Make it
+//! private yourself (`chmod 700`), or let the store do it with
+//! [`.exposed_directory(ExposedDirectory::Tighten)`](FileStoreBuilder::exposed_directory).
+//! There is no limit on the number of sessions, and file I/O runs on the calling thread.
 //!
 //! # On disk
 //! One file per session, named after its store key (`session:<id>`; characters that are
@@ -44,7 +53,9 @@
 //!   another thread. On a slow or network filesystem, `.offload_io(true)` moves it to
 //!   tokio's blocking pool instead.
 //! - `touch` rewrites the 8 expiry bytes in place, not the data nor the revision.
-//! - Files are created with mode 0600 (configurable) in a directory created with 0700.
+//! - Files are created with mode 0600 (configurable) in a directory created with 0700; an
+//!   existing directory that lets other users list or change it beyond what the files'
+//!   mode grants them is refused, or tightened (see [`ExposedDirectory`]).
 //! - Every change to a stored session happens under a lock striped by key: a mutex within
 //!   the process and an advisory `flock` on `.locks/NN` across processes, so two processes
 //!   sharing a directory cannot resurrect, overwrite or tear each other's sessions.
@@ -65,20 +76,43 @@
 //!   at `build`) would take bits off the requested mode. On ext4 they are preallocated
 //!   first (see `preallocate` in the source for why and what it costs).
 //! - A read is `open`, one `readv` and `close` for records under about 1 KB: the header
-//!   says how long the record is, so there is no `statx` and no read to find the end.
+//!   says how long the record is, so there is no `statx` and no read to find the end. A
+//!   longer record takes a `statx` first, so that the header's length is checked against
+//!   the file's size before that much memory is allocated: a header that claims more than
+//!   the file holds marks a corrupt file, and the session is absent.
 //! - The optional limit is kept with a counter, not a directory scan per write. When a
 //!   create finds the store full, expired files are removed, then the sessions closest to
 //!   expiry, down to 90 % of the limit; the scan this needs happens once per tenth of the
 //!   limit, not once per write. With several processes the counter is resynchronised by
 //!   that scan.
+//!
+//! # Only its own files
+//! The store reads, counts and removes only its session files: regular files with a name
+//! it gives a session (`session:<id>`, escaped as above) that start with a session header.
+//! Anything else you or the system put in the directory stays as it is and makes no
+//! operation fail: `lost+found` at the root of a filesystem of its own, another
+//! program's file, a directory, a FIFO, a symbolic link, a file named like a session
+//! without a session header. `delete_expired` and the limit's eviction skip them, and the
+//! limit does not count them; `load` finds such an entry absent, and a new session with
+//! that very name may replace it. A session file whose header was lost is not
+//! recognisable as the store's any more either (on ext4, a power failure during an update
+//! can leave a file of zeros: see `preallocate` in the source); remove it yourself if you
+//! find one.
+//!
+//! On Linux, session and lock files are opened with `O_NOFOLLOW`, so a symbolic link in
+//! the directory is never read or written through, and without blocking, so a FIFO never
+//! makes an operation wait. A link, or anything but a regular file, where a lock file
+//! goes makes `build` fail with [`FileStoreError::UnsafeLockPath`] rather than write
+//! wherever it points.
 
 mod dir;
+mod error;
 mod layout;
 mod locks;
 
-use std::fs;
 use std::io::{self, ErrorKind};
-use std::os::unix::fs::{DirBuilderExt as _, FileExt as _};
+use std::ops::ControlFlow;
+use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -88,8 +122,9 @@ use async_trait::async_trait;
 use session_core::time::unix_millis;
 use session_core::{Loaded, Revision, Store, StoreError, StoreKey};
 
-use crate::dir::{Dir, TempFile};
-use crate::layout::{file_name, is_session_file, Header, HEADER_LEN};
+use crate::dir::{Dir, Entry, Stored, TempFile};
+pub use crate::error::{ExposedDirectory, FileStoreError};
+use crate::layout::{file_name, Header, HEADER_LEN};
 use crate::locks::{Guard, Locks};
 
 const BACKEND: &str = "file";
@@ -120,6 +155,7 @@ pub struct FileStoreBuilder {
     mode: u32,
     limit: Option<usize>,
     offload: bool,
+    exposed: ExposedDirectory,
 }
 
 impl FileStoreBuilder {
@@ -144,20 +180,49 @@ impl FileStoreBuilder {
         self
     }
 
-    /// Creates the directory if missing, and its lock files.
-    pub fn build(self) -> io::Result<FileStore> {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir)?;
+    /// What to do if the directory exists and lets other users list the session ids in it
+    /// or change its files (default [`ExposedDirectory::Refuse`]: `build` fails with
+    /// [`FileStoreError::ExposedDirectory`]). A directory the store creates is private.
+    ///
+    /// ```no_run
+    /// use session_fs::{ExposedDirectory, FileStore};
+    ///
+    /// // A directory made by `mkdir` under the usual umask is 0755: make it 0700.
+    /// let store = FileStore::builder("./.sessions")
+    ///     .exposed_directory(ExposedDirectory::Tighten)
+    ///     .build()?;
+    /// # Ok::<(), session_fs::FileStoreError>(())
+    /// ```
+    pub fn exposed_directory(mut self, exposed: ExposedDirectory) -> Self {
+        self.exposed = exposed;
+        self
+    }
+
+    /// Creates the directory if missing (0700), checks who else may read it (see
+    /// [`FileStoreBuilder::exposed_directory`]), and opens its lock files.
+    ///
+    /// # Errors
+    /// [`FileStoreError::ExposedDirectory`] for a directory other users can list or change,
+    /// [`FileStoreError::UnsafeLockPath`] for a link where a lock file goes, and
+    /// [`FileStoreError::Io`] if the directory or its lock files cannot be made or read.
+    pub fn build(self) -> Result<FileStore, FileStoreError> {
+        dir::prepare(&self.dir, self.mode, self.exposed)?;
         let locks = Locks::open(&self.dir.join(".locks"))?;
+        let dir = Dir::new(&self.dir, self.mode);
         let count = match self.limit {
-            Some(_) => count_sessions(&self.dir)?,
+            Some(_) => {
+                let mut count = 0;
+                dir.for_each_session(|_, _| {
+                    count += 1;
+                    ControlFlow::Continue(())
+                })?;
+                count
+            }
             None => 0,
         };
         Ok(FileStore {
             inner: Arc::new(Inner {
-                dir: Dir::new(&self.dir, self.mode),
+                dir,
                 limit: self.limit,
                 count: AtomicUsize::new(count),
                 locks,
@@ -169,7 +234,10 @@ impl FileStoreBuilder {
 
 impl FileStore {
     /// A store in `dir` with the default settings.
-    pub fn new(dir: impl Into<PathBuf>) -> io::Result<Self> {
+    ///
+    /// # Errors
+    /// As [`FileStoreBuilder::build`].
+    pub fn new(dir: impl Into<PathBuf>) -> Result<Self, FileStoreError> {
         Self::builder(dir).build()
     }
 
@@ -180,6 +248,7 @@ impl FileStore {
             mode: 0o600,
             limit: None,
             offload: false,
+            exposed: ExposedDirectory::Refuse,
         }
     }
 
@@ -223,11 +292,14 @@ macro_rules! file_io {
     }};
 }
 
+/// What a session's name holds. Nobody can load an expired or foreign file, so a create
+/// may replace either.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum FileState {
     Absent,
-    /// Expired, or not a session file: nobody can load it, so it may be replaced.
-    Dead,
+    /// Not a session file (see [`Entry::Foreign`]), so not counted towards the limit.
+    Foreign,
+    Expired,
     Live,
 }
 
@@ -236,13 +308,13 @@ fn io_error(error: io::Error) -> StoreError {
 }
 
 impl Inner {
-    /// What is in the file `name`: nothing, a dead file (expired, or not a session file),
-    /// or a live session.
+    /// What is in the file `name` at `now`.
     fn state(&self, name: &str, now: SystemTime) -> io::Result<FileState> {
         Ok(match self.dir.read_header(name)? {
-            None => FileState::Absent,
-            Some(Some(header)) if header.is_live(now) => FileState::Live,
-            Some(_) => FileState::Dead,
+            Entry::Absent => FileState::Absent,
+            Entry::Foreign => FileState::Foreign,
+            Entry::Session(header) if header.is_live(now) => FileState::Live,
+            Entry::Session(_) => FileState::Expired,
         })
     }
 
@@ -293,7 +365,7 @@ impl Inner {
             Some(temp) => temp,
         };
         // Something is there (or the filesystem cannot refuse to replace): a live session
-        // keeps its name, a dead file may be replaced; both decided under the lock.
+        // keeps its name, any other file may be replaced; both decided under the lock.
         let mut guard = self.locks.lock(&name).map_err(io_error)?;
         let state = self.state(&name, now).map_err(io_error)?;
         if state == FileState::Live {
@@ -302,7 +374,7 @@ impl Inner {
         guard.before_write().map_err(io_error)?;
         temp.rename_over(&name).map_err(io_error)?;
         guard.wrote(&name, unix_millis(expires_at), revision);
-        if state == FileState::Absent {
+        if state != FileState::Expired {
             self.count.fetch_add(1, Ordering::Relaxed);
         }
         Ok(revision)
@@ -367,7 +439,7 @@ impl Inner {
             return Ok(());
         }
         match self.dir.read_header(name).map_err(io_error)? {
-            Some(Some(header)) if header.is_live(now) => {
+            Entry::Session(header) if header.is_live(now) => {
                 if header.revision() == expected {
                     Ok(())
                 } else {
@@ -378,8 +450,8 @@ impl Inner {
                     }
                 }
             }
-            Some(_) => Err(StoreError::UnknownId),
-            None => {
+            Entry::Session(_) | Entry::Foreign => Err(StoreError::UnknownId),
+            Entry::Absent => {
                 guard.forget(name);
                 Err(StoreError::UnknownId)
             }
@@ -449,17 +521,16 @@ impl Inner {
 
     /// The session in the file `name`, if it is live at `now`.
     fn read_live(&self, name: &str, now: SystemTime) -> Result<Option<Loaded>, StoreError> {
-        let (header, value) = match self.dir.read_session(name) {
-            Ok(file) => file,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_error(e)),
-        };
-        let Some(header) = header else {
-            tracing::warn!(
-                backend = BACKEND,
-                "session file without a valid header treated as absent"
-            );
-            return Ok(None);
+        let (header, value) = match self.dir.read_session(name).map_err(io_error)? {
+            Stored::Session(header, value) => (header, value),
+            Stored::Absent => return Ok(None),
+            Stored::Foreign => {
+                tracing::warn!(
+                    backend = BACKEND,
+                    "session file without a valid header treated as absent"
+                );
+                return Ok(None);
+            }
         };
         if !header.is_live(now) {
             return Ok(None);
@@ -485,43 +556,30 @@ impl Inner {
         }
     }
 
-    /// Removes `name` under its key's lock if its header (re-read under the lock) still
-    /// satisfies `condition`; a file another process just rewrote is left alone.
+    /// Removes `name` under its key's lock if it is still a session file whose header
+    /// (re-read under the lock) satisfies `condition`; a file another process just rewrote
+    /// is left alone, and so is anything that is not a session file.
     fn remove_if(&self, name: &str, condition: impl Fn(&Header) -> bool) -> io::Result<bool> {
         let mut guard = self.locks.lock(name)?;
-        let Some(header) = self.dir.read_header(name)? else {
-            return Ok(false);
-        };
-        // A file without a valid header is not a session anyone can load: remove it too.
-        if header.as_ref().is_none_or(condition) {
-            self.remove(&mut guard, name)?;
-            return Ok(true);
+        match self.dir.read_header(name)? {
+            Entry::Session(header) if condition(&header) => self.remove(&mut guard, name),
+            _ => Ok(false),
         }
-        Ok(false)
     }
 
-    /// Up to `max` session files whose header satisfies `select`, with their expiry.
+    /// Up to `max` session files whose header satisfies `select`, with their expiry; the
+    /// directory's other entries are skipped (see [`Dir::for_each_session`]).
     fn scan(&self, max: usize, select: impl Fn(&Header) -> bool) -> io::Result<Vec<(String, u64)>> {
         let mut found = Vec::new();
-        for entry in fs::read_dir(self.dir.path())? {
-            let entry = entry?;
-            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-                continue;
-            };
-            if !is_session_file(&name) {
-                continue;
-            }
-            let Some(header) = self.dir.read_header(&name)? else {
-                continue;
-            };
-            let selected = header.as_ref().is_none_or(&select);
-            if selected {
-                found.push((name, header.map_or(0, |h| unix_millis(h.expires_at()))));
+        self.dir.for_each_session(|name, header| {
+            if select(&header) {
+                found.push((name, unix_millis(header.expires_at())));
                 if found.len() >= max {
-                    break;
+                    return ControlFlow::Break(());
                 }
             }
-        }
+            ControlFlow::Continue(())
+        })?;
         Ok(found)
     }
 
@@ -554,16 +612,6 @@ impl Inner {
         }
         Ok(())
     }
-}
-
-fn count_sessions(dir: &Path) -> io::Result<usize> {
-    let mut count = 0;
-    for entry in fs::read_dir(dir)? {
-        if entry?.file_name().to_str().is_some_and(is_session_file) {
-            count += 1;
-        }
-    }
-    Ok(count)
 }
 
 #[async_trait]

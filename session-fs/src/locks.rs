@@ -47,6 +47,9 @@ use std::time::SystemTime;
 use session_core::time::unix_millis;
 use session_core::Revision;
 
+use crate::dir::NO_FOLLOW;
+use crate::error::FileStoreError;
+
 /// Enough stripes that unrelated sessions rarely wait for each other.
 const STRIPES: usize = 64;
 
@@ -129,21 +132,40 @@ impl Drop for Guard<'_> {
 pub(crate) struct Epoch(u64);
 
 impl Locks {
-    pub(crate) fn open(dir: &Path) -> io::Result<Self> {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)?;
+    /// The lock files in `dir` (the store's `.locks`), created if missing. A link or
+    /// anything but a directory at `dir`, or but a regular file at a lock file's name, is
+    /// refused rather than followed: the store would otherwise create or write a file
+    /// wherever it points.
+    pub(crate) fn open(dir: &Path) -> Result<Self, FileStoreError> {
+        let unsafe_path = |path: &Path| FileStoreError::UnsafeLockPath {
+            path: path.to_owned(),
+        };
+        match fs::symlink_metadata(dir) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => return Err(unsafe_path(dir)),
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                fs::DirBuilder::new().mode(0o700).create(dir).or_else(|e| {
+                    // Another store sharing the directory made it first.
+                    if e.kind() == ErrorKind::AlreadyExists {
+                        Ok(())
+                    } else {
+                        Err(e)
+                    }
+                })?;
+                if !fs::symlink_metadata(dir)?.is_dir() {
+                    return Err(unsafe_path(dir));
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
         let token = new_token();
         let stripes = (0..STRIPES)
             .map(|n| {
-                let file = OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create(true)
-                    .truncate(false)
-                    .mode(0o600)
-                    .open(dir.join(format!("{n:02}")))?;
+                let path = dir.join(format!("{n:02}"));
+                let file = open_lock_file(&path)?;
+                if !file.metadata()?.is_file() {
+                    return Err(unsafe_path(&path));
+                }
                 let (removals, writer) = read_counts(&file)?;
                 Ok(Mutex::new(Stripe {
                     file,
@@ -154,7 +176,7 @@ impl Locks {
                     known: HashMap::new(),
                 }))
             })
-            .collect::<io::Result<_>>()?;
+            .collect::<Result<_, FileStoreError>>()?;
         Ok(Self { stripes })
     }
 
@@ -331,6 +353,34 @@ impl Stripe {
             },
         );
     }
+}
+
+/// Opens or creates the lock file at `path` without following a link there.
+fn open_lock_file(path: &Path) -> Result<File, FileStoreError> {
+    // Where `O_NOFOLLOW` cannot be named, a link found first is refused (a narrow race
+    // remains there, between this look and the open).
+    if NO_FOLLOW == 0 && fs::symlink_metadata(path).is_ok_and(|meta| !meta.is_file()) {
+        return Err(FileStoreError::UnsafeLockPath {
+            path: path.to_owned(),
+        });
+    }
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(NO_FOLLOW)
+        .open(path)
+        .map_err(|error| {
+            if fs::symlink_metadata(path).is_ok_and(|meta| meta.file_type().is_symlink()) {
+                FileStoreError::UnsafeLockPath {
+                    path: path.to_owned(),
+                }
+            } else {
+                error.into()
+            }
+        })
 }
 
 /// The removal count and the writer token in a lock file; 0 for what a file does not have

@@ -5,7 +5,11 @@
 fn scratch_dir() -> std::path::PathBuf {
     let base = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("session-fs-conformance");
     std::fs::create_dir_all(&base).unwrap();
-    tempfile::Builder::new().tempdir_in(base).unwrap().keep()
+    tempfile::Builder::new()
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .tempdir_in(base)
+        .unwrap()
+        .keep()
 }
 
 mod inline_io {

@@ -1,0 +1,130 @@
+//! What `FileStore` asks of its directory: nobody else may list it (the names are the
+//! session ids), and no link is followed where its lock files go.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+
+use session_fs::{ExposedDirectory, FileStore, FileStoreError};
+
+fn scratch_dir() -> PathBuf {
+    let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("session-fs-directory");
+    fs::create_dir_all(&base).unwrap();
+    tempfile::Builder::new()
+        .permissions(fs::Permissions::from_mode(0o700))
+        .tempdir_in(base)
+        .unwrap()
+        .keep()
+}
+
+fn mode(path: &Path) -> u32 {
+    fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+fn chmod(path: &Path, mode: u32) {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn a_directory_others_can_list_is_refused_and_left_as_it_is() {
+    for exposed in [0o755, 0o750, 0o705, 0o722, 0o777, 0o1777] {
+        let dir = scratch_dir();
+        chmod(&dir, exposed);
+        match FileStore::new(&dir) {
+            Err(FileStoreError::ExposedDirectory { path, mode }) => {
+                assert_eq!((path, mode), (dir.clone(), exposed));
+            }
+            other => panic!("a {exposed:o} directory: expected a refusal, got {other:?}"),
+        }
+        assert_eq!(mode(&dir), exposed, "a refused directory was changed");
+        assert!(
+            !dir.join(".locks").exists(),
+            "a refused directory was written to"
+        );
+    }
+    // The message names the directory and the way out; `?` turns it into an io::Error.
+    let dir = scratch_dir();
+    chmod(&dir, 0o755);
+    let error = FileStore::new(&dir).unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains(&*dir.to_string_lossy()), "{message}");
+    assert!(message.contains("ExposedDirectory::Tighten"), "{message}");
+    let io = std::io::Error::from(error);
+    assert_eq!(io.kind(), std::io::ErrorKind::PermissionDenied);
+}
+
+#[test]
+fn tighten_makes_an_exposed_directory_private() {
+    let dir = scratch_dir();
+    chmod(&dir, 0o755);
+    FileStore::builder(&dir)
+        .exposed_directory(ExposedDirectory::Tighten)
+        .build()
+        .unwrap();
+    assert_eq!(mode(&dir), 0o700);
+    // Files that the group may read keep the group's read and search bits on the
+    // directory, not others' nor the group's write bit.
+    let dir = scratch_dir();
+    chmod(&dir, 0o777);
+    FileStore::builder(&dir)
+        .file_mode(0o640)
+        .exposed_directory(ExposedDirectory::Tighten)
+        .build()
+        .unwrap();
+    assert_eq!(mode(&dir), 0o750);
+}
+
+#[test]
+fn a_directory_that_exposes_nothing_more_than_the_files_is_accepted() {
+    // Search alone lists no names.
+    let dir = scratch_dir();
+    chmod(&dir, 0o711);
+    FileStore::new(&dir).unwrap();
+    assert_eq!(mode(&dir), 0o711);
+    // Files the group may read anyway.
+    let dir = scratch_dir();
+    chmod(&dir, 0o750);
+    FileStore::builder(&dir).file_mode(0o640).build().unwrap();
+    assert_eq!(mode(&dir), 0o750);
+    // A directory the store creates is private, whatever is above it.
+    let parent = scratch_dir();
+    chmod(&parent, 0o755);
+    FileStore::new(parent.join("sessions")).unwrap();
+    assert_eq!(mode(&parent.join("sessions")), 0o700);
+}
+
+#[test]
+fn a_link_where_a_lock_file_goes_is_not_followed() {
+    let dir = scratch_dir();
+    fs::create_dir(dir.join(".locks")).unwrap();
+    let elsewhere = scratch_dir();
+    // One to a file that does not exist yet (a follower would create it), one to a file
+    // that does (a follower would write its counts into it).
+    let missing = elsewhere.join("created-through-the-link");
+    let existing = elsewhere.join("written-through-the-link");
+    fs::write(&existing, b"keep").unwrap();
+    std::os::unix::fs::symlink(&missing, dir.join(".locks/00")).unwrap();
+    std::os::unix::fs::symlink(&existing, dir.join(".locks/01")).unwrap();
+    match FileStore::new(&dir) {
+        Err(FileStoreError::UnsafeLockPath { path }) => {
+            assert!(path.starts_with(dir.join(".locks")), "{path:?}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(!missing.exists(), "a lock file was created through a link");
+    assert_eq!(fs::read(&existing).unwrap(), b"keep");
+
+    // Nor is a link in place of the lock directory.
+    let dir = scratch_dir();
+    std::os::unix::fs::symlink(&elsewhere, dir.join(".locks")).unwrap();
+    assert!(matches!(
+        FileStore::new(&dir),
+        Err(FileStoreError::UnsafeLockPath { .. })
+    ));
+    assert!(
+        !elsewhere.join("00").exists(),
+        "lock files made through a link"
+    );
+}
