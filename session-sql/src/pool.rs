@@ -83,6 +83,27 @@ fn failed(error: sqlx::Error) -> StoreError {
     }
 }
 
+/// Creates the SQLite database file at `path`, empty and readable by this user only,
+/// unless something is there already. SQLite would create it with mode 0644 less the
+/// umask, letting every local user read the sessions; it gives the `-wal` and `-shm` files
+/// the database file's mode, so they are private too. A name SQLite reads as a URI
+/// (`file:...`) is left to SQLite.
+#[cfg(feature = "sqlite")]
+fn create_private(path: &std::path::Path) -> std::io::Result<()> {
+    if path.as_os_str().is_empty() || path.to_str().is_some_and(|p| p.starts_with("file:")) {
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// The URL's database is not one this build supports.
 #[derive(Debug, thiserror::Error)]
 #[error("unsupported database URL scheme `{0}`; expected postgres://, mysql:// or sqlite:// (each behind its cargo feature)")]
@@ -146,6 +167,11 @@ impl SqlPool {
         } else {
             // Readers do not wait for the writer.
             options = options.journal_mode(SqliteJournalMode::Wal);
+            // A read-only database is opened, never created.
+            if !url.contains("mode=ro") {
+                create_private(options.get_filename())
+                    .map_err(|e| StoreError::backend(BACKEND, e))?;
+            }
         }
         pool.connect_with(options)
             .await
