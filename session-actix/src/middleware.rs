@@ -231,12 +231,9 @@ where
             manager,
             error_status,
         } = &self.middleware;
-        // Not `to_str`, which checks every byte of every cookie the browser sends: only
-        // the session cookie's value matters, and verification checks its every byte.
-        let headers = req
-            .headers()
-            .get_all(COOKIE)
-            .filter_map(|v| std::str::from_utf8(v.as_bytes()).ok());
+        // Raw bytes, not text: a byte that is not UTF-8 in another cookie must not hide
+        // the session cookie, and verification checks every byte of the session cookie's.
+        let headers = req.headers().get_all(COOKIE).map(HeaderValue::as_bytes);
         let cookie = manager.verify(headers);
         let session = Rc::new(RequestSession::new(manager.clone(), cookie, *error_status));
         req.extensions_mut().insert(Rc::clone(&session));

@@ -51,26 +51,56 @@ pub enum CodecError {
     Unrecognised,
 }
 
+impl CodecError {
+    /// What went wrong, without the error's source: a decoder's message can quote the
+    /// stored data, which must not reach a log.
+    pub(crate) fn redacted(&self) -> String {
+        match self {
+            Self::Json(error) => {
+                let category = match error.classify() {
+                    serde_json::error::Category::Io => "an I/O error",
+                    serde_json::error::Category::Syntax => "a syntax error",
+                    serde_json::error::Category::Data => "a field of the wrong shape",
+                    serde_json::error::Category::Eof => "an unexpected end",
+                };
+                format!(
+                    "{self}: {category} at line {} column {}",
+                    error.line(),
+                    error.column()
+                )
+            }
+            Self::MessagePackEncode(_) | Self::MessagePackDecode(_) => format!("{self}: malformed"),
+            Self::Version(_) | Self::Unrecognised => self.to_string(),
+        }
+    }
+}
+
 /// A session as it is stored: its data and what the server needs to know about it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct Record {
     pub(crate) created_at: SystemTime,
-    pub(crate) deadline: Option<SystemTime>,
     pub(crate) permanent: bool,
     /// When the cookie was last sent, for permanent cookies whose `Max-Age` slides.
     pub(crate) cookie_sent_at: Option<SystemTime>,
     pub(crate) data: Data,
 }
 
+/// Session data stays out of logs: only its shape shows.
+impl std::fmt::Debug for Record {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Record")
+            .field("created_at", &self.created_at)
+            .field("permanent", &self.permanent)
+            .field("cookie_sent_at", &self.cookie_sent_at)
+            .field("keys", &self.data.len())
+            .finish()
+    }
+}
+
 impl Record {
     /// When the session was first stored.
     pub fn created_at(&self) -> SystemTime {
         self.created_at
-    }
-
-    /// The absolute deadline after which the session is dead however active it is.
-    pub fn deadline(&self) -> Option<SystemTime> {
-        self.deadline
     }
 
     /// Whether the cookie outlives the browser session.
@@ -93,8 +123,6 @@ impl Record {
 struct WireRef<'a> {
     v: u32,
     created: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    deadline: Option<u64>,
     permanent: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     cookie: Option<u64>,
@@ -105,8 +133,6 @@ struct WireRef<'a> {
 struct Wire {
     v: u32,
     created: u64,
-    #[serde(default)]
-    deadline: Option<u64>,
     permanent: bool,
     #[serde(default)]
     cookie: Option<u64>,
@@ -114,12 +140,24 @@ struct Wire {
 }
 
 impl Codec {
+    /// The deepest nesting of arrays and objects a session value may have, so that every
+    /// record either codec writes can be read back; [`SessionState::insert`] and
+    /// [`SessionState::update`] refuse deeper values.
+    ///
+    /// The JSON decoder refuses input nested 128 levels deep (its defence against stack
+    /// exhaustion), a record puts each value two levels down (in the record, in its data),
+    /// and the MessagePack decoder allows deeper nesting than the JSON one. A scalar has
+    /// depth 0, `[1]` depth 1, `{"a": [1]}` depth 2.
+    ///
+    /// [`SessionState::insert`]: crate::SessionState::insert
+    /// [`SessionState::update`]: crate::SessionState::update
+    pub const MAX_VALUE_DEPTH: usize = 125;
+
     /// Encodes a record.
     pub fn encode(self, record: &Record) -> Result<Vec<u8>, CodecError> {
         let wire = WireRef {
             v: FORMAT_VERSION,
             created: unix_millis(record.created_at),
-            deadline: record.deadline.map(unix_millis),
             permanent: record.permanent,
             cookie: record.cookie_sent_at.map(unix_millis),
             data: &record.data,
@@ -143,7 +181,6 @@ impl Codec {
         }
         Ok(Record {
             created_at: from_unix_millis(wire.created),
-            deadline: wire.deadline.map(from_unix_millis),
             permanent: wire.permanent,
             cookie_sent_at: wire.cookie.map(from_unix_millis),
             data: wire.data,
@@ -151,11 +188,29 @@ impl Codec {
     }
 }
 
+/// Whether `value` nests arrays and objects deeper than [`Codec::MAX_VALUE_DEPTH`], so that
+/// a record holding it could not be decoded.
+pub(crate) fn is_too_deep(value: &Value) -> bool {
+    exceeds(value, Codec::MAX_VALUE_DEPTH)
+}
+
+/// Whether `value` nests deeper than `allowed`; recurses at most `allowed + 1` levels,
+/// whatever the value's depth.
+fn exceeds(value: &Value, allowed: usize) -> bool {
+    let Some(inner) = allowed.checked_sub(1) else {
+        return matches!(value, Value::Array(_) | Value::Object(_));
+    };
+    match value {
+        Value::Array(items) => items.iter().any(|item| exceeds(item, inner)),
+        Value::Object(map) => map.values().any(|item| exceeds(item, inner)),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
-    use std::time::Duration;
 
     fn record() -> Record {
         let mut data = Data::new();
@@ -164,7 +219,6 @@ mod tests {
         data.insert("big".into(), json!(u64::MAX));
         Record {
             created_at: from_unix_millis(1_700_000_000_123),
-            deadline: Some(from_unix_millis(1_700_000_000_123) + Duration::from_secs(60)),
             permanent: false,
             cookie_sent_at: Some(from_unix_millis(1_700_000_000_500)),
             data,
@@ -192,8 +246,8 @@ mod tests {
     #[test]
     fn message_pack_starts_with_the_format_version() {
         let bytes = Codec::MessagePack.encode(&record()).unwrap();
-        // fixmap of 6 entries, then the fixstr "v" and the integer 1.
-        assert_eq!(&bytes[..4], &[0x86, 0xa1, b'v', 0x01]);
+        // fixmap of 5 entries, then the fixstr "v" and the integer 1.
+        assert_eq!(&bytes[..4], &[0x85, 0xa1, b'v', 0x01]);
     }
 
     #[test]
@@ -201,8 +255,51 @@ mod tests {
         let old = br#"{"v":1,"created":5,"permanent":true,"data":{"a":1}}"#;
         let record = Codec::decode(old).unwrap();
         assert_eq!(record.cookie_sent_at, None);
-        assert_eq!(record.deadline, None);
         assert_eq!(record.len(), 1);
+    }
+
+    /// `[[...[1]...]]`, `depth` arrays deep.
+    fn nested(depth: usize) -> Value {
+        (0..depth).fold(json!(1), |value, _| Value::Array(vec![value]))
+    }
+
+    fn record_with(value: Value) -> Record {
+        let mut record = record();
+        record.data.insert("deep".into(), value);
+        record
+    }
+
+    #[test]
+    fn the_deepest_value_allowed_round_trips_and_one_level_more_would_not() {
+        let deepest = record_with(nested(Codec::MAX_VALUE_DEPTH));
+        for codec in [Codec::Json, Codec::MessagePack] {
+            let bytes = codec.encode(&deepest).unwrap();
+            assert_eq!(Codec::decode(&bytes).unwrap(), deepest, "{codec:?}");
+        }
+        // The limit is the JSON decoder's: a record one level deeper is written but
+        // cannot be read, which is why such values are refused before they are stored.
+        let bytes = Codec::Json
+            .encode(&record_with(nested(Codec::MAX_VALUE_DEPTH + 1)))
+            .unwrap();
+        assert!(Codec::decode(&bytes).is_err());
+    }
+
+    #[test]
+    fn depth_counts_arrays_and_objects() {
+        assert!(!is_too_deep(&json!(1)));
+        assert!(!is_too_deep(&nested(Codec::MAX_VALUE_DEPTH)));
+        assert!(is_too_deep(&nested(Codec::MAX_VALUE_DEPTH + 1)));
+        assert!(is_too_deep(&nested(1_000)));
+        let mut object = json!({"a": [1]});
+        for _ in 2..Codec::MAX_VALUE_DEPTH {
+            object = json!({ "o": object });
+        }
+        assert!(!is_too_deep(&object));
+        assert!(is_too_deep(&json!([object])));
+        // Only the deepest branch counts.
+        assert!(is_too_deep(&json!([1, {}, nested(Codec::MAX_VALUE_DEPTH)])));
+        let shallower = nested(Codec::MAX_VALUE_DEPTH - 1);
+        assert!(!is_too_deep(&json!([1, {}, shallower])));
     }
 
     #[test]

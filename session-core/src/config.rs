@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::codec::Codec;
 use crate::cookie::{CookieSettings, SameSite};
-use crate::id::IdLength;
+use crate::id::{base64_len, IdLength, MAX_ID_BYTES};
 use crate::keyring::Keyring;
 use crate::store::DEFAULT_KEY_PREFIX;
 
@@ -13,6 +13,18 @@ pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(31 * 24 * 60 * 60);
 
 /// How long after a refresh another request may pass without extending expiry again.
 pub const DEFAULT_REFRESH_THRESHOLD: Duration = Duration::from_secs(60);
+
+/// memcached's longest key, the tightest limit on a store key of any backend.
+const MEMCACHED_MAX_KEY_BYTES: usize = 250;
+
+/// The size of session-sql's key column on MySQL (`VARCHAR(255)`); PostgreSQL and SQLite
+/// use unbounded `TEXT`.
+const SQL_KEY_COLUMN_CHARS: usize = 255;
+
+const _: () = assert!(
+    Config::MAX_KEY_PREFIX_LEN + base64_len(MAX_ID_BYTES) <= SQL_KEY_COLUMN_CHARS,
+    "a key with the longest prefix and id must fit the SQL key column"
+);
 
 /// A configuration that cannot work, or would be insecure.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -47,6 +59,21 @@ pub enum ConfigError {
     /// A lifetime or timeout of zero.
     #[error("the session {0} must be longer than zero")]
     ZeroDuration(&'static str),
+    /// A lifetime, timeout or threshold longer than [`Config::MAX_DURATION`].
+    #[error("the session {0} is longer than the maximum of 100 years")]
+    DurationTooLong(&'static str),
+    /// `Partitioned` without `Secure`, which browsers reject.
+    #[error("a Partitioned cookie requires Secure")]
+    PartitionedNeedsSecure,
+    /// The store key prefix has a character other than printable ASCII, or a space.
+    #[error("the store key prefix may only have printable ASCII characters other than space")]
+    KeyPrefixCharacters,
+    /// The store key prefix has more than [`Config::MAX_KEY_PREFIX_LEN`] bytes.
+    #[error(
+        "the store key prefix has {0} bytes; at most {max} leave room for the id in every store's keys",
+        max = Config::MAX_KEY_PREFIX_LEN
+    )]
+    KeyPrefixTooLong(usize),
 }
 
 /// Everything a [`SessionManager`](crate::SessionManager) needs besides the store.
@@ -99,6 +126,23 @@ pub struct ConfigBuilder {
 }
 
 impl Config {
+    /// The longest lifetime, absolute timeout or refresh threshold [`ConfigBuilder::build`]
+    /// accepts: 100 years (of 365.25 days).
+    ///
+    /// Longer than any session needs, and short enough that every time computed from it
+    /// (now plus a lifetime, a creation time plus the absolute timeout) is representable,
+    /// and that the cookie's `Expires` stays within HTTP dates, which end with the year
+    /// 9999.
+    pub const MAX_DURATION: Duration = Duration::from_secs(36_525 * 24 * 60 * 60);
+
+    /// The longest store key prefix, in bytes: 164.
+    ///
+    /// A store key is the prefix followed by the id, and the longest id (64 random bytes,
+    /// [`MAX_ID_BYTES`](crate::MAX_ID_BYTES)) has 86 characters. memcached keys have at
+    /// most 250 bytes, and session-sql's MySQL key column holds 255 characters, so a
+    /// prefix of this length fits every backend whatever the id length.
+    pub const MAX_KEY_PREFIX_LEN: usize = MEMCACHED_MAX_KEY_BYTES - base64_len(MAX_ID_BYTES);
+
     /// Starts a configuration with the defaults in the table above.
     pub fn builder(keyring: Keyring) -> ConfigBuilder {
         ConfigBuilder {
@@ -152,7 +196,8 @@ impl Config {
 
 impl ConfigBuilder {
     /// The cookie name (default `session`). A `__Host-` name forces Secure and Path=/ and
-    /// refuses a Domain; a `__Secure-` name forces Secure.
+    /// refuses a Domain; a `__Secure-` name forces Secure. The prefixes are recognised in
+    /// any letter case (`__HOST-`, `__secure-`), as browsers do.
     pub fn cookie_name(mut self, name: impl Into<String>) -> Self {
         self.config.cookie.name = name.into();
         self
@@ -190,19 +235,22 @@ impl ConfigBuilder {
         self
     }
 
-    /// Whether the cookie is Partitioned (CHIPS; default `false`).
+    /// Whether the cookie is Partitioned (CHIPS; default `false`). Requires a Secure
+    /// cookie: browsers drop a Partitioned one that is not.
     pub fn cookie_partitioned(mut self, partitioned: bool) -> Self {
         self.config.cookie.partitioned = partitioned;
         self
     }
 
-    /// The idle timeout, which is also the permanent cookie's `Max-Age` (default 31 days).
+    /// The idle timeout, which is also the permanent cookie's `Max-Age` (default 31 days);
+    /// more than zero and at most [`Config::MAX_DURATION`].
     pub fn lifetime(mut self, lifetime: Duration) -> Self {
         self.config.lifetime = lifetime;
         self
     }
 
-    /// A timeout counted from the session's creation, however active it is (default none).
+    /// A timeout counted from the session's creation, however active it is (default none);
+    /// more than zero and at most [`Config::MAX_DURATION`].
     pub fn absolute_timeout(mut self, timeout: Duration) -> Self {
         self.config.absolute_timeout = Some(timeout);
         self
@@ -224,13 +272,15 @@ impl ConfigBuilder {
     }
 
     /// How much later than the stored expiry a refresh must move it before it is worth a
-    /// `touch` (default 60 s), so a busy session is touched at most once per threshold.
+    /// `touch` (default 60 s), so a busy session is touched at most once per threshold; at
+    /// most [`Config::MAX_DURATION`].
     pub fn refresh_threshold(mut self, threshold: Duration) -> Self {
         self.config.refresh_threshold = threshold;
         self
     }
 
-    /// The store key prefix (default `session:`).
+    /// The store key prefix (default `session:`): printable ASCII without spaces, as
+    /// memcached keys require, and at most [`Config::MAX_KEY_PREFIX_LEN`] bytes.
     pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.config.key_prefix = prefix.into();
         self
@@ -262,14 +312,24 @@ impl ConfigBuilder {
         if config.absolute_timeout.is_some_and(|t| t.is_zero()) {
             return Err(ConfigError::ZeroDuration("absolute timeout"));
         }
+        for (duration, what) in [
+            (Some(config.lifetime), "lifetime"),
+            (config.absolute_timeout, "absolute timeout"),
+            (Some(config.refresh_threshold), "refresh threshold"),
+        ] {
+            if duration.is_some_and(|d| d > Config::MAX_DURATION) {
+                return Err(ConfigError::DurationTooLong(what));
+            }
+        }
+        check_key_prefix(&config.key_prefix)?;
         let cookie = &mut config.cookie;
         check_cookie_name(&cookie.name)?;
         check_attribute(&cookie.path, "path")?;
         if let Some(domain) = &cookie.domain {
             check_attribute(domain, "domain")?;
         }
-        let prefix_requires_secure =
-            cookie.name.starts_with("__Host-") || cookie.name.starts_with("__Secure-");
+        let host_prefix = has_prefix(&cookie.name, "__Host-");
+        let prefix_requires_secure = host_prefix || has_prefix(&cookie.name, "__Secure-");
         cookie.secure = match secure {
             Some(false) if prefix_requires_secure => {
                 return Err(prefix_error(&cookie.name, "Secure"));
@@ -277,7 +337,7 @@ impl ConfigBuilder {
             Some(secure) => secure,
             None => prefix_requires_secure,
         };
-        if cookie.name.starts_with("__Host-") {
+        if host_prefix {
             if cookie.path != "/" {
                 return Err(prefix_error(&cookie.name, "Path=/"));
             }
@@ -287,6 +347,9 @@ impl ConfigBuilder {
         }
         if cookie.same_site == SameSite::None && !cookie.secure {
             return Err(ConfigError::SameSiteNoneNeedsSecure);
+        }
+        if cookie.partitioned && !cookie.secure {
+            return Err(ConfigError::PartitionedNeedsSecure);
         }
         cookie.prepare();
         Ok(config)
@@ -298,6 +361,26 @@ fn prefix_error(name: &str, requirement: &'static str) -> ConfigError {
         name: name.to_owned(),
         requirement,
     }
+}
+
+/// Whether `name` starts with the cookie name prefix `prefix`, in any letter case: browsers
+/// apply a prefix's rules to `__HOST-` as to `__Host-`, so its rules must hold for both.
+fn has_prefix(name: &str, prefix: &str) -> bool {
+    name.as_bytes()
+        .get(..prefix.len())
+        .is_some_and(|start| start.eq_ignore_ascii_case(prefix.as_bytes()))
+}
+
+/// Printable ASCII without spaces (memcached's rule for keys, and within the MySQL key
+/// column's ASCII), short enough for the longest key to fit every store.
+fn check_key_prefix(prefix: &str) -> Result<(), ConfigError> {
+    if !prefix.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ConfigError::KeyPrefixCharacters);
+    }
+    if prefix.len() > Config::MAX_KEY_PREFIX_LEN {
+        return Err(ConfigError::KeyPrefixTooLong(prefix.len()));
+    }
+    Ok(())
 }
 
 /// RFC 6265 token characters.
@@ -390,6 +473,130 @@ mod tests {
                 .unwrap()
                 .cookie()
                 .secure
+        );
+    }
+
+    #[test]
+    fn durations_are_bounded() {
+        let max = Config::MAX_DURATION;
+        assert_eq!(
+            max,
+            Duration::from_secs(100 * 365 * 24 * 3600 + 25 * 24 * 3600)
+        );
+        let config = builder()
+            .lifetime(max)
+            .absolute_timeout(max)
+            .refresh_threshold(max)
+            .build()
+            .unwrap();
+        assert_eq!(config.lifetime(), max);
+        assert!(builder().refresh_threshold(Duration::ZERO).build().is_ok());
+        let over = max + Duration::from_nanos(1);
+        for (what, builder) in [
+            ("lifetime", builder().lifetime(over)),
+            ("absolute timeout", builder().absolute_timeout(over)),
+            ("refresh threshold", builder().refresh_threshold(over)),
+            ("lifetime", builder().lifetime(Duration::MAX)),
+        ] {
+            assert_eq!(
+                builder.build().err(),
+                Some(ConfigError::DurationTooLong(what))
+            );
+        }
+    }
+
+    #[test]
+    fn partitioned_requires_secure() {
+        assert_eq!(
+            builder().cookie_partitioned(true).build().err(),
+            Some(ConfigError::PartitionedNeedsSecure)
+        );
+        assert_eq!(
+            builder()
+                .cookie_partitioned(true)
+                .cookie_secure(false)
+                .build()
+                .err(),
+            Some(ConfigError::PartitionedNeedsSecure)
+        );
+        for builder in [
+            builder().cookie_partitioned(true).cookie_secure(true),
+            builder().cookie_partitioned(true).cookie_name("__Host-id"),
+        ] {
+            let config = builder.build().unwrap();
+            let header = config.cookie().set_cookie("v", None);
+            assert!(header.contains("; Secure") && header.contains("; Partitioned"));
+        }
+    }
+
+    #[test]
+    fn name_prefixes_are_recognised_in_any_case() {
+        for name in ["__HOST-id", "__host-id", "__hOsT-id"] {
+            assert!(builder().cookie_name(name).build().unwrap().cookie().secure);
+            assert_eq!(
+                builder()
+                    .cookie_name(name)
+                    .cookie_secure(false)
+                    .build()
+                    .err(),
+                Some(prefix_error(name, "Secure"))
+            );
+            assert_eq!(
+                builder()
+                    .cookie_name(name)
+                    .cookie_domain("a.example")
+                    .build()
+                    .err(),
+                Some(prefix_error(name, "no Domain"))
+            );
+            assert_eq!(
+                builder()
+                    .cookie_name(name)
+                    .cookie_path("/app")
+                    .build()
+                    .err(),
+                Some(prefix_error(name, "Path=/"))
+            );
+        }
+        for name in ["__SECURE-id", "__secure-id"] {
+            assert!(builder().cookie_name(name).build().unwrap().cookie().secure);
+            assert_eq!(
+                builder()
+                    .cookie_name(name)
+                    .cookie_secure(false)
+                    .build()
+                    .err(),
+                Some(prefix_error(name, "Secure"))
+            );
+            assert!(builder()
+                .cookie_name(name)
+                .cookie_path("/app")
+                .build()
+                .is_ok());
+        }
+        // Not a prefix: the dash is part of it.
+        let config = builder().cookie_name("__Hostname").build().unwrap();
+        assert!(!config.cookie().secure);
+    }
+
+    #[test]
+    fn key_prefix_is_checked() {
+        for prefix in ["", "session:", "app/v2:{sessions}|~!"] {
+            assert!(builder().key_prefix(prefix).build().is_ok(), "{prefix}");
+        }
+        for prefix in ["a b", "tab\t", "nl\n", "del\u{7f}", "é:", "\u{0}"] {
+            assert_eq!(
+                builder().key_prefix(prefix).build().err(),
+                Some(ConfigError::KeyPrefixCharacters),
+                "{prefix:?}"
+            );
+        }
+        assert_eq!(Config::MAX_KEY_PREFIX_LEN, 164);
+        let longest = "p".repeat(Config::MAX_KEY_PREFIX_LEN);
+        assert!(builder().key_prefix(longest.as_str()).build().is_ok());
+        assert_eq!(
+            builder().key_prefix(format!("{longest}p")).build().err(),
+            Some(ConfigError::KeyPrefixTooLong(165))
         );
     }
 

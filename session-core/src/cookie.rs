@@ -1,7 +1,7 @@
 //! The session cookie's attributes, and reading and writing its headers.
 
 use std::fmt::Write as _;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The default cookie name, as Flask's.
 pub const DEFAULT_COOKIE_NAME: &str = "session";
@@ -100,7 +100,12 @@ impl CookieSettings {
         header.push_str(value);
         header.push_str(&self.attributes);
         if let Some(max_age) = max_age {
-            let expires = SystemTime::now() + max_age;
+            // HTTP dates end with the year 9999, and a time that far out is as good as never
+            // for a browser; the configuration keeps lifetimes well short of it anyway.
+            let last = UNIX_EPOCH + LAST_HTTP_DATE;
+            let expires = SystemTime::now()
+                .checked_add(max_age)
+                .map_or(last, |expires| expires.min(last));
             // Writing to a String cannot fail.
             let _ = write!(
                 header,
@@ -125,12 +130,40 @@ impl CookieSettings {
     /// The values of every cookie named like the session cookie in a `Cookie` header, in
     /// order. There can be several (one per matching Path or Domain); the caller takes the
     /// first that verifies.
-    pub fn values_in<'h>(&'h self, header: &'h str) -> impl Iterator<Item = &'h str> + 'h {
-        header.split(';').filter_map(move |pair| {
-            let (name, value) = pair.trim().split_once('=')?;
-            (name.trim() == self.name).then(|| value.trim().trim_matches('"'))
+    ///
+    /// The header is scanned as bytes: a header may carry bytes that are not UTF-8 in
+    /// other cookies (set by another application on the same site), and those must not hide
+    /// the session cookie. Only the value returned has to be checked, which verification
+    /// does byte by byte.
+    ///
+    /// ```
+    /// use session_core::CookieSettings;
+    ///
+    /// let settings = CookieSettings::default();
+    /// let values: Vec<&[u8]> = settings.values_in(b"theme=\xff; session=abc").collect();
+    /// assert_eq!(values, [b"abc".as_slice()]);
+    /// ```
+    pub fn values_in<'h>(&'h self, header: &'h [u8]) -> impl Iterator<Item = &'h [u8]> + 'h {
+        header.split(|&byte| byte == b';').filter_map(move |pair| {
+            let equals = pair.iter().position(|&byte| byte == b'=')?;
+            let (name, value) = (&pair[..equals], &pair[equals + 1..]);
+            (name.trim_ascii() == self.name.as_bytes()).then(|| trim_quotes(value.trim_ascii()))
         })
     }
+}
+
+/// The last second an HTTP date can express, 9999-12-31 23:59:59 UTC, after the epoch.
+const LAST_HTTP_DATE: Duration = Duration::from_secs(253_402_300_799);
+
+/// `value` without the double quotes a cookie value may be wrapped in.
+fn trim_quotes(mut value: &[u8]) -> &[u8] {
+    while let [b'"', rest @ ..] = value {
+        value = rest;
+    }
+    while let [rest @ .., b'"'] = value {
+        value = rest;
+    }
+    value
 }
 
 #[cfg(test)]
@@ -202,15 +235,49 @@ mod tests {
         }
     }
 
+    fn values<'h>(settings: &'h CookieSettings, header: &'h [u8]) -> Vec<&'h [u8]> {
+        settings.values_in(header).collect()
+    }
+
     #[test]
     fn values_in_finds_every_match() {
         let settings = CookieSettings::default();
-        let header = "a=1; session=first;other=2;  session = second ; sessionx=3";
-        assert_eq!(
-            settings.values_in(header).collect::<Vec<_>>(),
-            ["first", "second"]
-        );
-        assert_eq!(settings.values_in("").count(), 0);
-        assert_eq!(settings.values_in("garbage;;=;session").count(), 0);
+        let header = b"a=1; session=first;other=2;  session = second ; sessionx=3";
+        assert_eq!(values(&settings, header), [b"first".as_slice(), b"second"]);
+        assert_eq!(values(&settings, br#"session="quoted""#), [b"quoted"]);
+        assert_eq!(values(&settings, b"session=a=b"), [b"a=b"]);
+        assert_eq!(settings.values_in(b"").count(), 0);
+        assert_eq!(settings.values_in(b"garbage;;=;session").count(), 0);
+        assert_eq!(settings.values_in(b"Session=x; SESSION=y").count(), 0);
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_in_other_cookies_do_not_hide_the_session_cookie() {
+        let settings = CookieSettings::default();
+        assert_eq!(values(&settings, b"a=\xff; session=v"), [b"v"]);
+        assert_eq!(values(&settings, b"session=v;b=\xc3\x28"), [b"v"]);
+        assert_eq!(values(&settings, b"\xfe\xff=\x80; session=v; \xff"), [b"v"]);
+        // The session cookie's own bad bytes are returned as they are, for verification
+        // to refuse.
+        assert_eq!(values(&settings, b"session=\xff"), [b"\xff"]);
+    }
+
+    #[test]
+    fn a_max_age_past_the_last_http_date_does_not_panic() {
+        let settings = CookieSettings::default();
+        for max_age in [
+            Duration::from_secs(9_000 * 366 * 24 * 60 * 60),
+            Duration::from_secs(u64::MAX),
+            Duration::MAX,
+        ] {
+            let header = settings.set_cookie("v", Some(max_age));
+            assert!(
+                header.ends_with(&format!(
+                    "; Max-Age={}; Expires=Fri, 31 Dec 9999 23:59:59 GMT",
+                    max_age.as_secs()
+                )),
+                "{header}"
+            );
+        }
     }
 }

@@ -87,7 +87,7 @@ impl SessionId {
     /// This is the check that runs before any signature check or I/O; it does not make
     /// the value trustworthy on its own.
     pub(crate) fn parse(encoded: &str, length: IdLength) -> Option<Self> {
-        if !has_id_shape(encoded, length) {
+        if !has_id_shape(encoded.as_bytes(), length) {
             return None;
         }
         // Rejects non-canonical trailing bits, so one id has exactly one spelling. Decoded
@@ -119,11 +119,13 @@ impl fmt::Debug for SessionId {
 ///
 /// Every byte is looked up, with no early exit: a random id's characters defeat branch
 /// prediction, and a test per byte cost about 3 ns each, 0.12 µs per request (perf).
-pub(crate) fn has_id_shape(encoded: &str, length: IdLength) -> bool {
+/// Takes bytes: a value from a `Cookie` header has not been checked to be UTF-8, and one
+/// that has this shape is ASCII.
+pub(crate) fn has_id_shape(encoded: &[u8], length: IdLength) -> bool {
     encoded.len() == length.encoded_len()
         && encoded
-            .bytes()
-            .fold(true, |valid, byte| valid & BASE64URL[usize::from(byte)])
+            .iter()
+            .fold(true, |valid, &byte| valid & BASE64URL[usize::from(byte)])
 }
 
 /// The base64url alphabet, as a table indexed by byte.

@@ -125,19 +125,33 @@ impl Keyring {
 
     /// Checks a cookie value: its shape first (no allocation for obvious garbage), then
     /// the signature under each key in turn, in constant time per key.
-    pub fn verify(&self, cookie_name: &str, value: &str, length: IdLength) -> Option<Verified> {
+    ///
+    /// The value may be text or the raw bytes of a `Cookie` header: bytes that are not
+    /// UTF-8 are refused like any other character outside the cookie's alphabet.
+    pub fn verify(
+        &self,
+        cookie_name: &str,
+        value: &(impl AsRef<[u8]> + ?Sized),
+        length: IdLength,
+    ) -> Option<Verified> {
+        self.verify_bytes(cookie_name, value.as_ref(), length)
+    }
+
+    fn verify_bytes(&self, cookie_name: &str, value: &[u8], length: IdLength) -> Option<Verified> {
         if !self.is_signing() {
-            let id = SessionId::parse(value, length)?;
+            let id = SessionId::parse(std::str::from_utf8(value).ok()?, length)?;
             return Some(Verified { id, resign: false });
         }
         if value.len() != length.encoded_len() + 1 + SIGNATURE_LEN {
             return None;
         }
         let (id, signature) = value.split_at_checked(length.encoded_len())?;
-        let signature = signature.strip_prefix('.')?;
+        let signature = signature.strip_prefix(b".")?;
         if !has_id_shape(id, length) {
             return None;
         }
+        // Base64url characters only, so this is ASCII and the conversion cannot fail.
+        let id = std::str::from_utf8(id).ok()?;
         let position = self
             .keys
             .iter()
@@ -173,7 +187,7 @@ fn tag(key: &HmacSha256, cookie_name: &str, id: &str) -> [u8; 32] {
 /// differ. Compared encoded, not decoded: encoding the expected tag is cheaper than
 /// decoding the cookie's, and only the canonical encoding of the right tag matches. In
 /// 64-bit words: six constant-time comparisons instead of 43.
-fn is_signature(tag: [u8; 32], signature: &str) -> bool {
+fn is_signature(tag: [u8; 32], signature: &[u8]) -> bool {
     const WORDS: usize = SIGNATURE_LEN.div_ceil(8);
     fn words(bytes: &[u8]) -> [u64; WORDS] {
         let mut words = [0u64; WORDS];
@@ -187,7 +201,6 @@ fn is_signature(tag: [u8; 32], signature: &str) -> bool {
     let mut expected = [0u8; SIGNATURE_LEN];
     // Cannot fail: 32 bytes always encode to exactly SIGNATURE_LEN characters.
     let _ = URL_SAFE_NO_PAD.encode_slice(tag, &mut expected);
-    let signature = signature.as_bytes();
     signature.len() == SIGNATURE_LEN && bool::from(words(&expected).ct_eq(&words(signature)))
 }
 
@@ -317,6 +330,24 @@ mod tests {
             "the same tag, spelled otherwise"
         );
         assert!(verify(&ring, &tampered).is_none());
+    }
+
+    #[test]
+    fn raw_header_bytes_verify_and_bytes_that_are_not_utf8_are_refused() {
+        let ring = keyring(1);
+        let id = new_id();
+        let value = ring.sign(NAME, &id);
+        let verified = ring.verify(NAME, value.as_bytes(), IdLength::default());
+        assert_eq!(verified.map(Verified::into_id), Some(id));
+        for position in [0, 42, 43, 86] {
+            let mut bytes = value.clone().into_bytes();
+            bytes[position] = 0xff;
+            assert!(ring.verify(NAME, &bytes, IdLength::default()).is_none());
+        }
+        let unsigned = Keyring::insecure_unsigned();
+        assert!(unsigned
+            .verify(NAME, b"\xff".as_slice(), IdLength::default())
+            .is_none());
     }
 
     #[test]

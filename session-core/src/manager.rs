@@ -77,6 +77,22 @@ pub enum Error {
     },
 }
 
+/// A signed cookie logs someone in: only its name and attributes show.
+impl std::fmt::Debug for CookieUpdate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |header: &str| {
+            let (pair, attributes) = header.split_once(';').unwrap_or((header, ""));
+            let name = pair.split_once('=').map_or(pair, |(name, _)| name);
+            format!("{name}=..;{attributes}")
+        };
+        match self {
+            Self::Keep => f.write_str("Keep"),
+            Self::Set(header) => f.debug_tuple("Set").field(&redacted(header)).finish(),
+            Self::Remove(header) => f.debug_tuple("Remove").field(&redacted(header)).finish(),
+        }
+    }
+}
+
 /// The session cookie a request carried, after verification.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RequestCookie {
@@ -89,7 +105,7 @@ pub enum RequestCookie {
 }
 
 /// What the response must do with the session cookie.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum CookieUpdate {
     /// Leave the browser's cookie as it is.
     Keep,
@@ -199,11 +215,16 @@ impl SessionManager {
 
     /// Finds the session cookie in a request's `Cookie` headers: the first value whose
     /// signature checks out. Does no I/O; a malformed or forged value never becomes an id.
-    pub fn verify<'h>(&self, cookie_headers: impl IntoIterator<Item = &'h str>) -> RequestCookie {
+    /// Takes the headers' raw bytes (or text): bytes that are not UTF-8 in other cookies do
+    /// not hide the session cookie.
+    pub fn verify<H: AsRef<[u8]>>(
+        &self,
+        cookie_headers: impl IntoIterator<Item = H>,
+    ) -> RequestCookie {
         let cookie = self.config.cookie();
         let mut seen = false;
         for header in cookie_headers {
-            for value in cookie.values_in(header) {
+            for value in cookie.values_in(header.as_ref()) {
                 seen = true;
                 let length = self.config.id_length;
                 if let Some(verified) = self.config.keyring.verify(cookie.name(), value, length) {
@@ -255,7 +276,10 @@ impl SessionManager {
         let Some(record) = self.decode(loaded) else {
             return Ok(SessionState::new(config.permanent));
         };
-        if record.deadline.is_some_and(|deadline| deadline <= now) {
+        if self
+            .deadline(&record)
+            .is_some_and(|deadline| deadline <= now)
+        {
             return Ok(SessionState::ended(origin, config.permanent));
         }
         Ok(SessionState::loaded(origin, record, config.permanent))
@@ -429,7 +453,6 @@ impl SessionManager {
         mut origin: Origin,
         now: SystemTime,
     ) -> Result<CookieUpdate, Error> {
-        self.start_lifetime(&mut state.record);
         let mut copy = None;
         let moved = self
             .move_to_new_id(&mut state, &mut origin, &mut copy, now)
@@ -519,9 +542,6 @@ impl SessionManager {
         now: SystemTime,
     ) -> Result<CookieUpdate, Error> {
         state.record.cookie_sent_at = Some(now);
-        if state.record.deadline.is_none() {
-            self.start_lifetime(&mut state.record);
-        }
         let bytes = self.config.codec.encode(&state.record)?;
         let expires_at = self.expiry(&state.record, now);
         let (id, _) = self.create_record(&bytes, expires_at).await?;
@@ -638,7 +658,7 @@ impl SessionManager {
                 // during a rolling upgrade. It expires by itself.
                 tracing::warn!(
                     backend = self.store.backend(),
-                    error = &error as &(dyn std::error::Error + 'static),
+                    error = error.redacted(),
                     "undecodable session record treated as absent"
                 );
                 None
@@ -646,18 +666,24 @@ impl SessionManager {
         }
     }
 
-    /// Starts the absolute lifetime of a new or logged-in session.
-    fn start_lifetime(&self, record: &mut Record) {
-        record.deadline = self
-            .config
-            .absolute_timeout
-            .map(|timeout| record.created_at + timeout);
+    /// When the session ends however active it is: the absolute timeout in force, counted
+    /// from the record's creation (which `regenerate()` resets), so that a timeout
+    /// configured or lowered later applies to sessions stored before.
+    fn deadline(&self, record: &Record) -> Option<SystemTime> {
+        let timeout = self.config.absolute_timeout?;
+        // A creation time too far out to add to is a corrupt record: end it.
+        Some(
+            record
+                .created_at
+                .checked_add(timeout)
+                .unwrap_or(SystemTime::UNIX_EPOCH),
+        )
     }
 
     /// The idle expiry, never past the absolute deadline.
     fn expiry(&self, record: &Record, now: SystemTime) -> SystemTime {
         let idle = now + self.config.lifetime;
-        match record.deadline {
+        match self.deadline(record) {
             Some(deadline) => idle.min(deadline),
             None => idle,
         }

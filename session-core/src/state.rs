@@ -42,6 +42,17 @@ pub enum ValueError {
         #[source]
         source: serde_json::Error,
     },
+    /// `insert` or `update` was given a value nested deeper than
+    /// [`Codec::MAX_VALUE_DEPTH`](crate::Codec::MAX_VALUE_DEPTH) arrays and objects, which
+    /// no stored session could be read back with. The session was not changed.
+    #[error(
+        "cannot store session key `{key}`: its value nests arrays and objects deeper than {max} levels, which could not be read back",
+        max = crate::Codec::MAX_VALUE_DEPTH
+    )]
+    TooDeep {
+        /// The session key.
+        key: String,
+    },
     /// `get` found a value of another shape than the type asked for.
     #[error("session key `{key}` does not hold the requested type")]
     Deserialize {
@@ -149,7 +160,6 @@ impl SessionState {
             ending: Ending::Kept,
             record: Record {
                 created_at: SystemTime::now(),
-                deadline: None,
                 permanent,
                 cookie_sent_at: None,
                 data: Data::new(),
@@ -214,6 +224,7 @@ impl SessionState {
     ) -> Result<(), ValueError> {
         let key = key.into();
         match serde_json::to_value(value) {
+            Ok(value) if crate::codec::is_too_deep(&value) => Err(ValueError::TooDeep { key }),
             Ok(value) => {
                 self.set(key, Some(value), None);
                 Ok(())
@@ -251,6 +262,9 @@ impl SessionState {
             Ok(value) => value,
             Err(source) => return Err(ValueError::Serialize { key, source }),
         };
+        if crate::codec::is_too_deep(&value) {
+            return Err(ValueError::TooDeep { key });
+        }
         let replay: Replay = Arc::new(move |current: Option<&Value>| {
             let current = current.map(T::deserialize).transpose()?;
             serde_json::to_value(f(current))
@@ -323,7 +337,6 @@ impl SessionState {
             self.ending = Ending::Regenerated;
         }
         self.record.created_at = SystemTime::now();
-        self.record.deadline = None;
     }
 
     /// Ends the session: its record is deleted and its cookie removed at write-back.
@@ -411,7 +424,6 @@ impl SessionState {
         }
         if self.ending == Ending::Kept {
             self.record.created_at = current.created_at;
-            self.record.deadline = current.deadline;
         }
         self.record.cookie_sent_at = current.cookie_sent_at;
         overwritten
@@ -615,13 +627,11 @@ mod tests {
     fn regenerate_moves_the_data_and_starts_a_new_lifetime() {
         let mut state = stored(&[("a", json!(1))]);
         state.record.created_at = SystemTime::UNIX_EPOCH;
-        state.record.deadline = Some(SystemTime::UNIX_EPOCH);
         state.regenerate();
         assert_eq!(state.ending, Ending::Regenerated);
         assert!(state.origin.is_some(), "the old id is kept to delete it");
         assert_eq!(state.get::<i32>("a").unwrap(), Some(1));
         assert!(state.record.created_at > SystemTime::UNIX_EPOCH);
-        assert_eq!(state.record.deadline, None);
     }
 
     #[test]

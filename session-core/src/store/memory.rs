@@ -19,9 +19,18 @@ use super::{Loaded, Revision, Store, StoreError, StoreKey};
 /// let store = MemoryStore::new();
 /// assert_eq!(store.len(), 0);
 /// ```
-#[derive(Clone, Default, Debug)]
+#[derive(Clone, Default)]
 pub struct MemoryStore {
     entries: Arc<Mutex<HashMap<StoreKey, Entry>>>,
+}
+
+/// Keys are session ids and values session data: only their number shows.
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("records", &self.lock().len())
+            .finish()
+    }
 }
 
 struct Entry {
@@ -37,17 +46,6 @@ impl Entry {
 
     fn loaded(&self) -> Loaded {
         Loaded::new(self.value.clone(), self.revision).with_expiry(self.expires_at)
-    }
-}
-
-/// Session data is not for logs: only the size shows.
-impl std::fmt::Debug for Entry {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Entry")
-            .field("bytes", &self.value.len())
-            .field("revision", &self.revision)
-            .field("expires_at", &self.expires_at)
-            .finish()
     }
 }
 
