@@ -31,8 +31,8 @@
 //! be conditional on.
 //!
 //! Memcached enforces the idle expiry (the item's TTL, which `touch` moves without
-//! rewriting the value); the absolute deadline travels in the record and is checked on
-//! read. TTLs are whole seconds, rounded up; lifetimes over 30 days are sent as absolute
+//! rewriting the value); the absolute timeout is checked on read against the creation
+//! time in the record. TTLs are whole seconds, rounded up; lifetimes over 30 days are sent as absolute
 //! Unix times, as the protocol requires. Keys are `<prefix><id>`, checked against the
 //! 250-byte key limit; a session larger than the item size limit (memcached's `-I`, 1 MiB
 //! by default: tell the store with [`MemcachedStoreBuilder::max_item_size`]) is refused
@@ -230,14 +230,22 @@ fn failed(error: McError) -> StoreError {
     Failure::new(error).into_store_error()
 }
 
-/// Whole seconds from now until `at`, rounded up, at least 1. `Ttl::secs` sends more than
-/// 30 days as an absolute Unix time, as the protocol requires.
+/// memcached reads an expiry time as a signed 32-bit number, so it cannot keep an item
+/// past January 2038; a later expiry is cut to that (the manager checks expiry on read).
+const LATEST_EXPIRY: u64 = i32::MAX as u64;
+
+/// Whole seconds from now until `at`, rounded up, at least 1, and no later than
+/// [`LATEST_EXPIRY`]. `Ttl::secs` sends more than 30 days as an absolute Unix time, as the
+/// protocol requires.
 fn ttl(at: SystemTime) -> Ttl {
-    let left = at
-        .duration_since(SystemTime::now())
-        .unwrap_or(Duration::ZERO);
+    let now = SystemTime::now();
+    let left = at.duration_since(now).unwrap_or(Duration::ZERO);
     let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
-    Ttl::secs(u32::try_from(secs.max(1)).unwrap_or(u32::MAX))
+    let now_secs = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    let secs = secs.min(LATEST_EXPIRY.saturating_sub(now_secs)).max(1);
+    Ttl::secs(u32::try_from(secs).unwrap_or(u32::MAX))
 }
 
 /// An item's CAS as its revision. A live item's CAS is never 0 on a server with CAS

@@ -66,6 +66,28 @@ async fn a_lifetime_over_30_days_round_trips_with_the_right_expiry() {
     );
 }
 
+#[tokio::test]
+async fn a_lifetime_past_2038_is_kept_until_memcached_can_count() {
+    let server = MemcachedServer::start().unwrap();
+    let store = MemcachedStore::connect(&format!("memcache://{}", server.address()))
+        .await
+        .unwrap();
+    let key = key();
+    // The longest lifetime a configuration accepts reaches past what memcached's signed
+    // 32-bit expiry times can say.
+    let expires = SystemTime::now() + session_core::Config::MAX_DURATION;
+    store.create(&key, b"long", expires).await.unwrap();
+    assert_eq!(store.load(&key).await.unwrap().unwrap().value(), b"long");
+    store.touch(&key, expires).await.unwrap();
+    let revision = store.load(&key).await.unwrap().unwrap().revision();
+    store
+        .update(&key, b"longer", expires, revision)
+        .await
+        .unwrap();
+    assert_eq!(store.load(&key).await.unwrap().unwrap().value(), b"longer");
+    assert!(remaining_ttl(&server.address(), key.as_str()) > 24 * 3600);
+}
+
 /// `mg <key> t`: the remaining TTL in seconds.
 fn remaining_ttl(address: &str, key: &str) -> i64 {
     use std::io::{BufRead as _, BufReader, Write as _};

@@ -127,11 +127,38 @@ impl std::fmt::Debug for RedisStore {
 }
 
 /// Configures a [`RedisStore`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use]
 pub struct RedisStoreBuilder {
     url: String,
     timeout: Duration,
+}
+
+/// The URL can carry a password: its user-info part is left out.
+impl std::fmt::Debug for RedisStoreBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStoreBuilder")
+            .field("url", &without_credentials(&self.url))
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// `url` without what can hold credentials: the user-info before the host's `@`, and
+/// the query (a Unix socket URL takes its password there) are replaced by `..`.
+fn without_credentials(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "..".to_owned();
+    };
+    let rest = match rest.split_once('?') {
+        Some((before, _)) => format!("{before}?.."),
+        None => rest.to_owned(),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://..{}", &rest[at..]),
+        None => format!("{scheme}://{rest}"),
+    }
 }
 
 impl RedisStoreBuilder {
@@ -471,6 +498,21 @@ impl Store for RedisStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_builders_debug_output_has_no_password() {
+        for url in [
+            "redis://:hunter2-password@127.0.0.1:6379/0",
+            "rediss://admin:hunter2-password@cache.example:6380",
+            "redis+unix:///run/redis.sock?db=1&pass=hunter2-password",
+        ] {
+            let shown = format!("{:?}", RedisStore::builder(url));
+            assert!(!shown.contains("hunter2"), "{shown}");
+            assert!(!shown.contains("admin"), "{shown}");
+        }
+        let shown = format!("{:?}", RedisStore::builder("redis://127.0.0.1:6379/2"));
+        assert!(shown.contains("redis://127.0.0.1:6379/2"), "{shown}");
+    }
 
     #[test]
     fn revisions_round_trip_through_their_hex_prefix() {
