@@ -32,11 +32,12 @@
 //!
 //! Memcached enforces the idle expiry (the item's TTL, which `touch` moves without
 //! rewriting the value); the absolute timeout is checked on read against the creation
-//! time in the record. TTLs are whole seconds, rounded up; lifetimes over 30 days are sent as absolute
-//! Unix times, as the protocol requires. Keys are `<prefix><id>`, checked against the
-//! 250-byte key limit; a session larger than the item size limit (memcached's `-I`, 1 MiB
-//! by default: tell the store with [`MemcachedStoreBuilder::max_item_size`]) is refused
-//! with `StoreError::TooLarge` before anything is sent.
+//! time in the record. TTLs are whole seconds, rounded up; lifetimes over 30 days are
+//! sent as absolute Unix times, as the protocol requires, and end in January 2038 at the
+//! latest, the last time memcached can express. Keys are `<prefix><id>`, checked against
+//! the 250-byte key limit; a session larger than the item size limit (memcached's `-I`,
+//! 1 MiB by default: tell the store with [`MemcachedStoreBuilder::max_item_size`]) is
+//! refused with `StoreError::TooLarge` before anything is sent.
 //!
 //! # Why the async meta-protocol client
 //! `memcache` 0.21 has a blocking classic client and an async meta-protocol client
