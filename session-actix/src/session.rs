@@ -179,7 +179,7 @@ impl Session {
                 T::deserialize(value).map_err(|source| {
                     SessionError::Value(session_core::ValueError::Deserialize {
                         key: key.to_owned(),
-                        source,
+                        source: source.into(),
                     })
                 })
             })

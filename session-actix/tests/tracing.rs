@@ -129,6 +129,22 @@ async fn nothing_secret_reaches_a_log_line() {
                 }),
             )
             .route(
+                "/typed",
+                // A key read as the wrong type, its error logged as an application or
+                // actix's Logger would: the chain and the Debug form.
+                web::get().to(|s: Session| async move {
+                    let read = s.get::<u32>("user");
+                    if let Err(error) = &read {
+                        tracing::error!(
+                            error = error as &(dyn std::error::Error + 'static),
+                            debug = ?error,
+                            "handler failed"
+                        );
+                    }
+                    read.map(|n| n.unwrap_or(0).to_string())
+                }),
+            )
+            .route(
                 "/logout",
                 web::get().to(|s: Session| async move {
                     s.destroy()?;
@@ -145,11 +161,7 @@ async fn nothing_secret_reaches_a_log_line() {
         request.to_request()
     };
     let pair_of = |headers: &actix_web::http::header::HeaderMap| {
-        let header = headers
-            .get(SET_COOKIE)
-            .unwrap()
-            .to_str()
-            .unwrap();
+        let header = headers.get(SET_COOKIE).unwrap().to_str().unwrap();
         header.split(';').next().unwrap().to_owned()
     };
 
@@ -164,6 +176,8 @@ async fn nothing_secret_reaches_a_log_line() {
     cookies.push(cookie.clone());
     // The first cookie now leads nowhere.
     test::call_service(&app, get("/incr", Some(cookies[0].clone()))).await;
+    let typed = test::call_service(&app, get("/typed", Some(cookie.clone()))).await;
+    assert_eq!(typed.status(), 500);
     test::call_service(&app, get("/logout", Some(cookie.clone()))).await;
 
     // A record the codec cannot read, whose decoder message would quote it.
@@ -184,6 +198,7 @@ async fn nothing_secret_reaches_a_log_line() {
         log.contains("undecodable session record"),
         "the undecodable record was not reported:\n{log}"
     );
+    assert!(log.contains("handler failed"), "{log}");
     for forbidden in [SECRET, VALUE, STORED] {
         assert!(!log.contains(forbidden), "`{forbidden}` was logged:\n{log}");
     }

@@ -26,6 +26,28 @@ const _: () = assert!(
     "a key with the longest prefix and id must fit the SQL key column"
 );
 
+/// The setting a [`ConfigError`] about a duration is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DurationSetting {
+    /// [`ConfigBuilder::lifetime`].
+    Lifetime,
+    /// [`ConfigBuilder::absolute_timeout`].
+    AbsoluteTimeout,
+    /// [`ConfigBuilder::refresh_threshold`].
+    RefreshThreshold,
+}
+
+impl std::fmt::Display for DurationSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Lifetime => "lifetime",
+            Self::AbsoluteTimeout => "absolute timeout",
+            Self::RefreshThreshold => "refresh threshold",
+        })
+    }
+}
+
 /// A configuration that cannot work, or would be insecure.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
@@ -58,10 +80,10 @@ pub enum ConfigError {
     SameSiteNoneNeedsSecure,
     /// A lifetime or timeout of zero.
     #[error("the session {0} must be longer than zero")]
-    ZeroDuration(&'static str),
+    ZeroDuration(DurationSetting),
     /// A lifetime, timeout or threshold longer than [`Config::MAX_DURATION`].
     #[error("the session {0} is longer than the maximum of 100 years")]
-    DurationTooLong(&'static str),
+    DurationTooLong(DurationSetting),
     /// `Partitioned` without `Secure`, which browsers reject.
     #[error("a Partitioned cookie requires Secure")]
     PartitionedNeedsSecure,
@@ -307,15 +329,18 @@ impl ConfigBuilder {
         } = self;
         config.id_length = IdLength::new(id_length)?;
         if config.lifetime.is_zero() {
-            return Err(ConfigError::ZeroDuration("lifetime"));
+            return Err(ConfigError::ZeroDuration(DurationSetting::Lifetime));
         }
         if config.absolute_timeout.is_some_and(|t| t.is_zero()) {
-            return Err(ConfigError::ZeroDuration("absolute timeout"));
+            return Err(ConfigError::ZeroDuration(DurationSetting::AbsoluteTimeout));
         }
         for (duration, what) in [
-            (Some(config.lifetime), "lifetime"),
-            (config.absolute_timeout, "absolute timeout"),
-            (Some(config.refresh_threshold), "refresh threshold"),
+            (Some(config.lifetime), DurationSetting::Lifetime),
+            (config.absolute_timeout, DurationSetting::AbsoluteTimeout),
+            (
+                Some(config.refresh_threshold),
+                DurationSetting::RefreshThreshold,
+            ),
         ] {
             if duration.is_some_and(|d| d > Config::MAX_DURATION) {
                 return Err(ConfigError::DurationTooLong(what));
@@ -493,10 +518,16 @@ mod tests {
         assert!(builder().refresh_threshold(Duration::ZERO).build().is_ok());
         let over = max + Duration::from_nanos(1);
         for (what, builder) in [
-            ("lifetime", builder().lifetime(over)),
-            ("absolute timeout", builder().absolute_timeout(over)),
-            ("refresh threshold", builder().refresh_threshold(over)),
-            ("lifetime", builder().lifetime(Duration::MAX)),
+            (DurationSetting::Lifetime, builder().lifetime(over)),
+            (
+                DurationSetting::AbsoluteTimeout,
+                builder().absolute_timeout(over),
+            ),
+            (
+                DurationSetting::RefreshThreshold,
+                builder().refresh_threshold(over),
+            ),
+            (DurationSetting::Lifetime, builder().lifetime(Duration::MAX)),
         ] {
             assert_eq!(
                 builder.build().err(),

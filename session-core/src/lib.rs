@@ -48,7 +48,8 @@ pub mod test_suite;
 pub use crate::cleanup::{spawn_cleanup, Cleanup};
 pub use crate::codec::{Codec, CodecError, Record, FORMAT_VERSION};
 pub use crate::config::{
-    Config, ConfigBuilder, ConfigError, DEFAULT_LIFETIME, DEFAULT_REFRESH_THRESHOLD,
+    Config, ConfigBuilder, ConfigError, DurationSetting, DEFAULT_LIFETIME,
+    DEFAULT_REFRESH_THRESHOLD,
 };
 pub use crate::cookie::{CookieSettings, SameSite, DEFAULT_COOKIE_NAME};
 pub use crate::id::{
@@ -56,7 +57,7 @@ pub use crate::id::{
 };
 pub use crate::keyring::{Keyring, Verified, MIN_SECRET_BYTES};
 pub use crate::manager::{CookieUpdate, Error, RequestCookie, SessionManager};
-pub use crate::state::{Change, SessionState, ValueError};
+pub use crate::state::{Change, RedactedSerdeError, SessionState, ValueError};
 pub use crate::store::{
     Loaded, MemoryStore, Revision, Store, StoreError, StoreKey, DEFAULT_KEY_PREFIX,
 };

@@ -58,11 +58,58 @@ pub enum ValueError {
     Deserialize {
         /// The session key.
         key: String,
-        /// What serde said.
+        /// What serde said, without the stored value it quotes.
         #[source]
-        source: serde_json::Error,
+        source: RedactedSerdeError,
     },
 }
+
+/// A serde_json failure on stored session data, without serde's message: that message
+/// quotes the value it could not convert, and session data must never reach a log.
+///
+/// ```
+/// use session_core::RedactedSerdeError;
+///
+/// let error = serde_json::from_value::<u32>(serde_json::json!("a secret")).unwrap_err();
+/// let redacted = RedactedSerdeError::from(error);
+/// assert!(!redacted.to_string().contains("a secret"));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RedactedSerdeError {
+    category: serde_json::error::Category,
+}
+
+impl RedactedSerdeError {
+    /// What kind of failure it was (for a stored value of the wrong shape: `Data`).
+    pub fn category(&self) -> serde_json::error::Category {
+        self.category
+    }
+}
+
+impl From<serde_json::Error> for RedactedSerdeError {
+    fn from(error: serde_json::Error) -> Self {
+        Self {
+            category: error.classify(),
+        }
+    }
+}
+
+impl fmt::Display for RedactedSerdeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.category {
+            serde_json::error::Category::Io => "an I/O error",
+            serde_json::error::Category::Syntax => "a syntax error",
+            serde_json::error::Category::Data => "a value of another shape",
+            serde_json::error::Category::Eof => "an unexpected end",
+        };
+        write!(
+            f,
+            "serde_json found {what} (its message, which quotes the data, is withheld)"
+        )
+    }
+}
+
+impl std::error::Error for RedactedSerdeError {}
 
 /// The stored record a state was loaded from.
 #[derive(Clone)]
@@ -200,7 +247,7 @@ impl SessionState {
             .map(|value| {
                 T::deserialize(value).map_err(|source| ValueError::Deserialize {
                     key: key.to_owned(),
-                    source,
+                    source: source.into(),
                 })
             })
             .transpose()
@@ -477,7 +524,13 @@ impl SessionState {
 fn replay(replays: &[Replay], current: Option<&Value>) -> Option<Value> {
     let mut value = current.cloned();
     for replay in replays {
-        value = Some(replay(value.as_ref()).ok()?);
+        // A result that could not be read back fails the replay like one of the wrong
+        // shape: this request's own value, checked when it was made, is written instead.
+        let next = replay(value.as_ref()).ok()?;
+        if crate::codec::is_too_deep(&next) {
+            return None;
+        }
+        value = Some(next);
     }
     value
 }
@@ -775,6 +828,17 @@ mod tests {
             .unwrap();
         state.rebase(record(&[("n", json!("text"))]));
         assert_eq!(data(&state), pairs(&[("n", json!(2))]));
+    }
+
+    #[test]
+    fn an_update_replayed_too_deep_keeps_ours() {
+        let wrap = |inner: Option<Value>| json!({ "prev": inner });
+        let mut state = stored(&[("trail", json!(1))]);
+        state.update("trail", wrap).unwrap();
+        let deepest =
+            (0..crate::Codec::MAX_VALUE_DEPTH).fold(json!(1), |inner, _| json!({ "prev": inner }));
+        state.rebase(record(&[("trail", deepest)]));
+        assert_eq!(data(&state), pairs(&[("trail", json!({ "prev": 1 }))]));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use session_core::{
     Config, ConfigBuilder, CookieUpdate, Keyring, MemoryStore, RequestCookie, SessionManager, Store,
 };
 
-const TIMEOUT: Duration = Duration::from_millis(600);
+const TIMEOUT: Duration = Duration::from_millis(1200);
 
 fn manager(
     store: &Arc<dyn Store>,

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use session_core::{
-    Codec, Config, ConfigBuilder, ConfigError, CookieUpdate, IdLength, Keyring, MemoryStore,
-    RequestCookie, SessionId, SessionManager, SessionState, StoreKey, ValueError, MAX_ID_BYTES,
+    Codec, Config, ConfigBuilder, ConfigError, CookieUpdate, DurationSetting, IdLength, Keyring,
+    MemoryStore, RequestCookie, SessionId, SessionManager, SessionState, StoreKey, ValueError,
+    MAX_ID_BYTES,
 };
 
 fn builder() -> ConfigBuilder {
@@ -33,13 +34,13 @@ fn pair(update: CookieUpdate) -> String {
 #[test]
 fn a_duration_too_long_for_the_first_save_is_refused_at_build() {
     for (what, config) in [
-        ("lifetime", builder().lifetime(Duration::MAX)),
+        (DurationSetting::Lifetime, builder().lifetime(Duration::MAX)),
         (
-            "absolute timeout",
+            DurationSetting::AbsoluteTimeout,
             builder().absolute_timeout(Duration::MAX),
         ),
         (
-            "refresh threshold",
+            DurationSetting::RefreshThreshold,
             builder().refresh_threshold(Duration::MAX),
         ),
     ] {

@@ -233,20 +233,23 @@ fn failed(error: McError) -> StoreError {
 
 /// memcached reads an expiry time as a signed 32-bit number, so it cannot keep an item
 /// past January 2038; a later expiry is cut to that (the manager checks expiry on read).
-const LATEST_EXPIRY: u64 = i32::MAX as u64;
+const LATEST_EXPIRY: Duration = Duration::from_secs(i32::MAX as u64);
 
-/// Whole seconds from now until `at`, rounded up, at least 1, and no later than
-/// [`LATEST_EXPIRY`]. `Ttl::secs` sends more than 30 days as an absolute Unix time, as the
-/// protocol requires.
+/// memcached reads a TTL above 30 days as an absolute Unix time.
+const MAX_RELATIVE_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Whole seconds from now until `at`, rounded up, at least 1; beyond 30 days, `at` itself
+/// (no later than [`LATEST_EXPIRY`]), computed once here so that the time it takes to send
+/// cannot push it past what memcached accepts.
 fn ttl(at: SystemTime) -> Ttl {
-    let now = SystemTime::now();
-    let left = at.duration_since(now).unwrap_or(Duration::ZERO);
+    let left = at
+        .duration_since(SystemTime::now())
+        .unwrap_or(Duration::ZERO);
+    if left > MAX_RELATIVE_TTL {
+        return Ttl::at(at.min(SystemTime::UNIX_EPOCH + LATEST_EXPIRY));
+    }
     let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
-    let now_secs = now
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs());
-    let secs = secs.min(LATEST_EXPIRY.saturating_sub(now_secs)).max(1);
-    Ttl::secs(u32::try_from(secs).unwrap_or(u32::MAX))
+    Ttl::secs(u32::try_from(secs.max(1)).unwrap_or(u32::MAX))
 }
 
 /// An item's CAS as its revision. A live item's CAS is never 0 on a server with CAS

@@ -144,20 +144,20 @@ impl std::fmt::Debug for RedisStoreBuilder {
     }
 }
 
-/// `url` without what can hold credentials: the user-info before the host's `@`, and
-/// the query (a Unix socket URL takes its password there) are replaced by `..`.
+/// `url` without what can hold credentials: everything before the last `@` (a password
+/// may hold `/`, `?` or `#` unescaped) and the query (a Unix socket URL takes its password
+/// there) are replaced by `..`.
 fn without_credentials(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return "..".to_owned();
     };
-    let rest = match rest.split_once('?') {
-        Some((before, _)) => format!("{before}?.."),
-        None => rest.to_owned(),
+    let (user_info, rest) = match rest.rsplit_once('@') {
+        Some((_, host)) => ("..@", host),
+        None => ("", rest),
     };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{scheme}://..{}", &rest[at..]),
-        None => format!("{scheme}://{rest}"),
+    match rest.split_once('?') {
+        Some((before, _)) => format!("{scheme}://{user_info}{before}?.."),
+        None => format!("{scheme}://{user_info}{rest}"),
     }
 }
 
@@ -505,9 +505,12 @@ mod tests {
             "redis://:hunter2-password@127.0.0.1:6379/0",
             "rediss://admin:hunter2-password@cache.example:6380",
             "redis+unix:///run/redis.sock?db=1&pass=hunter2-password",
+            "redis://:hun/ter?2#pass@127.0.0.1:6379",
+            "redis+cluster://admin:hunter2@10.0.0.1:7000,10.0.0.2:7000",
         ] {
             let shown = format!("{:?}", RedisStore::builder(url));
             assert!(!shown.contains("hunter2"), "{shown}");
+            assert!(!shown.contains("hun/ter"), "{shown}");
             assert!(!shown.contains("admin"), "{shown}");
         }
         let shown = format!("{:?}", RedisStore::builder("redis://127.0.0.1:6379/2"));
