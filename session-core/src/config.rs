@@ -162,7 +162,10 @@ impl Config {
     /// A store key is the prefix followed by the id, and the longest id (64 random bytes,
     /// [`MAX_ID_BYTES`](crate::MAX_ID_BYTES)) has 86 characters. memcached keys have at
     /// most 250 bytes, and session-sql's MySQL key column holds 255 characters, so a
-    /// prefix of this length fits every backend whatever the id length.
+    /// prefix of this length fits every backend whatever the id length. session-fs
+    /// `%XX`-escapes characters unsafe in a file name, which can triple a prefix's length;
+    /// a key whose escaped name would pass a file name's 255 bytes gets a shortened name
+    /// ending in the key's SHA-256 instead, so every accepted prefix works there too.
     pub const MAX_KEY_PREFIX_LEN: usize = MEMCACHED_MAX_KEY_BYTES - base64_len(MAX_ID_BYTES);
 
     /// Starts a configuration with the defaults in the table above.

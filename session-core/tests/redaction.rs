@@ -43,5 +43,8 @@ async fn debug_output_holds_no_cookie_id_secret_or_value() {
         }
     }
     let update = format!("{update:?}");
-    assert!(update.contains("HttpOnly"), "the attributes still show: {update}");
+    assert!(
+        update.contains("HttpOnly"),
+        "the attributes still show: {update}"
+    );
 }

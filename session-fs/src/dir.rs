@@ -10,27 +10,23 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, ErrorKind, IoSliceMut, Read as _, Write as _};
 use std::ops::ControlFlow;
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::os::unix::fs::{
+    DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _,
+};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::error::{ExposedDirectory, FileStoreError};
+use crate::error::{BuildStep, ExposedDirectory, FileStoreError};
 use crate::layout::{is_session_file, Header, HEADER_LEN};
 
-/// `O_NOFOLLOW`, where the store can name it (Linux): a symbolic link put in the directory
-/// is then never read, written or created through. 0 elsewhere.
-#[cfg(any(target_os = "linux", target_os = "android"))]
+/// `O_NOFOLLOW`: a symbolic link put in the directory is never read, written or created
+/// through.
 pub(crate) const NO_FOLLOW: i32 = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-pub(crate) const NO_FOLLOW: i32 = 0;
 
 /// The flags of every open of an existing session file: [`NO_FOLLOW`], and `O_NONBLOCK`
 /// so that a FIFO put in the directory does not make the open wait for a writer (regular
 /// files ignore it).
-#[cfg(any(target_os = "linux", target_os = "android"))]
 const EXISTING_FILE: i32 = NO_FOLLOW | rustix::fs::OFlags::NONBLOCK.bits() as i32;
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-const EXISTING_FILE: i32 = 0;
 
 /// What a name in the directory holds, for the store.
 #[derive(Debug, Clone, Copy)]
@@ -53,9 +49,9 @@ pub(crate) enum Stored {
     Session(Header, Vec<u8>),
 }
 
-/// Creates the directory at `path` (0700) if it is missing; if it lets other users list or
-/// change it beyond what files of `file_mode` give them, refuses it or tightens it, as
-/// `exposed` says.
+/// Creates the directory at `path` (0700) if it is missing; refuses it if another user
+/// owns it; if it lets other users list or change it beyond what files of `file_mode` give
+/// them, refuses it or tightens it, as `exposed` says.
 pub(crate) fn prepare(
     path: &Path,
     file_mode: u32,
@@ -64,8 +60,19 @@ pub(crate) fn prepare(
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
-        .create(path)?;
-    let mode = fs::metadata(path)?.permissions().mode() & 0o7777;
+        .create(path)
+        .map_err(BuildStep::CreateDirectory.on(path))?;
+    let meta = fs::metadata(path).map_err(BuildStep::InspectDirectory.on(path))?;
+    // Its owner may change its mode at any time, and list it whatever the mode says.
+    let user = rustix::process::geteuid().as_raw();
+    if meta.uid() != user {
+        return Err(FileStoreError::NotOwned {
+            path: path.to_owned(),
+            owner: meta.uid(),
+            user,
+        });
+    }
+    let mode = meta.permissions().mode() & 0o7777;
     if mode & 0o066 & !file_mode == 0 {
         return Ok(());
     }
@@ -75,8 +82,8 @@ pub(crate) fn prepare(
             mode,
         }),
         ExposedDirectory::Tighten => {
-            fs::set_permissions(path, fs::Permissions::from_mode(tightened(mode, file_mode)))?;
-            Ok(())
+            fs::set_permissions(path, fs::Permissions::from_mode(tightened(mode, file_mode)))
+                .map_err(BuildStep::TightenDirectory.on(path))
         }
     }
 }

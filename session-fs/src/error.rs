@@ -31,8 +31,8 @@ pub enum ExposedDirectory {
     #[default]
     Refuse,
     /// Takes away the permissions the session files do not grant (`chmod`): `0o700` with
-    /// the default file mode. Fails with [`FileStoreError::Io`] if the process may not
-    /// change the directory's mode (it does not own it).
+    /// the default file mode. A directory of another user is refused all the same
+    /// ([`FileStoreError::NotOwned`]): its owner could open it again.
     Tighten,
 }
 
@@ -43,8 +43,26 @@ pub enum ExposedDirectory {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum FileStoreError {
-    /// Creating, checking or opening the directory or its lock files failed.
-    Io(io::Error),
+    /// A system call on the directory or its lock files failed.
+    Io {
+        /// What `build` was doing.
+        step: BuildStep,
+        /// The directory or file it was doing it to.
+        path: PathBuf,
+        /// The system's error.
+        source: io::Error,
+    },
+    /// The directory belongs to another user, who could list the session ids in it or
+    /// open it to everyone whatever its mode; [`ExposedDirectory::Tighten`] does not
+    /// change this.
+    NotOwned {
+        /// The directory.
+        path: PathBuf,
+        /// The user id that owns it.
+        owner: u32,
+        /// The effective user id of this process, which must own it.
+        user: u32,
+    },
     /// The directory lets other users list or change its entries, the session ids (see
     /// [`ExposedDirectory`]).
     ExposedDirectory {
@@ -62,10 +80,67 @@ pub enum FileStoreError {
     },
 }
 
+/// What [`FileStoreBuilder::build`](crate::FileStoreBuilder::build) was doing when a
+/// system call failed ([`FileStoreError::Io`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BuildStep {
+    /// Creating the session directory (and its missing parents).
+    CreateDirectory,
+    /// Reading the session directory's owner and mode.
+    InspectDirectory,
+    /// Taking permissions off the directory ([`ExposedDirectory::Tighten`]).
+    TightenDirectory,
+    /// Looking at or creating the `.locks` directory.
+    PrepareLockDirectory,
+    /// Opening or creating a lock file.
+    OpenLockFile,
+    /// Reading a lock file's counts.
+    ReadLockFile,
+    /// Counting the sessions already in the directory, for the limit.
+    CountSessions,
+}
+
+impl BuildStep {
+    /// `FileStoreError::Io` for this step on `path`, as a closure for `map_err`.
+    pub(crate) fn on(self, path: &std::path::Path) -> impl FnOnce(io::Error) -> FileStoreError {
+        let path = path.to_owned();
+        move |source| FileStoreError::Io {
+            step: self,
+            path,
+            source,
+        }
+    }
+}
+
+impl fmt::Display for BuildStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::CreateDirectory => "create the session directory",
+            Self::InspectDirectory => "read the owner and mode of the session directory",
+            Self::TightenDirectory => "change the mode of the session directory",
+            Self::PrepareLockDirectory => "prepare the lock directory",
+            Self::OpenLockFile => "open the lock file",
+            Self::ReadLockFile => "read the lock file",
+            Self::CountSessions => "count the sessions in",
+        })
+    }
+}
+
 impl fmt::Display for FileStoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Io(error) => write!(f, "cannot prepare the session directory: {error}"),
+            Self::Io { step, path, source } => {
+                write!(f, "cannot {step} {}: {source}", path.display())
+            }
+            Self::NotOwned { path, owner, user } => write!(
+                f,
+                "session directory {} belongs to user id {owner}, not to the user this \
+                 server runs as ({user}), so its owner could list the session ids in it; \
+                 give it to the server's user (`chown {user}` and `chmod 700` it), or remove \
+                 it and let the store create it",
+                path.display()
+            ),
             Self::ExposedDirectory { path, mode } => write!(
                 f,
                 "session directory {} has mode {mode:o}, which lets other users list the \
@@ -86,28 +161,26 @@ impl fmt::Display for FileStoreError {
 impl std::error::Error for FileStoreError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Self::Io(error) => Some(error),
-            Self::ExposedDirectory { .. } | Self::UnsafeLockPath { .. } => None,
+            Self::Io { source, .. } => Some(source),
+            Self::NotOwned { .. } | Self::ExposedDirectory { .. } | Self::UnsafeLockPath { .. } => {
+                None
+            }
         }
     }
 }
 
-impl From<io::Error> for FileStoreError {
-    fn from(error: io::Error) -> Self {
-        Self::Io(error)
-    }
-}
-
-/// The I/O error itself for [`FileStoreError::Io`]; the others wrapped, with kind
-/// `PermissionDenied` for an exposed directory and `Other` for a lock path.
+/// This error, with the kind of the system's error for [`FileStoreError::Io`],
+/// `PermissionDenied` for a directory of another user or an exposed one, and `Other` for a
+/// lock path. The message keeps the path.
 impl From<FileStoreError> for io::Error {
     fn from(error: FileStoreError) -> Self {
-        match error {
-            FileStoreError::Io(error) => error,
-            exposed @ FileStoreError::ExposedDirectory { .. } => {
-                io::Error::new(io::ErrorKind::PermissionDenied, exposed)
+        let kind = match &error {
+            FileStoreError::Io { source, .. } => source.kind(),
+            FileStoreError::NotOwned { .. } | FileStoreError::ExposedDirectory { .. } => {
+                io::ErrorKind::PermissionDenied
             }
-            other => io::Error::other(other),
-        }
+            FileStoreError::UnsafeLockPath { .. } => io::ErrorKind::Other,
+        };
+        io::Error::new(kind, error)
     }
 }

@@ -6,6 +6,7 @@ use std::time::SystemTime;
 
 use session_core::time::{from_unix_millis, unix_millis};
 use session_core::{Revision, StoreKey};
+use sha2::{Digest as _, Sha256};
 
 /// The length of the header this version writes (a file read may have an older, shorter
 /// one: see [`Header::record_offset`]).
@@ -18,13 +19,29 @@ const LENGTH_OFFSET: usize = 4;
 const EXPIRY_OFFSET: usize = 8;
 const REVISION_OFFSET: usize = 16;
 
+/// The longest file name most filesystems take (`NAME_MAX`), in bytes.
+const NAME_MAX: usize = 255;
+
+/// How much of an escaped name too long for a file name a shortened name keeps, so that
+/// with `~` and the digest it fits [`NAME_MAX`].
+const SHORTENED_HEAD_MAX: usize = NAME_MAX - 1 - DIGEST_HEX_LEN;
+
+/// The hexadecimal SHA-256 at the end of a shortened name.
+const DIGEST_HEX_LEN: usize = 64;
+
 /// The file name for a key: the key itself where its characters are safe in a file name
 /// (borrowed: the default `session:<id>` keys always are), `%XX` otherwise. Never starts
 /// with `.`, which marks the store's own files.
+///
+/// An escaped name longer than [`NAME_MAX`] (a long prefix of escaped characters: 164
+/// `/` are 492 bytes) is shortened to its first bytes, `~` and the key's SHA-256 in hex,
+/// so that every prefix session-core accepts has names. Escaping never writes `~`, so a
+/// shortened name is never another key's escaped one, and two keys share one only if
+/// their SHA-256 do.
 pub(crate) fn file_name(key: &StoreKey) -> Cow<'_, str> {
     let key = key.as_str();
     let safe = |(i, byte): (usize, u8)| SAFE[usize::from(byte)] || (byte == b'.' && i > 0);
-    if key.bytes().enumerate().all(safe) {
+    if key.len() <= NAME_MAX && key.bytes().enumerate().all(safe) {
         return Cow::Borrowed(key);
     }
     let mut name = String::with_capacity(key.len() + 8);
@@ -35,7 +52,31 @@ pub(crate) fn file_name(key: &StoreKey) -> Cow<'_, str> {
             let _ = write!(name, "%{byte:02X}");
         }
     }
+    if name.len() > NAME_MAX {
+        name = shortened(key, &name);
+    }
     Cow::Owned(name)
+}
+
+/// The name of `key` whose escaped name `escaped` is too long: as much of `escaped` as
+/// fits [`SHORTENED_HEAD_MAX`] without cutting an escape, `~`, and the key's SHA-256.
+fn shortened(key: &str, escaped: &str) -> String {
+    let bytes = escaped.as_bytes();
+    let mut head = 0;
+    while head < bytes.len() {
+        let next = head + if bytes[head] == b'%' { 3 } else { 1 };
+        if next > SHORTENED_HEAD_MAX {
+            break;
+        }
+        head = next;
+    }
+    let mut name = String::with_capacity(NAME_MAX);
+    name.push_str(&escaped[..head]);
+    name.push('~');
+    for byte in Sha256::digest(key.as_bytes()) {
+        let _ = write!(name, "{byte:02x}");
+    }
+    name
 }
 
 /// The bytes that stand for themselves in a file name anywhere in it (`.` only after the
@@ -53,9 +94,26 @@ const SAFE: [bool; 256] = {
 
 /// Whether `name` is one that [`file_name`] can give: not empty, no leading `.` (which
 /// marks the store's own temporary and lock files), and nothing but safe bytes, `.` and
-/// `%XX` escapes. Anything else in the directory (`lost+found`, another program's file)
-/// is not a session, whatever it holds.
+/// `%XX` escapes, or such a start of at most [`SHORTENED_HEAD_MAX`] bytes, `~` and a
+/// lower-case hexadecimal SHA-256. Anything else in the directory (`lost+found`, another
+/// program's file) is not a session, whatever it holds.
 pub(crate) fn is_session_file(name: &str) -> bool {
+    match name.split_once('~') {
+        None => name.len() <= NAME_MAX && is_escaped_name(name),
+        Some((head, digest)) => {
+            head.len() <= SHORTENED_HEAD_MAX
+                && is_escaped_name(head)
+                && digest.len() == DIGEST_HEX_LEN
+                && digest
+                    .bytes()
+                    .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte))
+        }
+    }
+}
+
+/// Whether `name` is not empty, does not start with `.`, and holds nothing but safe bytes,
+/// `.` and `%XX` escapes.
+fn is_escaped_name(name: &str) -> bool {
     let mut bytes = name.bytes();
     if name.is_empty() || name.starts_with('.') {
         return false;
@@ -222,6 +280,54 @@ mod tests {
             "caf\u{e9}",
         ] {
             assert!(!is_session_file(foreign), "{foreign}");
+        }
+    }
+
+    #[test]
+    fn names_too_long_for_a_file_are_shortened_and_still_recognised() {
+        let id = SessionId::generate(IdLength::new(64).unwrap()).unwrap();
+        let longest = "/".repeat(164);
+        let key = StoreKey::new(&longest, &id);
+        let name = file_name(&key);
+        assert_eq!(name.len(), 254, "{name}");
+        assert!(name.starts_with(&"%2F".repeat(63)), "{name}");
+        assert_eq!(name.as_bytes()[189], b'~', "no escape is cut: {name}");
+        assert!(is_session_file(&name), "{name}");
+        assert_eq!(file_name(&key), name, "the same key, the same name");
+        // Keys that share the kept start still get names of their own.
+        let other = SessionId::generate(IdLength::new(64).unwrap()).unwrap();
+        assert_ne!(file_name(&StoreKey::new(&longest, &other)), name);
+        // Up to 255 bytes a name is escaped as before; from 256 it is shortened.
+        let id = SessionId::generate(IdLength::default()).unwrap();
+        for (slashes, shortened) in [(70, false), (71, true)] {
+            let name = file_name(&StoreKey::new(&"/".repeat(slashes), &id)).into_owned();
+            assert_eq!(name.contains('~'), shortened, "{slashes}: {name}");
+            assert!(
+                name.len() <= 255 && is_session_file(&name),
+                "{slashes}: {name}"
+            );
+        }
+        // A safe key longer than a file name is shortened too.
+        let name = file_name(&StoreKey::new(&"p".repeat(300), &id)).into_owned();
+        assert!(name.len() <= 255 && is_session_file(&name), "{name}");
+    }
+
+    #[test]
+    fn only_well_formed_shortened_names_are_session_files() {
+        let digest = "0123456789abcdef".repeat(4);
+        assert!(is_session_file(&format!("%2Fx~{digest}")));
+        for foreign in [
+            format!("~{digest}"),
+            format!(".x~{digest}"),
+            format!("x~{}", &digest[1..]),
+            format!("x~{digest}0"),
+            format!("x~{}", digest.to_uppercase()),
+            format!("x~{digest}~{digest}"),
+            format!("{}~{digest}", "x".repeat(191)),
+            "backup~".to_owned(),
+            "x".repeat(256),
+        ] {
+            assert!(!is_session_file(&foreign), "{foreign}");
         }
     }
 

@@ -17,11 +17,16 @@
 //! are the live session ids, so listing them is enough to take over every session. Make it
 //! private yourself (`chmod 700`), or let the store do it with
 //! [`.exposed_directory(ExposedDirectory::Tighten)`](FileStoreBuilder::exposed_directory).
+//! A directory that another user owns is refused whatever its mode, with
+//! [`FileStoreError::NotOwned`]: its owner can list it, or open it to everyone, at any time.
 //! There is no limit on the number of sessions, and file I/O runs on the calling thread.
 //!
 //! # On disk
 //! One file per session, named after its store key (`session:<id>`; characters that are
-//! not safe in a file name are `%XX`-escaped). A file holds a 24-byte header (`SES2`, the
+//! not safe in a file name are `%XX`-escaped). A key whose escaped name would pass the 255
+//! bytes a file name may have (a long prefix of escaped characters) is named by the first
+//! 190 bytes of that name, `~` and the key's SHA-256 in hex instead, so that every prefix
+//! session-core accepts works. A file holds a 24-byte header (`SES2`, the
 //! record's length as a little-endian `u32`, the expiry as little-endian Unix
 //! milliseconds, the record's [`Revision`] as a little-endian `u64`) and then the encoded
 //! session, so `tail -c +25 .sessions/session:*` shows the JSON.
@@ -88,19 +93,19 @@
 //!
 //! # Only its own files
 //! The store reads, counts and removes only its session files: regular files with a name
-//! it gives a session (`session:<id>`, escaped as above) that start with a session header.
-//! Anything else you or the system put in the directory stays as it is and makes no
-//! operation fail: `lost+found` at the root of a filesystem of its own, another
-//! program's file, a directory, a FIFO, a symbolic link, a file named like a session
-//! without a session header. `delete_expired` and the limit's eviction skip them, and the
-//! limit does not count them; `load` finds such an entry absent, and a new session with
-//! that very name may replace it. A session file whose header was lost is not
+//! it gives a session (`session:<id>`, escaped or shortened as above) that start with a
+//! session header. Anything else you or the system put in the directory stays as it is
+//! and makes no operation fail: `lost+found` at the root of a filesystem of its own,
+//! another program's file, a directory, a FIFO, a symbolic link, a file named like a
+//! session without a session header. `delete_expired` and the limit's eviction skip
+//! them, and the limit does not count them; `load` finds such an entry absent, and a new
+//! session with that very name may replace it. A session file whose header was lost is not
 //! recognisable as the store's any more either (on ext4, a power failure during an update
 //! can leave a file of zeros: see `preallocate` in the source); remove it yourself if you
 //! find one.
 //!
-//! On Linux, session and lock files are opened with `O_NOFOLLOW`, so a symbolic link in
-//! the directory is never read or written through, and without blocking, so a FIFO never
+//! Session and lock files are opened with `O_NOFOLLOW`, so a symbolic link in the
+//! directory is never read or written through, and without blocking, so a FIFO never
 //! makes an operation wait. A link, or anything but a regular file, where a lock file
 //! goes makes `build` fail with [`FileStoreError::UnsafeLockPath`] rather than write
 //! wherever it points.
@@ -123,7 +128,7 @@ use session_core::time::unix_millis;
 use session_core::{Loaded, Revision, Store, StoreError, StoreKey};
 
 use crate::dir::{Dir, Entry, Stored, TempFile};
-pub use crate::error::{ExposedDirectory, FileStoreError};
+pub use crate::error::{BuildStep, ExposedDirectory, FileStoreError};
 use crate::layout::{file_name, Header, HEADER_LEN};
 use crate::locks::{Guard, Locks};
 
@@ -198,13 +203,15 @@ impl FileStoreBuilder {
         self
     }
 
-    /// Creates the directory if missing (0700), checks who else may read it (see
-    /// [`FileStoreBuilder::exposed_directory`]), and opens its lock files.
+    /// Creates the directory if missing (0700), checks who owns it and who else may read
+    /// it (see [`FileStoreBuilder::exposed_directory`]), and opens its lock files.
     ///
     /// # Errors
+    /// [`FileStoreError::NotOwned`] for a directory that another user owns,
     /// [`FileStoreError::ExposedDirectory`] for a directory other users can list or change,
     /// [`FileStoreError::UnsafeLockPath`] for a link where a lock file goes, and
-    /// [`FileStoreError::Io`] if the directory or its lock files cannot be made or read.
+    /// [`FileStoreError::Io`], naming the path and the step, if the directory or its lock
+    /// files cannot be made or read.
     pub fn build(self) -> Result<FileStore, FileStoreError> {
         dir::prepare(&self.dir, self.mode, self.exposed)?;
         let locks = Locks::open(&self.dir.join(".locks"))?;
@@ -215,7 +222,8 @@ impl FileStoreBuilder {
                 dir.for_each_session(|_, _| {
                     count += 1;
                     ControlFlow::Continue(())
-                })?;
+                })
+                .map_err(BuildStep::CountSessions.on(&self.dir))?;
                 count
             }
             None => 0,

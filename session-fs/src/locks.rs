@@ -48,7 +48,7 @@ use session_core::time::unix_millis;
 use session_core::Revision;
 
 use crate::dir::NO_FOLLOW;
-use crate::error::FileStoreError;
+use crate::error::{BuildStep, FileStoreError};
 
 /// Enough stripes that unrelated sessions rarely wait for each other.
 const STRIPES: usize = 64;
@@ -140,33 +140,38 @@ impl Locks {
         let unsafe_path = |path: &Path| FileStoreError::UnsafeLockPath {
             path: path.to_owned(),
         };
+        let prepare = BuildStep::PrepareLockDirectory.on(dir);
         match fs::symlink_metadata(dir) {
             Ok(meta) if meta.is_dir() => {}
             Ok(_) => return Err(unsafe_path(dir)),
             Err(e) if e.kind() == ErrorKind::NotFound => {
-                fs::DirBuilder::new().mode(0o700).create(dir).or_else(|e| {
+                let created = fs::DirBuilder::new().mode(0o700).create(dir).or_else(|e| {
                     // Another store sharing the directory made it first.
                     if e.kind() == ErrorKind::AlreadyExists {
                         Ok(())
                     } else {
                         Err(e)
                     }
-                })?;
-                if !fs::symlink_metadata(dir)?.is_dir() {
-                    return Err(unsafe_path(dir));
+                });
+                match created.and_then(|()| fs::symlink_metadata(dir)) {
+                    Ok(meta) if meta.is_dir() => {}
+                    Ok(_) => return Err(unsafe_path(dir)),
+                    Err(e) => return Err(prepare(e)),
                 }
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(prepare(e)),
         }
         let token = new_token();
         let stripes = (0..STRIPES)
             .map(|n| {
                 let path = dir.join(format!("{n:02}"));
                 let file = open_lock_file(&path)?;
-                if !file.metadata()?.is_file() {
+                let meta = file.metadata().map_err(BuildStep::OpenLockFile.on(&path))?;
+                if !meta.is_file() {
                     return Err(unsafe_path(&path));
                 }
-                let (removals, writer) = read_counts(&file)?;
+                let (removals, writer) =
+                    read_counts(&file).map_err(BuildStep::ReadLockFile.on(&path))?;
                 Ok(Mutex::new(Stripe {
                     file,
                     token,
@@ -355,15 +360,9 @@ impl Stripe {
     }
 }
 
-/// Opens or creates the lock file at `path` without following a link there.
+/// Opens or creates the lock file at `path` without following a link there; a link or
+/// anything but a regular file there is [`FileStoreError::UnsafeLockPath`].
 fn open_lock_file(path: &Path) -> Result<File, FileStoreError> {
-    // Where `O_NOFOLLOW` cannot be named, a link found first is refused (a narrow race
-    // remains there, between this look and the open).
-    if NO_FOLLOW == 0 && fs::symlink_metadata(path).is_ok_and(|meta| !meta.is_file()) {
-        return Err(FileStoreError::UnsafeLockPath {
-            path: path.to_owned(),
-        });
-    }
     OpenOptions::new()
         .read(true)
         .write(true)
@@ -373,12 +372,12 @@ fn open_lock_file(path: &Path) -> Result<File, FileStoreError> {
         .custom_flags(NO_FOLLOW)
         .open(path)
         .map_err(|error| {
-            if fs::symlink_metadata(path).is_ok_and(|meta| meta.file_type().is_symlink()) {
+            if fs::symlink_metadata(path).is_ok_and(|meta| !meta.is_file()) {
                 FileStoreError::UnsafeLockPath {
                     path: path.to_owned(),
                 }
             } else {
-                error.into()
+                BuildStep::OpenLockFile.on(path)(error)
             }
         })
 }

@@ -1,13 +1,14 @@
-//! What `FileStore` asks of its directory: nobody else may list it (the names are the
-//! session ids), and no link is followed where its lock files go.
+//! What `FileStore` asks of its directory: the server's user owns it, nobody else may
+//! list it (the names are the session ids), and no link is followed where its lock files
+//! go; and what its errors say.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt as _;
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
-use session_fs::{ExposedDirectory, FileStore, FileStoreError};
+use session_fs::{BuildStep, ExposedDirectory, FileStore, FileStoreError};
 
 fn scratch_dir() -> PathBuf {
     let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("session-fs-directory");
@@ -116,6 +117,14 @@ fn a_link_where_a_lock_file_goes_is_not_followed() {
     assert!(!missing.exists(), "a lock file was created through a link");
     assert_eq!(fs::read(&existing).unwrap(), b"keep");
 
+    // A directory where a lock file goes is refused the same way.
+    let dir = scratch_dir();
+    fs::create_dir_all(dir.join(".locks/00")).unwrap();
+    match FileStore::new(&dir) {
+        Err(FileStoreError::UnsafeLockPath { path }) => assert_eq!(path, dir.join(".locks/00")),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+
     // Nor is a link in place of the lock directory.
     let dir = scratch_dir();
     std::os::unix::fs::symlink(&elsewhere, dir.join(".locks")).unwrap();
@@ -127,4 +136,71 @@ fn a_link_where_a_lock_file_goes_is_not_followed() {
         !elsewhere.join("00").exists(),
         "lock files made through a link"
     );
+}
+
+#[test]
+fn a_directory_another_user_owns_is_refused_even_with_tighten() {
+    // A private directory that a local user made in advance for a server that runs as
+    // root (the tests do: only root may give a directory away).
+    // Root could also tighten one that is exposed, but its owner could open it again.
+    let dir = scratch_dir();
+    for given in [0o700, 0o755] {
+        std::os::unix::fs::chown(&dir, Some(65534), Some(65534))
+            .expect("chown to uid 65534 (this test needs root)");
+        chmod(&dir, given);
+        for exposed in [ExposedDirectory::Refuse, ExposedDirectory::Tighten] {
+            match FileStore::builder(&dir).exposed_directory(exposed).build() {
+                Err(FileStoreError::NotOwned { path, owner, user }) => {
+                    assert_eq!((path, owner), (dir.clone(), 65534));
+                    assert_eq!(user, fs::metadata(scratch_dir()).unwrap().uid());
+                }
+                other => panic!("{given:o}, {exposed:?}: expected a refusal, got {other:?}"),
+            }
+            assert_eq!(mode(&dir), given, "a refused directory was changed");
+            assert_eq!(fs::metadata(&dir).unwrap().uid(), 65534);
+            assert!(
+                !dir.join(".locks").exists(),
+                "a refused directory was written to"
+            );
+        }
+    }
+    // The message names the directory and the way out.
+    let error = FileStore::new(&dir).unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains(&*dir.to_string_lossy()), "{message}");
+    assert!(
+        message.contains("65534") && message.contains("chown"),
+        "{message}"
+    );
+    let io = std::io::Error::from(error);
+    assert_eq!(io.kind(), std::io::ErrorKind::PermissionDenied);
+}
+
+#[test]
+fn an_io_error_names_the_path_and_the_step() {
+    let dir = scratch_dir();
+    fs::write(dir.join("file"), b"not a directory").unwrap();
+    let path = dir.join("file/sessions");
+    let error = FileStore::new(&path).unwrap_err();
+    let message = error.to_string();
+    match &error {
+        FileStoreError::Io {
+            step: BuildStep::CreateDirectory,
+            path: failed,
+            source,
+        } => {
+            assert_eq!(failed, &path);
+            assert_eq!(source.kind(), std::io::ErrorKind::NotADirectory);
+        }
+        other => panic!("expected an I/O error, got {other:?}"),
+    }
+    assert!(
+        message.contains("create the session directory")
+            && message.contains(&*path.to_string_lossy()),
+        "{message}"
+    );
+    // Turned into an io::Error, it keeps the kind and the path.
+    let io = std::io::Error::from(error);
+    assert_eq!(io.kind(), std::io::ErrorKind::NotADirectory);
+    assert!(io.to_string().contains(&*path.to_string_lossy()), "{io}");
 }

@@ -1,5 +1,8 @@
 //! A SQLite database that `SqlStore` creates can be read by the server's user only, and so
 //! can its write-ahead log and shared-memory files: they hold every session.
+//!
+//! The test sets the process umask, so it stays alone in this file: each file under
+//! `tests/` is a process of its own, and no other test runs in this one meanwhile.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
 
@@ -8,8 +11,25 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use rustix::fs::Mode;
+use rustix::process::umask;
 use session_core::{IdLength, SessionId, Store, StoreKey};
 use session_sql::SqlStore;
+
+/// The process umask set to a value for as long as this lives, then put back.
+struct Umask(Mode);
+
+impl Umask {
+    fn set(mask: u32) -> Self {
+        Self(umask(Mode::from_raw_mode(mask)))
+    }
+}
+
+impl Drop for Umask {
+    fn drop(&mut self) {
+        umask(self.0);
+    }
+}
 
 /// A directory of this test run's own.
 fn scratch_dir() -> PathBuf {
@@ -34,6 +54,9 @@ fn mode(path: &Path) -> u32 {
 
 #[tokio::test]
 async fn a_new_sqlite_database_and_its_wal_files_are_private() {
+    // The usual umask, under which SQLite's own 0644 stays 0644: a stricter one (077)
+    // would make the files private whatever the store does.
+    let _umask = Umask::set(0o022);
     let db = scratch_dir().join("sessions.db");
     let store = SqlStore::connect(&format!("sqlite://{}", db.display()))
         .await
