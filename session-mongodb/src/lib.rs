@@ -41,7 +41,18 @@
 //! `update` uses `$set` rather than `replace_one` so the document keeps its `created_at`.
 //! `load_and_touch` is `load` then `touch`. Times are the application's clock, in
 //! milliseconds.
+//!
+//! # A server that is down or does not answer
+//! Every call to the server fails with `StoreError::Unavailable` (answered with 503 by the
+//! middleware) once it has taken the store's timeout ([`MongoStoreBuilder::timeout`], 2 s
+//! by default): the driver bounds selecting a server and connecting, but would wait
+//! without end for the answer of a server that took a request and stopped (frozen, or
+//! behind a network that drops packets), so the store bounds each call itself. A call
+//! given up on may still be applied by the server later, as with any answer that was
+//! lost. The driver reconnects by itself, so the store works again as soon as the server
+//! does.
 
+use std::future::{Future, IntoFuture};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -49,7 +60,9 @@ use futures_util::TryStreamExt as _;
 use mongodb::bson::spec::BinarySubtype;
 use mongodb::bson::{doc, Binary, Bson, DateTime, Document};
 use mongodb::error::{ErrorKind, WriteFailure};
-use mongodb::options::{ClientOptions, IndexOptions};
+use mongodb::options::{
+    ClientOptions, CollectionOptions, IndexOptions, ReadPreference, SelectionCriteria,
+};
 use mongodb::{Client, Collection, IndexModel};
 use session_core::time::{from_unix_millis_i64, unix_millis_i64};
 use session_core::{Loaded, Revision, Store, StoreError, StoreKey};
@@ -75,6 +88,8 @@ pub const DEFAULT_COLLECTION: &str = "sessions";
 #[derive(Clone, Debug)]
 pub struct MongoStore {
     collection: Collection<Document>,
+    /// How long one call to the server may take.
+    timeout: Duration,
 }
 
 /// Configures a [`MongoStore`].
@@ -99,8 +114,10 @@ impl MongoStoreBuilder {
         self
     }
 
-    /// How long to wait for a server (connecting, selecting one) before failing with
-    /// `StoreError::Unavailable` (default 2 s; the driver's own default is 30 s).
+    /// How long a call to the server may take, selecting a server and connecting
+    /// included, before it fails with `StoreError::Unavailable` (default 2 s; the driver
+    /// alone would take 30 s to give up on selecting a server, and never on an answer).
+    /// It bounds the calls of a store made [`with_client`](Self::with_client) too.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -126,9 +143,14 @@ impl MongoStoreBuilder {
     /// Uses a client the application already has, and creates the TTL index.
     pub async fn with_client(self, client: Client) -> Result<MongoStore, StoreError> {
         let database = self.database.as_deref().unwrap_or(DEFAULT_DATABASE);
+        // Sessions are read from the primary whatever the client's default, so that a
+        // logout or a login is seen by the very next request.
+        let primary = CollectionOptions::builder()
+            .selection_criteria(SelectionCriteria::ReadPreference(ReadPreference::Primary))
+            .build();
         let collection = client
             .database(database)
-            .collection::<Document>(&self.collection);
+            .collection_with_options::<Document>(&self.collection, primary);
         let ttl_index = IndexModel::builder()
             .keys(doc! { "expires_at": 1 })
             .options(
@@ -139,7 +161,10 @@ impl MongoStoreBuilder {
             )
             .build();
         collection.create_index(ttl_index).await.map_err(failed)?;
-        Ok(MongoStore { collection })
+        Ok(MongoStore {
+            collection,
+            timeout: self.timeout,
+        })
     }
 }
 
@@ -158,6 +183,32 @@ impl MongoStore {
         }
     }
 
+    /// The driver's answer to `call`, or `Unavailable` once it has taken the timeout.
+    ///
+    /// Not an `async fn`: the call is turned into its (boxed) future here, so that the
+    /// future this returns holds that and the timer, not the call's arguments and options,
+    /// which would make every operation's future larger than the allocator's fast path.
+    fn within<F: IntoFuture>(
+        &self,
+        call: F,
+    ) -> impl Future<Output = Result<F::Output, StoreError>> + use<'_, F> {
+        let timeout = tokio::time::timeout(self.timeout, call);
+        async move {
+            timeout
+                .await
+                .map_err(|_| StoreError::unavailable(BACKEND, TimedOut(self.timeout)))
+        }
+    }
+
+    /// The result of `call`, within the timeout, its error classified.
+    fn call<T, F>(&self, call: F) -> impl Future<Output = Result<T, StoreError>> + use<'_, T, F>
+    where
+        F: IntoFuture<Output = mongodb::error::Result<T>>,
+    {
+        let within = self.within(call);
+        async move { within.await?.map_err(failed) }
+    }
+
     /// Why a conditional write under `key` matched nothing: `Conflict` with the live
     /// document if there is one, else `UnknownId`.
     async fn miss(&self, key: &StoreKey) -> StoreError {
@@ -173,6 +224,18 @@ impl MongoStore {
         &self.collection
     }
 }
+
+/// A call that took longer than the store's timeout.
+#[derive(Debug)]
+struct TimedOut(Duration);
+
+impl std::fmt::Display for TimedOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MongoDB did not answer within {:?}", self.0)
+    }
+}
+
+impl std::error::Error for TimedOut {}
 
 /// A MongoDB failure without its message where that message can quote the document (a
 /// duplicate key error names the `_id`, which holds the session id; ids must never reach
@@ -294,11 +357,7 @@ impl Store for MongoStore {
 
     async fn load(&self, key: &StoreKey) -> Result<Option<Loaded>, StoreError> {
         let now = date(SystemTime::now());
-        let document = self
-            .collection
-            .find_one(live(key, now))
-            .await
-            .map_err(failed)?;
+        let document = self.call(self.collection.find_one(live(key, now))).await?;
         Ok(document.as_ref().and_then(loaded))
     }
 
@@ -316,16 +375,17 @@ impl Store for MongoStore {
             "created_at": now,
             REV: stored(Revision::FIRST),
         };
-        match self.collection.insert_one(document.clone()).await {
+        match self
+            .within(self.collection.insert_one(document.clone()))
+            .await?
+        {
             Ok(_) => Ok(Revision::FIRST),
             Err(error) if is_duplicate_key(&error) => {
                 // Only an expired holder may be replaced; a live one is never overwritten.
                 let expired = doc! { "_id": key.as_str(), "expires_at": { "$lte": now } };
                 let replaced = self
-                    .collection
-                    .replace_one(expired, document)
-                    .await
-                    .map_err(failed)?;
+                    .call(self.collection.replace_one(expired, document))
+                    .await?;
                 if replaced.matched_count == 1 {
                     Ok(Revision::FIRST)
                 } else {
@@ -346,11 +406,10 @@ impl Store for MongoStore {
         let now = date(SystemTime::now());
         let next = revision.next();
         let set = doc! { "data": binary(value), "expires_at": date(at), REV: stored(next) };
-        let result = self
+        let update = self
             .collection
-            .update_one(live_at(key, now, revision), doc! { "$set": set })
-            .await
-            .map_err(failed)?;
+            .update_one(live_at(key, now, revision), doc! { "$set": set });
+        let result = self.call(update).await?;
         if result.matched_count == 1 {
             Ok(next)
         } else {
@@ -360,11 +419,10 @@ impl Store for MongoStore {
 
     async fn touch(&self, key: &StoreKey, at: SystemTime) -> Result<(), StoreError> {
         let now = date(SystemTime::now());
-        let result = self
+        let touch = self
             .collection
-            .update_one(live(key, now), doc! { "$set": { "expires_at": date(at) } })
-            .await
-            .map_err(failed)?;
+            .update_one(live(key, now), doc! { "$set": { "expires_at": date(at) } });
+        let result = self.call(touch).await?;
         if result.matched_count == 1 {
             Ok(())
         } else {
@@ -373,11 +431,9 @@ impl Store for MongoStore {
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
-        self.collection
-            .delete_one(doc! { "_id": key.as_str() })
+        self.call(self.collection.delete_one(doc! { "_id": key.as_str() }))
             .await
             .map(drop)
-            .map_err(failed)
     }
 
     async fn delete_if_unchanged(
@@ -387,10 +443,8 @@ impl Store for MongoStore {
     ) -> Result<(), StoreError> {
         let now = date(SystemTime::now());
         let result = self
-            .collection
-            .delete_one(live_at(key, now, revision))
-            .await
-            .map_err(failed)?;
+            .call(self.collection.delete_one(live_at(key, now, revision)))
+            .await?;
         if result.deleted_count == 1 {
             Ok(())
         } else {
@@ -402,16 +456,15 @@ impl Store for MongoStore {
         let now = date(SystemTime::now());
         let mut removed = 0;
         loop {
-            let ids: Vec<Bson> = self
+            let find = self
                 .collection
                 .find(doc! { "expires_at": { "$lte": now } })
                 .projection(doc! { "_id": 1 })
-                .limit(DELETE_BATCH)
-                .await
-                .map_err(failed)?
-                .try_collect::<Vec<Document>>()
-                .await
-                .map_err(failed)?
+                .limit(DELETE_BATCH);
+            let cursor = self.call(find).await?;
+            let ids: Vec<Bson> = self
+                .call(cursor.try_collect::<Vec<Document>>())
+                .await?
                 .into_iter()
                 .filter_map(|mut d| d.remove("_id"))
                 .collect();
@@ -419,11 +472,10 @@ impl Store for MongoStore {
             if found == 0 {
                 return Ok(removed);
             }
-            let deleted = self
+            let delete = self
                 .collection
-                .delete_many(doc! { "_id": { "$in": ids }, "expires_at": { "$lte": now } })
-                .await
-                .map_err(failed)?;
+                .delete_many(doc! { "_id": { "$in": ids }, "expires_at": { "$lte": now } });
+            let deleted = self.call(delete).await?;
             removed += deleted.deleted_count;
             if found < DELETE_BATCH as usize {
                 return Ok(removed);

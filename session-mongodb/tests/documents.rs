@@ -339,3 +339,36 @@ async fn a_conflict_free_write_is_one_command_and_only_a_miss_reads_back() {
     store.delete_if_unchanged(&key, second).await.unwrap();
     assert_eq!(sent(), ["delete"], "delete_if_unchanged");
 }
+
+#[tokio::test]
+async fn sessions_are_read_from_the_primary_whatever_the_clients_default() {
+    use mongodb::options::{ReadPreference, SelectionCriteria};
+    let base = url();
+    let separator = match (base.contains('?'), base.ends_with('/')) {
+        (true, _) => "&",
+        (false, true) => "?",
+        (false, false) => "/?",
+    };
+    let store = MongoStore::connect(&format!(
+        "{base}{separator}readPreference=secondaryPreferred"
+    ))
+    .await
+    .unwrap();
+    assert!(
+        matches!(
+            store.collection().selection_criteria(),
+            Some(SelectionCriteria::ReadPreference(ReadPreference::Primary))
+        ),
+        "{:?}",
+        store.collection().selection_criteria()
+    );
+    let key = key();
+    let revision = store
+        .create(&key, b"{}", SystemTime::now() + Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.load(&key).await.unwrap().unwrap().revision(),
+        revision
+    );
+}

@@ -7,11 +7,14 @@
 //! per command: 0.5 µs of the 14 µs of a Redis `/incr`, measured as the `bench` server
 //! with and without redis-rs's response timeout in alternating, paired rounds. Instead, each
 //! connection counts the commands it started and finished, and a task wakes every half
-//! timeout: when commands are outstanding and none has finished for three ticks in a row
-//! (at least one timeout, at most one and a half), the connection is declared hung, every
-//! command waiting on it fails with a timeout, and the next call opens a new connection.
-//! A server that is slow but answering is not hung, where per-command timeouts would fail
-//! its commands one by one. Cluster connections keep the client's own response timeout.
+//! timeout and notes both counts: when a command counted as started two ticks ago is still
+//! unanswered and no command has finished since that tick (a whole timeout of silence
+//! while it waited, at most one and a half timeouts after it was sent), the connection is
+//! declared hung, every command waiting on it fails with a timeout, and the next call opens
+//! a new connection. Answers that came before a command was sent do not postpone its
+//! failure. A server that is slow but answering is not hung, where per-command timeouts
+//! would fail its commands one by one. Cluster connections keep the client's own response
+//! timeout.
 
 use std::cell::RefCell;
 use std::future::{poll_fn, Future};
@@ -28,10 +31,10 @@ use redis::{Cmd, FromRedisValue, RedisError, RedisResult};
 use tokio::sync::Notify;
 use tokio::time::MissedTickBehavior;
 
-/// Ticks without a finished command, while some are outstanding, that make a connection
-/// hung. Ticks are half a timeout apart, and a command may have started just before the
-/// first one, so three ticks are at least one timeout of silence.
-const STALLED_TICKS: u32 = 3;
+/// Ticks, half a timeout apart, back to the one whose counts decide whether a connection is
+/// hung: a command started before it and still waiting, with nothing finished since, has
+/// had at least one timeout of silence, and was sent at most three half timeouts ago.
+const STALLED_TICKS: usize = 2;
 
 /// A connection to a single server or to a cluster. Cloning is cheap and shares it.
 #[derive(Clone)]
@@ -111,30 +114,30 @@ fn hung() -> RedisError {
     .into()
 }
 
-/// Declares the connection hung when commands are outstanding and none finishes for
-/// [`STALLED_TICKS`] ticks of half a timeout; ends with the connection.
+/// Declares the connection hung when a command started [`STALLED_TICKS`] ticks of half a
+/// timeout ago is still waiting and none has finished since; ends with the connection.
 async fn watch(health: Weak<Health>, timeout: Duration) {
     let mut ticks = tokio::time::interval((timeout / 2).max(Duration::from_millis(1)));
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let (mut seen, mut stalled) = (0, 0);
+    // The (started, finished) counts at the last ticks, the oldest first.
+    let mut history = [(0u64, 0u64); STALLED_TICKS];
     loop {
         ticks.tick().await;
         let Some(health) = health.upgrade() else {
             return;
         };
+        // Finished first: a command counted as finished is then counted as started too.
         let finished = health.finished.load(Ordering::Relaxed);
-        let outstanding = health.started.load(Ordering::Relaxed) != finished;
-        stalled = if outstanding && finished == seen {
-            stalled + 1
-        } else {
-            0
-        };
-        seen = finished;
-        if stalled >= STALLED_TICKS {
+        let started = health.started.load(Ordering::Relaxed);
+        let (started_then, finished_then) = history[0];
+        // Fewer commands finished than had started back then: one of those is waiting.
+        if finished == finished_then && finished < started_then {
             health.hung.store(true, Ordering::Relaxed);
             health.hang.notify_waiters();
             return;
         }
+        history.rotate_left(1);
+        history[STALLED_TICKS - 1] = (started, finished);
     }
 }
 
@@ -167,4 +170,55 @@ pub(crate) fn remember(store: u64, connection: Connection) {
 /// Drops this thread's connection for `store`, so the next call reconnects.
 pub(crate) fn forget(store: u64) {
     CONNECTIONS.with_borrow_mut(|connections| connections.retain(|(id, _)| *id != store));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::time::{sleep, sleep_until, Instant};
+
+    /// A command sent just after an answer arrived, on a connection that then goes
+    /// silent, fails after one to one and a half timeouts: the answer that came before it
+    /// was sent does not count as progress for it.
+    #[tokio::test]
+    async fn a_command_sent_right_after_an_answer_fails_within_one_and_a_half_timeouts() {
+        let timeout = Duration::from_millis(400);
+        let health = Arc::new(Health::default());
+        // Ticks at 0, 200, 400, ... ms from here.
+        tokio::spawn(watch(Arc::downgrade(&health), timeout));
+        sleep(Duration::from_millis(40)).await;
+        // One command answered, and the next one sent, which nothing answers.
+        health.started.fetch_add(1, Ordering::Relaxed);
+        health.finished.fetch_add(1, Ordering::Relaxed);
+        health.started.fetch_add(1, Ordering::Relaxed);
+        let sent = Instant::now();
+
+        sleep_until(sent + timeout - Duration::from_millis(100)).await;
+        assert!(
+            !health.hung.load(Ordering::Relaxed),
+            "declared hung before a timeout of silence"
+        );
+        // Declared at the tick at 600 ms, 560 ms after it was sent; checked 80 ms later.
+        sleep_until(sent + timeout * 3 / 2 + Duration::from_millis(40)).await;
+        assert!(
+            health.hung.load(Ordering::Relaxed),
+            "not declared hung within one and a half timeouts of silence"
+        );
+    }
+
+    /// A connection whose commands keep being answered, however slowly, is not hung.
+    #[tokio::test]
+    async fn a_slow_connection_that_answers_is_not_hung() {
+        let timeout = Duration::from_millis(200);
+        let health = Arc::new(Health::default());
+        tokio::spawn(watch(Arc::downgrade(&health), timeout));
+        health.started.fetch_add(2, Ordering::Relaxed);
+        // An answer every 80 ms, while a command always waits.
+        for _ in 0..10 {
+            sleep(Duration::from_millis(80)).await;
+            health.finished.fetch_add(1, Ordering::Relaxed);
+            health.started.fetch_add(1, Ordering::Relaxed);
+            assert!(!health.hung.load(Ordering::Relaxed));
+        }
+    }
 }

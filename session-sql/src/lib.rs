@@ -57,10 +57,21 @@
 //! `RETURNING`. Only when a conditional write matches no row does a second statement, the
 //! `load` query, tell [`StoreError::UnknownId`] (no live row) from
 //! [`StoreError::Conflict`], which then carries the current row.
+//!
+//! # A database that is down or does not answer
+//! Every statement, getting its connection included, fails with
+//! [`StoreError::Unavailable`] (answered with 503 by the middleware) once it has taken the
+//! store's timeout ([`SqlStoreBuilder::timeout`], 3 s by default): a database that is down,
+//! frozen, behind a network that drops packets, or holding a lock the statement waits on.
+//! sqlx bounds only the wait for a connection, so the store bounds the statement itself.
+//! A statement given up on may still be applied by the database later, as with any
+//! answer that was lost. The pool opens new connections as needed, so the store works
+//! again as soon as the database does, without a restart.
 
 mod dialect;
 mod pool;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -70,7 +81,7 @@ use session_core::{spawn_cleanup, Cleanup, Loaded, Revision, Store, StoreError, 
 
 use crate::dialect::{check_name, Queries};
 pub use crate::dialect::{Dialect, NameError};
-use crate::pool::Arg::{Bytes, Int, Text};
+use crate::pool::Arg::{self, Bytes, Int, Text};
 pub use crate::pool::SqlPool;
 
 const BACKEND: &str = "sql";
@@ -91,6 +102,8 @@ pub struct SqlStore {
 struct Inner {
     pool: SqlPool,
     queries: Queries,
+    /// How long a statement may take, its connection included.
+    timeout: Duration,
 }
 
 /// Configures a [`SqlStore`].
@@ -124,8 +137,9 @@ impl SqlStoreBuilder {
         self
     }
 
-    /// How long to wait for a pooled connection before failing with
-    /// `StoreError::Unavailable` (default 3 s). Applies to pools made from a URL.
+    /// How long a statement may take, getting its connection included, before it fails
+    /// with `StoreError::Unavailable` (default 3 s). It bounds every statement whatever
+    /// the pool; for pools made from a URL it is also the pool's acquire timeout.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -154,10 +168,19 @@ impl SqlStoreBuilder {
             pool.create_table(&queries).await?;
         }
         Ok(SqlStore {
-            inner: Arc::new(Inner { pool, queries }),
+            inner: Arc::new(Inner {
+                pool,
+                queries,
+                timeout: self.timeout,
+            }),
         })
     }
 }
+
+/// A statement took longer than the store's timeout.
+#[derive(Debug, thiserror::Error)]
+#[error("the database did not answer within {0:?}")]
+struct TimedOut(Duration);
 
 /// A schema was configured for a database without schemas.
 #[derive(Debug, thiserror::Error)]
@@ -234,13 +257,29 @@ fn revision(number: i64) -> Revision {
 }
 
 impl SqlStore {
+    /// `statement`, failed with `Unavailable` if it takes longer than the timeout.
+    async fn bounded<T>(
+        &self,
+        statement: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let timeout = self.inner.timeout;
+        tokio::time::timeout(timeout, statement)
+            .await
+            .unwrap_or_else(|_| Err(StoreError::unavailable(BACKEND, TimedOut(timeout))))
+    }
+
+    /// Runs one statement within the timeout; the rows it affected.
+    async fn execute(&self, sql: &str, args: &[Arg<'_>]) -> Result<u64, StoreError> {
+        self.bounded(self.inner.pool.execute(sql, args)).await
+    }
+
     /// The live row under `key`, if any.
     async fn current(&self, key: &StoreKey) -> Result<Option<Loaded>, StoreError> {
-        let row = self
+        let load = self
             .inner
             .pool
-            .load(&self.inner.queries.load, key.as_str(), now())
-            .await?;
+            .load(&self.inner.queries.load, key.as_str(), now());
+        let row = self.bounded(load).await?;
         Ok(row.map(|(data, expires_at, number)| {
             Loaded::new(data, revision(number)).with_expiry(from_unix_millis_i64(expires_at))
         }))
@@ -272,10 +311,10 @@ impl Store for SqlStore {
         value: &[u8],
         at: SystemTime,
     ) -> Result<Revision, StoreError> {
-        let (pool, q, now) = (&self.inner.pool, &self.inner.queries, now());
+        let (q, now) = (&self.inner.queries, now());
         let (key, at) = (Text(key.as_str()), Int(unix_millis_i64(at)));
         let first = Int(stored(Revision::FIRST));
-        if pool
+        if self
             .execute(&q.insert, &[key, Bytes(value), at, Int(now), first])
             .await?
             == 1
@@ -283,7 +322,7 @@ impl Store for SqlStore {
             return Ok(Revision::FIRST);
         }
         let args = [Bytes(value), at, Int(now), first, key, Int(now)];
-        match pool.execute(&q.take_over, &args).await? {
+        match self.execute(&q.take_over, &args).await? {
             1 => Ok(Revision::FIRST),
             _ => Err(StoreError::DuplicateId),
         }
@@ -305,12 +344,7 @@ impl Store for SqlStore {
             Int(now()),
             Int(stored(expected)),
         ];
-        match self
-            .inner
-            .pool
-            .execute(&self.inner.queries.update, &args)
-            .await?
-        {
+        match self.execute(&self.inner.queries.update, &args).await? {
             0 => Err(self.miss(key).await),
             _ => Ok(next),
         }
@@ -318,12 +352,7 @@ impl Store for SqlStore {
 
     async fn touch(&self, key: &StoreKey, at: SystemTime) -> Result<(), StoreError> {
         let args = [Int(unix_millis_i64(at)), Text(key.as_str()), Int(now())];
-        match self
-            .inner
-            .pool
-            .execute(&self.inner.queries.touch, &args)
-            .await?
-        {
+        match self.execute(&self.inner.queries.touch, &args).await? {
             0 => Err(StoreError::UnknownId),
             _ => Ok(()),
         }
@@ -331,9 +360,7 @@ impl Store for SqlStore {
 
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
         let args = [Text(key.as_str())];
-        self.inner
-            .pool
-            .execute(&self.inner.queries.delete, &args)
+        self.execute(&self.inner.queries.delete, &args)
             .await
             .map(drop)
     }
@@ -345,8 +372,6 @@ impl Store for SqlStore {
     ) -> Result<(), StoreError> {
         let args = [Text(key.as_str()), Int(now()), Int(stored(expected))];
         match self
-            .inner
-            .pool
             .execute(&self.inner.queries.delete_if_unchanged, &args)
             .await?
         {
@@ -361,8 +386,6 @@ impl Store for SqlStore {
         loop {
             let args = [Int(now), Int(DELETE_BATCH)];
             let batch = self
-                .inner
-                .pool
                 .execute(&self.inner.queries.delete_expired, &args)
                 .await?;
             removed += batch;

@@ -203,6 +203,11 @@ pub(crate) fn command(args: &[String]) -> Result<(), String> {
                 let (name, var) = (service.kind.name(), service.kind.env_var());
                 println!("{name:<14} {}  (export {var}={})", service.url, service.url);
             }
+            if args.len() == 1 {
+                for (var, path) in fault_programs()? {
+                    println!("{:<14} (export {var}={})", "program", path.display());
+                }
+            }
             Ok(())
         }
         Some("down") => {
@@ -529,4 +534,75 @@ fn reachable_url(url: &str) -> bool {
         .ok()
         .and_then(|mut addrs| addrs.next())
         .is_some_and(|addr| TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok())
+}
+
+/// The programs the fault tests (`examples/tests/faults.rs`) run private servers with, each
+/// with the variable that tells the tests where it is; installed first where a Debian
+/// package has it (mongoeco: in its virtualenv).
+pub(crate) fn fault_programs() -> Result<Vec<(&'static str, PathBuf)>, String> {
+    let redis = install_program(Kind::Redis)?;
+    let memcached = install_program(Kind::Memcached)?;
+    let mut programs = vec![
+        ("SESSION_TEST_REDIS_SERVER_BIN", located(redis)?),
+        ("SESSION_TEST_MEMCACHED_BIN", located(memcached)?),
+        mongoeco_program()?,
+    ];
+    let postgres = match postgres_bin_dir() {
+        Some(dir) => dir,
+        None => {
+            install("postgresql")?;
+            postgres_bin_dir().ok_or("no `initdb` and `postgres` after installing postgresql")?
+        }
+    };
+    programs.push(("SESSION_TEST_POSTGRES_BIN_DIR", postgres));
+    if find_program("mariadbd").is_none() || find_program("mariadb-install-db").is_none() {
+        install("mariadb-server")?;
+    }
+    programs.push(("SESSION_TEST_MARIADBD_BIN", located("mariadbd")?));
+    programs.push((
+        "SESSION_TEST_MARIADB_INSTALL_DB_BIN",
+        located("mariadb-install-db")?,
+    ));
+    Ok(programs)
+}
+
+/// mongoeco's Python, with the variable that names it to the tests.
+pub(crate) fn mongoeco_program() -> Result<(&'static str, PathBuf), String> {
+    Ok(("SESSION_TEST_MONGOECO_PYTHON", mongoeco::prepare()?))
+}
+
+/// Where `program` is: on PATH, or in the `sbin` directories a user's PATH may lack.
+fn find_program(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/local/sbin"].map(PathBuf::from))
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+}
+
+fn located(program: &str) -> Result<PathBuf, String> {
+    find_program(program).ok_or_else(|| format!("`{program}` is not installed"))
+}
+
+/// The directory with PostgreSQL's `initdb` and `postgres`: Debian keeps them off PATH,
+/// in `/usr/lib/postgresql/<version>/bin` (the newest wins); else wherever PATH's `initdb`
+/// really is.
+fn postgres_bin_dir() -> Option<PathBuf> {
+    let has_both = |dir: &PathBuf| dir.join("initdb").is_file() && dir.join("postgres").is_file();
+    let mut versions: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let version = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            Some((version, entry.path().join("bin")))
+        })
+        .filter(|(_, dir)| has_both(dir))
+        .collect();
+    versions.sort();
+    if let Some((_, dir)) = versions.pop() {
+        return Some(dir);
+    }
+    let initdb = fs::canonicalize(find_program("initdb")?).ok()?;
+    initdb.parent().map(PathBuf::from).filter(has_both)
 }

@@ -81,6 +81,16 @@ pub(crate) fn command(args: &[String]) -> Result<(), String> {
         .collect();
     needed.sort_by_key(|k| *k as u8);
     needed.dedup();
+    // The fault tests run private servers from these programs: the examples' of every
+    // kind, session-mongodb's of mongoeco.
+    let selected = |package: &str| parts.iter().any(|p| p.package == package);
+    let programs = if selected("examples") {
+        services::fault_programs()?
+    } else if selected("session-mongodb") {
+        vec![services::mongoeco_program()?]
+    } else {
+        Vec::new()
+    };
     let running = services::ensure_all(&needed)?;
 
     let mut cargo = Command::new("cargo");
@@ -94,6 +104,9 @@ pub(crate) fn command(args: &[String]) -> Result<(), String> {
     }
     for service in &running {
         cargo.env(service.kind.env_var(), &service.url);
+    }
+    for (var, path) in &programs {
+        cargo.env(var, path);
     }
     // Most tests wait on servers or on expiry, not on the CPU.
     cargo.args(["--", "--test-threads=4"]);

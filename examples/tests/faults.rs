@@ -1,0 +1,347 @@
+//! Faults on every backend, through the `bench` app as a user runs it.
+//!
+//! Each server backend gets a private server (see `faults/servers.rs`), killed with SIGKILL
+//! and restarted on the same port and data directory, then frozen with SIGSTOP and
+//! thawed, while clients keep sending requests. While the server is away every answer is
+//! a 503 within the store's timeout and a margin, never a 500, a hang or a dropped
+//! connection; once it is back, requests succeed again from the same app process; and
+//! sessions acknowledged before the fault read back their exact values wherever the
+//! server kept its data (PostgreSQL and MariaDB across a restart, every server across a
+//! freeze).
+//!
+//! The embedded stores get a small tmpfs that fills up, and (files) one that turns
+//! read-only: writes answer 503, what was stored reads back unchanged, and writes succeed
+//! again once there is space, or the filesystem is writable again.
+//!
+//! The programs come from the variables `cargo xtask test` sets; the filesystem tests need
+//! root, to mount.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
+
+#[path = "faults/app.rs"]
+mod app;
+#[path = "faults/disk.rs"]
+mod disk;
+#[path = "faults/servers.rs"]
+mod servers;
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use app::{Answer, App};
+use disk::{require_root, Filler, Tmpfs};
+use servers::{Backend, Server};
+
+/// The store timeout the app is configured with (`store_timeout_ms`).
+const TIMEOUT: Duration = Duration::from_millis(500);
+
+/// The longest an answer may take while the store is away: the store's timeout, half of
+/// it again (Redis's watchdog fails commands one to one and a half timeouts after they
+/// were sent), and a margin for a small machine that runs other tests at the same time.
+const LIMIT: Duration = Duration::from_millis(500 + 250 + 1000);
+
+/// How long clients send requests while a server is away.
+const OUTAGE: Duration = Duration::from_secs(2);
+
+/// Clients sending requests at once during an outage (the app has two workers).
+const CLIENTS: usize = 4;
+
+/// How long a store may take to be used again once its server is back.
+const RECOVERY: Duration = Duration::from_secs(20);
+
+/// Rounds of writes and reads on a filesystem in trouble.
+const DISK_ROUNDS: usize = 3;
+
+/// A session acknowledged with its counter's value.
+struct Witness {
+    cookie: String,
+    value: i64,
+}
+
+/// Sessions created and incremented before a fault, whose values must survive it.
+struct Witnesses(Vec<Witness>);
+
+impl Witnesses {
+    /// Four sessions, incremented one to four times, every answer a 200.
+    fn create(app: &App, what: &str) -> Self {
+        let witnesses = (1..=4)
+            .map(|increments| {
+                let cookie = new_session(app, what);
+                for expected in 1..=increments {
+                    let answer = app.get("/incr", Some(&cookie));
+                    assert!(
+                        answer.is(200) && answer.body == expected.to_string(),
+                        "{what}: increment: {answer:?}"
+                    );
+                }
+                Witness {
+                    cookie,
+                    value: increments,
+                }
+            })
+            .collect();
+        Self(witnesses)
+    }
+
+    /// Every session reads back its exact value.
+    fn check(&self, app: &App, what: &str) {
+        for witness in &self.0 {
+            let answer = app.get("/read", Some(&witness.cookie));
+            assert!(
+                answer.is(200) && answer.body == witness.value.to_string(),
+                "{what}: a session acknowledged at {} reads back as {answer:?}",
+                witness.value
+            );
+        }
+    }
+}
+
+/// A new session's cookie.
+fn new_session(app: &App, what: &str) -> String {
+    let answer = app.get("/new", None);
+    assert!(answer.is(200), "{what}: /new: {answer:?}");
+    answer
+        .cookie
+        .unwrap_or_else(|| panic!("{what}: /new set no cookie"))
+}
+
+/// Whether `answer` is a 503 within [`LIMIT`]; otherwise what is wrong with it.
+fn refused_in_time(path: &str, answer: &Answer) -> Result<(), String> {
+    if !answer.is(503) {
+        return Err(format!(
+            "{path}: {:?} after {:?}, not a 503",
+            answer.status, answer.elapsed
+        ));
+    }
+    if answer.elapsed > LIMIT {
+        return Err(format!(
+            "{path}: 503 after {:?}, over {LIMIT:?}",
+            answer.elapsed
+        ));
+    }
+    Ok(())
+}
+
+/// Sends requests from [`CLIENTS`] clients for [`OUTAGE`] while the server is away:
+/// every answer must be a 503 within [`LIMIT`]. Returns the slowest answer's time.
+fn away(app: &App, sessions: &[String], what: &str) -> Duration {
+    let until = Instant::now() + OUTAGE;
+    let answers = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for (client, cookie) in sessions.iter().enumerate() {
+            let answers = &answers;
+            scope.spawn(move || {
+                let mut n = client;
+                while Instant::now() < until {
+                    // A new session (a create), an increment (a load, then an update)
+                    // and a read (a load).
+                    let (path, cookie) = match n % 3 {
+                        0 => ("/new", None),
+                        1 => ("/incr", Some(cookie.as_str())),
+                        _ => ("/read", Some(cookie.as_str())),
+                    };
+                    let answer = app.get(path, cookie);
+                    answers.lock().unwrap().push((path, answer));
+                    n += 1;
+                }
+            });
+        }
+    });
+    let answers = answers.into_inner().unwrap();
+    let failures: Vec<String> = answers
+        .iter()
+        .filter_map(|(path, answer)| refused_in_time(path, answer).err())
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{what}: {} of {} answers wrong:\n{}",
+        failures.len(),
+        answers.len(),
+        failures.join("\n")
+    );
+    assert!(answers.len() >= CLIENTS, "{what}: too few answers");
+    let slowest = answers.iter().map(|(_, a)| a.elapsed).max().unwrap();
+    eprintln!(
+        "{what}: {} answers, all 503, slowest {slowest:?}",
+        answers.len()
+    );
+    slowest
+}
+
+/// Waits until a new session can be stored again (every answer meanwhile a 503), then
+/// checks that a few sessions work from start to end. Returns how long it took.
+fn recovered(app: &App, what: &str) -> Duration {
+    let started = Instant::now();
+    loop {
+        let answer = app.get("/new", None);
+        if answer.is(200) {
+            break;
+        }
+        assert!(answer.is(503), "{what}: while recovering: {answer:?}");
+        assert!(
+            started.elapsed() < RECOVERY,
+            "{what}: still failing after {RECOVERY:?}: {answer:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let took = started.elapsed();
+    for _ in 0..3 {
+        let cookie = new_session(app, what);
+        for (path, expected) in [("/incr", "1"), ("/incr", "2"), ("/read", "2")] {
+            let answer = app.get(path, Some(&cookie));
+            assert!(
+                answer.is(200) && answer.body == expected,
+                "{what}: {path} after recovery: {answer:?}"
+            );
+        }
+    }
+    eprintln!("{what}: requests succeed again after {took:?}");
+    took
+}
+
+/// New sessions for the clients of [`away`].
+fn sessions(app: &App, what: &str) -> Vec<String> {
+    (0..CLIENTS).map(|_| new_session(app, what)).collect()
+}
+
+/// The server backend's fault test: killed and restarted, then frozen and thawed.
+fn outages(backend: Backend) {
+    let started = Instant::now();
+    let name = backend.name();
+    let mut server = Server::start(backend);
+    let mut app = App::start(&server.url(TIMEOUT), server.dir());
+
+    let witnesses = Witnesses::create(&app, name);
+    let traffic = sessions(&app, name);
+    server.kill();
+    away(&app, &traffic, &format!("{name} killed"));
+    server.restart();
+    recovered(&app, &format!("{name} restarted"));
+    let witnesses = if backend.keeps_data() {
+        witnesses.check(&app, &format!("{name} after its restart"));
+        witnesses
+    } else {
+        // The server kept its sessions in memory: they went with it.
+        Witnesses::create(&app, name)
+    };
+
+    let traffic = sessions(&app, name);
+    server.freeze();
+    // A failure leaves the server frozen until it is dropped, which thaws and kills it.
+    away(&app, &traffic, &format!("{name} frozen"));
+    server.thaw();
+    recovered(&app, &format!("{name} thawed"));
+    witnesses.check(&app, &format!("{name} after its thaw"));
+    app.assert_healthy();
+    eprintln!("{name}: fault test took {:?}", started.elapsed());
+}
+
+#[test]
+fn redis_killed_restarted_frozen_and_thawed() {
+    outages(Backend::Redis);
+}
+
+#[test]
+fn memcached_killed_restarted_frozen_and_thawed() {
+    outages(Backend::Memcached);
+}
+
+#[test]
+fn mongodb_killed_restarted_frozen_and_thawed() {
+    outages(Backend::Mongodb);
+}
+
+#[test]
+fn postgres_killed_restarted_frozen_and_thawed() {
+    outages(Backend::Postgres);
+}
+
+#[test]
+fn mariadb_killed_restarted_frozen_and_thawed() {
+    outages(Backend::Mariadb);
+}
+
+/// Increments and reads the witnesses, and creates sessions, while the filesystem is in
+/// trouble: every write answers 503 in time, and every read the value last acknowledged.
+fn disk_trouble(app: &App, witnesses: &Witnesses, what: &str) {
+    let mut failures = Vec::new();
+    let mut writes = 0;
+    for _ in 0..DISK_ROUNDS {
+        for witness in &witnesses.0 {
+            writes += 1;
+            let answer = app.get("/incr", Some(&witness.cookie));
+            failures.extend(refused_in_time("/incr", &answer).err());
+            let answer = app.get("/read", Some(&witness.cookie));
+            if !(answer.is(200) && answer.body == witness.value.to_string()) {
+                failures.push(format!(
+                    "/read: {answer:?}, not the acknowledged {}",
+                    witness.value
+                ));
+            }
+        }
+        writes += 1;
+        let answer = app.get("/new", None);
+        failures.extend(refused_in_time("/new", &answer).err());
+    }
+    assert!(
+        failures.is_empty(),
+        "{what}: wrong answers:\n{}",
+        failures.join("\n")
+    );
+    eprintln!("{what}: {writes} writes refused with 503, reads unchanged");
+}
+
+#[test]
+fn files_on_a_filesystem_that_fills_up_then_turns_read_only() {
+    require_root("files_on_a_filesystem_that_fills_up_then_turns_read_only");
+    let what = "files";
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let disk = Tmpfs::mount(&store, 512);
+    // The store keeps its lock files open for writing, and Linux refuses to remount a
+    // filesystem read-only while a file on it is open for writing: the lock files get a
+    // filesystem of their own, so that the session files' can turn read-only.
+    let _locks = Tmpfs::mount(&store.join(".locks"), 1024);
+    let mut app = App::start(&format!("file://{}", store.display()), dir.path());
+    let witnesses = Witnesses::create(&app, what);
+
+    let filler = Filler::fill(&store.join(".filler"));
+    disk_trouble(&app, &witnesses, "files, filesystem full");
+    filler.remove();
+    recovered(&app, "files, space freed");
+    witnesses.check(&app, "files, space freed");
+
+    disk.remount("ro");
+    disk_trouble(&app, &witnesses, "files, filesystem read-only");
+    disk.remount("rw");
+    recovered(&app, "files, writable again");
+    witnesses.check(&app, "files, writable again");
+    app.assert_healthy();
+}
+
+/// SQLite gets the full filesystem only: it keeps its database open for writing, so Linux
+/// refuses to remount the filesystem read-only under it (`EBUSY`), and a filesystem that
+/// turns read-only by itself (ext4 after an I/O error) stays so until it is unmounted,
+/// which cannot happen under an open database either.
+#[test]
+fn sqlite_on_a_filesystem_that_fills_up() {
+    require_root("sqlite_on_a_filesystem_that_fills_up");
+    let what = "sqlite";
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let _disk = Tmpfs::mount(&store, 2048);
+    let url = format!(
+        "sqlite://{}?store_timeout_ms={}",
+        store.join("sessions.db").display(),
+        TIMEOUT.as_millis()
+    );
+    let mut app = App::start(&url, dir.path());
+    let witnesses = Witnesses::create(&app, what);
+
+    let filler = Filler::fill(&store.join("filler"));
+    disk_trouble(&app, &witnesses, "sqlite, filesystem full");
+    filler.remove();
+    recovered(&app, "sqlite, space freed");
+    witnesses.check(&app, "sqlite, space freed");
+    app.assert_healthy();
+}
