@@ -254,7 +254,7 @@ const IF_UNCHANGED: &str = include_str!("if_unchanged.lua");
 
 /// The SHA1 of [`IF_UNCHANGED`], which `EVALSHA` names it by; a test checks it against the
 /// one Redis computes.
-const IF_UNCHANGED_SHA1: &str = "6befb83c50e7d6d74c684de5c47ba76df6e30cfb";
+const IF_UNCHANGED_SHA1: &str = "f08b5cbd0bd6fe9cfa347b0942a6ca65f9ccdfa4";
 
 /// `name key`, with room for `more_args` further arguments of `more_bytes` in all: building
 /// a command then allocates each of its two buffers once, instead of growing them per
