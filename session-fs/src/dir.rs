@@ -158,16 +158,29 @@ impl Dir {
             .open(self.file(name))
     }
 
-    /// What the file `name` holds: its header if it is a session file.
+    /// What the file `name` holds: its header if it is a whole session file. A file
+    /// shorter than its header says is not one, so that what `load` cannot read, `touch`,
+    /// `update` and `delete_if_unchanged` cannot find either.
     pub(crate) fn read_header(&self, name: &str) -> io::Result<Entry> {
         let mut bytes = [0u8; HEADER_LEN];
-        match self
-            .open_for_reading(name)
-            .and_then(|mut file| read_up_to(&mut file, &mut bytes))
-        {
-            Ok(read) => Ok(Header::parse(&bytes[..read]).map_or(Entry::Foreign, Entry::Session)),
-            Err(e) => self.classify(name, e),
+        let read = self.open_for_reading(name).and_then(|mut file| {
+            let read = read_up_to(&mut file, &mut bytes)?;
+            Ok((file, read))
+        });
+        let (file, read) = match read {
+            Ok(read) => read,
+            Err(e) => return self.classify(name, e),
+        };
+        let Some(header) = Header::parse(&bytes[..read]) else {
+            return Ok(Entry::Foreign);
+        };
+        if let Some(record_len) = header.record_len() {
+            let whole = header.record_offset() as u64 + record_len as u64;
+            if file.metadata()?.len() < whole {
+                return Ok(Entry::Foreign);
+            }
         }
+        Ok(Entry::Session(header))
     }
 
     /// What a failed open or read of `name` means: [`Entry::Absent`] if nothing is there,
