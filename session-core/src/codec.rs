@@ -244,6 +244,28 @@ mod tests {
     }
 
     #[test]
+    fn floats_round_trip_bit_for_bit_through_json() {
+        let tricky = [
+            -1.5e-300,
+            f64::from_bits((-1.5e-300f64).to_bits() + 1),
+            0.1 + 0.2,
+            2.225_073_858_507_201_4e-308,
+            5e-324,
+            f64::MAX,
+            1.000_000_000_000_000_2,
+            123_456.789_012_345_67,
+        ];
+        for number in tricky {
+            let mut record = record();
+            record.data.insert("x".into(), json!(number));
+            let bytes = Codec::Json.encode(&record).unwrap();
+            let back = Codec::decode(&bytes).unwrap();
+            let read = back.data.get("x").and_then(Value::as_f64).unwrap();
+            assert_eq!(read.to_bits(), number.to_bits(), "{number:e} came back as {read:e}");
+        }
+    }
+
+    #[test]
     fn message_pack_starts_with_the_format_version() {
         let bytes = Codec::MessagePack.encode(&record()).unwrap();
         // fixmap of 5 entries, then the fixstr "v" and the integer 1.
