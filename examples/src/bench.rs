@@ -1,6 +1,6 @@
-//! The bench app: `/read`, `/incr` and `/new`, the three shapes of session traffic, and
+//! The bench app: `/read`, `/incr` and `/new`, the three shapes of session traffic;
 //! `/put/{name}` and `/len`, which show that concurrent requests of one session lose
-//! nothing.
+//! nothing; and `/logout`, which ends a session.
 
 use actix_web::web;
 use session_actix::{Session, SessionError};
@@ -15,7 +15,8 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/incr", web::get().to(incr))
         .route("/new", web::get().to(new))
         .route("/put/{name}", web::get().to(put))
-        .route("/len", web::get().to(len));
+        .route("/len", web::get().to(len))
+        .route("/logout", web::get().to(logout));
 }
 
 /// The counter; never modifies the session.
@@ -45,4 +46,10 @@ async fn len(session: Session) -> String {
 async fn new(session: Session) -> Result<&'static str, SessionError> {
     session.insert(COUNTER, 0)?;
     Ok("0")
+}
+
+/// Ends the session: its record is deleted and its cookie removed.
+async fn logout(session: Session) -> Result<&'static str, SessionError> {
+    session.destroy()?;
+    Ok("bye")
 }

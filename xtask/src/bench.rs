@@ -93,7 +93,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
 /// this machine's ext4 is mounted with `discard`, and there every replaced file freed its
 /// blocks with a synchronous discard (`blkdev_issue_discard` under `rename` in perf), 1.2
 /// ms of CPU per `/incr` for the baseline, and one round's ratio ranged 0.18-1.65.
-fn default_file_dir() -> PathBuf {
+pub(crate) fn default_file_dir() -> PathBuf {
     let shm = Path::new("/dev/shm");
     if shm.is_dir() {
         shm.join("session-bench")
@@ -227,9 +227,9 @@ fn store_bench(release: &Path, url: &str, options: &Options) -> Result<String, S
 }
 
 /// A store to benchmark: the URLs for both servers and what to clean between runs.
-struct Target {
-    label: String,
-    library_url: String,
+pub(crate) struct Target {
+    pub(crate) label: String,
+    pub(crate) library_url: String,
     /// `None`: no by-hand baseline exists for this store, compare with no session at all.
     baseline_url: String,
     redis: Option<(String, Vec<services::Running>)>,
@@ -237,7 +237,7 @@ struct Target {
 }
 
 impl Target {
-    fn prepare(store: &str, scratch: &Path, file_dir: &Path) -> Result<Self, String> {
+    pub(crate) fn prepare(store: &str, scratch: &Path, file_dir: &Path) -> Result<Self, String> {
         let simple = |label: &str, library_url: String, baseline_url: String| Self {
             label: label.to_owned(),
             library_url,
@@ -366,7 +366,7 @@ impl Target {
         Some(total.saturating_sub(scripted))
     }
 
-    fn finish(self) {
+    pub(crate) fn finish(self) {
         self.reset();
         if let Some((_, running)) = self.redis {
             services::stop_started(running);
@@ -497,13 +497,13 @@ fn median(samples: &[Sample]) -> Sample {
 }
 
 /// A bench server pinned to CPU 0.
-struct Server {
-    child: Child,
-    port: u16,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) port: u16,
 }
 
 impl Server {
-    fn start(binary: &Path, store_url: &str) -> Result<Self, String> {
+    pub(crate) fn start(binary: &Path, store_url: &str) -> Result<Self, String> {
         let port = services::free_port()?;
         let child = Command::new("taskset")
             .args(["-c", SERVER_CPU])

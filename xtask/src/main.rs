@@ -5,14 +5,18 @@
 //!                                        with the services the backends need
 //! cargo xtask services up|down|status [SERVICE...]
 //! cargo xtask bench [--store NAME|URL]... [--all] [--rounds N] [--seconds S] [--no-criterion] [--file-dir DIR]
+//! cargo xtask fuzz [--seconds N] [TARGET...]
+//! cargo xtask soak --store NAME|URL [--minutes N] [--clients N]
 //! ```
-//! Backends: core, fs, actix, examples, redis, memcached, mongodb, sql.
+//! Backends: core, fs, actix, examples, redis, memcached, mongodb, sql; and fuzz.
 //! Services: redis, memcached, mongodb, postgres, mysql.
 
 mod bench;
+mod fuzz;
 mod mongoeco;
 mod process;
 mod services;
+mod soak;
 mod test;
 
 use std::process::ExitCode;
@@ -22,8 +26,13 @@ const USAGE: &str = "usage:
   cargo xtask services up|down|status [SERVICE...]  start, stop or show the test services
   cargo xtask bench [--store NAME|URL]... [--all] [--rounds N] [--seconds S] [--no-criterion] [--file-dir DIR]
                                                     HTTP benchmarks against a by-hand baseline
+  cargo xtask fuzz [--seconds N] [TARGET...]        run the fuzz targets in session-core/fuzz,
+                                                    N seconds each (default 60, all targets)
+  cargo xtask soak --store NAME|URL [--minutes N] [--clients N]
+                                                    mixed traffic for N minutes (default 10),
+                                                    checking every answer and the server's memory
 
-backends: core fs actix examples redis memcached mongodb sql
+backends: core fs actix examples redis memcached mongodb sql, and fuzz (a short run of each fuzz target)
 services: redis memcached mongodb postgres mysql";
 
 fn main() -> ExitCode {
@@ -32,6 +41,8 @@ fn main() -> ExitCode {
         Some("test") => test::command(&args[1..]),
         Some("services") => services::command(&args[1..]),
         Some("bench") => bench::command(&args[1..]),
+        Some("fuzz") => fuzz::command(&args[1..]),
+        Some("soak") => soak::command(&args[1..]),
         Some("help" | "-h" | "--help") => {
             println!("{USAGE}");
             Ok(())

@@ -62,8 +62,20 @@ fn select(names: &[String]) -> Result<Vec<&'static Part>, String> {
         .collect()
 }
 
+/// How long each fuzz target runs in `cargo xtask test`: long enough to replay the seed
+/// corpus (which holds every past finding) and explore a little; `cargo xtask fuzz` runs
+/// for longer.
+const FUZZ_SECONDS: &str = "10";
+
 pub(crate) fn command(args: &[String]) -> Result<(), String> {
-    let parts = select(args)?;
+    let everything = args.is_empty();
+    // `fuzz` is a part of its own: the fuzz crate is outside the workspace.
+    let fuzz = everything || args.iter().any(|a| a == "fuzz");
+    let backends: Vec<String> = args.iter().filter(|a| *a != "fuzz").cloned().collect();
+    if !everything && backends.is_empty() {
+        return run_fuzz();
+    }
+    let parts = select(&backends)?;
     run(Command::new("cargo").args(["fmt", "--all", "--check"]))?;
     run(Command::new("cargo").args([
         "clippy",
@@ -95,7 +107,7 @@ pub(crate) fn command(args: &[String]) -> Result<(), String> {
 
     let mut cargo = Command::new("cargo");
     cargo.args(["test", "--locked"]);
-    if args.is_empty() {
+    if everything {
         cargo.arg("--workspace");
     } else {
         for part in &parts {
@@ -112,5 +124,13 @@ pub(crate) fn command(args: &[String]) -> Result<(), String> {
     cargo.args(["--", "--test-threads=4"]);
     let result = run(&mut cargo);
     services::stop_started(running);
-    result
+    result?;
+    if fuzz {
+        run_fuzz()?;
+    }
+    Ok(())
+}
+
+fn run_fuzz() -> Result<(), String> {
+    crate::fuzz::command(&["--seconds".to_owned(), FUZZ_SECONDS.to_owned()])
 }

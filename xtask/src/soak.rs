@@ -1,0 +1,336 @@
+//! `cargo xtask soak`: mixed session traffic against the `bench` app for minutes on end,
+//! checking every answer, with the server's memory over time.
+//!
+//! Each client thread keeps its own sessions, so it knows what every counter must be:
+//! `/read` must answer it, `/incr` one more. Churn logs a session out and starts a new
+//! one in its place, so the store holds a bounded number of sessions however long the
+//! run. A wrong counter, a status other than 200 or a broken connection is an error.
+//! The run fails on any error, or when the server's resident memory grew by 10 % or more
+//! between the end of the warm-up and the end of the run.
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::bench::{default_file_dir, Server, Target};
+use crate::process::{root, run, state_dir};
+
+/// Sessions each client thread keeps.
+const SESSIONS_PER_CLIENT: usize = 16;
+/// The largest growth of the server's memory after warm-up that passes.
+const MAX_GROWTH: f64 = 0.10;
+
+struct Options {
+    store: String,
+    minutes: f64,
+    clients: usize,
+}
+
+fn parse(args: &[String]) -> Result<Options, String> {
+    let mut options = Options {
+        store: String::new(),
+        minutes: 10.0,
+        clients: 8,
+    };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().cloned().ok_or(format!("{name} needs a value"));
+        match arg.as_str() {
+            "--store" => options.store = value("--store")?,
+            "--minutes" => {
+                options.minutes = value("--minutes")?
+                    .parse()
+                    .ok()
+                    .filter(|m: &f64| *m > 0.0)
+                    .ok_or("--minutes takes a positive number")?
+            }
+            "--clients" => {
+                options.clients = value("--clients")?
+                    .parse()
+                    .ok()
+                    .filter(|c| *c > 0)
+                    .ok_or("--clients takes a positive number")?
+            }
+            other => return Err(format!("unknown soak option `{other}`")),
+        }
+    }
+    if options.store.is_empty() {
+        return Err("soak needs --store NAME|URL (redis, file, postgres, ... or a URL)".into());
+    }
+    Ok(options)
+}
+
+/// What all client threads have seen so far.
+#[derive(Default)]
+struct Counters {
+    requests: AtomicU64,
+    errors: AtomicU64,
+}
+
+pub(crate) fn command(args: &[String]) -> Result<(), String> {
+    let options = parse(args)?;
+    run(Command::new("cargo").args([
+        "build",
+        "--release",
+        "--locked",
+        "-p",
+        "examples",
+        "--bin",
+        "bench",
+    ]))?;
+    let scratch = state_dir().join("soak");
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch).map_err(|e| e.to_string())?;
+    let target = Target::prepare(&options.store, &scratch, &default_file_dir())?;
+    let binary = root().join("target").join("release").join("bench");
+    let server = Server::start(&binary, &target.library_url)?;
+    println!(
+        "soak: {} for {} min, {} clients; every 30 s: requests per second, errors, server RSS",
+        target.label, options.minutes, options.clients
+    );
+
+    let counters = Arc::new(Counters::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..options.clients)
+        .map(|n| {
+            let (counters, stop, port) = (Arc::clone(&counters), Arc::clone(&stop), server.port);
+            std::thread::spawn(move || client(port, n as u64, &counters, &stop))
+        })
+        .collect();
+
+    let started = Instant::now();
+    let length = Duration::from_secs_f64(options.minutes * 60.0);
+    let warm_up = (length / 10).min(Duration::from_secs(60));
+    let mut warm_rss = None;
+    let mut last = (Instant::now(), 0);
+    let mut peak_rss = 0;
+    while started.elapsed() < length {
+        std::thread::sleep(Duration::from_secs(30).min(length.saturating_sub(started.elapsed())));
+        let rss = rss_kib(server.child.id()).unwrap_or(0);
+        peak_rss = peak_rss.max(rss);
+        if warm_rss.is_none() && started.elapsed() >= warm_up {
+            warm_rss = Some(rss);
+        }
+        let requests = counters.requests.load(Ordering::Relaxed);
+        let rate = (requests - last.1) as f64 / last.0.elapsed().as_secs_f64();
+        last = (Instant::now(), requests);
+        let elapsed = started.elapsed().as_secs();
+        println!(
+            "{:>3}:{:02}  {rate:>8.0} req/s  errors {:>4}  RSS {:>7.1} MiB",
+            elapsed / 60,
+            elapsed % 60,
+            counters.errors.load(Ordering::Relaxed),
+            rss as f64 / 1024.0
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        let _ = client.join();
+    }
+    let final_rss = rss_kib(server.child.id()).unwrap_or(0);
+    drop(server);
+    target.finish();
+
+    let requests = counters.requests.load(Ordering::Relaxed);
+    let errors = counters.errors.load(Ordering::Relaxed);
+    let warm_rss = warm_rss.unwrap_or(final_rss).max(1);
+    let growth = final_rss as f64 / warm_rss as f64 - 1.0;
+    println!(
+        "soak: {requests} requests, {errors} errors; RSS {:.1} MiB after warm-up, {:.1} MiB at the end ({:+.1} %), peak {:.1} MiB",
+        warm_rss as f64 / 1024.0,
+        final_rss as f64 / 1024.0,
+        growth * 100.0,
+        peak_rss as f64 / 1024.0
+    );
+    if errors > 0 {
+        return Err(format!("{errors} errors (see the lines above)"));
+    }
+    if growth >= MAX_GROWTH {
+        return Err(format!(
+            "the server's memory grew by {:.1} % after warm-up",
+            growth * 100.0
+        ));
+    }
+    Ok(())
+}
+
+/// The resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// One session this client owns: its cookie and what its counter must be.
+struct Owned {
+    cookie: String,
+    counter: i64,
+}
+
+/// One client thread: its own connection and sessions, until `stop`.
+fn client(port: u16, seed: u64, counters: &Counters, stop: &AtomicBool) {
+    let mut random = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut next = move || {
+        random ^= random << 13;
+        random ^= random >> 7;
+        random ^= random << 17;
+        random
+    };
+    let mut connection = None;
+    let mut sessions: Vec<Owned> = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        let outcome = if sessions.len() < SESSIONS_PER_CLIENT {
+            start_session(&mut connection, port).map(|owned| sessions.push(owned))
+        } else {
+            let slot = (next() % SESSIONS_PER_CLIENT as u64) as usize;
+            match next() % 100 {
+                0..=59 => check(&mut connection, port, "/read", &mut sessions[slot], 0),
+                60..=84 => check(&mut connection, port, "/incr", &mut sessions[slot], 1),
+                _ => churn(&mut connection, port, &mut sessions[slot]),
+            }
+        };
+        counters.requests.fetch_add(1, Ordering::Relaxed);
+        if let Err(error) = outcome {
+            counters.errors.fetch_add(1, Ordering::Relaxed);
+            eprintln!("soak: {error}");
+            connection = None;
+            // A session whose state is now unknown is replaced rather than checked.
+            sessions.clear();
+        }
+    }
+}
+
+/// `/read` or `/incr` on a session: the answer must be its counter plus `step`.
+fn check(
+    connection: &mut Option<TcpStream>,
+    port: u16,
+    route: &str,
+    owned: &mut Owned,
+    step: i64,
+) -> Result<(), String> {
+    let response = request(connection, port, route, Some(&owned.cookie))?;
+    owned.counter += step;
+    if response.body != owned.counter.to_string() {
+        return Err(format!(
+            "{route} answered {:?} where the counter is {}",
+            response.body, owned.counter
+        ));
+    }
+    Ok(())
+}
+
+/// Logs a session out and starts a new one in its place.
+fn churn(connection: &mut Option<TcpStream>, port: u16, owned: &mut Owned) -> Result<(), String> {
+    let response = request(connection, port, "/logout", Some(&owned.cookie))?;
+    if response.cookie.is_none() {
+        return Err("/logout did not remove the cookie".to_owned());
+    }
+    *owned = start_session(connection, port)?;
+    Ok(())
+}
+
+fn start_session(connection: &mut Option<TcpStream>, port: u16) -> Result<Owned, String> {
+    let response = request(connection, port, "/new", None)?;
+    let cookie = response.cookie.ok_or("/new set no cookie")?;
+    Ok(Owned { cookie, counter: 0 })
+}
+
+struct Response {
+    cookie: Option<String>,
+    body: String,
+}
+
+/// One request on the keep-alive connection (opened when there is none); anything but a
+/// complete 200 answer is an error.
+fn request(
+    connection: &mut Option<TcpStream>,
+    port: u16,
+    route: &str,
+    cookie: Option<&str>,
+) -> Result<Response, String> {
+    let stream = match connection {
+        Some(stream) => stream,
+        None => {
+            let stream =
+                TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .map_err(|e| e.to_string())?;
+            connection.insert(stream)
+        }
+    };
+    let cookie_line = cookie.map_or(String::new(), |c| format!("Cookie: {c}\r\n"));
+    let text = format!("GET {route} HTTP/1.1\r\nHost: 127.0.0.1\r\n{cookie_line}\r\n");
+    stream
+        .write_all(text.as_bytes())
+        .map_err(|e| format!("{route}: {e}"))?;
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some((status, cookie, body)) = parse_response(&buffer) {
+            if status != 200 {
+                return Err(format!("{route} answered {status}"));
+            }
+            return Ok(Response { cookie, body });
+        }
+        let n = stream
+            .read(&mut chunk)
+            .map_err(|e| format!("{route}: {e}"))?;
+        if n == 0 {
+            return Err(format!("{route}: the server closed the connection"));
+        }
+        buffer.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// A complete response at the start of `buffer`: status, the cookie pair it sets, body.
+fn parse_response(buffer: &[u8]) -> Option<(u16, Option<String>, String)> {
+    let text = std::str::from_utf8(buffer).ok()?;
+    let header_end = text.find("\r\n\r\n")? + 4;
+    let headers = &text[..header_end];
+    let status = headers.split_whitespace().nth(1)?.parse().ok()?;
+    let mut length = 0;
+    let mut cookie = None;
+    for line in headers.lines() {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        if name.eq_ignore_ascii_case("content-length") {
+            length = value.trim().parse().ok()?;
+        } else if name.eq_ignore_ascii_case("set-cookie") {
+            cookie = value.trim().split(';').next().map(str::to_owned);
+        }
+    }
+    let body = text.get(header_end..header_end + length)?;
+    Some((status, cookie, body.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn responses_parse_with_status_cookie_and_body() {
+        let response = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nset-cookie: session=a.b; Path=/; HttpOnly\r\n\r\n41";
+        assert_eq!(
+            parse_response(response),
+            Some((200, Some("session=a.b".to_owned()), "41".to_owned()))
+        );
+        assert_eq!(
+            parse_response(&response[..response.len() - 1]),
+            None,
+            "body incomplete"
+        );
+        let error = b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n";
+        assert_eq!(parse_response(error), Some((503, None, String::new())));
+    }
+}
