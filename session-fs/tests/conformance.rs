@@ -2,21 +2,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
 
-fn scratch_dir() -> std::path::PathBuf {
-    let base = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("session-fs-conformance");
-    std::fs::create_dir_all(&base).unwrap();
-    tempfile::Builder::new()
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
-        .tempdir_in(base)
-        .unwrap()
-        .keep()
-}
+mod common;
+
+use common::scratch_dir;
 
 mod inline_io {
     use super::*;
 
     session_core::store_conformance_tests!(async {
-        session_fs::FileStore::new(scratch_dir()).unwrap()
+        session_fs::FileStore::new(scratch_dir("conformance")).unwrap()
     });
 }
 
@@ -24,7 +18,7 @@ mod offloaded_io {
     use super::*;
 
     session_core::store_conformance_tests!(async {
-        session_fs::FileStore::builder(scratch_dir())
+        session_fs::FileStore::builder(scratch_dir("conformance"))
             .offload_io(true)
             .build()
             .unwrap()
@@ -34,7 +28,7 @@ mod offloaded_io {
 #[test]
 fn operation_futures_are_small() {
     for offload_io in [false, true] {
-        let store = session_fs::FileStore::builder(scratch_dir())
+        let store = session_fs::FileStore::builder(scratch_dir("conformance"))
             .offload_io(offload_io)
             .build()
             .unwrap();

@@ -4,21 +4,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
 
+mod common;
+
 use std::fs;
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use session_fs::{BuildStep, ExposedDirectory, FileStore, FileStoreError};
 
-fn scratch_dir() -> PathBuf {
-    let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("session-fs-directory");
-    fs::create_dir_all(&base).unwrap();
-    tempfile::Builder::new()
-        .permissions(fs::Permissions::from_mode(0o700))
-        .tempdir_in(base)
-        .unwrap()
-        .keep()
-}
+use common::scratch_dir;
 
 fn mode(path: &Path) -> u32 {
     fs::metadata(path).unwrap().permissions().mode() & 0o7777
@@ -31,7 +25,7 @@ fn chmod(path: &Path, mode: u32) {
 #[test]
 fn a_directory_others_can_list_is_refused_and_left_as_it_is() {
     for exposed in [0o755, 0o750, 0o705, 0o722, 0o777, 0o1777] {
-        let dir = scratch_dir();
+        let dir = scratch_dir("directory");
         chmod(&dir, exposed);
         match FileStore::new(&dir) {
             Err(FileStoreError::ExposedDirectory { path, mode }) => {
@@ -46,7 +40,7 @@ fn a_directory_others_can_list_is_refused_and_left_as_it_is() {
         );
     }
     // The message names the directory and the way out; `?` turns it into an io::Error.
-    let dir = scratch_dir();
+    let dir = scratch_dir("directory");
     chmod(&dir, 0o755);
     let error = FileStore::new(&dir).unwrap_err();
     let message = error.to_string();
@@ -58,7 +52,7 @@ fn a_directory_others_can_list_is_refused_and_left_as_it_is() {
 
 #[test]
 fn tighten_makes_an_exposed_directory_private() {
-    let dir = scratch_dir();
+    let dir = scratch_dir("directory");
     chmod(&dir, 0o755);
     FileStore::builder(&dir)
         .exposed_directory(ExposedDirectory::Tighten)
@@ -67,7 +61,7 @@ fn tighten_makes_an_exposed_directory_private() {
     assert_eq!(mode(&dir), 0o700);
     // Files that the group may read keep the group's read and search bits on the
     // directory, not others' nor the group's write bit.
-    let dir = scratch_dir();
+    let dir = scratch_dir("directory");
     chmod(&dir, 0o777);
     FileStore::builder(&dir)
         .file_mode(0o640)
@@ -80,17 +74,17 @@ fn tighten_makes_an_exposed_directory_private() {
 #[test]
 fn a_directory_that_exposes_nothing_more_than_the_files_is_accepted() {
     // Search alone lists no names.
-    let dir = scratch_dir();
+    let dir = scratch_dir("directory");
     chmod(&dir, 0o711);
     FileStore::new(&dir).unwrap();
     assert_eq!(mode(&dir), 0o711);
     // Files the group may read anyway.
-    let dir = scratch_dir();
+    let dir = scratch_dir("directory");
     chmod(&dir, 0o750);
     FileStore::builder(&dir).file_mode(0o640).build().unwrap();
     assert_eq!(mode(&dir), 0o750);
     // A directory the store creates is private, whatever is above it.
-    let parent = scratch_dir();
+    let parent = scratch_dir("directory");
     chmod(&parent, 0o755);
     FileStore::new(parent.join("sessions")).unwrap();
     assert_eq!(mode(&parent.join("sessions")), 0o700);
@@ -98,9 +92,9 @@ fn a_directory_that_exposes_nothing_more_than_the_files_is_accepted() {
 
 #[test]
 fn a_link_where_a_lock_file_goes_is_not_followed() {
-    let dir = scratch_dir();
+    let dir = scratch_dir("directory");
     fs::create_dir(dir.join(".locks")).unwrap();
-    let elsewhere = scratch_dir();
+    let elsewhere = scratch_dir("directory");
     // One to a file that does not exist yet (a follower would create it), one to a file
     // that does (a follower would write its counts into it).
     let missing = elsewhere.join("created-through-the-link");
@@ -118,7 +112,7 @@ fn a_link_where_a_lock_file_goes_is_not_followed() {
     assert_eq!(fs::read(&existing).unwrap(), b"keep");
 
     // A directory where a lock file goes is refused the same way.
-    let dir = scratch_dir();
+    let dir = scratch_dir("directory");
     fs::create_dir_all(dir.join(".locks/00")).unwrap();
     match FileStore::new(&dir) {
         Err(FileStoreError::UnsafeLockPath { path }) => assert_eq!(path, dir.join(".locks/00")),
@@ -126,7 +120,7 @@ fn a_link_where_a_lock_file_goes_is_not_followed() {
     }
 
     // Nor is a link in place of the lock directory.
-    let dir = scratch_dir();
+    let dir = scratch_dir("directory");
     std::os::unix::fs::symlink(&elsewhere, dir.join(".locks")).unwrap();
     assert!(matches!(
         FileStore::new(&dir),
@@ -143,7 +137,7 @@ fn a_directory_another_user_owns_is_refused_even_with_tighten() {
     // A private directory that a local user made in advance for a server that runs as
     // root (the tests do: only root may give a directory away).
     // Root could also tighten one that is exposed, but its owner could open it again.
-    let dir = scratch_dir();
+    let dir = scratch_dir("directory");
     for given in [0o700, 0o755] {
         std::os::unix::fs::chown(&dir, Some(65534), Some(65534))
             .expect("chown to uid 65534 (this test needs root)");
@@ -152,7 +146,7 @@ fn a_directory_another_user_owns_is_refused_even_with_tighten() {
             match FileStore::builder(&dir).exposed_directory(exposed).build() {
                 Err(FileStoreError::NotOwned { path, owner, user }) => {
                     assert_eq!((path, owner), (dir.clone(), 65534));
-                    assert_eq!(user, fs::metadata(scratch_dir()).unwrap().uid());
+                    assert_eq!(user, fs::metadata(scratch_dir("directory")).unwrap().uid());
                 }
                 other => panic!("{given:o}, {exposed:?}: expected a refusal, got {other:?}"),
             }
@@ -178,7 +172,7 @@ fn a_directory_another_user_owns_is_refused_even_with_tighten() {
 
 #[test]
 fn an_io_error_names_the_path_and_the_step() {
-    let dir = scratch_dir();
+    let dir = scratch_dir("directory");
     fs::write(dir.join("file"), b"not a directory").unwrap();
     let path = dir.join("file/sessions");
     let error = FileStore::new(&path).unwrap_err();

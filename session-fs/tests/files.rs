@@ -3,43 +3,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
 
+mod common;
+
 use std::fs;
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use session_core::{IdLength, Loaded, Revision, SessionId, Store, StoreError, StoreKey};
+use session_core::{IdLength, Loaded, Revision, Store, StoreError, StoreKey};
 use session_fs::FileStore;
 
-fn scratch_dir() -> PathBuf {
-    let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("session-fs-files");
-    fs::create_dir_all(&base).unwrap();
-    tempfile::Builder::new()
-        .permissions(fs::Permissions::from_mode(0o700))
-        .tempdir_in(base)
-        .unwrap()
-        .keep()
-}
-
-fn key() -> StoreKey {
-    StoreKey::new(
-        "session:",
-        &SessionId::generate(IdLength::default()).unwrap(),
-    )
-}
-
-fn hour() -> SystemTime {
-    SystemTime::now() + Duration::from_secs(3600)
-}
-
-fn session_files(dir: &Path) -> Vec<PathBuf> {
-    fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| !p.file_name().unwrap().to_str().unwrap().starts_with('.'))
-        .collect()
-}
+use common::{hour, key, scratch_dir, session_files};
 
 fn stray_temp_files(dir: &Path) -> Vec<PathBuf> {
     fs::read_dir(dir)
@@ -51,7 +26,7 @@ fn stray_temp_files(dir: &Path) -> Vec<PathBuf> {
 
 #[tokio::test]
 async fn creates_the_directory_and_private_files() {
-    let dir = scratch_dir().join("nested/sessions");
+    let dir = scratch_dir("files").join("nested/sessions");
     let store = FileStore::new(&dir).unwrap();
     assert_eq!(
         fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
@@ -75,7 +50,7 @@ async fn file_mode_is_configurable() {
     // 0o640 passes the usual umask (022) untouched; 0o660 loses its group write bit to
     // it, so the store must put that bit back itself.
     for wanted in [0o640, 0o660] {
-        let dir = scratch_dir();
+        let dir = scratch_dir("files");
         let store = FileStore::builder(&dir).file_mode(wanted).build().unwrap();
         let key = key();
         let revision = store.create(&key, b"x", hour()).await.unwrap();
@@ -94,7 +69,7 @@ async fn file_mode_is_configurable() {
 
 #[tokio::test]
 async fn writes_leave_no_temporary_files() {
-    let dir = scratch_dir();
+    let dir = scratch_dir("files");
     let store = FileStore::new(&dir).unwrap();
     let keys: Vec<_> = (0..20).map(|_| key()).collect();
     for key in &keys {
@@ -117,7 +92,7 @@ async fn writes_leave_no_temporary_files() {
 
 #[tokio::test]
 async fn touch_rewrites_only_the_expiry_in_place() {
-    let dir = scratch_dir();
+    let dir = scratch_dir("files");
     let store = FileStore::new(&dir).unwrap();
     let key = key();
     let revision = store.create(&key, b"payload", hour()).await.unwrap();
@@ -147,7 +122,7 @@ async fn touch_rewrites_only_the_expiry_in_place() {
 
 #[tokio::test]
 async fn a_file_without_a_header_is_absent_and_left_to_its_owner() {
-    let dir = scratch_dir();
+    let dir = scratch_dir("files");
     let store = FileStore::new(&dir).unwrap();
     let key = key();
     fs::write(dir.join(key.as_str()), b"not a session").unwrap();
@@ -180,7 +155,7 @@ fn raw_file(record_len: u32, expires_at: SystemTime, record: &[u8]) -> Vec<u8> {
 
 #[tokio::test]
 async fn the_header_keeps_the_record_length_and_files_without_it_still_load() {
-    let dir = scratch_dir();
+    let dir = scratch_dir("files");
     let store = FileStore::new(&dir).unwrap();
     let key = key();
     store.create(&key, b"payload", hour()).await.unwrap();
@@ -200,7 +175,7 @@ async fn the_header_keeps_the_record_length_and_files_without_it_still_load() {
 
 #[tokio::test]
 async fn a_file_shorter_than_its_header_says_is_absent() {
-    let dir = scratch_dir();
+    let dir = scratch_dir("files");
     let store = FileStore::new(&dir).unwrap();
     for (len, record) in [(10, &b"short"[..]), (5000, &[b'x'; 2000][..])] {
         let key = key();
@@ -217,7 +192,7 @@ async fn a_file_shorter_than_its_header_says_is_absent() {
 /// one remembers about a session must not outlive the other's removal of it.
 #[tokio::test]
 async fn a_session_removed_elsewhere_is_not_brought_back_by_a_store_that_knew_it() {
-    let dir = scratch_dir();
+    let dir = scratch_dir("files");
     let (here, elsewhere) = (FileStore::new(&dir).unwrap(), FileStore::new(&dir).unwrap());
     let (deleted, cleaned, kept) = (key(), key(), key());
     for key in [&deleted, &cleaned, &kept] {
@@ -251,7 +226,7 @@ async fn a_session_removed_elsewhere_is_not_brought_back_by_a_store_that_knew_it
 
 #[tokio::test]
 async fn files_without_a_revision_load_unversioned_and_update_at_unversioned() {
-    let dir = scratch_dir();
+    let dir = scratch_dir("files");
     let store = FileStore::new(&dir).unwrap();
     let (key, small, to_delete) = (key(), self::key(), self::key());
     let path = dir.join(key.as_str());
@@ -317,7 +292,7 @@ async fn files_without_a_revision_load_unversioned_and_update_at_unversioned() {
 /// own write must not outlive the other's write of the session.
 #[tokio::test]
 async fn a_revision_written_elsewhere_makes_a_stale_update_or_delete_a_conflict() {
-    let dir = scratch_dir();
+    let dir = scratch_dir("files");
     let (here, elsewhere) = (FileStore::new(&dir).unwrap(), FileStore::new(&dir).unwrap());
     let key = key();
     // Created here without the lock, so `here` remembers the first revision.
@@ -372,7 +347,7 @@ fn stripe_of(key: &StoreKey) -> u64 {
 
 #[tokio::test]
 async fn an_update_at_the_revision_this_store_wrote_does_not_read_the_file() {
-    let dir = scratch_dir();
+    let dir = scratch_dir("files");
     let (store, elsewhere) = (FileStore::new(&dir).unwrap(), FileStore::new(&dir).unwrap());
     let key = key();
     let path = dir.join(key.as_str());
@@ -425,7 +400,7 @@ fn assert_conflict_with(result: Result<(), StoreError>, value: &[u8], revision: 
 
 #[tokio::test]
 async fn a_session_known_live_still_expires_for_update_and_touch() {
-    let dir = scratch_dir();
+    let dir = scratch_dir("files");
     let store = FileStore::new(&dir).unwrap();
     let key = key();
     let soon = SystemTime::now() + Duration::from_millis(50);
@@ -440,7 +415,7 @@ async fn a_session_known_live_still_expires_for_update_and_touch() {
 
 #[tokio::test]
 async fn a_session_file_removed_by_hand_is_noticed_after_a_delete() {
-    let dir = scratch_dir();
+    let dir = scratch_dir("files");
     let store = FileStore::new(&dir).unwrap();
     let key = key();
     store.create(&key, b"v1", hour()).await.unwrap();
@@ -457,7 +432,7 @@ async fn a_session_file_removed_by_hand_is_noticed_after_a_delete() {
 
 #[tokio::test]
 async fn debug_output_never_shows_a_session_id() {
-    let dir = scratch_dir();
+    let dir = scratch_dir("files");
     let store = FileStore::new(&dir).unwrap();
     let key = key();
     let revision = store.create(&key, b"v1", hour()).await.unwrap();
@@ -476,7 +451,7 @@ fn assert_unknown<T: std::fmt::Debug>(result: Result<T, StoreError>) {
 
 #[tokio::test]
 async fn delete_expired_counts_and_removes_only_expired_files() {
-    let dir = scratch_dir();
+    let dir = scratch_dir("files");
     let store = FileStore::new(&dir).unwrap();
     let past = SystemTime::now() - Duration::from_secs(1);
     let expired: Vec<_> = (0..1500).map(|_| key()).collect();
@@ -501,7 +476,7 @@ async fn delete_expired_counts_and_removes_only_expired_files() {
 
 #[tokio::test]
 async fn the_limit_evicts_the_sessions_closest_to_expiry() {
-    let dir = scratch_dir();
+    let dir = scratch_dir("files");
     let store = FileStore::builder(&dir).limit(20).build().unwrap();
     let mut keys = Vec::new();
     for i in 0..60u64 {
@@ -526,7 +501,7 @@ async fn the_limit_evicts_the_sessions_closest_to_expiry() {
 
 #[tokio::test]
 async fn the_limit_counts_sessions_already_on_disk() {
-    let dir = scratch_dir();
+    let dir = scratch_dir("files");
     let first = FileStore::new(&dir).unwrap();
     for _ in 0..10 {
         first.create(&key(), b"x", hour()).await.unwrap();
@@ -655,7 +630,7 @@ async fn two_processes_share_a_directory() {
         hammer(PathBuf::from(dir), "child").await;
         return;
     }
-    let dir = scratch_dir();
+    let dir = scratch_dir("files");
     let child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "two_processes_share_a_directory", "--nocapture"])
         .env("SESSION_FS_SHARED_DIR", &dir)

@@ -4,35 +4,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
 
+mod common;
+
 use std::fs;
-use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use session_core::{IdLength, SessionId, Store, StoreKey};
+use session_core::{Store, StoreKey};
 use session_fs::FileStore;
 
-fn scratch_dir() -> PathBuf {
-    let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("session-fs-foreign");
-    fs::create_dir_all(&base).unwrap();
-    tempfile::Builder::new()
-        .permissions(fs::Permissions::from_mode(0o700))
-        .tempdir_in(base)
-        .unwrap()
-        .keep()
-}
-
-fn key() -> StoreKey {
-    StoreKey::new(
-        "session:",
-        &SessionId::generate(IdLength::default()).unwrap(),
-    )
-}
-
-fn hour() -> SystemTime {
-    SystemTime::now() + Duration::from_secs(3600)
-}
+use common::{hour, key, scratch_dir};
 
 /// A session file's bytes as the store writes them (`SES2`), expired a second ago.
 fn expired_session_bytes() -> Vec<u8> {
@@ -79,7 +61,7 @@ fn plant(dir: &Path, kind: Foreign) -> PathBuf {
             assert!(made.success(), "mkfifo failed");
         }
         Foreign::Symlink => {
-            let target = scratch_dir().join("elsewhere");
+            let target = scratch_dir("foreign").join("elsewhere");
             fs::write(&target, expired_session_bytes()).unwrap();
             std::os::unix::fs::symlink(&target, &path).unwrap();
         }
@@ -103,7 +85,7 @@ fn still_there(path: &Path, kind: Foreign) {
 }
 
 async fn cleanup_leaves_it_alone(kind: Foreign) {
-    let dir = scratch_dir();
+    let dir = scratch_dir("foreign");
     let store = FileStore::new(&dir).unwrap();
     let planted = plant(&dir, kind);
     let soon = SystemTime::now() + Duration::from_millis(1);
@@ -122,7 +104,7 @@ async fn cleanup_leaves_it_alone(kind: Foreign) {
 }
 
 async fn eviction_leaves_it_alone(kind: Foreign) {
-    let dir = scratch_dir();
+    let dir = scratch_dir("foreign");
     let planted = plant(&dir, kind);
     let store = FileStore::builder(&dir).limit(4).build().unwrap();
     let mut keys = Vec::new();
@@ -180,7 +162,7 @@ both_survive! {
 /// no session is evicted until the sessions alone reach it.
 #[tokio::test]
 async fn foreign_entries_do_not_count_towards_the_limit() {
-    let dir = scratch_dir();
+    let dir = scratch_dir("foreign");
     for kind in [
         Foreign::File,
         Foreign::SessionNamedFile,

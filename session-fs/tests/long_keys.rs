@@ -4,27 +4,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
 
+mod common;
+
 use std::fs;
-use std::os::unix::fs::PermissionsExt as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use session_core::{Config, IdLength, SessionId, Store, StoreError, StoreKey};
 use session_fs::FileStore;
 
-fn scratch_dir() -> PathBuf {
-    let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("session-fs-long-keys");
-    fs::create_dir_all(&base).unwrap();
-    tempfile::Builder::new()
-        .permissions(fs::Permissions::from_mode(0o700))
-        .tempdir_in(base)
-        .unwrap()
-        .keep()
-}
-
-fn hour() -> SystemTime {
-    SystemTime::now() + Duration::from_secs(3600)
-}
+use common::{hour, scratch_dir};
 
 /// The longest prefix the core accepts, of a character every file name escapes (`/`, three
 /// bytes as `%2F`), with the longest id: a key whose escaped name has 578 bytes.
@@ -45,7 +34,7 @@ fn session_names(dir: &Path) -> Vec<String> {
 
 #[tokio::test]
 async fn a_key_whose_escaped_name_is_too_long_for_a_file_name_still_works() {
-    let dir = scratch_dir();
+    let dir = scratch_dir("long-keys");
     let store = FileStore::new(&dir).unwrap();
     let key = longest_key();
     let revision = store.create(&key, b"first", hour()).await.unwrap();
@@ -74,7 +63,7 @@ async fn a_key_whose_escaped_name_is_too_long_for_a_file_name_still_works() {
 
 #[tokio::test]
 async fn long_named_sessions_are_the_stores_own_for_cleanup_and_the_limit() {
-    let dir = scratch_dir();
+    let dir = scratch_dir("long-keys");
     let store = FileStore::builder(&dir).limit(10).build().unwrap();
     let soon = SystemTime::now() + Duration::from_millis(1);
     for _ in 0..3 {

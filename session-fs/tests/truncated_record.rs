@@ -4,49 +4,38 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
 
-use std::fs;
-use std::os::unix::fs::PermissionsExt as _;
-use std::path::Path;
-use std::time::{Duration, SystemTime};
+mod common;
 
-use session_core::{IdLength, SessionId, Store, StoreError, StoreKey};
+use std::fs;
+
+use session_core::{Store, StoreError};
 use session_fs::FileStore;
+
+use common::{hour, key, scratch_dir, session_files};
 
 #[tokio::test]
 async fn a_file_shorter_than_its_header_says_is_no_session_for_any_operation() {
-    let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("session-fs-truncated");
-    fs::create_dir_all(&base).unwrap();
-    let dir = tempfile::Builder::new()
-        .permissions(fs::Permissions::from_mode(0o700))
-        .tempdir_in(base)
-        .unwrap();
-    let key = StoreKey::new(
-        "session:",
-        &SessionId::generate(IdLength::default()).unwrap(),
-    );
-    let in_an_hour = SystemTime::now() + Duration::from_secs(3600);
-    let revision = FileStore::new(dir.path())
+    let dir = scratch_dir("truncated");
+    let key = key();
+    let in_an_hour = hour();
+    let revision = FileStore::new(&dir)
         .unwrap()
         .create(&key, &[b'r'; 200], in_an_hour)
         .await
         .unwrap();
-    let file = fs::read_dir(dir.path())
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .find(|path| {
-            path.is_file() && !path.file_name().unwrap().to_string_lossy().starts_with('.')
-        })
-        .unwrap();
-    let length = fs::metadata(&file).unwrap().len();
+    let [file] = &session_files(&dir)[..] else {
+        panic!("expected one session file");
+    };
+    let length = fs::metadata(file).unwrap().len();
     fs::OpenOptions::new()
         .write(true)
-        .open(&file)
+        .open(file)
         .unwrap()
         .set_len(length - 10)
         .unwrap();
 
     // A store that has not written the file itself reads the header to know it.
-    let store = FileStore::new(dir.path()).unwrap();
+    let store = FileStore::new(&dir).unwrap();
     assert!(store.load(&key).await.unwrap().is_none());
     assert!(matches!(
         store.touch(&key, in_an_hour).await,
