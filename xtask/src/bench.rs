@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::http::parse_response;
 use crate::process::{on_path, root, run, state_dir};
 use crate::services::{self, Kind};
 
@@ -556,10 +557,10 @@ impl Server {
                 .map_err(|e| e.to_string())?;
             // Read one whole response: headers, then content-length bytes.
             loop {
-                if let Some((cookie, consumed)) = parse_response(&buffer) {
+                if let Some(response) = parse_response(&buffer) {
                     // The no-session baseline sets none; its requests then carry none.
-                    cookies.extend(cookie);
-                    buffer.drain(..consumed);
+                    cookies.extend(response.cookie);
+                    buffer.drain(..response.len);
                     break;
                 }
                 let n = stream.read(&mut chunk).map_err(|e| e.to_string())?;
@@ -591,38 +592,6 @@ fn lookalike_cookies(count: usize) -> Vec<String> {
             format!("session={id}.{signature}")
         })
         .collect()
-}
-
-/// The first cookie pair set by a complete response at the start of `buffer`, and the
-/// response's length.
-fn parse_response(buffer: &[u8]) -> Option<(Option<String>, usize)> {
-    let text = std::str::from_utf8(buffer).ok()?;
-    let header_end = text.find("\r\n\r\n")? + 4;
-    let headers = &text[..header_end];
-    let length: usize = headers
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("content-length:")
-                .map(|v| v.trim().to_owned())
-        })
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    if buffer.len() < header_end + length {
-        return None;
-    }
-    let cookie = headers.lines().find_map(|line| {
-        let (name, value) = line.split_once(':')?;
-        name.eq_ignore_ascii_case("set-cookie").then(|| {
-            value
-                .trim()
-                .split(';')
-                .next()
-                .unwrap_or_default()
-                .to_owned()
-        })
-    });
-    Some((cookie, header_end + length))
 }
 
 impl Drop for Server {
@@ -740,15 +709,5 @@ mod tests {
         );
         let even = Ratios::of(&rps(&[100.0, 100.0]), &rps(&[90.0, 80.0]));
         assert!((even.median - 0.85).abs() < 1e-9, "{even:?}");
-    }
-
-    #[test]
-    fn responses_parse_with_their_cookie() {
-        let response =
-            b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\nset-cookie: sid=abc; Path=/\r\n\r\n0HTTP";
-        let (cookie, consumed) = parse_response(response).unwrap();
-        assert_eq!(cookie.as_deref(), Some("sid=abc"));
-        assert_eq!(consumed, response.len() - 4);
-        assert!(parse_response(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n0").is_none());
     }
 }

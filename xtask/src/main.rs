@@ -13,6 +13,7 @@
 
 mod bench;
 mod fuzz;
+mod http;
 mod mongoeco;
 mod process;
 mod services;

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::bench::{default_file_dir, Server, Target};
+use crate::http::{parse_response, Response};
 use crate::process::{root, run, state_dir};
 
 /// Sessions each client thread keeps.
@@ -244,11 +245,6 @@ fn start_session(connection: &mut Option<TcpStream>, port: u16) -> Result<Owned,
     Ok(Owned { cookie, counter: 0 })
 }
 
-struct Response {
-    cookie: Option<String>,
-    body: String,
-}
-
 /// One request on the keep-alive connection (opened when there is none); anything but a
 /// complete 200 answer is an error.
 fn request(
@@ -276,11 +272,11 @@ fn request(
     let mut buffer = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
-        if let Some((status, cookie, body)) = parse_response(&buffer) {
-            if status != 200 {
-                return Err(format!("{route} answered {status}"));
+        if let Some(response) = parse_response(&buffer) {
+            if response.status != 200 {
+                return Err(format!("{route} answered {}", response.status));
             }
-            return Ok(Response { cookie, body });
+            return Ok(response);
         }
         let n = stream
             .read(&mut chunk)
@@ -289,48 +285,5 @@ fn request(
             return Err(format!("{route}: the server closed the connection"));
         }
         buffer.extend_from_slice(&chunk[..n]);
-    }
-}
-
-/// A complete response at the start of `buffer`: status, the cookie pair it sets, body.
-fn parse_response(buffer: &[u8]) -> Option<(u16, Option<String>, String)> {
-    let text = std::str::from_utf8(buffer).ok()?;
-    let header_end = text.find("\r\n\r\n")? + 4;
-    let headers = &text[..header_end];
-    let status = headers.split_whitespace().nth(1)?.parse().ok()?;
-    let mut length = 0;
-    let mut cookie = None;
-    for line in headers.lines() {
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        if name.eq_ignore_ascii_case("content-length") {
-            length = value.trim().parse().ok()?;
-        } else if name.eq_ignore_ascii_case("set-cookie") {
-            cookie = value.trim().split(';').next().map(str::to_owned);
-        }
-    }
-    let body = text.get(header_end..header_end + length)?;
-    Some((status, cookie, body.to_owned()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn responses_parse_with_status_cookie_and_body() {
-        let response = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nset-cookie: session=a.b; Path=/; HttpOnly\r\n\r\n41";
-        assert_eq!(
-            parse_response(response),
-            Some((200, Some("session=a.b".to_owned()), "41".to_owned()))
-        );
-        assert_eq!(
-            parse_response(&response[..response.len() - 1]),
-            None,
-            "body incomplete"
-        );
-        let error = b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n";
-        assert_eq!(parse_response(error), Some((503, None, String::new())));
     }
 }
