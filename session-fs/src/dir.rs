@@ -158,9 +158,10 @@ impl Dir {
             .open(self.file(name))
     }
 
-    /// What the file `name` holds: its header if it is a whole session file. A file
-    /// shorter than its header says is not one, so that what `load` cannot read, `touch`,
-    /// `update` and `delete_if_unchanged` cannot find either.
+    /// What the file `name` holds: its header if it is a session file. One shorter than
+    /// its header says (a copy cut short) counts as expired, so that what `load` cannot
+    /// read, `touch`, `update` and `delete_if_unchanged` cannot find either, and the
+    /// cleanup removes it.
     pub(crate) fn read_header(&self, name: &str) -> io::Result<Entry> {
         let mut bytes = [0u8; HEADER_LEN];
         let read = self.open_for_reading(name).and_then(|mut file| {
@@ -177,7 +178,7 @@ impl Dir {
         if let Some(record_len) = header.record_len() {
             let whole = header.record_offset() as u64 + record_len as u64;
             if file.metadata()?.len() < whole {
-                return Ok(Entry::Foreign);
+                return Ok(Entry::Session(header.expired()));
             }
         }
         Ok(Entry::Session(header))

@@ -227,6 +227,15 @@ impl Header {
         from_unix_millis(self.expires_at)
     }
 
+    /// This header as already expired: what a damaged session file counts as, so that no
+    /// operation finds a session in it and the cleanup removes it.
+    pub(crate) fn expired(self) -> Self {
+        Self {
+            expires_at: 0,
+            ..self
+        }
+    }
+
     /// The record's revision; [`Revision::UNVERSIONED`] for a `SES1` file.
     pub(crate) fn revision(self) -> Revision {
         self.revision

@@ -51,3 +51,27 @@ async fn a_file_shorter_than_its_header_says_is_no_session_for_any_operation() {
     ));
     assert!(store.load(&key).await.unwrap().is_none(), "brought back");
 }
+
+#[tokio::test]
+async fn the_cleanup_removes_a_file_cut_short() {
+    let dir = scratch_dir("truncated");
+    let key = key();
+    FileStore::new(&dir)
+        .unwrap()
+        .create(&key, &[b'r'; 200], hour())
+        .await
+        .unwrap();
+    let [file] = &session_files(&dir)[..] else {
+        panic!("expected one session file");
+    };
+    let length = fs::metadata(file).unwrap().len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(file)
+        .unwrap()
+        .set_len(length - 10)
+        .unwrap();
+    let store = FileStore::new(&dir).unwrap();
+    assert_eq!(store.delete_expired().await.unwrap(), 1);
+    assert!(session_files(&dir).is_empty(), "the cut file stayed");
+}
