@@ -14,6 +14,9 @@ use std::time::SystemTime;
 
 use crate::process::{root, run};
 
+/// The cargo-fuzz installed when none is: the version these targets are run with.
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
+
 /// How long each target runs unless `--seconds` says otherwise.
 const DEFAULT_SECONDS: u64 = 60;
 
@@ -29,6 +32,7 @@ pub(crate) fn command(args: &[String]) -> Result<(), String> {
     let (seconds, requested) = parse(args)?;
     let fuzz_dir = root().join("session-core").join("fuzz");
     ensure_cargo_fuzz()?;
+    check_lock(&fuzz_dir)?;
     let known = list_targets(&fuzz_dir)?;
     let targets = if requested.is_empty() {
         known
@@ -137,7 +141,34 @@ fn ensure_cargo_fuzz() -> Result<(), String> {
     if installed {
         return Ok(());
     }
-    run(Command::new("cargo").args(["install", "cargo-fuzz", "--locked"]))
+    run(Command::new("cargo").args([
+        "install",
+        "cargo-fuzz",
+        "--version",
+        CARGO_FUZZ_VERSION,
+        "--locked",
+    ]))
+}
+
+/// Fails if the fuzz crate's `Cargo.lock` does not match its dependencies: `cargo fuzz`
+/// has no `--locked` and would rewrite it, leaving the tree dirty.
+fn check_lock(fuzz_dir: &Path) -> Result<(), String> {
+    run(Command::new("cargo")
+        .args([
+            "metadata",
+            "--locked",
+            "--format-version",
+            "1",
+            "--manifest-path",
+        ])
+        .arg(fuzz_dir.join("Cargo.toml"))
+        .stdout(std::process::Stdio::null()))
+    .map_err(|e| {
+        format!(
+            "{e}: session-core/fuzz/Cargo.lock is out of date; run \
+             `cargo update --workspace --manifest-path session-core/fuzz/Cargo.toml` and commit it"
+        )
+    })
 }
 
 fn list_targets(fuzz_dir: &Path) -> Result<Vec<String>, String> {
