@@ -21,6 +21,9 @@ use crate::process::{root, run, state_dir};
 
 /// Sessions each client thread keeps.
 const SESSIONS_PER_CLIENT: usize = 16;
+/// The longest run: a day.
+const MAX_MINUTES: f64 = 24.0 * 60.0;
+
 /// The largest growth of the server's memory after warm-up that passes.
 const MAX_GROWTH: f64 = 0.10;
 
@@ -45,8 +48,10 @@ fn parse(args: &[String]) -> Result<Options, String> {
                 options.minutes = value("--minutes")?
                     .parse()
                     .ok()
-                    .filter(|m: &f64| *m > 0.0)
-                    .ok_or("--minutes takes a positive number")?
+                    .filter(|m: &f64| *m > 0.0 && *m <= MAX_MINUTES)
+                    .ok_or(format!(
+                        "--minutes takes a number above 0, at most {MAX_MINUTES}"
+                    ))?
             }
             "--clients" => {
                 options.clients = value("--clients")?
@@ -86,8 +91,16 @@ pub(crate) fn command(args: &[String]) -> Result<(), String> {
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch).map_err(|e| e.to_string())?;
     let target = Target::prepare(&options.store, &scratch, &default_file_dir())?;
+    let result = soak(&options, &target);
+    target.finish();
+    result
+}
+
+/// The run itself, against a prepared store.
+fn soak(options: &Options, target: &Target) -> Result<(), String> {
     let binary = root().join("target").join("release").join("bench");
     let server = Server::start(&binary, &target.library_url)?;
+    let pid = server.child.id();
     println!(
         "soak: {} for {} min, {} clients; every 30 s: requests per second, errors, server RSS",
         target.label, options.minutes, options.clients
@@ -105,15 +118,14 @@ pub(crate) fn command(args: &[String]) -> Result<(), String> {
     let started = Instant::now();
     let length = Duration::from_secs_f64(options.minutes * 60.0);
     let warm_up = (length / 10).min(Duration::from_secs(60));
-    let mut warm_rss = None;
+    // Resident memory after warm-up, sampled every 30 s.
+    let mut samples: Vec<u64> = Vec::new();
     let mut last = (Instant::now(), 0);
-    let mut peak_rss = 0;
     while started.elapsed() < length {
         std::thread::sleep(Duration::from_secs(30).min(length.saturating_sub(started.elapsed())));
-        let rss = rss_kib(server.child.id()).unwrap_or(0);
-        peak_rss = peak_rss.max(rss);
-        if warm_rss.is_none() && started.elapsed() >= warm_up {
-            warm_rss = Some(rss);
+        let rss = rss_kib(pid).ok_or("cannot read the server's memory: has it exited?")?;
+        if started.elapsed() >= warm_up {
+            samples.push(rss);
         }
         let requests = counters.requests.load(Ordering::Relaxed);
         let rate = (requests - last.1) as f64 / last.0.elapsed().as_secs_f64();
@@ -131,13 +143,22 @@ pub(crate) fn command(args: &[String]) -> Result<(), String> {
     for client in clients {
         let _ = client.join();
     }
-    let final_rss = rss_kib(server.child.id()).unwrap_or(0);
+    samples.push(rss_kib(pid).ok_or("cannot read the server's memory: has it exited?")?);
     drop(server);
-    target.finish();
 
     let requests = counters.requests.load(Ordering::Relaxed);
     let errors = counters.errors.load(Ordering::Relaxed);
-    let warm_rss = warm_rss.unwrap_or(final_rss).max(1);
+    // The first sample after warm-up against the largest of the last three: one low
+    // sample at the end cannot hide growth.
+    let warm_rss = samples[0].max(1);
+    let final_rss = samples
+        .iter()
+        .rev()
+        .take(3)
+        .copied()
+        .max()
+        .unwrap_or(warm_rss);
+    let peak_rss = samples.iter().copied().max().unwrap_or(warm_rss);
     let growth = final_rss as f64 / warm_rss as f64 - 1.0;
     println!(
         "soak: {requests} requests, {errors} errors; RSS {:.1} MiB after warm-up, {:.1} MiB at the end ({:+.1} %), peak {:.1} MiB",
@@ -186,104 +207,123 @@ fn client(port: u16, seed: u64, counters: &Counters, stop: &AtomicBool) {
         random ^= random << 17;
         random
     };
-    let mut connection = None;
+    let mut connection = Connection::new(port);
     let mut sessions: Vec<Owned> = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         let outcome = if sessions.len() < SESSIONS_PER_CLIENT {
-            start_session(&mut connection, port).map(|owned| sessions.push(owned))
+            connection.start_session().map(|owned| sessions.push(owned))
         } else {
             let slot = (next() % SESSIONS_PER_CLIENT as u64) as usize;
             match next() % 100 {
-                0..=59 => check(&mut connection, port, "/read", &mut sessions[slot], 0),
-                60..=84 => check(&mut connection, port, "/incr", &mut sessions[slot], 1),
-                _ => churn(&mut connection, port, &mut sessions[slot]),
+                0..=59 => connection.check("/read", &mut sessions[slot], 0),
+                60..=84 => connection.check("/incr", &mut sessions[slot], 1),
+                _ => connection.churn(&mut sessions[slot]),
             }
         };
-        counters.requests.fetch_add(1, Ordering::Relaxed);
+        counters
+            .requests
+            .fetch_add(std::mem::take(&mut connection.sent), Ordering::Relaxed);
         if let Err(error) = outcome {
             counters.errors.fetch_add(1, Ordering::Relaxed);
             eprintln!("soak: {error}");
-            connection = None;
+            connection.stream = None;
             // A session whose state is now unknown is replaced rather than checked.
             sessions.clear();
         }
     }
 }
 
-/// `/read` or `/incr` on a session: the answer must be its counter plus `step`.
-fn check(
-    connection: &mut Option<TcpStream>,
+/// A client's keep-alive connection, opened again after an error.
+struct Connection {
+    stream: Option<TcpStream>,
     port: u16,
-    route: &str,
-    owned: &mut Owned,
-    step: i64,
-) -> Result<(), String> {
-    let response = request(connection, port, route, Some(&owned.cookie))?;
-    owned.counter += step;
-    if response.body != owned.counter.to_string() {
-        return Err(format!(
-            "{route} answered {:?} where the counter is {}",
-            response.body, owned.counter
-        ));
-    }
-    Ok(())
+    /// Requests sent since the caller last took the count.
+    sent: u64,
 }
 
-/// Logs a session out and starts a new one in its place.
-fn churn(connection: &mut Option<TcpStream>, port: u16, owned: &mut Owned) -> Result<(), String> {
-    let response = request(connection, port, "/logout", Some(&owned.cookie))?;
-    if response.cookie.is_none() {
-        return Err("/logout did not remove the cookie".to_owned());
-    }
-    *owned = start_session(connection, port)?;
-    Ok(())
-}
-
-fn start_session(connection: &mut Option<TcpStream>, port: u16) -> Result<Owned, String> {
-    let response = request(connection, port, "/new", None)?;
-    let cookie = response.cookie.ok_or("/new set no cookie")?;
-    Ok(Owned { cookie, counter: 0 })
-}
-
-/// One request on the keep-alive connection (opened when there is none); anything but a
-/// complete 200 answer is an error.
-fn request(
-    connection: &mut Option<TcpStream>,
-    port: u16,
-    route: &str,
-    cookie: Option<&str>,
-) -> Result<Response, String> {
-    let stream = match connection {
-        Some(stream) => stream,
-        None => {
-            let stream =
-                TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
-            stream
-                .set_read_timeout(Some(Duration::from_secs(10)))
-                .map_err(|e| e.to_string())?;
-            connection.insert(stream)
+impl Connection {
+    fn new(port: u16) -> Self {
+        Self {
+            stream: None,
+            port,
+            sent: 0,
         }
-    };
-    let cookie_line = cookie.map_or(String::new(), |c| format!("Cookie: {c}\r\n"));
-    let text = format!("GET {route} HTTP/1.1\r\nHost: 127.0.0.1\r\n{cookie_line}\r\n");
-    stream
-        .write_all(text.as_bytes())
-        .map_err(|e| format!("{route}: {e}"))?;
-    let mut buffer = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        if let Some(response) = parse_response(&buffer) {
-            if response.status != 200 {
-                return Err(format!("{route} answered {}", response.status));
+    }
+
+    /// `/read` or `/incr` on a session: the answer must be its counter plus `step`.
+    fn check(&mut self, route: &str, owned: &mut Owned, step: i64) -> Result<(), String> {
+        let response = self.request(route, Some(&owned.cookie))?;
+        owned.counter += step;
+        if response.body != owned.counter.to_string() {
+            return Err(format!(
+                "{route} answered {:?} where the counter is {}",
+                response.body, owned.counter
+            ));
+        }
+        Ok(())
+    }
+
+    /// Logs a session out, checks that it is gone, and starts a new one in its place.
+    fn churn(&mut self, owned: &mut Owned) -> Result<(), String> {
+        let response = self.request("/logout", Some(&owned.cookie))?;
+        if !response.cookie.as_deref().is_some_and(|c| c.ends_with('=')) {
+            return Err(format!(
+                "/logout did not remove the cookie (Set-Cookie {:?})",
+                response.cookie
+            ));
+        }
+        let after = self.request("/read", Some(&owned.cookie))?;
+        if after.body != "0" {
+            return Err(format!(
+                "a logged-out session still answers: /read gave {:?}",
+                after.body
+            ));
+        }
+        *owned = self.start_session()?;
+        Ok(())
+    }
+
+    fn start_session(&mut self) -> Result<Owned, String> {
+        let response = self.request("/new", None)?;
+        let cookie = response.cookie.ok_or("/new set no cookie")?;
+        Ok(Owned { cookie, counter: 0 })
+    }
+
+    /// One request; anything but a complete 200 answer is an error.
+    fn request(&mut self, route: &str, cookie: Option<&str>) -> Result<Response, String> {
+        let stream = match &mut self.stream {
+            Some(stream) => stream,
+            None => {
+                let stream = TcpStream::connect(("127.0.0.1", self.port))
+                    .map_err(|e| format!("connect: {e}"))?;
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(10)))
+                    .map_err(|e| e.to_string())?;
+                self.stream.insert(stream)
             }
-            return Ok(response);
-        }
-        let n = stream
-            .read(&mut chunk)
+        };
+        let cookie_line = cookie.map_or(String::new(), |c| format!("Cookie: {c}\r\n"));
+        let text = format!("GET {route} HTTP/1.1\r\nHost: 127.0.0.1\r\n{cookie_line}\r\n");
+        self.sent += 1;
+        stream
+            .write_all(text.as_bytes())
             .map_err(|e| format!("{route}: {e}"))?;
-        if n == 0 {
-            return Err(format!("{route}: the server closed the connection"));
+        let mut buffer = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            if let Some(response) = parse_response(&buffer) {
+                if response.status != 200 {
+                    return Err(format!("{route} answered {}", response.status));
+                }
+                return Ok(response);
+            }
+            let n = stream
+                .read(&mut chunk)
+                .map_err(|e| format!("{route}: {e}"))?;
+            if n == 0 {
+                return Err(format!("{route}: the server closed the connection"));
+            }
+            buffer.extend_from_slice(&chunk[..n]);
         }
-        buffer.extend_from_slice(&chunk[..n]);
     }
 }
