@@ -43,14 +43,19 @@
 //! milliseconds.
 //!
 //! # A server that is down or does not answer
-//! Every call to the server fails with `StoreError::Unavailable` (answered with 503 by the
-//! middleware) once it has taken the store's timeout ([`MongoStoreBuilder::timeout`], 2 s
-//! by default): the driver bounds selecting a server and connecting, but would wait
-//! without end for the answer of a server that took a request and stopped (frozen, or
-//! behind a network that drops packets), so the store bounds each call itself. A call
-//! given up on may still be applied by the server later, as with any answer that was
-//! lost. The driver reconnects by itself, so the store works again as soon as the server
-//! does.
+//! The store's timeout ([`MongoStoreBuilder::timeout`], 2 s by default) bounds each round
+//! trip to the server: each call to the driver, selecting a server and connecting
+//! included. One that takes longer fails with `StoreError::Unavailable` (answered with
+//! 503 by the middleware). A call that needs two round trips (`create`'s insert then
+//! take-over, an `update` or `delete_if_unchanged` that matched nothing then the read
+//! that explains why, `load_and_touch`) may take up to two timeouts, and
+//! `delete_expired` up to three per batch (find the ids, read them, delete). Creating the TTL index at start is bounded too.
+//! The driver bounds selecting a server and connecting, but would wait without end for
+//! the answer of a server that took a request and stopped answering (a frozen process,
+//! whose system keeps its connections open), so the store bounds each call itself. A
+//! call given up on may still be applied by the server later, as with any answer that
+//! was lost. The driver reconnects by itself, so the store works again as soon as the
+//! server does.
 
 use std::future::{Future, IntoFuture};
 use std::time::{Duration, SystemTime};
@@ -117,7 +122,9 @@ impl MongoStoreBuilder {
     /// How long a call to the server may take, selecting a server and connecting
     /// included, before it fails with `StoreError::Unavailable` (default 2 s; the driver
     /// alone would take 30 s to give up on selecting a server, and never on an answer).
-    /// It bounds the calls of a store made [`with_client`](Self::with_client) too.
+    /// It bounds each round trip of a call (a call of two round trips may take two
+    /// timeouts) and the creation of the TTL index, for a store made
+    /// [`with_client`](Self::with_client) too.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -160,11 +167,12 @@ impl MongoStoreBuilder {
                     .build(),
             )
             .build();
-        collection.create_index(ttl_index).await.map_err(failed)?;
-        Ok(MongoStore {
+        let store = MongoStore {
             collection,
             timeout: self.timeout,
-        })
+        };
+        store.call(store.collection.create_index(ttl_index)).await?;
+        Ok(store)
     }
 }
 

@@ -59,14 +59,19 @@
 //! [`StoreError::Conflict`], which then carries the current row.
 //!
 //! # A database that is down or does not answer
-//! Every statement, getting its connection included, fails with
-//! [`StoreError::Unavailable`] (answered with 503 by the middleware) once it has taken the
-//! store's timeout ([`SqlStoreBuilder::timeout`], 3 s by default): a database that is down,
-//! frozen, behind a network that drops packets, or holding a lock the statement waits on.
-//! sqlx bounds only the wait for a connection, so the store bounds the statement itself.
-//! A statement given up on may still be applied by the database later, as with any
-//! answer that was lost. The pool opens new connections as needed, so the store works
-//! again as soon as the database does, without a restart.
+//! The store's timeout ([`SqlStoreBuilder::timeout`], 3 s by default) bounds each round
+//! trip to the database: each statement, getting its connection included. One that takes
+//! longer fails with [`StoreError::Unavailable`] (answered with 503 by the middleware),
+//! whether the database is down, frozen, unreachable or holding a lock the statement
+//! waits on. A call that needs two statements (`create`'s insert then take-over, or a
+//! conditional write that matched nothing, then the `load` that explains why) may take
+//! up to two timeouts, and `delete_expired` up to one per batch. Creating the table at
+//! start is bounded by one timeout as a whole. sqlx bounds only the wait for a
+//! connection, so the store bounds the statement itself, and drops a connection whose
+//! statement it gave up on instead of returning it to the pool, where it would stay taken
+//! until the database answered. A statement given up on may still be applied by the
+//! database later, as with any answer that was lost. The pool opens new connections as
+//! needed, so the store works again as soon as the database does, without a restart.
 
 mod dialect;
 mod pool;
@@ -139,7 +144,9 @@ impl SqlStoreBuilder {
 
     /// How long a statement may take, getting its connection included, before it fails
     /// with `StoreError::Unavailable` (default 3 s). It bounds every statement whatever
-    /// the pool; for pools made from a URL it is also the pool's acquire timeout.
+    /// the pool (a call of two statements may take two timeouts), and creating the table
+    /// at start as a whole; for pools made from a URL it is also the pool's acquire
+    /// timeout.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -165,7 +172,9 @@ impl SqlStoreBuilder {
         }
         let queries = dialect.queries(&self.table, self.schema.as_deref());
         if self.create_table {
-            pool.create_table(&queries).await?;
+            tokio::time::timeout(self.timeout, pool.create_table(&queries))
+                .await
+                .map_err(|_| StoreError::unavailable(BACKEND, TimedOut(self.timeout)))??;
         }
         Ok(SqlStore {
             inner: Arc::new(Inner {
@@ -258,14 +267,21 @@ fn revision(number: i64) -> Revision {
 
 impl SqlStore {
     /// `statement`, failed with `Unavailable` if it takes longer than the timeout.
-    async fn bounded<T>(
+    ///
+    /// Not an `async fn`: the statement's future, which holds its connection, is boxed
+    /// here, so that the future this returns holds that box and the timer, and the store's
+    /// operation futures stay small.
+    fn bounded<'a, T>(
         &self,
-        statement: impl Future<Output = Result<T, StoreError>>,
-    ) -> Result<T, StoreError> {
+        statement: impl Future<Output = Result<T, StoreError>> + 'a,
+    ) -> impl Future<Output = Result<T, StoreError>> + 'a {
         let timeout = self.inner.timeout;
-        tokio::time::timeout(timeout, statement)
-            .await
-            .unwrap_or_else(|_| Err(StoreError::unavailable(BACKEND, TimedOut(timeout))))
+        let bounded = tokio::time::timeout(timeout, Box::pin(statement));
+        async move {
+            bounded
+                .await
+                .unwrap_or_else(|_| Err(StoreError::unavailable(BACKEND, TimedOut(timeout))))
+        }
     }
 
     /// Runs one statement within the timeout; the rows it affected.

@@ -4,6 +4,8 @@
 use std::time::Duration;
 
 use session_core::StoreError;
+use sqlx::pool::PoolConnection;
+use sqlx::{Connection as _, Database, Pool};
 
 use crate::dialect::{Dialect, Queries};
 use crate::BACKEND;
@@ -68,6 +70,67 @@ macro_rules! on_pool {
             SqlPool::Sqlite($p) => $body.map_err(failed),
         }
     };
+}
+
+/// Runs one statement on a connection of its own from whichever pool this is: `$conn` is
+/// that connection, dropped rather than returned to the pool if the statement is dropped
+/// (by the store's timeout) before its answer came.
+macro_rules! on_connection {
+    ($pool:expr, $conn:ident => $statement:expr) => {
+        on_pool!($pool, pool => async {
+            let mut checkout = Checkout::acquire(pool).await?;
+            let $conn = checkout.send()?;
+            let result = $statement.await;
+            checkout.answered();
+            result
+        }
+        .await)
+    };
+}
+
+/// A connection taken from the pool. Dropped while a statement on it waits for its answer,
+/// it is detached from the pool and dropped instead of returned: the pool tests a returned
+/// connection with a ping, and closing it gracefully (`close_on_drop`) waits for the
+/// server's reply to the TLS goodbye, both behind the unanswered statement, so its slot
+/// would stay taken while the database does not answer and a few such statements would
+/// leave no connection for any other session. Dropping the socket frees the slot at once;
+/// the database ends its side when the statement does.
+struct Checkout<DB: Database> {
+    /// `None` only once dropped.
+    conn: Option<PoolConnection<DB>>,
+    waiting: bool,
+}
+
+impl<DB: Database> Checkout<DB> {
+    async fn acquire(pool: &Pool<DB>) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            conn: Some(pool.acquire().await?),
+            waiting: false,
+        })
+    }
+
+    /// The connection, for statements that wait for their answer until
+    /// [`answered`](Self::answered).
+    fn send(&mut self) -> Result<&mut DB::Connection, sqlx::Error> {
+        self.waiting = true;
+        // The connection is taken only by `drop`, so it is always there.
+        self.conn.as_deref_mut().ok_or(sqlx::Error::PoolClosed)
+    }
+
+    /// Every statement sent has been answered: the connection can go back to the pool.
+    fn answered(&mut self) {
+        self.waiting = false;
+    }
+}
+
+impl<DB: Database> Drop for Checkout<DB> {
+    fn drop(&mut self) {
+        if self.waiting {
+            if let Some(conn) = self.conn.take() {
+                drop(conn.detach());
+            }
+        }
+    }
 }
 
 /// A lost or unobtainable connection is `Unavailable` (503); anything else the database
@@ -189,7 +252,14 @@ impl SqlPool {
         match self {
             #[cfg(feature = "postgres")]
             Self::Postgres(pool) => {
-                let mut tx = pool.begin().await.map_err(failed)?;
+                let mut checkout = Checkout::acquire(pool).await.map_err(failed)?;
+                // A failed step leaves the connection waiting, so it is dropped, not reused.
+                let mut tx = checkout
+                    .send()
+                    .map_err(failed)?
+                    .begin()
+                    .await
+                    .map_err(failed)?;
                 // An arbitrary constant: "session-sql DDL".
                 sqlx::query("SELECT pg_advisory_xact_lock(7204519331)")
                     .execute(&mut *tx)
@@ -212,20 +282,19 @@ impl SqlPool {
                         .await
                         .map_err(failed)?;
                 }
-                tx.commit().await.map_err(failed)
+                tx.commit().await.map_err(failed)?;
+                checkout.answered();
+                Ok(())
             }
             #[allow(unreachable_patterns)]
             _ => {
                 for statement in &queries.create_table {
-                    on_pool!(self, pool => sqlx::query(statement).execute(pool).await.map(drop))?;
+                    self.execute(statement, &[]).await?;
                 }
                 if self.has_revision(queries).await? {
                     return Ok(());
                 }
-                let added = on_pool!(self, pool => sqlx::query(&queries.add_revision)
-                    .execute(pool)
-                    .await
-                    .map(drop));
+                let added = self.execute(&queries.add_revision, &[]).await.map(drop);
                 match added {
                     // Another instance may have added it between the check and the ALTER
                     // (MySQL 8 and SQLite have no ADD COLUMN IF NOT EXISTS).
@@ -240,10 +309,9 @@ impl SqlPool {
 
     /// Whether the table has the revision column.
     async fn has_revision(&self, queries: &Queries) -> Result<bool, StoreError> {
-        let columns: i64 = on_pool!(self, pool => sqlx::query_scalar(&queries.has_revision)
+        let columns: i64 = on_connection!(self, conn => sqlx::query_scalar(&queries.has_revision)
             .bind(&queries.catalog_name)
-            .fetch_one(pool)
-            .await)?;
+            .fetch_one(conn))?;
         Ok(columns > 0)
     }
 
@@ -254,12 +322,12 @@ impl SqlPool {
         key: &str,
         now: i64,
     ) -> Result<Option<(Vec<u8>, i64, i64)>, StoreError> {
-        on_pool!(self, pool => sqlx::query_as(sql).bind(key).bind(now).fetch_optional(pool).await)
+        on_connection!(self, conn => sqlx::query_as(sql).bind(key).bind(now).fetch_optional(conn))
     }
 
     /// Runs one statement with its arguments, in order; returns the rows it affected.
     pub(crate) async fn execute(&self, sql: &str, args: &[Arg<'_>]) -> Result<u64, StoreError> {
-        on_pool!(self, pool => {
+        on_connection!(self, conn => {
             let mut query = sqlx::query(sql);
             for arg in args {
                 query = match *arg {
@@ -268,7 +336,7 @@ impl SqlPool {
                     Arg::Int(int) => query.bind(int),
                 };
             }
-            query.execute(pool).await.map(|r| r.rows_affected())
+            async move { query.execute(conn).await.map(|r| r.rows_affected()) }
         })
     }
 }
