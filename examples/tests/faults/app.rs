@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::servers::dying_with_test;
+
 /// How long the client waits for an answer before it calls the request hung; far above
 /// any bound the tests check, so that a slow answer is reported with its time.
 const HANG: Duration = Duration::from_secs(30);
@@ -42,18 +44,29 @@ impl App {
     /// Starts the bench app on `store_url` with two workers, logging to `app.log` in
     /// `log_dir`, and waits until it listens.
     pub(crate) fn start(store_url: &str, log_dir: &Path) -> Self {
+        Self::start_with(
+            Command::new(env!("CARGO_BIN_EXE_bench")),
+            store_url,
+            log_dir,
+        )
+    }
+
+    /// [`Self::start`] with the command that runs the bench app, such as one that enters
+    /// a mount namespace first; it dies with the test.
+    pub(crate) fn start_with(mut bench: Command, store_url: &str, log_dir: &Path) -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .map(|addr| addr.port())
             .expect("a free loopback port");
         let log = log_dir.join("app.log");
         let file = File::create(&log).expect("the app's log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_bench"))
+        bench
             .env("PORT", port.to_string())
             .env("WORKERS", "2")
             .env("SESSION_SECRET", SECRET)
             .env("SESSION_STORE_URL", store_url)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "warn");
+        let mut child = dying_with_test(&bench)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(file)

@@ -3,11 +3,13 @@
 //!
 //! The programs come from the environment, where `cargo xtask test` (or `cargo xtask
 //! services up`) puts them, installed first where a package has them.
+//!
+//! Every process a test starts dies with the test, even one killed by SIGKILL, which runs
+//! no `Drop`: see [`dying_with_test`].
 
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -192,18 +194,14 @@ impl Server {
 
     /// Runs a set-up command to completion, as the server's user; its output goes to a
     /// log in the scratch directory, named in the failure.
-    fn run_once(&self, mut command: Command, what: &str) {
+    fn run_once(&self, command: Command, what: &str) {
         let log = self.dir.path().join(format!("{what}.log"));
         let file = File::create(&log).expect("a log file");
-        command
+        let status = self
+            .guarded(&command)
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("a log file"))
             .stderr(file)
-            .current_dir(self.dir.path());
-        if let Some((uid, gid)) = self.user {
-            command.uid(uid).gid(gid);
-        }
-        let status = command
             .status()
             .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
         assert!(
@@ -215,7 +213,7 @@ impl Server {
 
     fn command(&self) -> Command {
         let port = self.port.to_string();
-        let mut command = match self.backend {
+        let command = match self.backend {
             Backend::Redis => {
                 let mut command = Command::new(program("SESSION_TEST_REDIS_SERVER_BIN"));
                 command
@@ -269,11 +267,40 @@ impl Server {
                 command
             }
         };
-        command.current_dir(self.dir.path());
-        if let Some((uid, gid)) = self.user {
-            command.uid(uid).gid(gid);
-        }
-        command
+        self.guarded(&command)
+    }
+
+    /// `command` as a process that runs as the server's user, in the scratch directory,
+    /// and dies with the test, with every process it starts.
+    ///
+    /// As root, it runs as the first process of a PID namespace of its own, under
+    /// `unshare --kill-child`, which [`dying_with_test`] kills: the kernel then kills
+    /// every process of the namespace, stopped or not, such as PostgreSQL's backends,
+    /// which are in sessions of their own and stay stopped forever if the test is killed
+    /// while they are frozen. The user switch is `setpriv`'s, which sets the death signal
+    /// again after it, since a change of user clears it.
+    fn guarded(&self, command: &Command) -> Command {
+        let mut guarded = if is_root() {
+            let mut unshare = Command::new("unshare");
+            unshare
+                .args(["--pid", "--fork", "--kill-child=KILL", "--", "setpriv"])
+                .args(["--pdeathsig", "KILL"]);
+            if let Some((uid, gid)) = self.user {
+                unshare
+                    .arg(format!("--reuid={uid}"))
+                    .arg(format!("--regid={gid}"))
+                    .arg("--clear-groups");
+            }
+            unshare
+                .arg("--")
+                .arg(command.get_program())
+                .args(command.get_args());
+            dying_with_test(&unshare)
+        } else {
+            dying_with_test(command)
+        };
+        guarded.current_dir(self.dir.path());
+        guarded
     }
 
     /// Starts the server (again) on its port, with its data directory, and waits until
@@ -291,8 +318,6 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("a server log"))
             .stderr(log)
-            // A group of its own, so that no signal meant for the test reaches it.
-            .process_group(0)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.backend.name()));
         self.child = Some(child);
@@ -316,8 +341,8 @@ impl Server {
         }
     }
 
-    /// The server's process and every process under it (PostgreSQL's backends are
-    /// processes of their own, in sessions of their own).
+    /// The server's process (the wrappers of [`Self::guarded`]) and every process under
+    /// it (PostgreSQL's backends are processes of their own, in sessions of their own).
     fn processes(&self) -> Vec<u32> {
         let Some(root) = self.child.as_ref().map(Child::id) else {
             return Vec::new();
@@ -355,8 +380,16 @@ impl Server {
     /// Kills the server and all its processes with SIGKILL, as a crash or the OOM killer
     /// does, and waits until its port is closed.
     pub(crate) fn kill(&mut self) {
+        if let Err(error) = self.try_kill() {
+            panic!("{error}");
+        }
+    }
+
+    /// [`Self::kill`], saying what went wrong rather than panicking, for `Drop`, which
+    /// may run during a panic, where a second one aborts the process.
+    fn try_kill(&mut self) -> Result<(), String> {
         let Some(root) = self.child.as_ref().map(Child::id) else {
-            return;
+            return Ok(());
         };
         // Stopped first, so that it starts no process between the listing and the kill.
         signal("STOP", &[root]);
@@ -366,17 +399,20 @@ impl Server {
         }
         let deadline = Instant::now() + Duration::from_secs(10);
         while listening(self.port) {
-            assert!(
-                Instant::now() < deadline,
-                "{} still listens after SIGKILL",
-                self.backend.name()
-            );
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "{} still listens on port {} after SIGKILL",
+                    self.backend.name(),
+                    self.port
+                ));
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
+        Ok(())
     }
 
     /// Freezes every process of the server with SIGSTOP: connections stay open and
-    /// nothing answers, as with a server that hangs or a network that drops packets.
+    /// nothing answers, as with a server that hangs.
     pub(crate) fn freeze(&self) {
         let Some(root) = self.child.as_ref().map(Child::id) else {
             panic!("{} is not running", self.backend.name());
@@ -399,8 +435,35 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.thaw();
-        self.kill();
+        if let Err(error) = self.try_kill() {
+            eprintln!("stopping a test server: {error}");
+        }
     }
+}
+
+/// `command` (program, arguments, environment and directory) run under `setpriv
+/// --pdeathsig KILL`, so that the kernel kills it when the thread that started it ends,
+/// which a test killed by SIGKILL or aborted does without running any `Drop`. The
+/// workspace forbids unsafe code, which setting the death signal in `pre_exec` needs.
+///
+/// The death signal comes with the end of the starting *thread*: whatever a test starts
+/// is owned by the test's own thread, and stopped before that thread ends.
+pub(crate) fn dying_with_test(command: &Command) -> Command {
+    let mut wrapped = Command::new("setpriv");
+    wrapped
+        .args(["--pdeathsig", "KILL", "--"])
+        .arg(command.get_program())
+        .args(command.get_args());
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => wrapped.env(key, value),
+            None => wrapped.env_remove(key),
+        };
+    }
+    if let Some(dir) = command.get_current_dir() {
+        wrapped.current_dir(dir);
+    }
+    wrapped
 }
 
 /// The same small InnoDB for `mariadb-install-db` and `mariadbd`.
