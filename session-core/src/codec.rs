@@ -261,7 +261,11 @@ mod tests {
             let bytes = Codec::Json.encode(&record).unwrap();
             let back = Codec::decode(&bytes).unwrap();
             let read = back.data.get("x").and_then(Value::as_f64).unwrap();
-            assert_eq!(read.to_bits(), number.to_bits(), "{number:e} came back as {read:e}");
+            assert_eq!(
+                read.to_bits(),
+                number.to_bits(),
+                "{number:e} came back as {read:e}"
+            );
         }
     }
 
