@@ -294,7 +294,7 @@ impl Dir {
                     Err(e) => return Err(e),
                 }
             }
-            // Written before the header kept the length: to the end.
+            // A length field of 0 (a record too long for it, or an SES1 file): to the end.
             None => {
                 record.truncate(len);
                 file.read_to_end(&mut record)?;

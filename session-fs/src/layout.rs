@@ -306,7 +306,7 @@ mod tests {
         // Keys that share the kept start still get names of their own.
         let other = SessionId::generate(IdLength::new(64).unwrap()).unwrap();
         assert_ne!(file_name(&StoreKey::new(&longest, &other)), name);
-        // Up to 255 bytes a name is escaped as before; from 256 it is shortened.
+        // A name of up to 255 bytes is the plain escaped key; from 256 it is shortened.
         let id = SessionId::generate(IdLength::default()).unwrap();
         for (slashes, shortened) in [(70, false), (71, true)] {
             let name = file_name(&StoreKey::new(&"/".repeat(slashes), &id)).into_owned();

@@ -71,7 +71,7 @@ fn expected(bytes: &[u8]) -> Option<Expected<'_>> {
     let expiry = u64_at(8)?;
     let after_header = bytes.get(header_len..)?;
     let record = match usize::try_from(record_len).ok()? {
-        // Written before the header kept the length: the rest of the file.
+        // Length 0 (too long for the field, or an SES1 file): the rest of the file.
         0 => Some(after_header),
         len => after_header.get(..len),
     };
