@@ -28,7 +28,7 @@ use redis::aio::MultiplexedConnection;
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, FromRedisValue, RedisError, RedisResult};
 use tokio::sync::Notify;
-use tokio::time::MissedTickBehavior;
+use tokio::time::{Instant, MissedTickBehavior};
 
 /// Ticks, half a timeout apart, back to the one whose counts decide whether a connection is
 /// hung: a command started before it and still waiting, with nothing finished since, has
@@ -118,8 +118,9 @@ fn hung() -> RedisError {
 async fn watch(health: Weak<Health>, timeout: Duration) {
     let mut ticks = tokio::time::interval((timeout / 2).max(Duration::from_millis(1)));
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    // The (started, finished) counts at the last ticks, the oldest first.
-    let mut history = [(0u64, 0u64); STALLED_TICKS];
+    // The (started, finished) counts at the last ticks, and when they were read, the oldest
+    // first.
+    let mut history = [(0u64, 0u64, Instant::now()); STALLED_TICKS];
     loop {
         ticks.tick().await;
         let Some(health) = health.upgrade() else {
@@ -128,15 +129,20 @@ async fn watch(health: Weak<Health>, timeout: Duration) {
         // Finished first: a command counted as finished is then counted as started too.
         let finished = health.finished.load(Ordering::Relaxed);
         let started = health.started.load(Ordering::Relaxed);
-        let (started_then, finished_then) = history[0];
+        let (started_then, finished_then, read_at) = history[0];
         // Fewer commands finished than had started back then: one of those is waiting.
         if finished == finished_then && finished < started_then {
-            health.hung.store(true, Ordering::Relaxed);
-            health.hang.notify_waiters();
-            return;
+            // A tick is timed from when the last one was due, not from when its counts were
+            // read: wait out the rest of a whole timeout since then, and look again.
+            tokio::time::sleep_until(read_at + timeout).await;
+            if health.finished.load(Ordering::Relaxed) == finished_then {
+                health.hung.store(true, Ordering::Relaxed);
+                health.hang.notify_waiters();
+                return;
+            }
         }
         history.rotate_left(1);
-        history[STALLED_TICKS - 1] = (started, finished);
+        history[STALLED_TICKS - 1] = (started, finished, Instant::now());
     }
 }
 
