@@ -8,16 +8,20 @@ use actix_web::{HttpResponse, ResponseError};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SessionError {
-    /// The store could not load the session; answered with the middleware's error status
-    /// (503 by default).
+    /// The store failed, or other requests kept the session too busy to write back;
+    /// answered with the middleware's error status (503 by default).
     #[error("session store unavailable")]
     Unavailable {
         /// The status the middleware was configured with.
         status: StatusCode,
         /// What failed.
         #[source]
-        source: session_core::Error,
+        source: session_core::adapter::Error,
     },
+    /// The session could not be encoded, or no random id could be made: a failure of
+    /// this process, not of the store (500).
+    #[error("session could not be saved")]
+    Internal(#[source] session_core::adapter::Error),
     /// A value could not be stored or read as the requested type (a bug in the
     /// application: 500).
     #[error(transparent)]
@@ -31,21 +35,27 @@ pub enum SessionError {
 }
 
 impl SessionError {
-    /// A store failure, logged once here (backend, cause and status; never the id), as
-    /// the error the response is built from.
-    pub(crate) fn store_failed(
+    /// A failure of the session manager, logged once here (backend, cause and status;
+    /// never the id), as the error the response is built from.
+    pub(crate) fn manager_failed(
         backend: &'static str,
-        source: session_core::Error,
+        source: session_core::adapter::Error,
         status: StatusCode,
         during: &'static str,
     ) -> Self {
+        let error = if source.is_unavailable() {
+            Self::Unavailable { status, source }
+        } else {
+            Self::Internal(source)
+        };
+        let source = std::error::Error::source(&error);
         tracing::error!(
             backend,
-            error = &source as &(dyn std::error::Error + 'static),
-            status = status.as_u16(),
+            error = source,
+            status = error.status_code().as_u16(),
             "session {during} failed"
         );
-        Self::Unavailable { status, source }
+        error
     }
 }
 
@@ -66,5 +76,36 @@ impl ResponseError for SessionError {
         HttpResponse::build(self.status_code())
             .content_type("text/plain; charset=utf-8")
             .body(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use session_core::adapter::Error;
+    use session_core::store::StoreError;
+    use session_core::Codec;
+
+    fn status(source: Error) -> StatusCode {
+        SessionError::manager_failed("memory", source, StatusCode::SERVICE_UNAVAILABLE, "saving")
+            .status_code()
+    }
+
+    #[test]
+    fn the_store_at_fault_is_the_configured_status_and_this_process_at_fault_a_500() {
+        let unavailable = StatusCode::SERVICE_UNAVAILABLE;
+        assert_eq!(status(Error::Store(StoreError::UnknownId)), unavailable);
+        assert_eq!(status(Error::Contended { attempts: 16 }), unavailable);
+        let codec = || Codec::decode(b"not a record").unwrap_err();
+        assert_eq!(
+            status(Error::Codec(codec())),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        assert_eq!(
+            status(Error::Unmergeable(codec())),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
     }
 }

@@ -5,7 +5,7 @@
 //! ```no_run
 //! use actix_web::{web, App, HttpServer, Responder};
 //! use session_actix::{Session, SessionError, SessionMiddleware};
-//! use session_core::Keyring;
+//! use session_actix::Keyring;
 //! use session_fs::FileStore;
 //!
 //! async fn login(session: Session) -> Result<impl Responder, SessionError> {
@@ -16,7 +16,7 @@
 //!
 //! #[actix_web::main]
 //! async fn main() -> std::io::Result<()> {
-//!     let store = FileStore::new("./.sessions")?;
+//!     let store = FileStore::open("./.sessions")?;
 //!     let secret = std::env::var("SESSION_SECRET").expect("32+ byte secret");
 //!     let keyring = Keyring::new([secret]).expect("secret of at least 32 bytes");
 //!     // Built once and cloned into each worker: overlapping requests of one session then
@@ -33,7 +33,7 @@
 //! }
 //! ```
 //!
-//! What happens on each request follows the project's DESIGN.md:
+//! What happens on each request follows the rules in the repository's `docs/design.md`:
 //! - the cookie is verified before the handler runs, without I/O; a forged, malformed,
 //!   unknown or expired one gets a fresh session;
 //! - the store is read only when a handler extracts [`Session`];
@@ -41,7 +41,8 @@
 //!   touched (at most once per refresh threshold); an empty one is not stored and gets no
 //!   cookie; nothing is written when the handler answered 5xx;
 //! - every response whose handler read the session carries `Vary: Cookie`;
-//! - a store failure is logged and answered with 503 (configurable).
+//! - a store failure is logged and answered with 503 (configurable); a failure of this
+//!   process (encoding the session, drawing a random id) with 500.
 //!
 //! Every store call runs in a `session_store` tracing span with the operation, backend,
 //! outcome and duration, never the session id.
@@ -53,7 +54,9 @@ mod session;
 pub use crate::error::SessionError;
 pub use crate::middleware::{SessionMiddleware, SessionMiddlewareBuilder, SessionService};
 pub use crate::session::Session;
-pub use session_core::{Codec, Keyring, SameSite};
+pub use session_core::{
+    Codec, ConfigError, Keyring, KeyringError, MemoryStore, SameSite, SharedStore, ValueError,
+};
 
 /// The code in this crate's README and the workspace README compiles.
 #[cfg(doctest)]

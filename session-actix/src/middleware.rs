@@ -4,7 +4,6 @@
 use std::future::{ready, Future, Ready};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::body::{EitherBody, MessageBody};
@@ -12,10 +11,8 @@ use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::header::{HeaderValue, COOKIE, SET_COOKIE, VARY};
 use actix_web::http::StatusCode;
 use actix_web::{HttpMessage as _, ResponseError as _};
-use session_core::{
-    Codec, Config, ConfigBuilder, ConfigError, CookieUpdate, Keyring, SameSite, SessionManager,
-    Store,
-};
+use session_core::adapter::{CookieUpdate, SessionManager};
+use session_core::{Codec, Config, ConfigBuilder, ConfigError, Keyring, SameSite, SharedStore};
 
 use crate::error::SessionError;
 use crate::session::RequestSession;
@@ -41,12 +38,12 @@ use crate::session::RequestSession;
 /// ```no_run
 /// use actix_web::{web, App, HttpServer};
 /// use session_actix::{Session, SessionMiddleware};
-/// use session_core::Keyring;
+/// use session_actix::Keyring;
 /// use session_fs::FileStore;
 ///
 /// #[actix_web::main]
 /// async fn main() -> std::io::Result<()> {
-///     let store = FileStore::new("./.sessions")?;
+///     let store = FileStore::open("./.sessions")?;
 ///     let keyring = Keyring::new([std::env::var("SESSION_SECRET").unwrap()]).unwrap();
 ///     // Built once and cloned into each worker: overlapping requests of one session then
 ///     // take turns in the process instead of retrying against each other.
@@ -72,7 +69,7 @@ pub struct SessionMiddleware {
 /// Configures a [`SessionMiddleware`]; see [`session_core::Config`] for every default.
 #[must_use]
 pub struct SessionMiddlewareBuilder {
-    store: Arc<dyn Store>,
+    store: SharedStore,
     config: ConfigBuilder,
     error_status: StatusCode,
 }
@@ -88,25 +85,22 @@ impl std::fmt::Debug for SessionMiddlewareBuilder {
 }
 
 impl SessionMiddleware {
-    /// Sessions in `store`, cookies signed by `keyring`, every other setting at its default.
-    pub fn new(store: impl Store, keyring: Keyring) -> Self {
-        Self::from_manager(SessionManager::from_arc(
-            Arc::new(store),
+    /// Sessions in `store` (a store, or an `Arc` of one shared with a cleanup task or the
+    /// application), cookies signed by `keyring`, every other setting at its default.
+    pub fn new(store: impl Into<SharedStore>, keyring: Keyring) -> Self {
+        Self::from_manager(SessionManager::new(
+            store,
             Config::builder(keyring)
                 .build()
                 .unwrap_or_else(|_| unreachable!("the default configuration is valid")),
         ))
     }
 
-    /// A builder for sessions in `store` signed by `keyring`.
-    pub fn builder(store: impl Store, keyring: Keyring) -> SessionMiddlewareBuilder {
-        Self::builder_arc(Arc::new(store), keyring)
-    }
-
-    /// Like [`SessionMiddleware::builder`] for a store already behind an `Arc`.
-    pub fn builder_arc(store: Arc<dyn Store>, keyring: Keyring) -> SessionMiddlewareBuilder {
+    /// A builder for sessions in `store` (a store, or an `Arc` of one) signed by
+    /// `keyring`.
+    pub fn builder(store: impl Into<SharedStore>, keyring: Keyring) -> SessionMiddlewareBuilder {
         SessionMiddlewareBuilder {
-            store,
+            store: store.into(),
             config: Config::builder(keyring),
             error_status: StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -183,7 +177,7 @@ impl SessionMiddlewareBuilder {
     pub fn build(self) -> Result<SessionMiddleware, ConfigError> {
         let config = self.config.build()?;
         Ok(SessionMiddleware {
-            manager: SessionManager::from_arc(self.store, config),
+            manager: SessionManager::new(self.store, config),
             error_status: self.error_status,
         })
     }
@@ -262,7 +256,7 @@ where
                 }
                 Err(source) => {
                     let backend = manager.store().backend();
-                    let error = SessionError::store_failed(
+                    let error = SessionError::manager_failed(
                         backend,
                         source,
                         session.error_status(),

@@ -11,7 +11,7 @@ use actix_web::{FromRequest, HttpMessage as _, HttpRequest};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
-use session_core::{RequestCookie, SessionManager, SessionState};
+use session_core::adapter::{RequestCookie, SessionManager, SessionState};
 
 use crate::error::SessionError;
 
@@ -66,7 +66,7 @@ impl RequestSession {
                 }
                 Ok(())
             }
-            Err(source) => Err(SessionError::store_failed(
+            Err(source) => Err(SessionError::manager_failed(
                 self.manager.store().backend(),
                 source,
                 self.error_status,
@@ -187,25 +187,24 @@ impl Session {
     }
 
     /// Whether `key` has a value.
-    pub fn contains(&self, key: &str) -> bool {
-        self.read(|state| state.contains(key)).unwrap_or(false)
+    pub fn contains(&self, key: &str) -> Result<bool, SessionError> {
+        self.read(|state| state.contains(key))
     }
 
     /// The keys, in order.
-    pub fn keys(&self) -> Vec<String> {
+    pub fn keys(&self) -> Result<Vec<String>, SessionError> {
         self.read(|state| state.keys().map(str::to_owned).collect())
-            .unwrap_or_default()
     }
 
     /// The number of keys.
-    pub fn len(&self) -> usize {
-        self.read(SessionState::len).unwrap_or(0)
+    pub fn len(&self) -> Result<usize, SessionError> {
+        self.read(SessionState::len)
     }
 
     /// Whether the session has no keys (an empty session is neither stored nor given a
     /// cookie).
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    pub fn is_empty(&self) -> Result<bool, SessionError> {
+        self.read(SessionState::is_empty)
     }
 
     /// Removes every key, including any a concurrent request adds; at write-back the
@@ -215,8 +214,8 @@ impl Session {
     }
 
     /// Whether the cookie outlives the browser session.
-    pub fn is_permanent(&self) -> bool {
-        self.read(SessionState::is_permanent).unwrap_or(false)
+    pub fn is_permanent(&self) -> Result<bool, SessionError> {
+        self.read(SessionState::is_permanent)
     }
 
     /// Makes the cookie permanent (`Max-Age` = lifetime) or a browser-session cookie.

@@ -1,4 +1,4 @@
-//! Every session rule of DESIGN.md, through actix-web, against `MemoryStore` and
+//! Every session rule of docs/design.md, through actix-web, against `MemoryStore` and
 //! `FileStore`. Each rule is one function, run once per store by the `rules!` macro.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
@@ -14,11 +14,11 @@ use actix_web::http::StatusCode;
 use actix_web::test::{self, TestRequest};
 use actix_web::{web, App, HttpResponse};
 use session_actix::{Session, SessionError, SessionMiddleware, SessionMiddlewareBuilder};
-use session_core::test_suite::CountingStore;
-use session_core::{IdLength, Keyring, MemoryStore, SessionId, Store};
+use session_core::{IdLength, Keyring, MemoryStore, SessionId};
 use session_fs::FileStore;
+use session_testkit::CountingStore;
 
-type Counted = Arc<CountingStore<Arc<dyn Store>>>;
+type Counted = Arc<CountingStore>;
 
 fn keyring() -> Keyring {
     Keyring::new([[1u8; 32]]).unwrap()
@@ -41,12 +41,12 @@ fn memory_store() -> Counted {
 
 fn file_store() -> Counted {
     Arc::new(CountingStore::new(Arc::new(
-        FileStore::new(scratch_dir()).unwrap(),
+        FileStore::open(scratch_dir()).unwrap(),
     )))
 }
 
 fn builder(store: &Counted) -> SessionMiddlewareBuilder {
-    SessionMiddleware::builder_arc(Arc::clone(store) as Arc<dyn Store>, keyring())
+    SessionMiddleware::builder(Arc::clone(store), keyring())
 }
 
 async fn counter(session: Session) -> Result<String, SessionError> {
@@ -487,7 +487,7 @@ async fn a_cookie_signed_with_an_old_key_is_resigned(store: Counted) {
     let old = app(builder(&store).build().unwrap()).await;
     let cookie = get(&old, "/incr", None).await.cookie();
     let new_first = Keyring::new([[2u8; 32], [1u8; 32]]).unwrap();
-    let rotated = SessionMiddleware::builder_arc(Arc::clone(&store) as Arc<dyn Store>, new_first)
+    let rotated = SessionMiddleware::builder(Arc::clone(&store), new_first)
         .build()
         .unwrap();
     let rotated = app(rotated).await;
@@ -539,7 +539,7 @@ async fn an_absolute_timeout_ends_an_active_session(store: Counted) {
 #[actix_web::test]
 async fn a_store_failure_answers_503_and_is_configurable() {
     let dir = scratch_dir();
-    let store: Counted = Arc::new(CountingStore::new(Arc::new(FileStore::new(&dir).unwrap())));
+    let store: Counted = Arc::new(CountingStore::new(Arc::new(FileStore::open(&dir).unwrap())));
     let app503 = app(builder(&store).build().unwrap()).await;
     let app500 = app(builder(&store)
         .error_status(StatusCode::INTERNAL_SERVER_ERROR)
@@ -573,4 +573,41 @@ async fn the_extractor_without_the_middleware_is_a_clear_500() {
     let app = test::init_service(App::new().route("/read", web::get().to(counter))).await;
     let reply = get(&app, "/read", None).await;
     assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+}
+
+thread_local! {
+    /// A handler's session kept past its response, as a spawned task might keep it.
+    static KEPT: std::cell::RefCell<Option<Session>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Every read of a session whose response has gone answers like `get`, with an error,
+/// rather than a default that looks like an empty session.
+#[actix_web::test]
+async fn a_session_used_after_its_response_answers_finished() {
+    let app = test::init_service(
+        App::new()
+            .wrap(SessionMiddleware::new(MemoryStore::new(), keyring()))
+            .route(
+                "/keep",
+                web::get().to(|s: Session| async move {
+                    s.insert("user", "ada")?;
+                    KEPT.with(|kept| *kept.borrow_mut() = Some(s));
+                    Ok::<_, SessionError>("kept")
+                }),
+            ),
+    )
+    .await;
+    let reply = get(&app, "/keep", None).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let session = KEPT.with(|kept| kept.borrow_mut().take()).unwrap();
+    let finished = |result: Result<(), SessionError>| {
+        assert!(matches!(result, Err(SessionError::Finished)), "{result:?}");
+    };
+    finished(session.get::<String>("user").map(drop));
+    finished(session.contains("user").map(drop));
+    finished(session.keys().map(drop));
+    finished(session.len().map(drop));
+    finished(session.is_empty().map(drop));
+    finished(session.is_permanent().map(drop));
+    finished(session.insert("user", "bob"));
 }

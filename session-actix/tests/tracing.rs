@@ -182,10 +182,10 @@ async fn nothing_secret_reaches_a_log_line() {
 
     // A record the codec cannot read, whose decoder message would quote it.
     let id = session_core::SessionId::generate(session_core::IdLength::default()).unwrap();
-    let key = session_core::StoreKey::new(session_core::DEFAULT_KEY_PREFIX, &id);
+    let key = session_core::store::StoreKey::new(session_core::store::DEFAULT_KEY_PREFIX, &id);
     let garbage = format!(r#"{{"v":1,"created":"{STORED}","permanent":true,"data":{{}}}}"#);
     let in_an_hour = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
-    session_core::Store::create(&store, &key, garbage.as_bytes(), in_an_hour)
+    session_core::store::Store::create(&store, &key, garbage.as_bytes(), in_an_hour)
         .await
         .unwrap();
     let value = keyring.sign(session_core::DEFAULT_COOKIE_NAME, &id);

@@ -9,10 +9,8 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use session_core::{
-    Codec, Config, CookieUpdate, IdLength, Keyring, MemoryStore, SessionId, SessionManager,
-    SessionState,
-};
+use session_core::adapter::{CookieUpdate, SessionManager, SessionState};
+use session_core::{Codec, Config, IdLength, Keyring, MemoryStore, SessionId};
 
 fn ten_key_session() -> SessionState {
     let mut state = SessionState::new(true);

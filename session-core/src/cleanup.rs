@@ -1,10 +1,9 @@
 //! Removing expired records from stores that do not expire them by themselves (files,
 //! SQL), so that no expired session lives forever.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use crate::Store;
+use crate::store::SharedStore;
 
 /// A running cleanup task; dropping it (or calling [`Cleanup::stop`]) stops it.
 #[derive(Debug)]
@@ -30,16 +29,16 @@ impl Drop for Cleanup {
 /// what it removed and any failure (a failure does not stop the task).
 ///
 /// ```
-/// use std::sync::Arc;
 /// use std::time::Duration;
 /// use session_core::{spawn_cleanup, MemoryStore};
 ///
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-/// let cleanup = spawn_cleanup(Arc::new(MemoryStore::new()), Duration::from_secs(3600));
+/// let cleanup = spawn_cleanup(MemoryStore::new(), Duration::from_secs(3600));
 /// cleanup.stop();
 /// # });
 /// ```
-pub fn spawn_cleanup(store: Arc<dyn Store>, interval: Duration) -> Cleanup {
+pub fn spawn_cleanup(store: impl Into<SharedStore>, interval: Duration) -> Cleanup {
+    let store = store.into();
     let task = tokio::spawn(async move {
         let mut ticks = tokio::time::interval(interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -69,7 +68,8 @@ pub fn spawn_cleanup(store: Arc<dyn Store>, interval: Duration) -> Cleanup {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{IdLength, MemoryStore, SessionId, StoreKey};
+    use crate::store::{Store as _, StoreKey};
+    use crate::{IdLength, MemoryStore, SessionId};
     use std::time::SystemTime;
 
     #[tokio::test]
@@ -78,7 +78,7 @@ mod tests {
         let key = StoreKey::new("t:", &SessionId::generate(IdLength::default()).unwrap());
         let soon = SystemTime::now() + Duration::from_millis(20);
         store.create(&key, b"x", soon).await.unwrap();
-        let cleanup = spawn_cleanup(Arc::new(store.clone()), Duration::from_millis(50));
+        let cleanup = spawn_cleanup(store.clone(), Duration::from_millis(50));
         tokio::time::sleep(Duration::from_millis(200)).await;
         // `len` counts live entries only; the raw map must be empty too.
         assert_eq!(

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::keyed::Keyed;
-use crate::time::{from_unix_millis, unix_millis};
+use crate::store::time::{from_unix_millis, unix_millis};
 
 /// The current format version, the first field of every stored record.
 pub const FORMAT_VERSION: u32 = 1;

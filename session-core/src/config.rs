@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use crate::codec::Codec;
 use crate::cookie::{CookieSettings, SameSite};
-use crate::id::{base64_len, IdLength, MAX_ID_BYTES};
-use crate::keyring::Keyring;
+use crate::id::{base64_len, IdLength, IdLengthError, MAX_ID_BYTES};
+use crate::keyring::{Keyring, KeyringError};
 use crate::store::DEFAULT_KEY_PREFIX;
 
 /// Flask's `PERMANENT_SESSION_LIFETIME`: 31 days.
@@ -52,15 +52,13 @@ impl std::fmt::Display for DurationSetting {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// A secret has fewer than [`MIN_SECRET_BYTES`](crate::keyring::MIN_SECRET_BYTES) bytes.
-    #[error("session secret has {0} bytes; at least 32 are required")]
-    SecretTooShort(usize),
-    /// The keyring was given no secret.
-    #[error("at least one session secret is required")]
-    NoSecret,
+    /// The keyring could not be made; here so that one `?` serves a function that builds
+    /// both the keyring and the configuration.
+    #[error(transparent)]
+    Keyring(#[from] KeyringError),
     /// The id length is outside 16..=64 bytes.
-    #[error("session id length of {0} bytes is outside 16..=64")]
-    IdLength(usize),
+    #[error(transparent)]
+    IdLength(#[from] IdLengthError),
     /// The cookie name is empty or has characters a cookie name cannot have.
     #[error("`{0}` is not a valid cookie name")]
     CookieName(String),
@@ -379,7 +377,6 @@ impl ConfigBuilder {
         if cookie.partitioned && !cookie.secure {
             return Err(ConfigError::PartitionedNeedsSecure);
         }
-        cookie.prepare();
         Ok(config)
     }
 }
@@ -650,7 +647,7 @@ mod tests {
         ));
         assert!(matches!(
             builder().id_length(8).build(),
-            Err(ConfigError::IdLength(8))
+            Err(ConfigError::IdLength(e)) if e.bytes() == 8
         ));
         assert!(matches!(
             builder().lifetime(Duration::ZERO).build(),

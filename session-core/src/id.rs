@@ -6,8 +6,6 @@ use std::sync::Arc;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 
-use crate::config::ConfigError;
-
 /// The fewest random bytes an id may have (128 bits).
 pub const MIN_ID_BYTES: usize = 16;
 /// The most random bytes an id may have.
@@ -42,11 +40,19 @@ pub struct IdLength(usize);
 
 impl IdLength {
     /// Checks that `bytes` is between [`MIN_ID_BYTES`] and [`MAX_ID_BYTES`].
-    pub fn new(bytes: usize) -> Result<Self, ConfigError> {
+    ///
+    /// ```
+    /// use session_core::IdLength;
+    ///
+    /// assert_eq!(IdLength::new(48)?.encoded_len(), 64);
+    /// assert_eq!(IdLength::new(8).unwrap_err().bytes(), 8);
+    /// # Ok::<(), session_core::IdLengthError>(())
+    /// ```
+    pub fn new(bytes: usize) -> Result<Self, IdLengthError> {
         if (MIN_ID_BYTES..=MAX_ID_BYTES).contains(&bytes) {
             Ok(Self(bytes))
         } else {
-            Err(ConfigError::IdLength(bytes))
+            Err(IdLengthError { bytes })
         }
     }
 
@@ -64,6 +70,21 @@ impl IdLength {
 impl Default for IdLength {
     fn default() -> Self {
         Self(DEFAULT_ID_BYTES)
+    }
+}
+
+/// An id length outside [`MIN_ID_BYTES`]`..=`[`MAX_ID_BYTES`]: shorter ids can be
+/// guessed, longer ones no longer fit every store's keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("session id length of {bytes} bytes is outside 16..=64")]
+pub struct IdLengthError {
+    bytes: usize,
+}
+
+impl IdLengthError {
+    /// The length asked for, in bytes.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 }
 

@@ -1,10 +1,10 @@
 //! `Keyed`: the map behind a session's data and its change record.
 //!
-//! A session holds a handful of keys. A `BTreeMap` allocates a 1,072-byte leaf for even
-//! one `String → Value` entry, past glibc's per-thread cache, so every decoded session
-//! took the allocator's slow path; its node walk also costs more than a binary search
-//! of a few entries. A vector sorted by key allocates what it holds, keeps the key order
-//! that the stored JSON has always had, and is read and written in that order.
+//! A session holds a handful of keys, so a vector sorted by key serves it better than a
+//! `BTreeMap`: it allocates only what it holds (a tree allocates a whole leaf for one
+//! entry, past the allocator's per-thread cache), a binary search of a few entries beats
+//! a node walk, and it keeps the key order the stored JSON has. `docs/performance.md` has
+//! the measurement.
 
 use std::fmt;
 use std::marker::PhantomData;

@@ -9,7 +9,6 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq as _;
 
-use crate::config::ConfigError;
 use crate::id::{base64_len, has_id_shape, IdLength, SessionId};
 
 type HmacSha256 = Hmac<Sha256>;
@@ -22,6 +21,18 @@ pub const MIN_SECRET_BYTES: usize = 32;
 const KEY_DERIVATION_LABEL: &[u8] = b"session-core/v1/cookie-id-signature";
 
 const SIGNATURE_LEN: usize = base64_len(32);
+
+/// A keyring that cannot be made: no secret, or one too short to sign with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyringError {
+    /// A secret has fewer than [`MIN_SECRET_BYTES`] bytes.
+    #[error("session secret has {0} bytes; at least 32 are required")]
+    SecretTooShort(usize),
+    /// The keyring was given no secret.
+    #[error("at least one session secret is required")]
+    NoSecret,
+}
 
 /// The secrets that sign and verify session cookies.
 ///
@@ -81,7 +92,7 @@ impl Verified {
 impl Keyring {
     /// A keyring from one or more secrets, the signing one first. Each secret must have at
     /// least [`MIN_SECRET_BYTES`] bytes; there must be at least one.
-    pub fn new<I, S>(secrets: I) -> Result<Self, ConfigError>
+    pub fn new<I, S>(secrets: I) -> Result<Self, KeyringError>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<[u8]>,
@@ -91,7 +102,7 @@ impl Keyring {
             .map(|secret| derive(secret.as_ref()))
             .collect::<Result<Vec<_>, _>>()?;
         if keys.is_empty() {
-            return Err(ConfigError::NoSecret);
+            return Err(KeyringError::NoSecret);
         }
         Ok(Self { keys: keys.into() })
     }
@@ -163,14 +174,14 @@ impl Keyring {
     }
 }
 
-fn derive(secret: &[u8]) -> Result<HmacSha256, ConfigError> {
+fn derive(secret: &[u8]) -> Result<HmacSha256, KeyringError> {
     if secret.len() < MIN_SECRET_BYTES {
-        return Err(ConfigError::SecretTooShort(secret.len()));
+        return Err(KeyringError::SecretTooShort(secret.len()));
     }
-    let mut kdf = HmacSha256::new_from_slice(secret).map_err(|_| ConfigError::NoSecret)?;
+    let mut kdf = HmacSha256::new_from_slice(secret).map_err(|_| KeyringError::NoSecret)?;
     kdf.update(KEY_DERIVATION_LABEL);
     let derived = kdf.finalize().into_bytes();
-    HmacSha256::new_from_slice(&derived).map_err(|_| ConfigError::NoSecret)
+    HmacSha256::new_from_slice(&derived).map_err(|_| KeyringError::NoSecret)
 }
 
 /// The HMAC of `id` under `key` for the cookie `cookie_name`.
@@ -235,15 +246,15 @@ mod tests {
     fn short_secrets_are_refused() {
         assert!(matches!(
             Keyring::new([[1u8; 31]]),
-            Err(ConfigError::SecretTooShort(31))
+            Err(KeyringError::SecretTooShort(31))
         ));
         assert!(matches!(
             Keyring::new(Vec::<Vec<u8>>::new()),
-            Err(ConfigError::NoSecret)
+            Err(KeyringError::NoSecret)
         ));
         assert!(matches!(
             Keyring::new([vec![1u8; 32], vec![2u8; 8]]),
-            Err(ConfigError::SecretTooShort(8))
+            Err(KeyringError::SecretTooShort(8))
         ));
     }
 

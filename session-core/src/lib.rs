@@ -1,35 +1,42 @@
 //! Server-side sessions: the browser keeps a signed random id, the server keeps the data.
 //!
-//! This crate knows no database and no web framework. It holds what every backend and
-//! adapter shares:
+//! This crate knows no database and no web framework. Most applications use it through an
+//! adapter (`session-actix`) and a store crate (`session-redis`, `session-sql`, ...), and
+//! meet it only for what they configure. It is organised by who reads it:
 //!
-//! - [`SessionId`] and the [`Keyring`] that signs it into the cookie;
-//! - [`SessionState`], what a handler reads and writes, with per-key change tracking;
-//! - the [`Store`] trait with its typed [`StoreError`], and [`MemoryStore`];
-//! - [`spawn_cleanup`], which removes expired records from stores without native expiry;
-//! - the [`Codec`] that turns a session into stored bytes;
-//! - [`Config`] and the [`SessionManager`] that loads and writes sessions back by the rules
-//!   of the project's DESIGN.md;
-//! - behind the `test-suite` feature, the conformance suite every store runs
-//!   ([`store_conformance_tests!`]).
+//! - **Application authors**: this page. [`Config`] and its builder say how sessions
+//!   behave, the [`Keyring`] signs the cookie, the [`Codec`] picks how sessions are
+//!   stored, [`ValueError`] is what reading or writing a value can answer,
+//!   [`MemoryStore`] serves tests, and [`spawn_cleanup`] removes expired sessions from
+//!   stores that do not expire them by themselves.
+//! - **Store authors**: the [`store`] module, with the [`Store`](store::Store) trait and
+//!   the conformance suite every store passes.
+//! - **Framework-adapter authors**: the [`adapter`] module, with the
+//!   [`SessionManager`](adapter::SessionManager) that loads a session for a request and
+//!   writes it back by the rules of the project's `docs/design.md`.
 //!
-//! # Cost
-//! `cargo bench -p session-core` on the project's 2-core machine (criterion medians,
-//! 2026-11-22, a slow hour of a noisy virtual machine: the previous release's code measured
-//! in the same hour gave JSON decode 1.73 µs, full cycle 4.14 µs, read-only cycle 2.12 µs;
-//! signing and verification use the CPU's SHA extensions where it has them):
+//! # Example
+//! ```
+//! use std::time::Duration;
+//! use session_core::{Config, ConfigError, Keyring};
 //!
-//! | what | time |
-//! |---|---|
-//! | new id (32 bytes from the OS) | 390 ns |
-//! | sign a cookie | 203 ns |
-//! | verify a cookie | 240 ns |
-//! | encode a 10-key session, JSON / MessagePack | 652 ns / 462 ns |
-//! | decode a 10-key session, JSON / MessagePack | 1.09 µs / 0.568 µs |
-//! | verify, load, modify, save a 10-key session (`MemoryStore`) | 2.72 µs |
-//! | verify, load, read, no write (`MemoryStore`) | 2.63 µs |
+//! fn sessions_config(secret: &[u8]) -> Result<Config, ConfigError> {
+//!     Config::builder(Keyring::new([secret])?)
+//!         .lifetime(Duration::from_secs(24 * 3600))
+//!         .cookie_secure(true)
+//!         .build()
+//! }
+//! # assert!(sessions_config(&[7u8; 32]).is_ok());
+//! # assert!(sessions_config(b"too short").is_err());
+//! ```
+//!
+//! # Performance
+//! A request that reads its session costs one store round trip and a signature check; one
+//! that changes it costs one more round trip for the write-back. `cargo bench -p
+//! session-core` measures the parts; `docs/performance.md` has the figures.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod adapter;
 mod cleanup;
 mod codec;
 mod config;
@@ -37,14 +44,9 @@ mod cookie;
 mod id;
 mod keyed;
 mod keyring;
-mod manager;
-mod state;
-mod store;
-pub mod time;
+pub mod store;
 
-#[cfg(feature = "test-suite")]
-pub mod test_suite;
-
+pub use crate::adapter::state::{RedactedSerdeError, ValueError};
 pub use crate::cleanup::{spawn_cleanup, Cleanup};
 pub use crate::codec::{Codec, CodecError, Record, FORMAT_VERSION};
 pub use crate::config::{
@@ -53,14 +55,10 @@ pub use crate::config::{
 };
 pub use crate::cookie::{CookieSettings, SameSite, DEFAULT_COOKIE_NAME};
 pub use crate::id::{
-    IdLength, RandomError, SessionId, DEFAULT_ID_BYTES, MAX_ID_BYTES, MIN_ID_BYTES,
+    IdLength, IdLengthError, RandomError, SessionId, DEFAULT_ID_BYTES, MAX_ID_BYTES, MIN_ID_BYTES,
 };
-pub use crate::keyring::{Keyring, Verified, MIN_SECRET_BYTES};
-pub use crate::manager::{CookieUpdate, Error, RequestCookie, SessionManager};
-pub use crate::state::{Change, RedactedSerdeError, SessionState, ValueError};
-pub use crate::store::{
-    Loaded, MemoryStore, Revision, Store, StoreError, StoreKey, DEFAULT_KEY_PREFIX,
-};
+pub use crate::keyring::{Keyring, KeyringError, Verified, MIN_SECRET_BYTES};
+pub use crate::store::{MemoryStore, SharedStore};
 
 /// The code in this crate's README compiles and runs.
 #[cfg(doctest)]

@@ -4,25 +4,23 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use session_core::{
-    Config, ConfigBuilder, CookieUpdate, Keyring, MemoryStore, RequestCookie, SessionManager, Store,
-};
+use session_core::adapter::{CookieUpdate, RequestCookie, SessionManager};
+use session_core::{Config, ConfigBuilder, Keyring, MemoryStore, SharedStore};
 
 const TIMEOUT: Duration = Duration::from_millis(1200);
 
-fn manager(
-    store: &Arc<dyn Store>,
-    configure: fn(ConfigBuilder) -> ConfigBuilder,
-) -> SessionManager {
+fn manager(store: &SharedStore, configure: fn(ConfigBuilder) -> ConfigBuilder) -> SessionManager {
     let keyring = Keyring::new([[7u8; 32]]).unwrap();
     let config = configure(Config::builder(keyring)).build().unwrap();
-    SessionManager::from_arc(Arc::clone(store), config)
+    SessionManager::new(store.clone(), config)
 }
 
-async fn save(manager: &SessionManager, state: session_core::SessionState) -> RequestCookie {
+async fn save(
+    manager: &SessionManager,
+    state: session_core::adapter::SessionState,
+) -> RequestCookie {
     match manager.save(state).await.unwrap() {
         CookieUpdate::Set(header) => {
             let pair = header.split(';').next().unwrap().to_owned();
@@ -39,8 +37,8 @@ async fn logged_in(manager: &SessionManager) -> RequestCookie {
     save(manager, state).await
 }
 
-fn store() -> Arc<dyn Store> {
-    Arc::new(MemoryStore::new())
+fn store() -> SharedStore {
+    SharedStore::new(MemoryStore::new())
 }
 
 #[tokio::test]

@@ -8,10 +8,11 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use session_core::adapter::{CookieUpdate, RequestCookie, SessionManager, SessionState};
+use session_core::store::StoreKey;
 use session_core::{
-    Codec, Config, ConfigBuilder, ConfigError, CookieUpdate, DurationSetting, IdLength, Keyring,
-    MemoryStore, RequestCookie, SessionId, SessionManager, SessionState, StoreKey, ValueError,
-    MAX_ID_BYTES,
+    Codec, Config, ConfigBuilder, ConfigError, DurationSetting, IdLength, Keyring, MemoryStore,
+    SessionId, ValueError, MAX_ID_BYTES,
 };
 
 fn builder() -> ConfigBuilder {

@@ -6,5 +6,5 @@ session_core::store_conformance_tests!(async { session_core::MemoryStore::new() 
 
 #[test]
 fn operation_futures_are_small() {
-    session_core::test_suite::assert_small_futures(&session_core::MemoryStore::new());
+    session_testkit::assert_small_futures(&session_core::MemoryStore::new());
 }

@@ -14,10 +14,9 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use proptest::prelude::*;
-use session_core::{
-    Config, CookieUpdate, Keyring, Loaded, MemoryStore, RequestCookie, Revision, SessionManager,
-    SessionState, Store, StoreError, StoreKey,
-};
+use session_core::adapter::{CookieUpdate, RequestCookie, SessionManager, SessionState};
+use session_core::store::{Loaded, Revision, Store, StoreError, StoreKey};
+use session_core::{Config, Keyring, MemoryStore};
 
 /// `MemoryStore`, except that the call numbered `fail_at` fails before reaching it, as a
 /// store that goes down between two steps of a write-back; that a hook can save another
@@ -31,7 +30,7 @@ struct Flaky {
     fail_at: AtomicUsize,
     strip_current: bool,
     hook: Mutex<Option<Hook>>,
-    hooked: Mutex<Option<Result<CookieUpdate, session_core::Error>>>,
+    hooked: Mutex<Option<Result<CookieUpdate, session_core::adapter::Error>>>,
 }
 
 /// Another request's save, run just before the store call numbered `at`.
@@ -89,7 +88,7 @@ impl Flaky {
     }
 
     /// The hooked save's result, if it ran; the hook is gone either way.
-    fn hooked(&self) -> Option<Result<CookieUpdate, session_core::Error>> {
+    fn hooked(&self) -> Option<Result<CookieUpdate, session_core::adapter::Error>> {
         self.hook.lock().unwrap().take();
         self.hooked.lock().unwrap().take()
     }
@@ -387,10 +386,10 @@ async fn run(ops: Vec<Op>, strip_current: bool) -> Result<(), TestCaseError> {
     store.fail_in(None);
     let keyring = Keyring::new([[9u8; 32]]).unwrap();
     let config = || Config::builder(keyring.clone()).build().unwrap();
-    let sessions = SessionManager::from_arc(store.clone(), config());
+    let sessions = SessionManager::new(store.clone(), config());
     // Saves run in the middle of another save come from another process: within one,
     // write-backs of a session take turns.
-    let elsewhere = SessionManager::from_arc(store.clone(), config());
+    let elsewhere = SessionManager::new(store.clone(), config());
 
     let mut first = sessions.load(RequestCookie::Absent).await.unwrap();
     first.insert("a", 0).unwrap();

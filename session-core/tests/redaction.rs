@@ -3,7 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
 
-use session_core::{Config, CookieUpdate, Keyring, MemoryStore, RequestCookie, SessionManager};
+use session_core::adapter::{CookieUpdate, RequestCookie, SessionManager};
+use session_core::{Config, Keyring, MemoryStore};
 
 const SECRET: &str = "keyring-secret-that-must-never-be-printed-01";
 const VALUE: &str = "session-value-that-must-never-be-printed";

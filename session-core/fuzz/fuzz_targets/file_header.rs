@@ -1,6 +1,5 @@
-//! `FileStore` reading a session file whose bytes are the input: the header (`SES2` or
-//! the legacy `SES1`) and the record behind it, through every operation that reads a
-//! header (`load`, `touch`, `update`, `delete_expired`). No panic, no error for a regular
+//! `FileStore` reading a session file whose bytes are the input: the `SES2` header and the
+//! record behind it, through every operation that reads a header (`load`, `touch`, `update`, `delete_expired`). No panic, no error for a regular
 //! file, no allocation beyond the file's size, and the answers the file format in the
 //! crate docs gives: a live, whole session loads with its record, revision and expiry;
 //! anything else is absent.
@@ -15,8 +14,9 @@ use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use libfuzzer_sys::fuzz_target;
-use session_core::time::{from_unix_millis, unix_millis};
-use session_core::{IdLength, Keyring, Revision, Store, StoreError, StoreKey};
+use session_core::store::{Revision, Store, StoreError, StoreKey};
+use session_core::store::time::{from_unix_millis, unix_millis};
+use session_core::{IdLength, Keyring};
 use session_fs::FileStore;
 use session_fuzz::block_on;
 
@@ -33,7 +33,7 @@ fn setup() -> &'static Setup {
         let base =
             std::env::var_os("SESSION_FUZZ_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
         let dir = base.join(format!("file_header-{}", std::process::id()));
-        let store = match FileStore::new(&dir) {
+        let store = match FileStore::open(&dir) {
             Ok(store) => store,
             Err(error) => panic!("fuzz store in {}: {error}", dir.display()),
         };
@@ -62,16 +62,15 @@ struct Expected<'a> {
 fn expected(bytes: &[u8]) -> Option<Expected<'_>> {
     let u32_at = |at: usize| Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?));
     let u64_at = |at: usize| Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?));
-    let (header_len, revision) = match bytes.get(..4)? {
-        b"SES2" => (24, Revision::new(u64_at(16)?)),
-        b"SES1" => (16, Revision::UNVERSIONED),
-        _ => return None,
-    };
+    if bytes.get(..4)? != b"SES2" {
+        return None;
+    }
     let record_len = u32_at(4)?;
     let expiry = u64_at(8)?;
-    let after_header = bytes.get(header_len..)?;
+    let revision = Revision::new(u64_at(16)?);
+    let after_header = bytes.get(24..)?;
     let record = match usize::try_from(record_len).ok()? {
-        // Length 0 (too long for the field, or an SES1 file): the rest of the file.
+        // Length 0 (an empty record, or one too long for the field): the rest of the file.
         0 => Some(after_header),
         len => after_header.get(..len),
     };
@@ -175,7 +174,7 @@ fuzz_target!(|data: &[u8]| {
                 Ok(()) => panic!("touch brought back a session that was not live"),
                 Err(error) => panic!("touch of a dead or foreign file: {error} ({error:?})"),
             }
-            match block_on(store.update(key, b"{}", later, Revision::UNVERSIONED)) {
+            match block_on(store.update(key, b"{}", later, Revision::FIRST)) {
                 Err(StoreError::UnknownId) => {}
                 Ok(_) => panic!("update wrote over a session that was not live"),
                 Err(error) => panic!("update of a dead or foreign file: {error} ({error:?})"),
@@ -186,7 +185,7 @@ fuzz_target!(|data: &[u8]| {
         (None, Some(true)) => {
             let revision = expected
                 .as_ref()
-                .map_or(Revision::UNVERSIONED, |file| file.revision);
+                .map_or(Revision::FIRST, |file| file.revision);
             match block_on(store.touch(key, later)) {
                 Err(StoreError::UnknownId) => {}
                 Ok(()) => panic!("touch found a session in a cut file that load did not"),

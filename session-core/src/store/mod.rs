@@ -1,10 +1,27 @@
-//! The contract between sessions and the places they are kept.
+//! For authors of stores: the contract between sessions and the places they are kept.
+//!
+//! A store implements [`Store`], a small object-safe async trait over opaque bytes, keyed
+//! by [`StoreKey`], with revisions ([`Revision`]) that make a write-back conditional on
+//! the record the request loaded. It answers with typed [`StoreError`]s that keep their
+//! source. Keys, ids, signing, encoding and every session rule stay in this crate: a
+//! store only keeps bytes until they expire.
+//!
+//! # Testing a store
+//! With the `test-suite` feature, one line runs the conformance suite every store in this
+//! project passes, against a real server:
+//!
+//! ```ignore
+//! session_core::store_conformance_tests!(async { MyStore::connect("...").await.unwrap() });
+//! ```
 
+#[cfg(feature = "test-suite")]
+pub mod conformance;
 mod error;
 mod key;
 mod memory;
+mod shared;
+pub mod time;
 
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
@@ -12,6 +29,7 @@ use async_trait::async_trait;
 pub use error::StoreError;
 pub use key::{StoreKey, DEFAULT_KEY_PREFIX};
 pub use memory::MemoryStore;
+pub use shared::SharedStore;
 
 /// A place to keep sessions: an async key-value store with expiry and revisions.
 ///
@@ -33,7 +51,7 @@ pub use memory::MemoryStore;
 /// | [`delete_if_unchanged`](Store::delete_if_unchanged) | remove only if still at the given revision, with the answers of `update` |
 /// | [`delete_expired`](Store::delete_expired) | remove expired records in bounded batches (stores without native expiry) |
 ///
-/// The trait is object-safe; the middleware holds an `Arc<dyn Store>`.
+/// The trait is object-safe; the middleware holds it as a [`SharedStore`].
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// A short name for logs and traces: `"memory"`, `"file"`, `"redis"`, ...
@@ -117,16 +135,11 @@ pub trait Store: Send + Sync + 'static {
 /// time it writes the record's value.
 ///
 /// Stores that count writes start at [`Revision::FIRST`] and use [`Revision::next`];
-/// stores with a native token (memcached's CAS) carry theirs. [`Revision::UNVERSIONED`]
-/// stands for a record written before records carried revisions: it still loads, and an
-/// update conditional on it succeeds while the record is still unversioned.
+/// stores with a native token (memcached's CAS) carry theirs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Revision(u64);
 
 impl Revision {
-    /// A record that was stored without a revision.
-    pub const UNVERSIONED: Self = Self(0);
-
     /// The revision of a newly created record, for stores that count writes.
     pub const FIRST: Self = Self(1);
 
@@ -141,8 +154,8 @@ impl Revision {
     }
 
     /// The revision after this one, for stores that count writes. It wraps past the last
-    /// number (skipping [`Revision::UNVERSIONED`]), after which it is still different from
-    /// every revision a request can hold in practice.
+    /// number back to [`Revision::FIRST`], after which it is still different from every
+    /// revision a request can hold in practice.
     #[must_use]
     pub const fn next(self) -> Self {
         match self.0.wrapping_add(1) {
@@ -205,58 +218,5 @@ impl std::fmt::Debug for Loaded {
             .field("revision", &self.revision)
             .field("expires_at", &self.expires_at)
             .finish()
-    }
-}
-
-#[async_trait]
-impl<S: Store + ?Sized> Store for Arc<S> {
-    fn backend(&self) -> &'static str {
-        (**self).backend()
-    }
-    async fn load(&self, key: &StoreKey) -> Result<Option<Loaded>, StoreError> {
-        (**self).load(key).await
-    }
-    async fn create(
-        &self,
-        key: &StoreKey,
-        value: &[u8],
-        at: SystemTime,
-    ) -> Result<Revision, StoreError> {
-        (**self).create(key, value, at).await
-    }
-    async fn update(
-        &self,
-        key: &StoreKey,
-        value: &[u8],
-        at: SystemTime,
-        revision: Revision,
-    ) -> Result<Revision, StoreError> {
-        (**self).update(key, value, at, revision).await
-    }
-    async fn touch(&self, key: &StoreKey, at: SystemTime) -> Result<(), StoreError> {
-        (**self).touch(key, at).await
-    }
-    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
-        (**self).delete(key).await
-    }
-    async fn delete_if_unchanged(
-        &self,
-        key: &StoreKey,
-        revision: Revision,
-    ) -> Result<(), StoreError> {
-        (**self).delete_if_unchanged(key, revision).await
-    }
-    async fn delete_expired(&self) -> Result<u64, StoreError> {
-        (**self).delete_expired().await
-    }
-    fn touches_on_load(&self) -> bool {
-        (**self).touches_on_load()
-    }
-    async fn load_and_touch(
-        &self,
-        key: &StoreKey,
-        at: SystemTime,
-    ) -> Result<Option<Loaded>, StoreError> {
-        (**self).load_and_touch(key, at).await
     }
 }

@@ -11,10 +11,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::{Codec, Config, IdLength, Keyring, Revision, SessionId, Store, StoreError, StoreKey};
+use crate::store::{Revision, SharedStore, Store, StoreError, StoreKey};
+use crate::{Codec, Config, IdLength, Keyring, SessionId};
 
 /// Expiry used by the checks that wait for a record to die.
 pub const SHORT_TTL: Duration = Duration::from_secs(1);
@@ -77,7 +77,7 @@ macro_rules! __store_conformance_tests {
         $(
             #[test]
             fn $check() {
-                $crate::test_suite::run(|| $factory, $crate::test_suite::checks::$check);
+                $crate::store::conformance::run(|| $factory, $crate::store::conformance::checks::$check);
             }
         )*
     };
@@ -89,7 +89,7 @@ where
     S: Store,
     F: FnOnce() -> Fut,
     Fut: Future<Output = S>,
-    C: FnOnce(Arc<dyn Store>) -> CFut,
+    C: FnOnce(SharedStore) -> CFut,
     CFut: Future<Output = ()>,
 {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -98,7 +98,7 @@ where
         .build()
         .expect("tokio runtime");
     runtime.block_on(async move {
-        let store: Arc<dyn Store> = Arc::new(factory().await);
+        let store = SharedStore::new(factory().await);
         check(store).await;
     });
 }
@@ -133,13 +133,13 @@ async fn value(store: &dyn Store, key: &StoreKey) -> Option<Vec<u8>> {
 /// The checks, one per rule. Each takes a fresh store.
 pub mod checks {
     use super::*;
-    use crate::{RequestCookie, SessionManager};
+    use crate::adapter::{RequestCookie, SessionManager};
 
-    pub async fn load_of_an_absent_key_is_none(store: Arc<dyn Store>) {
+    pub async fn load_of_an_absent_key_is_none(store: SharedStore) {
         assert_eq!(value(&*store, &new_key()).await, None);
     }
 
-    pub async fn create_then_load_returns_the_bytes(store: Arc<dyn Store>) {
+    pub async fn create_then_load_returns_the_bytes(store: SharedStore) {
         let key = new_key();
         let expires_at = hour();
         store.create(&key, b"{\"a\":1}", expires_at).await.unwrap();
@@ -157,7 +157,7 @@ pub mod checks {
         }
     }
 
-    pub async fn create_of_an_existing_key_is_duplicate_id(store: Arc<dyn Store>) {
+    pub async fn create_of_an_existing_key_is_duplicate_id(store: SharedStore) {
         let key = new_key();
         store.create(&key, b"first", hour()).await.unwrap();
         let second = store.create(&key, b"second", hour()).await;
@@ -168,14 +168,14 @@ pub mod checks {
         assert_eq!(value(&*store, &key).await.as_deref(), Some(&b"first"[..]));
     }
 
-    pub async fn update_replaces_the_value(store: Arc<dyn Store>) {
+    pub async fn update_replaces_the_value(store: SharedStore) {
         let key = new_key();
         let revision = store.create(&key, b"old", hour()).await.unwrap();
         store.update(&key, b"new", hour(), revision).await.unwrap();
         assert_eq!(value(&*store, &key).await.as_deref(), Some(&b"new"[..]));
     }
 
-    pub async fn update_of_an_absent_key_is_unknown_id(store: Arc<dyn Store>) {
+    pub async fn update_of_an_absent_key_is_unknown_id(store: SharedStore) {
         let key = new_key();
         assert_unknown(
             store.update(&key, b"x", hour(), Revision::FIRST).await,
@@ -184,7 +184,7 @@ pub mod checks {
         assert_eq!(value(&*store, &key).await, None, "update created a record");
     }
 
-    pub async fn update_after_delete_does_not_resurrect(store: Arc<dyn Store>) {
+    pub async fn update_after_delete_does_not_resurrect(store: SharedStore) {
         let key = new_key();
         let revision = store.create(&key, b"live", hour()).await.unwrap();
         store.delete(&key).await.unwrap();
@@ -195,7 +195,7 @@ pub mod checks {
         assert_eq!(value(&*store, &key).await, None, "deleted record came back");
     }
 
-    pub async fn update_after_expiry_does_not_resurrect(store: Arc<dyn Store>) {
+    pub async fn update_after_expiry_does_not_resurrect(store: SharedStore) {
         let key = new_key();
         let revision = store.create(&key, b"short", in_(SHORT_TTL)).await.unwrap();
         tokio::time::sleep(EXPIRY_WAIT).await;
@@ -211,7 +211,7 @@ pub mod checks {
         assert_eq!(value(&*store, &key).await, None, "expired record came back");
     }
 
-    pub async fn touch_extends_expiry_without_rewriting(store: Arc<dyn Store>) {
+    pub async fn touch_extends_expiry_without_rewriting(store: SharedStore) {
         let key = new_key();
         store.create(&key, b"kept", in_(SHORT_TTL)).await.unwrap();
         store.touch(&key, hour()).await.unwrap();
@@ -219,13 +219,13 @@ pub mod checks {
         assert_eq!(value(&*store, &key).await.as_deref(), Some(&b"kept"[..]));
     }
 
-    pub async fn touch_of_an_absent_key_is_unknown_id(store: Arc<dyn Store>) {
+    pub async fn touch_of_an_absent_key_is_unknown_id(store: SharedStore) {
         let key = new_key();
         assert_unknown(store.touch(&key, hour()).await, "touch of absent key");
         assert_eq!(value(&*store, &key).await, None, "touch created a record");
     }
 
-    pub async fn delete_removes_and_absent_is_ok(store: Arc<dyn Store>) {
+    pub async fn delete_removes_and_absent_is_ok(store: SharedStore) {
         let key = new_key();
         store.create(&key, b"x", hour()).await.unwrap();
         store.delete(&key).await.unwrap();
@@ -234,7 +234,7 @@ pub mod checks {
         store.delete(&new_key()).await.unwrap();
     }
 
-    pub async fn expired_records_are_absent_on_read(store: Arc<dyn Store>) {
+    pub async fn expired_records_are_absent_on_read(store: SharedStore) {
         let key = new_key();
         store.create(&key, b"short", in_(SHORT_TTL)).await.unwrap();
         assert!(
@@ -252,7 +252,7 @@ pub mod checks {
         assert_eq!(value(&*store, &key).await.as_deref(), Some(&b"again"[..]));
     }
 
-    pub async fn delete_expired_keeps_live_records(store: Arc<dyn Store>) {
+    pub async fn delete_expired_keeps_live_records(store: SharedStore) {
         let expired: Vec<StoreKey> = (0..3).map(|_| new_key()).collect();
         let live: Vec<StoreKey> = (0..2).map(|_| new_key()).collect();
         for key in &expired {
@@ -271,7 +271,7 @@ pub mod checks {
         }
     }
 
-    pub async fn load_and_touch_extends_expiry(store: Arc<dyn Store>) {
+    pub async fn load_and_touch_extends_expiry(store: SharedStore) {
         let key = new_key();
         store.create(&key, b"data", in_(SHORT_TTL)).await.unwrap();
         let loaded = store.load_and_touch(&key, hour()).await.unwrap();
@@ -288,7 +288,7 @@ pub mod checks {
             .is_none());
     }
 
-    pub async fn large_values_round_trip(store: Arc<dyn Store>) {
+    pub async fn large_values_round_trip(store: SharedStore) {
         let key = new_key();
         let big: Vec<u8> = (0..1024 * 1024).map(|i| b'a' + (i % 26) as u8).collect();
         let revision = store.create(&key, &big, hour()).await.unwrap();
@@ -304,17 +304,17 @@ pub mod checks {
         );
     }
 
-    pub async fn binary_values_round_trip(store: Arc<dyn Store>) {
+    pub async fn binary_values_round_trip(store: SharedStore) {
         let key = new_key();
         let bytes: Vec<u8> = (0..=255u8).chain((0..=255u8).rev()).collect();
         store.create(&key, &bytes, hour()).await.unwrap();
         assert_eq!(value(&*store, &key).await, Some(bytes));
     }
 
-    pub async fn concurrent_operations_on_many_keys(store: Arc<dyn Store>) {
+    pub async fn concurrent_operations_on_many_keys(store: SharedStore) {
         let tasks: Vec<_> = (0..100)
             .map(|i| {
-                let store = Arc::clone(&store);
+                let store = store.clone();
                 tokio::spawn(async move {
                     let key = new_key();
                     let first = format!("value {i}");
@@ -337,11 +337,11 @@ pub mod checks {
         }
     }
 
-    pub async fn concurrent_creates_of_one_key_have_one_winner(store: Arc<dyn Store>) {
+    pub async fn concurrent_creates_of_one_key_have_one_winner(store: SharedStore) {
         let key = new_key();
         let tasks: Vec<_> = (0..100)
             .map(|i| {
-                let (store, key) = (Arc::clone(&store), key.clone());
+                let (store, key) = (store.clone(), key.clone());
                 tokio::spawn(async move {
                     let result = store.create(&key, format!("{i}").as_bytes(), hour()).await;
                     (i, result)
@@ -361,7 +361,7 @@ pub mod checks {
         assert_eq!(stored, format!("{}", winners[0]).into_bytes());
     }
 
-    pub async fn create_returns_the_revision_that_load_reports(store: Arc<dyn Store>) {
+    pub async fn create_returns_the_revision_that_load_reports(store: SharedStore) {
         let key = new_key();
         let created = store.create(&key, b"v1", hour()).await.unwrap();
         let loaded = store.load(&key).await.unwrap().expect("created record");
@@ -370,7 +370,7 @@ pub mod checks {
         assert_eq!(touched.revision(), created, "load_and_touch");
     }
 
-    pub async fn update_at_the_loaded_revision_moves_it(store: Arc<dyn Store>) {
+    pub async fn update_at_the_loaded_revision_moves_it(store: SharedStore) {
         let key = new_key();
         let first = store.create(&key, b"v1", hour()).await.unwrap();
         let second = store.update(&key, b"v2", hour(), first).await.unwrap();
@@ -385,7 +385,7 @@ pub mod checks {
         assert_eq!(value(&*store, &key).await.as_deref(), Some(&b"v3"[..]));
     }
 
-    pub async fn update_at_a_stale_revision_is_a_conflict(store: Arc<dyn Store>) {
+    pub async fn update_at_a_stale_revision_is_a_conflict(store: SharedStore) {
         let key = new_key();
         let stale = store.create(&key, b"v1", hour()).await.unwrap();
         let current = store.update(&key, b"v2", hour(), stale).await.unwrap();
@@ -413,7 +413,7 @@ pub mod checks {
         assert_eq!(value(&*store, &key).await.as_deref(), Some(&b"v3"[..]));
     }
 
-    pub async fn touch_keeps_the_revision(store: Arc<dyn Store>) {
+    pub async fn touch_keeps_the_revision(store: SharedStore) {
         let key = new_key();
         let created = store.create(&key, b"v1", hour()).await.unwrap();
         store.touch(&key, hour()).await.unwrap();
@@ -423,7 +423,7 @@ pub mod checks {
         store.update(&key, b"v2", hour(), created).await.unwrap();
     }
 
-    pub async fn delete_if_unchanged_removes_only_the_loaded_revision(store: Arc<dyn Store>) {
+    pub async fn delete_if_unchanged_removes_only_the_loaded_revision(store: SharedStore) {
         let key = new_key();
         let stale = store.create(&key, b"v1", hour()).await.unwrap();
         let current = store.update(&key, b"v2", hour(), stale).await.unwrap();
@@ -450,7 +450,7 @@ pub mod checks {
         assert_eq!(value(&*store, &key).await, None, "deleted record came back");
     }
 
-    pub async fn delete_if_unchanged_of_an_absent_key_is_unknown_id(store: Arc<dyn Store>) {
+    pub async fn delete_if_unchanged_of_an_absent_key_is_unknown_id(store: SharedStore) {
         assert_unknown(
             store.delete_if_unchanged(&new_key(), Revision::FIRST).await,
             "conditional delete of an absent key",
@@ -459,13 +459,13 @@ pub mod checks {
 
     /// Tasks that each add one to a counter with load and conditional update, retrying on
     /// conflict, count exactly: no conditional write may pass a write it did not see.
-    pub async fn concurrent_conditional_updates_lose_nothing(store: Arc<dyn Store>) {
+    pub async fn concurrent_conditional_updates_lose_nothing(store: SharedStore) {
         const TASKS: usize = 16;
         let key = new_key();
         store.create(&key, b"0", hour()).await.unwrap();
         let tasks: Vec<_> = (0..TASKS)
             .map(|_| {
-                let (store, key) = (Arc::clone(&store), key.clone());
+                let (store, key) = (store.clone(), key.clone());
                 tokio::spawn(async move {
                     let mut conflicts = 0usize;
                     let mut loaded = store.load(&key).await.unwrap().unwrap();
@@ -504,20 +504,20 @@ pub mod checks {
     }
 
     fn manager(
-        store: &Arc<dyn Store>,
+        store: &SharedStore,
         configure: impl FnOnce(crate::ConfigBuilder) -> crate::ConfigBuilder,
     ) -> SessionManager {
         let keyring = Keyring::new([[42u8; 32]]).unwrap();
         let config = configure(Config::builder(keyring).key_prefix("conformance:"))
             .build()
             .unwrap();
-        SessionManager::from_arc(Arc::clone(store), config)
+        SessionManager::new(store.clone(), config)
     }
 
     /// Saves `state` and returns the request cookie a browser would send next.
-    async fn save(manager: &SessionManager, state: crate::SessionState) -> RequestCookie {
+    async fn save(manager: &SessionManager, state: crate::adapter::SessionState) -> RequestCookie {
         match manager.save(state).await.unwrap() {
-            crate::CookieUpdate::Set(header) => {
+            crate::adapter::CookieUpdate::Set(header) => {
                 let pair = header.split(';').next().unwrap().to_owned();
                 manager.verify([pair.as_str()])
             }
@@ -525,7 +525,7 @@ pub mod checks {
         }
     }
 
-    pub async fn sessions_with_unicode_round_trip(store: Arc<dyn Store>) {
+    pub async fn sessions_with_unicode_round_trip(store: SharedStore) {
         for codec in [Codec::Json, Codec::MessagePack] {
             let sessions = manager(&store, |b| b.codec(codec));
             let mut state = sessions.load(RequestCookie::Absent).await.unwrap();
@@ -547,7 +547,7 @@ pub mod checks {
         }
     }
 
-    pub async fn absolute_timeout_ends_a_session(store: Arc<dyn Store>) {
+    pub async fn absolute_timeout_ends_a_session(store: SharedStore) {
         let sessions = manager(&store, |b| b.absolute_timeout(Duration::from_millis(1500)));
         let mut state = sessions.load(RequestCookie::Absent).await.unwrap();
         state.insert("user", "ada").unwrap();
@@ -562,7 +562,7 @@ pub mod checks {
         assert!(state.is_empty(), "session outlived its absolute timeout");
     }
 
-    pub async fn idle_timeout_ends_a_session(store: Arc<dyn Store>) {
+    pub async fn idle_timeout_ends_a_session(store: SharedStore) {
         let sessions = manager(&store, |b| b.lifetime(SHORT_TTL));
         let mut state = sessions.load(RequestCookie::Absent).await.unwrap();
         state.insert("user", "ada").unwrap();
@@ -575,7 +575,7 @@ pub mod checks {
         );
     }
 
-    pub async fn undecodable_record_is_a_new_session(store: Arc<dyn Store>) {
+    pub async fn undecodable_record_is_a_new_session(store: SharedStore) {
         let sessions = manager(&store, |b| b);
         let id = SessionId::generate(IdLength::default()).unwrap();
         let key = StoreKey::new("conformance:", &id);
@@ -587,7 +587,7 @@ pub mod checks {
         assert!(state.is_empty());
     }
 
-    pub async fn regenerate_deletes_the_old_record(store: Arc<dyn Store>) {
+    pub async fn regenerate_deletes_the_old_record(store: SharedStore) {
         let sessions = manager(&store, |b| b);
         let mut state = sessions.load(RequestCookie::Absent).await.unwrap();
         state.insert("cart", 3).unwrap();
@@ -611,7 +611,7 @@ pub mod checks {
         );
     }
 
-    pub async fn destroy_deletes_the_record(store: Arc<dyn Store>) {
+    pub async fn destroy_deletes_the_record(store: SharedStore) {
         let sessions = manager(&store, |b| b);
         let mut state = sessions.load(RequestCookie::Absent).await.unwrap();
         state.insert("user", "ada").unwrap();
@@ -620,7 +620,7 @@ pub mod checks {
         state.destroy();
         let update = sessions.save(state).await.unwrap();
         assert!(
-            matches!(update, crate::CookieUpdate::Remove(_)),
+            matches!(update, crate::adapter::CookieUpdate::Remove(_)),
             "{update:?}"
         );
         assert!(
@@ -646,7 +646,7 @@ pub mod checks {
         requests: usize,
         edit: F,
     ) where
-        F: Fn(usize, &mut crate::SessionState),
+        F: Fn(usize, &mut crate::adapter::SessionState),
     {
         let mut states = Vec::new();
         for i in 0..requests {
@@ -656,8 +656,7 @@ pub mod checks {
         }
         // Half of them through a manager of their own, as from another process: within
         // one manager write-backs of a session take turns, across processes they race.
-        let elsewhere =
-            SessionManager::from_arc(Arc::clone(sessions.store()), sessions.config().clone());
+        let elsewhere = SessionManager::new(sessions.store().clone(), sessions.config().clone());
         let saves: Vec<_> = states
             .into_iter()
             .enumerate()
@@ -673,13 +672,13 @@ pub mod checks {
         for save in saves {
             let update = save.await.unwrap().unwrap();
             assert!(
-                !matches!(update, crate::CookieUpdate::Remove(_)),
+                !matches!(update, crate::adapter::CookieUpdate::Remove(_)),
                 "a write-back removed the cookie: {update:?}"
             );
         }
     }
 
-    pub async fn concurrent_writes_of_distinct_keys_are_all_kept(store: Arc<dyn Store>) {
+    pub async fn concurrent_writes_of_distinct_keys_are_all_kept(store: SharedStore) {
         const REQUESTS: usize = 16;
         let sessions = manager(&store, |b| b);
         let cookie = stored(&sessions, &[("first", 0)]).await;
@@ -698,7 +697,7 @@ pub mod checks {
         assert_eq!(state.len(), REQUESTS + 1);
     }
 
-    pub async fn concurrent_updates_of_one_key_add_up(store: Arc<dyn Store>) {
+    pub async fn concurrent_updates_of_one_key_add_up(store: SharedStore) {
         const REQUESTS: usize = 16;
         let sessions = manager(&store, |b| b);
         let cookie = stored(&sessions, &[("n", 100)]).await;
@@ -723,7 +722,7 @@ pub mod checks {
         );
     }
 
-    pub async fn a_session_destroyed_during_an_update_stays_destroyed(store: Arc<dyn Store>) {
+    pub async fn a_session_destroyed_during_an_update_stays_destroyed(store: SharedStore) {
         let sessions = manager(&store, |b| b);
         let cookie = stored(&sessions, &[("user", 1)]).await;
         let mut slow = sessions.load(cookie.clone()).await.unwrap();
@@ -736,7 +735,7 @@ pub mod checks {
         let update = sessions.save(slow).await.unwrap();
         assert_eq!(
             update,
-            crate::CookieUpdate::Keep,
+            crate::adapter::CookieUpdate::Keep,
             "the slow request must not touch the cookie"
         );
         assert!(
@@ -755,11 +754,11 @@ pub mod checks {
         // the cookie it loaded, but never removes it.
         if store.touches_on_load() {
             assert!(
-                !matches!(update, crate::CookieUpdate::Remove(_)),
+                !matches!(update, crate::adapter::CookieUpdate::Remove(_)),
                 "{update:?}"
             );
         } else {
-            assert_eq!(update, crate::CookieUpdate::Keep);
+            assert_eq!(update, crate::adapter::CookieUpdate::Keep);
         }
         assert!(
             refresh.load(cookie).await.unwrap().is_empty(),
@@ -767,7 +766,7 @@ pub mod checks {
         );
     }
 
-    pub async fn a_session_destroyed_during_a_regenerate_stays_destroyed(store: Arc<dyn Store>) {
+    pub async fn a_session_destroyed_during_a_regenerate_stays_destroyed(store: SharedStore) {
         let sessions = manager(&store, |b| b);
         let cookie = stored(&sessions, &[("cart", 1)]).await;
         let mut login = sessions.load(cookie.clone()).await.unwrap();
@@ -779,7 +778,7 @@ pub mod checks {
         let update = sessions.save(login).await.unwrap();
         assert_eq!(
             update,
-            crate::CookieUpdate::Keep,
+            crate::adapter::CookieUpdate::Keep,
             "a session ended meanwhile got a new id"
         );
         assert!(
@@ -788,7 +787,7 @@ pub mod checks {
         );
     }
 
-    pub async fn regenerate_keeps_what_another_request_wrote_meanwhile(store: Arc<dyn Store>) {
+    pub async fn regenerate_keeps_what_another_request_wrote_meanwhile(store: SharedStore) {
         let sessions = manager(&store, |b| b);
         let old = stored(&sessions, &[("cart", 1)]).await;
         let mut login = sessions.load(old.clone()).await.unwrap();
@@ -816,9 +815,7 @@ pub mod checks {
         );
     }
 
-    pub async fn emptying_a_session_keeps_what_another_request_wrote_meanwhile(
-        store: Arc<dyn Store>,
-    ) {
+    pub async fn emptying_a_session_keeps_what_another_request_wrote_meanwhile(store: SharedStore) {
         let sessions = manager(&store, |b| b);
         let cookie = stored(&sessions, &[("flash", 1)]).await;
         let mut reader = sessions.load(cookie.clone()).await.unwrap();
@@ -829,7 +826,7 @@ pub mod checks {
         let update = sessions.save(reader).await.unwrap();
         assert_eq!(
             update,
-            crate::CookieUpdate::Keep,
+            crate::adapter::CookieUpdate::Keep,
             "the session is not empty after the merge"
         );
         let state = sessions.load(cookie.clone()).await.unwrap();
@@ -840,13 +837,13 @@ pub mod checks {
         state.remove("cart");
         let update = sessions.save(state).await.unwrap();
         assert!(
-            matches!(update, crate::CookieUpdate::Remove(_)),
+            matches!(update, crate::adapter::CookieUpdate::Remove(_)),
             "{update:?}"
         );
         assert!(sessions.load(cookie).await.unwrap().is_empty());
     }
 
-    pub async fn only_the_request_that_ended_a_session_removes_its_cookie(store: Arc<dyn Store>) {
+    pub async fn only_the_request_that_ended_a_session_removes_its_cookie(store: SharedStore) {
         let sessions = manager(&store, |b| b);
         let cookie = stored(&sessions, &[("user", 1)]).await;
         let late = sessions.load(cookie.clone()).await.unwrap();
@@ -854,7 +851,7 @@ pub mod checks {
         logout.destroy();
         let update = sessions.save(logout).await.unwrap();
         assert!(
-            matches!(update, crate::CookieUpdate::Remove(_)),
+            matches!(update, crate::adapter::CookieUpdate::Remove(_)),
             "{update:?}"
         );
         // A late answer to a request made before the logout, and any later request that
@@ -862,19 +859,19 @@ pub mod checks {
         // be a newer login's.
         assert_eq!(
             sessions.save(late).await.unwrap(),
-            crate::CookieUpdate::Keep
+            crate::adapter::CookieUpdate::Keep
         );
         let dead = sessions.load(cookie.clone()).await.unwrap();
         assert!(dead.is_empty());
         assert_eq!(
             sessions.save(dead).await.unwrap(),
-            crate::CookieUpdate::Keep
+            crate::adapter::CookieUpdate::Keep
         );
         let forged = sessions.verify(["session=forged"]);
         let state = sessions.load(forged).await.unwrap();
         assert_eq!(
             sessions.save(state).await.unwrap(),
-            crate::CookieUpdate::Keep
+            crate::adapter::CookieUpdate::Keep
         );
         // `clear` ends the session too.
         let cookie = stored(&sessions, &[("user", 1)]).await;
@@ -882,248 +879,8 @@ pub mod checks {
         state.clear();
         let update = sessions.save(state).await.unwrap();
         assert!(
-            matches!(update, crate::CookieUpdate::Remove(_)),
+            matches!(update, crate::adapter::CookieUpdate::Remove(_)),
             "{update:?}"
         );
-    }
-}
-
-/// Asserts that each of `store`'s per-request operations returns a future of at most
-/// [`MAX_FUTURE_BYTES`]. Every request allocates the future of each store operation it
-/// awaits; past that size glibc's allocator leaves its per-thread cache for its slow path
-/// (`_int_malloc`, consolidation on free). A rarely taken branch, such as opening a
-/// connection, belongs in a box of its own. The futures are made, never polled: no I/O.
-pub fn assert_small_futures(store: &dyn Store) {
-    let key = new_key();
-    let at = hour();
-    let sizes = [
-        ("load", std::mem::size_of_val(&*store.load(&key))),
-        (
-            "load_and_touch",
-            std::mem::size_of_val(&*store.load_and_touch(&key, at)),
-        ),
-        (
-            "create",
-            std::mem::size_of_val(&*store.create(&key, b"v", at)),
-        ),
-        (
-            "update",
-            std::mem::size_of_val(&*store.update(&key, b"v", at, Revision::FIRST)),
-        ),
-        (
-            "delete_if_unchanged",
-            std::mem::size_of_val(&*store.delete_if_unchanged(&key, Revision::FIRST)),
-        ),
-        ("touch", std::mem::size_of_val(&*store.touch(&key, at))),
-        ("delete", std::mem::size_of_val(&*store.delete(&key))),
-    ];
-    for (operation, bytes) in sizes {
-        assert!(
-            bytes <= MAX_FUTURE_BYTES,
-            "{}'s `{operation}` future is {bytes} bytes, more than {MAX_FUTURE_BYTES}",
-            store.backend()
-        );
-    }
-}
-
-/// The largest allocation glibc serves from its per-thread cache (`tcache`): 1,032 bytes.
-pub const MAX_FUTURE_BYTES: usize = 1032;
-
-/// Counts the calls made to a real store, per operation, for tests of the rules about
-/// when a store is (not) written. Every call goes through to the wrapped store.
-#[derive(Debug, Default)]
-pub struct CountingStore<S> {
-    inner: S,
-    counts: std::sync::Mutex<std::collections::BTreeMap<&'static str, usize>>,
-}
-
-impl<S: Store> CountingStore<S> {
-    pub fn new(inner: S) -> Self {
-        Self {
-            inner,
-            counts: Default::default(),
-        }
-    }
-
-    /// How many times `operation` (`"load"`, `"create"`, ...) was called.
-    pub fn count(&self, operation: &str) -> usize {
-        self.counts
-            .lock()
-            .unwrap()
-            .get(operation)
-            .copied()
-            .unwrap_or(0)
-    }
-
-    /// Calls of every operation together.
-    pub fn total(&self) -> usize {
-        self.counts.lock().unwrap().values().sum()
-    }
-
-    /// Forgets the counts so far.
-    pub fn reset(&self) {
-        self.counts.lock().unwrap().clear();
-    }
-
-    fn add(&self, operation: &'static str) {
-        *self.counts.lock().unwrap().entry(operation).or_default() += 1;
-    }
-}
-
-#[async_trait::async_trait]
-impl<S: Store> Store for CountingStore<S> {
-    fn backend(&self) -> &'static str {
-        self.inner.backend()
-    }
-    async fn load(&self, key: &StoreKey) -> Result<Option<crate::Loaded>, StoreError> {
-        self.add("load");
-        self.inner.load(key).await
-    }
-    async fn create(
-        &self,
-        key: &StoreKey,
-        value: &[u8],
-        at: SystemTime,
-    ) -> Result<Revision, StoreError> {
-        self.add("create");
-        self.inner.create(key, value, at).await
-    }
-    async fn update(
-        &self,
-        key: &StoreKey,
-        value: &[u8],
-        at: SystemTime,
-        revision: Revision,
-    ) -> Result<Revision, StoreError> {
-        self.add("update");
-        self.inner.update(key, value, at, revision).await
-    }
-    async fn touch(&self, key: &StoreKey, at: SystemTime) -> Result<(), StoreError> {
-        self.add("touch");
-        self.inner.touch(key, at).await
-    }
-    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
-        self.add("delete");
-        self.inner.delete(key).await
-    }
-    async fn delete_if_unchanged(
-        &self,
-        key: &StoreKey,
-        revision: Revision,
-    ) -> Result<(), StoreError> {
-        self.add("delete_if_unchanged");
-        self.inner.delete_if_unchanged(key, revision).await
-    }
-    async fn delete_expired(&self) -> Result<u64, StoreError> {
-        self.add("delete_expired");
-        self.inner.delete_expired().await
-    }
-    fn touches_on_load(&self) -> bool {
-        self.inner.touches_on_load()
-    }
-    async fn load_and_touch(
-        &self,
-        key: &StoreKey,
-        at: SystemTime,
-    ) -> Result<Option<crate::Loaded>, StoreError> {
-        self.add("load_and_touch");
-        self.inner.load_and_touch(key, at).await
-    }
-}
-
-/// A server process of a test's own (redis-server, memcached, ...) on a free loopback
-/// port, for tests that must stop, restart or count on a server nobody else uses. Killed
-/// when dropped.
-#[derive(Debug)]
-pub struct LocalServer {
-    program: &'static str,
-    args: &'static [&'static str],
-    child: Option<std::process::Child>,
-    port: u16,
-}
-
-impl LocalServer {
-    /// Starts `program` with `args` followed by the port (so `args` ends with the port
-    /// flag) and waits until it accepts connections.
-    pub fn start(program: &'static str, args: &'static [&'static str]) -> std::io::Result<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let mut server = Self {
-            program,
-            args,
-            child: None,
-            port,
-        };
-        server.restart()?;
-        Ok(server)
-    }
-
-    /// The port it listens on, the same across restarts.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// Kills the process.
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Sends `signal` (`STOP`, `CONT`, ...) to the process with `kill`: `STOP` freezes a
-    /// server with its connections open, the way a hung server looks to its clients.
-    pub fn signal(&self, signal: &str) -> std::io::Result<()> {
-        let Some(child) = &self.child else {
-            return Err(std::io::Error::other("the server is not running"));
-        };
-        let status = std::process::Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(child.id().to_string())
-            .status()?;
-        if status.success() {
-            Ok(())
-        } else {
-            Err(std::io::Error::other(format!("kill -{signal} failed")))
-        }
-    }
-
-    /// Starts the process again on the same port.
-    pub fn restart(&mut self) -> std::io::Result<()> {
-        use std::process::{Command, Stdio};
-        self.stop();
-        let child = Command::new(self.program)
-            .args(self.args)
-            .arg(self.port.to_string())
-            .current_dir(std::env::temp_dir())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| {
-                let hint = format!(
-                    "cannot run {} (install it, or run `cargo xtask test`): {e}",
-                    self.program
-                );
-                std::io::Error::new(e.kind(), hint)
-            })?;
-        self.child = Some(child);
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            if std::time::Instant::now() > deadline {
-                return Err(std::io::Error::other(format!(
-                    "{} did not start within 10 s",
-                    self.program
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(())
-    }
-}
-
-impl Drop for LocalServer {
-    fn drop(&mut self) {
-        self.stop();
     }
 }

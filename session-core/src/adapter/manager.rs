@@ -1,5 +1,5 @@
 //! Loading a session at the start of a request and writing it back at the end: the
-//! session semantics of DESIGN.md, in one place, for any web framework.
+//! session semantics of `docs/design.md`, in one place, for any web framework.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -8,13 +8,14 @@ use std::time::{Duration, Instant, SystemTime};
 use tracing::field::Empty;
 use tracing::Instrument as _;
 
+use super::plan::{self, Plan};
+use super::state::{Origin, SessionState};
 use crate::codec::Record;
 use crate::codec::{Codec, CodecError};
 use crate::config::Config;
 use crate::id::{RandomError, SessionId};
 use crate::keyring::Verified;
-use crate::state::{Ending, Origin, SessionState};
-use crate::store::{Loaded, Revision, Store, StoreError, StoreKey};
+use crate::store::{Loaded, Revision, SharedStore, StoreError, StoreKey};
 
 /// How often `create` is retried with a fresh id after `DuplicateId`. With 128 or more
 /// random bits a single retry is already astronomically unlikely.
@@ -77,6 +78,26 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// Whether the store is at fault (it failed, or other requests kept it too busy to
+    /// write back), which calls for a "try again later" answer such as 503; otherwise
+    /// the failure is this process's own (encoding, randomness), a 500.
+    ///
+    /// ```
+    /// use session_core::adapter::Error;
+    /// use session_core::store::StoreError;
+    ///
+    /// assert!(Error::from(StoreError::UnknownId).is_unavailable());
+    /// assert!(Error::Contended { attempts: 16 }.is_unavailable());
+    /// ```
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Store(_) | Self::Contended { .. } => true,
+            Self::Codec(_) | Self::Random(_) | Self::Unmergeable(_) => false,
+        }
+    }
+}
+
 /// A signed cookie logs someone in: only its name and attributes show.
 impl std::fmt::Debug for CookieUpdate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -124,7 +145,8 @@ pub enum CookieUpdate {
 /// application and clone it, rather than one per worker thread.
 ///
 /// ```
-/// use session_core::{Config, CookieUpdate, Keyring, MemoryStore, RequestCookie, SessionManager};
+/// use session_core::adapter::{CookieUpdate, RequestCookie, SessionManager};
+/// use session_core::{Config, Keyring, MemoryStore};
 ///
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// let config = Config::builder(Keyring::new([[7u8; 32]])?).build()?;
@@ -139,7 +161,7 @@ pub enum CookieUpdate {
 /// ```
 #[derive(Clone)]
 pub struct SessionManager {
-    store: Arc<dyn Store>,
+    store: SharedStore,
     config: Arc<Config>,
     writes: Arc<WriteQueues>,
 }
@@ -189,15 +211,11 @@ impl std::fmt::Debug for SessionManager {
 }
 
 impl SessionManager {
-    /// Sessions kept in `store`, configured by `config`.
-    pub fn new(store: impl Store, config: Config) -> Self {
-        Self::from_arc(Arc::new(store), config)
-    }
-
-    /// Like [`SessionManager::new`] for a store that is already shared.
-    pub fn from_arc(store: Arc<dyn Store>, config: Config) -> Self {
+    /// Sessions kept in `store` (a store, or an `Arc` of one: see [`SharedStore`]),
+    /// configured by `config`.
+    pub fn new(store: impl Into<SharedStore>, config: Config) -> Self {
         Self {
-            store,
+            store: store.into(),
             config: Arc::new(config),
             writes: Arc::new(WriteQueues::new()),
         }
@@ -209,7 +227,7 @@ impl SessionManager {
     }
 
     /// The store.
-    pub fn store(&self) -> &Arc<dyn Store> {
+    pub fn store(&self) -> &SharedStore {
         &self.store
     }
 
@@ -222,14 +240,15 @@ impl SessionManager {
         cookie_headers: impl IntoIterator<Item = H>,
     ) -> RequestCookie {
         let cookie = self.config.cookie();
+        let length = self.config.id_length;
         let mut seen = false;
         for header in cookie_headers {
-            for value in cookie.values_in(header.as_ref()) {
+            let verified = cookie.find_value(header.as_ref(), |value| {
                 seen = true;
-                let length = self.config.id_length;
-                if let Some(verified) = self.config.keyring.verify(cookie.name(), value, length) {
-                    return RequestCookie::Valid(verified);
-                }
+                self.config.keyring.verify(cookie.name(), value, length)
+            });
+            if let Some(verified) = verified {
+                return RequestCookie::Valid(verified);
             }
         }
         if seen {
@@ -258,11 +277,11 @@ impl SessionManager {
             let expires_at = now + config.lifetime;
             self.call(
                 "load_and_touch",
-                self.dyn_store().load_and_touch(&key, expires_at),
+                self.store.load_and_touch(&key, expires_at),
             )
             .await?
         } else {
-            self.call("load", self.dyn_store().load(&key)).await?
+            self.call("load", self.store.load(&key)).await?
         };
         let Some(loaded) = loaded else {
             return Ok(SessionState::new(config.permanent));
@@ -276,10 +295,7 @@ impl SessionManager {
         let Some(record) = self.decode(loaded) else {
             return Ok(SessionState::new(config.permanent));
         };
-        if self
-            .deadline(&record)
-            .is_some_and(|deadline| deadline <= now)
-        {
+        if plan::deadline(&self.config, &record).is_some_and(|deadline| deadline <= now) {
             return Ok(SessionState::ended(origin, config.permanent));
         }
         Ok(SessionState::loaded(origin, record, config.permanent))
@@ -296,35 +312,36 @@ impl SessionManager {
     /// Callers skip this entirely when the handler answered 5xx.
     pub async fn save(&self, mut state: SessionState) -> Result<CookieUpdate, Error> {
         let now = SystemTime::now();
-        let Some(origin) = state.origin.take() else {
-            return if state.is_empty() {
-                Ok(CookieUpdate::Keep)
-            } else {
-                Box::pin(self.create(state, now)).await
-            };
+        let plan = plan::decide(&state, &self.config, self.store.touches_on_load(), now);
+        let origin = match plan {
+            Plan::Nothing => return Ok(CookieUpdate::Keep),
+            Plan::Create => return Box::pin(self.create(state, now)).await,
+            // Only a stored session is planned anything else.
+            _ => match state.origin.take() {
+                Some(origin) => origin,
+                None => return Ok(CookieUpdate::Keep),
+            },
         };
-        // `destroy`, and a `clear` that left the session empty, end it whatever other
-        // requests stored meanwhile.
-        let unmodified = state.ending == Ending::Kept && !state.is_modified() && !state.is_empty();
-        if unmodified {
-            return self.refresh(&state, &origin, now).await;
+        if let Plan::Refresh { touch, resend } = plan {
+            return self.refresh(&state, &origin, touch, resend, now).await;
         }
         let _turn = self.writes.turn(&self.key(&origin.id)).await;
-        if state.ending == Ending::Ended || (state.is_cleared() && state.is_empty()) {
-            let ended = Box::pin(self.end(origin)).await?;
-            return if !state.is_empty() {
-                // Values inserted after `destroy`: a new session.
-                Box::pin(self.create(state, now)).await
-            } else if ended {
-                Ok(self.removal())
-            } else {
-                Ok(self.vanished())
-            };
-        }
-        if state.ending == Ending::Regenerated {
-            Box::pin(self.regenerate(state, origin, now)).await
-        } else {
-            Box::pin(self.write_back(state, origin, now)).await
+        match plan {
+            Plan::End { then_create } => {
+                let ended = Box::pin(self.end(origin)).await?;
+                if then_create {
+                    Box::pin(self.create(state, now)).await
+                } else if ended {
+                    Ok(self.removal())
+                } else {
+                    Ok(self.vanished())
+                }
+            }
+            Plan::Regenerate => Box::pin(self.regenerate(state, origin, now)).await,
+            Plan::WriteBack { resend } => {
+                Box::pin(self.write_back(state, origin, resend, now)).await
+            }
+            Plan::Nothing | Plan::Create | Plan::Refresh { .. } => Ok(CookieUpdate::Keep),
         }
     }
 
@@ -335,7 +352,7 @@ impl SessionManager {
         let key = self.key(&origin.id);
         let mut revision = origin.revision;
         for _ in 1..WRITE_ATTEMPTS {
-            let delete = self.dyn_store().delete_if_unchanged(&key, revision);
+            let delete = self.store.delete_if_unchanged(&key, revision);
             let current = match self.call("delete_if_unchanged", delete).await {
                 Ok(()) => return Ok(true),
                 Err(StoreError::UnknownId) => return Ok(false),
@@ -348,33 +365,29 @@ impl SessionManager {
             revision = current.revision();
         }
         // Still being written: ending it matters more than telling who ended it.
-        self.call("delete", self.dyn_store().delete(&key)).await?;
+        self.call("delete", self.store.delete(&key)).await?;
         Ok(true)
     }
 
-    /// An unmodified session: its expiry is extended when due, and its cookie sent again
-    /// when due, with no rewrite of its data.
+    /// An unmodified session: its expiry is extended and its cookie sent again, as
+    /// planned, with no rewrite of its data.
     async fn refresh(
         &self,
         state: &SessionState,
         origin: &Origin,
+        touch: bool,
+        resend: bool,
         now: SystemTime,
     ) -> Result<CookieUpdate, Error> {
-        let expires_at = self.expiry(&state.record, now);
-        let resend = origin.resign || self.cookie_due(&state.record, now);
-        if self.refresh_due(origin, expires_at) {
+        if touch {
             let key = self.key(&origin.id);
-            match self
-                .call("touch", self.dyn_store().touch(&key, expires_at))
-                .await
-            {
+            let expires_at = plan::expiry(&self.config, &state.record, now);
+            match self.call("touch", self.store.touch(&key, expires_at)).await {
                 Ok(()) => {}
                 // Ended by another request meanwhile: that request removed the cookie.
                 Err(StoreError::UnknownId) => return Ok(CookieUpdate::Keep),
                 Err(error) => return Err(error.into()),
             }
-        } else if !(origin.resign || (self.refreshes_on_load() && resend)) {
-            return Ok(CookieUpdate::Keep);
         }
         Ok(if resend {
             self.set_cookie(&origin.id, &state.record, now)
@@ -389,17 +402,16 @@ impl SessionManager {
         &self,
         mut state: SessionState,
         mut origin: Origin,
+        resend: bool,
         now: SystemTime,
     ) -> Result<CookieUpdate, Error> {
         let key = self.key(&origin.id);
-        let resend =
-            origin.resign || state.permanence_changed() || self.cookie_due(&state.record, now);
         for attempt in 1..=WRITE_ATTEMPTS {
             let started = Instant::now();
             let result = if state.is_empty() {
                 self.call(
                     "delete_if_unchanged",
-                    self.dyn_store().delete_if_unchanged(&key, origin.revision),
+                    self.store.delete_if_unchanged(&key, origin.revision),
                 )
                 .await
                 .map(|()| None)
@@ -410,11 +422,10 @@ impl SessionManager {
                     state.record.cookie_sent_at = Some(now);
                 }
                 let bytes = self.config.codec.encode(&state.record)?;
-                let expires_at = self.expiry(&state.record, now);
+                let expires_at = plan::expiry(&self.config, &state.record, now);
                 self.call(
                     "update",
-                    self.dyn_store()
-                        .update(&key, &bytes, expires_at, origin.revision),
+                    self.store.update(&key, &bytes, expires_at, origin.revision),
                 )
                 .await
                 .map(Some)
@@ -463,7 +474,7 @@ impl SessionManager {
             (Ok(moved), copy) => {
                 // Emptied or ended meanwhile: the copy must not linger until it expires.
                 if let Some((key, _)) = copy {
-                    self.call("delete", self.dyn_store().delete(&key)).await?;
+                    self.call("delete", self.store.delete(&key)).await?;
                 }
                 Ok(match moved {
                     Moved::Emptied => self.removal(),
@@ -474,7 +485,7 @@ impl SessionManager {
                 // The old session still works. The copy is removed too; its own failure
                 // changes nothing for the caller, who gets the first error.
                 if let Some((key, _)) = copy {
-                    let _ = self.call("delete", self.dyn_store().delete(&key)).await;
+                    let _ = self.call("delete", self.store.delete(&key)).await;
                 }
                 Err(error)
             }
@@ -498,25 +509,23 @@ impl SessionManager {
                 // Nothing to move: the copy goes, and so does the old record, unless
                 // another request wrote to it meanwhile.
                 if let Some((id, _)) = copy.take() {
-                    self.call("delete", self.dyn_store().delete(&self.key(&id)))
+                    self.call("delete", self.store.delete(&self.key(&id)))
                         .await?;
                 }
             } else {
                 state.record.cookie_sent_at = Some(now);
                 let bytes = self.config.codec.encode(&state.record)?;
-                let expires_at = self.expiry(&state.record, now);
+                let expires_at = plan::expiry(&self.config, &state.record, now);
                 match copy {
                     None => *copy = Some(self.create_record(&bytes, expires_at).await?),
                     Some((id, revision)) => {
                         let key = self.key(id);
-                        let update = self.dyn_store().update(&key, &bytes, expires_at, *revision);
+                        let update = self.store.update(&key, &bytes, expires_at, *revision);
                         *revision = self.call("update", update).await?;
                     }
                 }
             }
-            let delete = self
-                .dyn_store()
-                .delete_if_unchanged(&old_key, origin.revision);
+            let delete = self.store.delete_if_unchanged(&old_key, origin.revision);
             let current = match self.call("delete_if_unchanged", delete).await {
                 Ok(()) if state.is_empty() => return Ok(Moved::Emptied),
                 Ok(()) => return Ok(Moved::Done),
@@ -543,7 +552,7 @@ impl SessionManager {
     ) -> Result<CookieUpdate, Error> {
         state.record.cookie_sent_at = Some(now);
         let bytes = self.config.codec.encode(&state.record)?;
-        let expires_at = self.expiry(&state.record, now);
+        let expires_at = plan::expiry(&self.config, &state.record, now);
         let (id, _) = self.create_record(&bytes, expires_at).await?;
         Ok(self.set_cookie(&id, &state.record, now))
     }
@@ -560,7 +569,7 @@ impl SessionManager {
             let id = SessionId::generate(self.config.id_length)?;
             let key = self.key(&id);
             match self
-                .call("create", self.dyn_store().create(&key, bytes, expires_at))
+                .call("create", self.store.create(&key, bytes, expires_at))
                 .await
             {
                 Ok(revision) => return Ok((id, revision)),
@@ -595,7 +604,7 @@ impl SessionManager {
     ) -> Result<Option<Loaded>, Error> {
         match reported {
             Some(loaded) => Ok(Some(loaded)),
-            None => Ok(self.call("load", self.dyn_store().load(key)).await?),
+            None => Ok(self.call("load", self.store.load(key)).await?),
         }
     }
 
@@ -666,70 +675,21 @@ impl SessionManager {
         }
     }
 
-    /// When the session ends however active it is: the absolute timeout in force, counted
-    /// from the record's creation (which `regenerate()` resets), so that a timeout
-    /// configured or lowered later applies to sessions stored before.
-    fn deadline(&self, record: &Record) -> Option<SystemTime> {
-        let timeout = self.config.absolute_timeout?;
-        // A creation time too far out to add to is a corrupt record: end it.
-        Some(
-            record
-                .created_at
-                .checked_add(timeout)
-                .unwrap_or(SystemTime::UNIX_EPOCH),
-        )
-    }
-
-    /// The idle expiry, never past the absolute deadline.
-    fn expiry(&self, record: &Record, now: SystemTime) -> SystemTime {
-        let idle = now + self.config.lifetime;
-        match self.deadline(record) {
-            Some(deadline) => idle.min(deadline),
-            None => idle,
-        }
-    }
-
-    /// Whether a permanent cookie should be sent again so that its `Max-Age` follows the
-    /// server-side expiry: not on every request (a header and a signature each time), but
-    /// once the last one is older than the refresh threshold.
-    fn cookie_due(&self, record: &Record, now: SystemTime) -> bool {
-        record.permanent
-            && record.cookie_sent_at.is_none_or(|sent| {
-                now.duration_since(sent).unwrap_or(Duration::ZERO) > self.config.refresh_threshold
-            })
-    }
-
     /// Whether reads extend expiry in the same round trip (Redis `GETEX`, memcached
     /// `gat`), so no separate touch is ever due.
     fn refreshes_on_load(&self) -> bool {
-        self.config.refresh_each_request && self.dyn_store().touches_on_load()
-    }
-
-    fn refresh_due(&self, origin: &Origin, expires_at: SystemTime) -> bool {
-        if !self.config.refresh_each_request || self.refreshes_on_load() {
-            return false;
-        }
-        match origin.expires_at {
-            Some(current) => expires_at > current + self.config.refresh_threshold,
-            None => true,
-        }
+        self.config.refresh_each_request && self.store.touches_on_load()
     }
 
     fn set_cookie(&self, id: &SessionId, record: &Record, now: SystemTime) -> CookieUpdate {
         let config = &self.config;
         let value = config.keyring.sign(config.cookie.name(), id);
         let max_age = record.permanent.then(|| {
-            self.expiry(record, now)
+            plan::expiry(&self.config, record, now)
                 .duration_since(now)
                 .unwrap_or(Duration::ZERO)
         });
         CookieUpdate::Set(config.cookie.set_cookie(&value, max_age))
-    }
-
-    /// The store as a trait object. Calling through the `Arc` would pick the blanket
-    /// `impl Store for Arc<S>`, whose every call boxes one more future around the real one.
-    fn dyn_store(&self) -> &dyn Store {
-        &*self.store
     }
 
     fn key(&self, id: &SessionId) -> StoreKey {

@@ -15,7 +15,8 @@ use serde_json::Value;
 
 use crate::codec::{Data, Record};
 use crate::keyed::Keyed;
-use crate::{Revision, SessionId};
+use crate::store::Revision;
+use crate::SessionId;
 
 /// How a key differs from the record that was loaded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -165,7 +166,7 @@ enum How {
 /// not a modification.
 ///
 /// ```
-/// use session_core::SessionState;
+/// use session_core::adapter::SessionState;
 ///
 /// let mut state = SessionState::new(true);
 /// state.insert("uname", "ferris").unwrap();
@@ -291,7 +292,7 @@ impl SessionState {
     /// returned here is the one this request computed.
     ///
     /// ```
-    /// use session_core::SessionState;
+    /// use session_core::adapter::SessionState;
     ///
     /// let mut state = SessionState::new(true);
     /// let visits = state.update("visits", |n: Option<u64>| n.unwrap_or(0) + 1).unwrap();
