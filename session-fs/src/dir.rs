@@ -2,10 +2,9 @@
 //!
 //! Every call goes by the file's full path, not relative to a descriptor of the
 //! directory opened once: that would save the kernel a walk of the directory's path per
-//! call (0.13 µs per `open`, 0.25 µs per `rename` on tmpfs, four components), but a store
-//! would then keep using a directory that was moved away, and one that was deleted (by a
-//! temp cleaner, say) would fail every create until a restart, where by path it works
-//! again as soon as the directory is back.
+//! call, but a store would then keep using a directory that was moved away, and one that
+//! was deleted (by a temp cleaner, say) would fail every create until a restart, where by
+//! path it works again as soon as the directory is back.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, ErrorKind, IoSliceMut, Read as _, Write as _};
@@ -16,7 +15,7 @@ use std::os::unix::fs::{
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::error::{BuildStep, ExposedDirectory, FileStoreError};
+use crate::error::{ExposedDirectory, FileStoreError, OpenStep};
 use crate::layout::{is_session_file, Header, HEADER_LEN};
 
 /// `O_NOFOLLOW`: a symbolic link put in the directory is never read, written or created
@@ -61,8 +60,8 @@ pub(crate) fn prepare(
         .recursive(true)
         .mode(0o700)
         .create(path)
-        .map_err(BuildStep::CreateDirectory.on(path))?;
-    let meta = fs::metadata(path).map_err(BuildStep::InspectDirectory.on(path))?;
+        .map_err(OpenStep::CreateDirectory.on(path))?;
+    let meta = fs::metadata(path).map_err(OpenStep::InspectDirectory.on(path))?;
     // Its owner may change its mode at any time, and list it whatever the mode says.
     let user = rustix::process::geteuid().as_raw();
     if meta.uid() != user {
@@ -83,7 +82,7 @@ pub(crate) fn prepare(
         }),
         ExposedDirectory::Tighten => {
             fs::set_permissions(path, fs::Permissions::from_mode(tightened(mode, file_mode)))
-                .map_err(BuildStep::TightenDirectory.on(path))
+                .map_err(OpenStep::TightenDirectory.on(path))
         }
     }
 }
@@ -105,8 +104,8 @@ fn tightened(mode: u32, file_mode: u32) -> u32 {
 /// Most records fit the first read: header and record then take `open`, one `readv` and
 /// `close`, where reading to the end takes a `statx` and a second `read` besides.
 ///
-/// 1,000 bytes is a 1,008-byte heap chunk, the largest that glibc still serves from its
-/// per-thread cache without consolidating its fast bins (chunks from 1,024 bytes do).
+/// Sized to be the largest buffer glibc still serves from its per-thread cache without
+/// consolidating its fast bins, so the read stays off the allocator's slow path.
 const FIRST_READ: usize = 1000;
 
 /// The session directory, and how files are made in it.
@@ -176,7 +175,7 @@ impl Dir {
             return Ok(Entry::Foreign);
         };
         if let Some(record_len) = header.record_len() {
-            let whole = header.record_offset() as u64 + record_len as u64;
+            let whole = HEADER_LEN as u64 + record_len as u64;
             if file.metadata()?.len() < whole {
                 return Ok(Entry::Session(header.expired()));
             }
@@ -235,13 +234,11 @@ impl Dir {
     }
 
     /// The header and record of the session file `name`. The header into its own buffer
-    /// and the record into its `Vec`, by one `readv`, so the record is never moved (but for
-    /// an older file, whose shorter header leaves the record's first bytes in the header's
-    /// buffer).
+    /// and the record into its `Vec`, by one `readv`, so the record is never moved.
     pub(crate) fn read_session(&self, name: &str) -> io::Result<Stored> {
         let mut header = [0u8; HEADER_LEN];
         // Not `vec![0; n]`: that is `calloc`, which glibc never serves from its
-        // per-thread cache (perf: `malloc_consolidate` under it on every read).
+        // per-thread cache, so every read would take the allocator's slow path.
         #[allow(clippy::slow_vector_initialization)]
         let mut record = Vec::with_capacity(FIRST_READ);
         record.resize(FIRST_READ, 0);
@@ -268,12 +265,7 @@ impl Dir {
         let Some(parsed) = Header::parse(&header[..in_header]) else {
             return Ok(Stored::Foreign);
         };
-        let mut len = read - in_header;
-        let spilled = &header[parsed.record_offset()..in_header];
-        if !spilled.is_empty() {
-            record.splice(..0, spilled.iter().copied());
-            len += spilled.len();
-        }
+        let len = read - in_header;
         match parsed.record_len() {
             // The whole record came with the first read.
             Some(expected) if len >= expected => record.truncate(expected),
@@ -282,7 +274,7 @@ impl Dir {
                 // up to 4 GiB. Only the rare record longer than the first read pays for
                 // the `statx`.
                 let size = file.metadata()?.len();
-                let room = size.saturating_sub(parsed.record_offset() as u64);
+                let room = size.saturating_sub(HEADER_LEN as u64);
                 if u64::try_from(expected).map_or(true, |expected| expected > room) {
                     return Ok(Stored::Foreign);
                 }
@@ -294,7 +286,7 @@ impl Dir {
                     Err(e) => return Err(e),
                 }
             }
-            // A length field of 0 (a record too long for it, or an SES1 file): to the end.
+            // A length field of 0 (an empty record, or one too long for the field): to the end.
             None => {
                 record.truncate(len);
                 file.read_to_end(&mut record)?;
@@ -408,7 +400,7 @@ impl Drop for TempFile<'_> {
 /// Gives the file its blocks before it is written. On ext4, renaming a file over another
 /// makes the kernel start writing the new file's not-yet-allocated blocks right there, in
 /// the `rename` call (`auto_da_alloc`); blocks that are already allocated are left to the
-/// normal background writeback, and an update no longer waits for the disk queue. The
+/// normal background writeback, so an update does not wait for the disk queue. The
 /// price: after a power loss an updated file may read as zeros, which fails the header
 /// check, so that session is treated as absent. Failure (a filesystem without fallocate)
 /// only loses the optimisation.

@@ -1,10 +1,10 @@
-//! Why a store could not be built, and what to do about an exposed directory.
+//! Why a store could not be opened, and what to do about an exposed directory.
 
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
-/// What [`FileStoreBuilder::build`](crate::FileStoreBuilder::build) does with an existing
+/// What [`FileStoreBuilder::open`](crate::FileStoreBuilder::open) does with an existing
 /// directory that lets other users list or change its entries. Their names are the live
 /// session ids, so anyone who can list them can take over every session.
 ///
@@ -21,7 +21,7 @@ use std::path::PathBuf;
 ///
 /// let store = FileStore::builder("/var/lib/app/sessions")
 ///     .exposed_directory(ExposedDirectory::Tighten)
-///     .build()?;
+///     .open()?;
 /// # Ok::<(), session_fs::FileStoreError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -36,7 +36,7 @@ pub enum ExposedDirectory {
     Tighten,
 }
 
-/// Why a [`FileStore`](crate::FileStore) could not be built.
+/// Why a [`FileStore`](crate::FileStore) could not be opened.
 ///
 /// Converts into an [`io::Error`], so `?` works in a function that returns
 /// [`io::Result`].
@@ -45,8 +45,8 @@ pub enum ExposedDirectory {
 pub enum FileStoreError {
     /// A system call on the directory or its lock files failed.
     Io {
-        /// What `build` was doing.
-        step: BuildStep,
+        /// What `open` was doing.
+        step: OpenStep,
         /// The directory or file it was doing it to.
         path: PathBuf,
         /// The system's error.
@@ -80,11 +80,11 @@ pub enum FileStoreError {
     },
 }
 
-/// What [`FileStoreBuilder::build`](crate::FileStoreBuilder::build) was doing when a
+/// What [`FileStoreBuilder::open`](crate::FileStoreBuilder::open) was doing when a
 /// system call failed ([`FileStoreError::Io`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum BuildStep {
+pub enum OpenStep {
     /// Creating the session directory (and its missing parents).
     CreateDirectory,
     /// Reading the session directory's owner and mode.
@@ -101,7 +101,7 @@ pub enum BuildStep {
     CountSessions,
 }
 
-impl BuildStep {
+impl OpenStep {
     /// `FileStoreError::Io` for this step on `path`, as a closure for `map_err`.
     pub(crate) fn on(self, path: &std::path::Path) -> impl FnOnce(io::Error) -> FileStoreError {
         let path = path.to_owned();
@@ -113,7 +113,7 @@ impl BuildStep {
     }
 }
 
-impl fmt::Display for BuildStep {
+impl fmt::Display for OpenStep {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::CreateDirectory => "create the session directory",
@@ -145,7 +145,7 @@ impl fmt::Display for FileStoreError {
                 f,
                 "session directory {} has mode {mode:o}, which lets other users list the \
                  session ids in it or change its files; make it private (chmod 700), or \
-                 build the store with `exposed_directory(ExposedDirectory::Tighten)`",
+                 open the store with `exposed_directory(ExposedDirectory::Tighten)`",
                 path.display()
             ),
             Self::UnsafeLockPath { path } => write!(

@@ -4,17 +4,13 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::time::SystemTime;
 
-use session_core::time::{from_unix_millis, unix_millis};
-use session_core::{Revision, StoreKey};
+use session_core::store::time::{from_unix_millis, unix_millis};
+use session_core::store::{Revision, StoreKey};
 use sha2::{Digest as _, Sha256};
 
-/// The length of the header this version writes (a file read may have an older, shorter
-/// one: see [`Header::record_offset`]).
+/// The length of the header: the record starts right after it.
 pub(crate) const HEADER_LEN: usize = 24;
 const MAGIC: &[u8; 4] = b"SES2";
-/// Files written before records carried revisions: the same header without the revision.
-const LEGACY_MAGIC: &[u8; 4] = b"SES1";
-const LEGACY_HEADER_LEN: usize = 16;
 const LENGTH_OFFSET: usize = 4;
 const EXPIRY_OFFSET: usize = 8;
 const REVISION_OFFSET: usize = 16;
@@ -141,18 +137,13 @@ fn is_escape_digit(byte: u8) -> bool {
 
 /// `SES2`, the record's length as a little-endian `u32` (0 if it does not fit: read to the
 /// end), the expiry in little-endian Unix milliseconds, then the record's revision as a
-/// little-endian `u64`; 24 bytes. The expiry sits at the same 8-byte-aligned offset in
-/// every version, so `touch` is one small aligned write that leaves the revision alone.
-///
-/// `SES1` files, written before records carried revisions, have the same first 16 bytes
-/// and no revision (their length field is 0 in files written before it was kept); they
-/// read as [`Revision::UNVERSIONED`].
+/// little-endian `u64`; 24 bytes. The expiry sits at an 8-byte-aligned offset, so `touch`
+/// is one small aligned write that leaves the revision alone.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Header {
     record_len: u32,
     expires_at: u64,
     revision: Revision,
-    legacy: bool,
 }
 
 impl Header {
@@ -163,35 +154,26 @@ impl Header {
             record_len: u32::try_from(record_len).unwrap_or(0),
             expires_at: unix_millis(expires_at),
             revision,
-            legacy: false,
         }
     }
 
     /// The header at the start of `bytes`, the first bytes of a file (at most
     /// [`HEADER_LEN`]; fewer if the file is shorter); `None` if it is not a session file.
     pub(crate) fn parse(bytes: &[u8]) -> Option<Self> {
-        let (revision, legacy) = match bytes.get(..4)? {
-            magic if magic == MAGIC => {
-                let revision: [u8; 8] = bytes.get(REVISION_OFFSET..HEADER_LEN)?.try_into().ok()?;
-                (Revision::new(u64::from_le_bytes(revision)), false)
-            }
-            magic if magic == LEGACY_MAGIC => (Revision::UNVERSIONED, true),
-            _ => return None,
-        };
+        if bytes.get(..LENGTH_OFFSET)? != MAGIC {
+            return None;
+        }
         let record_len: [u8; 4] = bytes.get(LENGTH_OFFSET..EXPIRY_OFFSET)?.try_into().ok()?;
-        let expiry: [u8; 8] = bytes
-            .get(EXPIRY_OFFSET..LEGACY_HEADER_LEN)?
-            .try_into()
-            .ok()?;
+        let expiry: [u8; 8] = bytes.get(EXPIRY_OFFSET..REVISION_OFFSET)?.try_into().ok()?;
+        let revision: [u8; 8] = bytes.get(REVISION_OFFSET..HEADER_LEN)?.try_into().ok()?;
         Some(Self {
             record_len: u32::from_le_bytes(record_len),
             expires_at: u64::from_le_bytes(expiry),
-            revision,
-            legacy,
+            revision: Revision::new(u64::from_le_bytes(revision)),
         })
     }
 
-    /// The header in this version's format.
+    /// The header's bytes.
     pub(crate) fn to_bytes(self) -> [u8; HEADER_LEN] {
         let mut bytes = [0u8; HEADER_LEN];
         bytes[..4].copy_from_slice(MAGIC);
@@ -199,15 +181,6 @@ impl Header {
         bytes[EXPIRY_OFFSET..REVISION_OFFSET].copy_from_slice(&self.expires_at.to_le_bytes());
         bytes[REVISION_OFFSET..].copy_from_slice(&self.revision.get().to_le_bytes());
         bytes
-    }
-
-    /// How many bytes of the file the header takes: where the record starts.
-    pub(crate) fn record_offset(self) -> usize {
-        if self.legacy {
-            LEGACY_HEADER_LEN
-        } else {
-            HEADER_LEN
-        }
     }
 
     /// The record's length, if the file says.
@@ -236,7 +209,7 @@ impl Header {
         }
     }
 
-    /// The record's revision; [`Revision::UNVERSIONED`] for a `SES1` file.
+    /// The record's revision.
     pub(crate) fn revision(self) -> Revision {
         self.revision
     }
@@ -350,30 +323,11 @@ mod tests {
         assert_eq!(header.expires_at(), at);
         assert_eq!(header.record_len(), Some(300));
         assert_eq!(header.revision(), Revision::new(7));
-        assert_eq!(header.record_offset(), 24);
         // The expiry field `touch` writes is the one the header is read from.
         let (offset, field) = Header::expiry_field(at);
         assert_eq!(&bytes[offset as usize..][..8], &field);
         assert!(Header::parse(&bytes[..23]).is_none(), "a cut revision");
         assert!(Header::parse(b"JUNKJUNKJUNKJUNKJUNKJUNK").is_none());
         assert!(Header::parse(b"SES2").is_none());
-    }
-
-    #[test]
-    fn legacy_headers_have_no_revision() {
-        let at = from_unix_millis(1_800_000_000_123);
-        let mut old = [0u8; 16];
-        old[..4].copy_from_slice(b"SES1");
-        old[4..8].copy_from_slice(&300u32.to_le_bytes());
-        old[8..].copy_from_slice(&1_800_000_000_123u64.to_le_bytes());
-        let header = Header::parse(&old).unwrap();
-        assert_eq!(header.expires_at(), at);
-        assert_eq!(header.record_len(), Some(300));
-        assert_eq!(header.revision(), Revision::UNVERSIONED);
-        assert_eq!(header.record_offset(), 16);
-        // Files written before the length was kept have zeros there.
-        old[4..8].fill(0);
-        assert_eq!(Header::parse(&old).unwrap().record_len(), None);
-        assert!(Header::parse(&old[..15]).is_none());
     }
 }

@@ -1,19 +1,36 @@
 //! `FileStore`: sessions as files in a directory, the embedded default.
 //!
 //! ```no_run
+//! use std::time::Duration;
 //! use session_fs::FileStore;
 //!
-//! let store = FileStore::builder("./.sessions")
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), session_fs::FileStoreError> {
+//! let store = FileStore::open("./.sessions")?;
+//! let limited = FileStore::builder("./.sessions")
 //!     .file_mode(0o600)
 //!     .limit(100_000)
-//!     .build()?;
-//! # Ok::<(), session_fs::FileStoreError>(())
+//!     .open()?;
+//! // Files are not removed when they expire: sweep them every ten minutes.
+//! let _cleanup = store.spawn_cleanup(Duration::from_secs(600));
+//! # Ok(()) }
 //! ```
+//!
+//! # Setting it up
+//! The directory plays the part a URL plays for the network stores, and the constructors
+//! have their shape: [`FileStore::open`] with the defaults, or [`FileStore::builder`] with
+//! the directory, the options, and [`open`](FileStoreBuilder::open). They are `open`, not
+//! `connect`, because there is no server: the store opens (and if need be creates) the
+//! directory, at once and without `.await`.
+//!
+//! Nothing removes the file of an expired session by itself (a session read after it
+//! expired is absent all the same): [`FileStore::spawn_cleanup`] removes them
+//! periodically, as `SqlStore::spawn_cleanup` does for rows.
 //!
 //! # Default
 //! The directory is created if missing, private to the server's user (0700), and each
 //! session file is 0600. If you give an existing directory that other users can list or
-//! change, `build` refuses it with [`FileStoreError::ExposedDirectory`]: the file names
+//! change, `open` refuses it with [`FileStoreError::ExposedDirectory`]: the file names
 //! are the live session ids, so listing them is enough to take over every session. Make it
 //! private yourself (`chmod 700`), or let the store do it with
 //! [`.exposed_directory(ExposedDirectory::Tighten)`](FileStoreBuilder::exposed_directory).
@@ -31,13 +48,6 @@
 //! milliseconds, the record's [`Revision`] as a little-endian `u64`) and then the encoded
 //! session, so `tail -c +25 .sessions/session:*` shows the JSON.
 //!
-//! Files written before records carried revisions have the 16-byte `SES1` header, the same
-//! without the revision. They load as [`Revision::UNVERSIONED`], an update or conditional
-//! delete at that revision succeeds, and the update rewrites them as `SES2` files. A
-//! version without revisions does not read `SES2` files (it takes them for foreign files
-//! and its cleanup removes them), so every process sharing a directory must run a version
-//! with revisions.
-//!
 //! | operation | what it does to the files |
 //! |---|---|
 //! | `load` | `open`, `readv`, `close`; no lock |
@@ -54,8 +64,8 @@
 //!   a session's value gives its file the revision after the one it replaced; a new file
 //!   starts at [`Revision::FIRST`].
 //! - File I/O runs on the calling thread: a session file is a few hundred bytes in the page
-//!   cache, read or written in a few microseconds, far less than handing each operation to
-//!   another thread. On a slow or network filesystem, `.offload_io(true)` moves it to
+//!   cache, and reading or writing it takes less time than handing the operation to
+//!   another thread would. On a slow or network filesystem, `.offload_io(true)` moves it to
 //!   tokio's blocking pool instead.
 //! - `touch` rewrites the 8 expiry bytes in place, not the data nor the revision.
 //! - Files are created with mode 0600 (configurable) in a directory created with 0700; an
@@ -71,14 +81,14 @@
 //!   counts every process's removals. An update or conditional delete at the revision this
 //!   process last wrote does not re-read it either, as long as no other process has
 //!   written a session of that stripe since: the lock file also names the stripe's last
-//!   writer (see `locks` in the source for why and what it saves). A file removed or
-//!   edited by hand, not through a store, can be written again by an update that comes
-//!   before the next delete of it; a read sees the change at once.
+//!   writer (see `locks` in the source for why). A file removed or edited by hand, not
+//!   through a store, can be written again by an update that comes before the next
+//!   delete of it; a read sees the change at once.
 //! - A new session needs no lock on Linux: its file is renamed into place with
 //!   `renameat2(RENAME_NOREPLACE)`, which fails if any file has the name, and only then
 //!   (a dead file to replace, or a filesystem without the flag) does the lock decide.
 //! - Files are written in one `write`, and chmod-ed only when the process umask (read once,
-//!   at `build`) would take bits off the requested mode. On ext4 they are preallocated
+//!   at `open`) would take bits off the requested mode. On ext4 they are preallocated
 //!   first (see `preallocate` in the source for why and what it costs).
 //! - A read is `open`, one `readv` and `close` for records under about 1 KB: the header
 //!   says how long the record is, so there is no `statx` and no read to find the end. A
@@ -107,7 +117,7 @@
 //! Session and lock files are opened with `O_NOFOLLOW`, so a symbolic link in the
 //! directory is never read or written through, and without blocking, so a FIFO never
 //! makes an operation wait. A link, or anything but a regular file, where a lock file
-//! goes makes `build` fail with [`FileStoreError::UnsafeLockPath`] rather than write
+//! goes makes `open` fail with [`FileStoreError::UnsafeLockPath`] rather than write
 //! wherever it points.
 
 mod dir;
@@ -121,14 +131,15 @@ use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use session_core::time::unix_millis;
-use session_core::{Loaded, Revision, Store, StoreError, StoreKey};
+use session_core::store::time::unix_millis;
+use session_core::store::{Loaded, Revision, Store, StoreError, StoreKey};
+use session_core::Cleanup;
 
 use crate::dir::{Dir, Entry, Stored, TempFile};
-pub use crate::error::{BuildStep, ExposedDirectory, FileStoreError};
+pub use crate::error::{ExposedDirectory, FileStoreError, OpenStep};
 use crate::layout::{file_name, Header, HEADER_LEN};
 use crate::locks::{Guard, Locks};
 
@@ -152,7 +163,8 @@ struct Inner {
     offload: bool,
 }
 
-/// Configures a [`FileStore`].
+/// Configures a [`FileStore`]: made by [`FileStore::builder`], finished by
+/// [`open`](FileStoreBuilder::open).
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct FileStoreBuilder {
@@ -164,38 +176,51 @@ pub struct FileStoreBuilder {
 }
 
 impl FileStoreBuilder {
-    /// The permission bits of session files (default `0o600`: the server's user only).
+    /// The permission bits of session files.
+    ///
+    /// # Default
+    /// `0o600`: the server's user only.
     pub fn file_mode(mut self, mode: u32) -> Self {
         self.mode = mode & 0o777;
         self
     }
 
-    /// The most sessions the directory holds (default: no limit). See the crate docs for
-    /// what happens when it is reached.
+    /// The most sessions the directory holds. See the crate docs for what happens when it
+    /// is reached.
+    ///
+    /// # Default
+    /// No limit.
     pub fn limit(mut self, sessions: usize) -> Self {
         self.limit = Some(sessions.max(1));
         self
     }
 
-    /// Runs the file I/O on tokio's blocking pool instead of the calling thread (default
-    /// off). Worth it only where a session file can take long to read or write: a
-    /// network or a very slow filesystem. See the crate docs for the measurement.
+    /// Runs the file I/O on tokio's blocking pool instead of the calling thread. Worth it
+    /// only where a session file can take long to read or write (a network or a very slow
+    /// filesystem): elsewhere the hand-off costs more than the I/O.
+    ///
+    /// # Default
+    /// Off.
     pub fn offload_io(mut self, offload: bool) -> Self {
         self.offload = offload;
         self
     }
 
     /// What to do if the directory exists and lets other users list the session ids in it
-    /// or change its files (default [`ExposedDirectory::Refuse`]: `build` fails with
-    /// [`FileStoreError::ExposedDirectory`]). A directory the store creates is private.
+    /// or change its files. A directory the store creates is private.
     ///
+    /// # Default
+    /// [`ExposedDirectory::Refuse`]: `open` fails with
+    /// [`FileStoreError::ExposedDirectory`].
+    ///
+    /// # Example
     /// ```no_run
     /// use session_fs::{ExposedDirectory, FileStore};
     ///
     /// // A directory made by `mkdir` under the usual umask is 0755: make it 0700.
     /// let store = FileStore::builder("./.sessions")
     ///     .exposed_directory(ExposedDirectory::Tighten)
-    ///     .build()?;
+    ///     .open()?;
     /// # Ok::<(), session_fs::FileStoreError>(())
     /// ```
     pub fn exposed_directory(mut self, exposed: ExposedDirectory) -> Self {
@@ -212,7 +237,7 @@ impl FileStoreBuilder {
     /// [`FileStoreError::UnsafeLockPath`] for a link where a lock file goes, and
     /// [`FileStoreError::Io`], naming the path and the step, if the directory or its lock
     /// files cannot be made or read.
-    pub fn build(self) -> Result<FileStore, FileStoreError> {
+    pub fn open(self) -> Result<FileStore, FileStoreError> {
         dir::prepare(&self.dir, self.mode, self.exposed)?;
         let locks = Locks::open(&self.dir.join(".locks"))?;
         let dir = Dir::new(&self.dir, self.mode);
@@ -223,7 +248,7 @@ impl FileStoreBuilder {
                     count += 1;
                     ControlFlow::Continue(())
                 })
-                .map_err(BuildStep::CountSessions.on(&self.dir))?;
+                .map_err(OpenStep::CountSessions.on(&self.dir))?;
                 count
             }
             None => 0,
@@ -241,15 +266,15 @@ impl FileStoreBuilder {
 }
 
 impl FileStore {
-    /// A store in `dir` with the default settings.
+    /// Opens a store in `dir` with the default settings, creating the directory if missing.
     ///
     /// # Errors
-    /// As [`FileStoreBuilder::build`].
-    pub fn new(dir: impl Into<PathBuf>) -> Result<Self, FileStoreError> {
-        Self::builder(dir).build()
+    /// As [`FileStoreBuilder::open`].
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self, FileStoreError> {
+        Self::builder(dir).open()
     }
 
-    /// A builder for a store in `dir`.
+    /// A builder for a store in `dir`, finished by [`open`](FileStoreBuilder::open).
     pub fn builder(dir: impl Into<PathBuf>) -> FileStoreBuilder {
         FileStoreBuilder {
             dir: dir.into(),
@@ -260,12 +285,39 @@ impl FileStore {
         }
     }
 
+    /// Removes the files of expired sessions ([`Store::delete_expired`]) every `interval`
+    /// on the current tokio runtime, until the returned handle is dropped; failures are
+    /// logged and the next round tries again.
+    ///
+    /// Nothing else removes them: a session is absent once it has expired, but its file
+    /// stays until a cleanup (or the [limit](FileStoreBuilder::limit)) removes it.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
+    ///
+    /// # Example
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use session_fs::FileStore;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), session_fs::FileStoreError> {
+    /// let store = FileStore::open("./.sessions")?;
+    /// let cleanup = store.spawn_cleanup(Duration::from_secs(600));
+    /// // ... serve requests; the cleanup stops when `cleanup` is dropped.
+    /// # drop(cleanup);
+    /// # Ok(()) }
+    /// ```
+    pub fn spawn_cleanup(&self, interval: Duration) -> Cleanup {
+        session_core::spawn_cleanup(self.clone(), interval)
+    }
+
     /// The directory.
     pub fn dir(&self) -> &Path {
         self.inner.dir.path()
     }
 
-    /// Runs `work` on tokio's blocking pool, for a store built with
+    /// Runs `work` on tokio's blocking pool, for a store opened with
     /// [`FileStoreBuilder::offload_io`].
     async fn offloaded<T, F>(&self, work: F) -> Result<T, StoreError>
     where

@@ -2,19 +2,17 @@
 //! and what each stripe's holder may know without reading a session file again.
 //!
 //! # Why a stripe remembers live sessions
-//! `update` and `touch` must not bring back a session that was deleted or has expired, so
-//! each one used to re-read the file's header under the lock: an `open`, a `read` and a
-//! `close` by path, on top of the write itself. On a file `/incr` that check was 15 % of the
-//! request (`bench` with and without it, two alternating 4-second `wrk` runs each on
-//! tmpfs: 26,672 and 25,861 req/s with it, 30,758 and 30,963 without). Yet the answer is
-//! almost always already known: this process wrote the session moments ago, and nothing
-//! can make a session stop being live but time (its expiry, which is remembered with it)
-//! and a removal (a delete, an eviction, the expired sessions' cleanup). Removals in this
-//! process forget what they remove. Removals in other processes are counted in the
-//! stripe's lock file, under the lock: a holder that finds the count moved since it last
-//! looked forgets everything it knew about the stripe and goes back to reading headers.
-//! Reading the count is one `pread` on a descriptor that is already open, with no path to
-//! walk.
+//! `update` and `touch` must not bring back a session that was deleted or has expired,
+//! and re-reading the file's header under the lock to make sure (an `open`, a `read` and
+//! a `close` by path, on top of the write itself) is a large share of a file update's
+//! cost (measured in `docs/performance.md`). Yet the answer is almost always already
+//! known: this process wrote the session moments ago, and nothing can make a session stop
+//! being live but time (its expiry, which is remembered with it) and a removal (a delete,
+//! an eviction, the expired sessions' cleanup). Removals in this process forget what they
+//! remove. Removals in other processes are counted in the stripe's lock file, under the
+//! lock: a holder that finds the count moved since it last looked forgets everything it
+//! knew about the stripe and goes back to reading headers. Reading the count is one
+//! `pread` on a descriptor that is already open, with no path to walk.
 //!
 //! # Why a stripe remembers revisions, and who last wrote
 //! A conditional `update` or `delete_if_unchanged` must find the file still at the revision
@@ -30,8 +28,8 @@
 //! revision it remembers for the stripe (not the expiries: a write does not end a session)
 //! and reads the header. Reading the token costs nothing more: it is in the same `pread`
 //! as the count. A process alone on its directory writes its token once per stripe;
-//! processes that take turns on a stripe write theirs at each turn, and read headers as
-//! before the memory existed.
+//! processes that take turns on a stripe write theirs at each turn, and read headers at
+//! each turn too.
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
@@ -44,11 +42,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
-use session_core::time::unix_millis;
-use session_core::Revision;
+use session_core::store::time::unix_millis;
+use session_core::store::Revision;
 
 use crate::dir::NO_FOLLOW;
-use crate::error::{BuildStep, FileStoreError};
+use crate::error::{FileStoreError, OpenStep};
 
 /// Enough stripes that unrelated sessions rarely wait for each other.
 const STRIPES: usize = 64;
@@ -140,7 +138,7 @@ impl Locks {
         let unsafe_path = |path: &Path| FileStoreError::UnsafeLockPath {
             path: path.to_owned(),
         };
-        let prepare = BuildStep::PrepareLockDirectory.on(dir);
+        let prepare = OpenStep::PrepareLockDirectory.on(dir);
         match fs::symlink_metadata(dir) {
             Ok(meta) if meta.is_dir() => {}
             Ok(_) => return Err(unsafe_path(dir)),
@@ -166,12 +164,12 @@ impl Locks {
             .map(|n| {
                 let path = dir.join(format!("{n:02}"));
                 let file = open_lock_file(&path)?;
-                let meta = file.metadata().map_err(BuildStep::OpenLockFile.on(&path))?;
+                let meta = file.metadata().map_err(OpenStep::OpenLockFile.on(&path))?;
                 if !meta.is_file() {
                     return Err(unsafe_path(&path));
                 }
                 let (removals, writer) =
-                    read_counts(&file).map_err(BuildStep::ReadLockFile.on(&path))?;
+                    read_counts(&file).map_err(OpenStep::ReadLockFile.on(&path))?;
                 Ok(Mutex::new(Stripe {
                     file,
                     token,
@@ -377,7 +375,7 @@ fn open_lock_file(path: &Path) -> Result<File, FileStoreError> {
                     path: path.to_owned(),
                 }
             } else {
-                BuildStep::OpenLockFile.on(path)(error)
+                OpenStep::OpenLockFile.on(path)(error)
             }
         })
 }

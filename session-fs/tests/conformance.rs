@@ -10,7 +10,7 @@ mod inline_io {
     use super::*;
 
     session_core::store_conformance_tests!(async {
-        session_fs::FileStore::new(scratch_dir("conformance")).unwrap()
+        session_fs::FileStore::open(scratch_dir("conformance")).unwrap()
     });
 }
 
@@ -20,7 +20,7 @@ mod offloaded_io {
     session_core::store_conformance_tests!(async {
         session_fs::FileStore::builder(scratch_dir("conformance"))
             .offload_io(true)
-            .build()
+            .open()
             .unwrap()
     });
 }
@@ -30,8 +30,8 @@ fn operation_futures_are_small() {
     for offload_io in [false, true] {
         let store = session_fs::FileStore::builder(scratch_dir("conformance"))
             .offload_io(offload_io)
-            .build()
+            .open()
             .unwrap();
-        session_core::test_suite::assert_small_futures(&store);
+        session_testkit::assert_small_futures(&store);
     }
 }

@@ -10,7 +10,8 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use session_core::{IdLength, SessionId, Store, StoreKey};
+use session_core::store::{Store, StoreKey};
+use session_core::{IdLength, SessionId};
 use session_fs::FileStore;
 
 /// The process's peak resident memory so far, in bytes (`VmHWM`).
@@ -34,7 +35,7 @@ fn lying_file(claimed: u32, record: &[u8]) -> Vec<u8> {
     let expires = SystemTime::now() + Duration::from_secs(3600);
     let mut bytes = b"SES2".to_vec();
     bytes.extend_from_slice(&claimed.to_le_bytes());
-    bytes.extend_from_slice(&session_core::time::unix_millis(expires).to_le_bytes());
+    bytes.extend_from_slice(&session_core::store::time::unix_millis(expires).to_le_bytes());
     bytes.extend_from_slice(&1u64.to_le_bytes());
     bytes.extend_from_slice(record);
     bytes
@@ -49,7 +50,7 @@ async fn a_header_claiming_a_huge_record_is_absent_without_a_huge_allocation() {
         .tempdir_in(base)
         .unwrap()
         .keep();
-    let store = FileStore::new(&dir).unwrap();
+    let store = FileStore::open(&dir).unwrap();
     let record = vec![b'r'; 3000];
     // 256 MiB first: a store that believes it fills that much memory, which shows in the
     // peak; then the largest claim the field holds.

@@ -10,7 +10,7 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::Path;
 
-use session_fs::{BuildStep, ExposedDirectory, FileStore, FileStoreError};
+use session_fs::{ExposedDirectory, FileStore, FileStoreError, OpenStep};
 
 use common::scratch_dir;
 
@@ -27,7 +27,7 @@ fn a_directory_others_can_list_is_refused_and_left_as_it_is() {
     for exposed in [0o755, 0o750, 0o705, 0o722, 0o777, 0o1777] {
         let dir = scratch_dir("directory");
         chmod(&dir, exposed);
-        match FileStore::new(&dir) {
+        match FileStore::open(&dir) {
             Err(FileStoreError::ExposedDirectory { path, mode }) => {
                 assert_eq!((path, mode), (dir.clone(), exposed));
             }
@@ -42,7 +42,7 @@ fn a_directory_others_can_list_is_refused_and_left_as_it_is() {
     // The message names the directory and the way out; `?` turns it into an io::Error.
     let dir = scratch_dir("directory");
     chmod(&dir, 0o755);
-    let error = FileStore::new(&dir).unwrap_err();
+    let error = FileStore::open(&dir).unwrap_err();
     let message = error.to_string();
     assert!(message.contains(&*dir.to_string_lossy()), "{message}");
     assert!(message.contains("ExposedDirectory::Tighten"), "{message}");
@@ -56,7 +56,7 @@ fn tighten_makes_an_exposed_directory_private() {
     chmod(&dir, 0o755);
     FileStore::builder(&dir)
         .exposed_directory(ExposedDirectory::Tighten)
-        .build()
+        .open()
         .unwrap();
     assert_eq!(mode(&dir), 0o700);
     // Files that the group may read keep the group's read and search bits on the
@@ -66,7 +66,7 @@ fn tighten_makes_an_exposed_directory_private() {
     FileStore::builder(&dir)
         .file_mode(0o640)
         .exposed_directory(ExposedDirectory::Tighten)
-        .build()
+        .open()
         .unwrap();
     assert_eq!(mode(&dir), 0o750);
 }
@@ -76,17 +76,17 @@ fn a_directory_that_exposes_nothing_more_than_the_files_is_accepted() {
     // Search alone lists no names.
     let dir = scratch_dir("directory");
     chmod(&dir, 0o711);
-    FileStore::new(&dir).unwrap();
+    FileStore::open(&dir).unwrap();
     assert_eq!(mode(&dir), 0o711);
     // Files the group may read anyway.
     let dir = scratch_dir("directory");
     chmod(&dir, 0o750);
-    FileStore::builder(&dir).file_mode(0o640).build().unwrap();
+    FileStore::builder(&dir).file_mode(0o640).open().unwrap();
     assert_eq!(mode(&dir), 0o750);
     // A directory the store creates is private, whatever is above it.
     let parent = scratch_dir("directory");
     chmod(&parent, 0o755);
-    FileStore::new(parent.join("sessions")).unwrap();
+    FileStore::open(parent.join("sessions")).unwrap();
     assert_eq!(mode(&parent.join("sessions")), 0o700);
 }
 
@@ -102,7 +102,7 @@ fn a_link_where_a_lock_file_goes_is_not_followed() {
     fs::write(&existing, b"keep").unwrap();
     std::os::unix::fs::symlink(&missing, dir.join(".locks/00")).unwrap();
     std::os::unix::fs::symlink(&existing, dir.join(".locks/01")).unwrap();
-    match FileStore::new(&dir) {
+    match FileStore::open(&dir) {
         Err(FileStoreError::UnsafeLockPath { path }) => {
             assert!(path.starts_with(dir.join(".locks")), "{path:?}");
         }
@@ -114,7 +114,7 @@ fn a_link_where_a_lock_file_goes_is_not_followed() {
     // A directory where a lock file goes is refused the same way.
     let dir = scratch_dir("directory");
     fs::create_dir_all(dir.join(".locks/00")).unwrap();
-    match FileStore::new(&dir) {
+    match FileStore::open(&dir) {
         Err(FileStoreError::UnsafeLockPath { path }) => assert_eq!(path, dir.join(".locks/00")),
         other => panic!("expected a refusal, got {other:?}"),
     }
@@ -123,7 +123,7 @@ fn a_link_where_a_lock_file_goes_is_not_followed() {
     let dir = scratch_dir("directory");
     std::os::unix::fs::symlink(&elsewhere, dir.join(".locks")).unwrap();
     assert!(matches!(
-        FileStore::new(&dir),
+        FileStore::open(&dir),
         Err(FileStoreError::UnsafeLockPath { .. })
     ));
     assert!(
@@ -143,7 +143,7 @@ fn a_directory_another_user_owns_is_refused_even_with_tighten() {
             .expect("chown to uid 65534 (this test needs root)");
         chmod(&dir, given);
         for exposed in [ExposedDirectory::Refuse, ExposedDirectory::Tighten] {
-            match FileStore::builder(&dir).exposed_directory(exposed).build() {
+            match FileStore::builder(&dir).exposed_directory(exposed).open() {
                 Err(FileStoreError::NotOwned { path, owner, user }) => {
                     assert_eq!((path, owner), (dir.clone(), 65534));
                     assert_eq!(user, fs::metadata(scratch_dir("directory")).unwrap().uid());
@@ -159,7 +159,7 @@ fn a_directory_another_user_owns_is_refused_even_with_tighten() {
         }
     }
     // The message names the directory and the way out.
-    let error = FileStore::new(&dir).unwrap_err();
+    let error = FileStore::open(&dir).unwrap_err();
     let message = error.to_string();
     assert!(message.contains(&*dir.to_string_lossy()), "{message}");
     assert!(
@@ -175,11 +175,11 @@ fn an_io_error_names_the_path_and_the_step() {
     let dir = scratch_dir("directory");
     fs::write(dir.join("file"), b"not a directory").unwrap();
     let path = dir.join("file/sessions");
-    let error = FileStore::new(&path).unwrap_err();
+    let error = FileStore::open(&path).unwrap_err();
     let message = error.to_string();
     match &error {
         FileStoreError::Io {
-            step: BuildStep::CreateDirectory,
+            step: OpenStep::CreateDirectory,
             path: failed,
             source,
         } => {

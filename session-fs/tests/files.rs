@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use session_core::{IdLength, Loaded, Revision, Store, StoreError, StoreKey};
+use session_core::store::{Loaded, Revision, Store, StoreError, StoreKey};
+use session_core::IdLength;
 use session_fs::FileStore;
 
 use common::{hour, key, scratch_dir, session_files};
@@ -27,7 +28,7 @@ fn stray_temp_files(dir: &Path) -> Vec<PathBuf> {
 #[tokio::test]
 async fn creates_the_directory_and_private_files() {
     let dir = scratch_dir("files").join("nested/sessions");
-    let store = FileStore::new(&dir).unwrap();
+    let store = FileStore::open(&dir).unwrap();
     assert_eq!(
         fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
         0o700
@@ -51,7 +52,7 @@ async fn file_mode_is_configurable() {
     // it, so the store must put that bit back itself.
     for wanted in [0o640, 0o660] {
         let dir = scratch_dir("files");
-        let store = FileStore::builder(&dir).file_mode(wanted).build().unwrap();
+        let store = FileStore::builder(&dir).file_mode(wanted).open().unwrap();
         let key = key();
         let revision = store.create(&key, b"x", hour()).await.unwrap();
         let mode = |key: &StoreKey| {
@@ -70,7 +71,7 @@ async fn file_mode_is_configurable() {
 #[tokio::test]
 async fn writes_leave_no_temporary_files() {
     let dir = scratch_dir("files");
-    let store = FileStore::new(&dir).unwrap();
+    let store = FileStore::open(&dir).unwrap();
     let keys: Vec<_> = (0..20).map(|_| key()).collect();
     for key in &keys {
         let revision = store.create(key, b"a", hour()).await.unwrap();
@@ -93,7 +94,7 @@ async fn writes_leave_no_temporary_files() {
 #[tokio::test]
 async fn touch_rewrites_only_the_expiry_in_place() {
     let dir = scratch_dir("files");
-    let store = FileStore::new(&dir).unwrap();
+    let store = FileStore::open(&dir).unwrap();
     let key = key();
     let revision = store.create(&key, b"payload", hour()).await.unwrap();
     let path = dir.join(key.as_str());
@@ -123,14 +124,12 @@ async fn touch_rewrites_only_the_expiry_in_place() {
 #[tokio::test]
 async fn a_file_without_a_header_is_absent_and_left_to_its_owner() {
     let dir = scratch_dir("files");
-    let store = FileStore::new(&dir).unwrap();
+    let store = FileStore::open(&dir).unwrap();
     let key = key();
     fs::write(dir.join(key.as_str()), b"not a session").unwrap();
     assert!(store.load(&key).await.unwrap().is_none());
     assert!(matches!(
-        store
-            .update(&key, b"x", hour(), Revision::UNVERSIONED)
-            .await,
+        store.update(&key, b"x", hour(), Revision::FIRST).await,
         Err(StoreError::UnknownId)
     ));
     // create may take the name over, since nobody can load what is there
@@ -143,26 +142,28 @@ async fn a_file_without_a_header_is_absent_and_left_to_its_owner() {
     assert_eq!(fs::read(dir.join(junk.as_str())).unwrap(), b"junk");
 }
 
-/// A session file as written by hand: `SES1`, the record length field, the expiry.
+/// A session file as written by hand: `SES2`, the record length field, the expiry, the
+/// first revision.
 fn raw_file(record_len: u32, expires_at: SystemTime, record: &[u8]) -> Vec<u8> {
-    let millis = session_core::time::unix_millis(expires_at);
-    let mut bytes = b"SES1".to_vec();
+    let millis = session_core::store::time::unix_millis(expires_at);
+    let mut bytes = b"SES2".to_vec();
     bytes.extend_from_slice(&record_len.to_le_bytes());
     bytes.extend_from_slice(&millis.to_le_bytes());
+    bytes.extend_from_slice(&Revision::FIRST.get().to_le_bytes());
     bytes.extend_from_slice(record);
     bytes
 }
 
 #[tokio::test]
-async fn the_header_keeps_the_record_length_and_files_without_it_still_load() {
+async fn the_header_keeps_the_record_length_and_a_length_of_zero_reads_to_the_end() {
     let dir = scratch_dir("files");
-    let store = FileStore::new(&dir).unwrap();
+    let store = FileStore::open(&dir).unwrap();
     let key = key();
     store.create(&key, b"payload", hour()).await.unwrap();
     let bytes = fs::read(dir.join(key.as_str())).unwrap();
     assert_eq!(&bytes[4..8], &7u32.to_le_bytes());
 
-    // Written before the length was kept: zeros there, the record read to the end. Also
+    // A length field of 0 (a record too long for it): the record is read to the end. Also
     // longer than the first read, so that the rest is read too.
     let record = vec![b'r'; 5000];
     let old = self::key();
@@ -176,7 +177,7 @@ async fn the_header_keeps_the_record_length_and_files_without_it_still_load() {
 #[tokio::test]
 async fn a_file_shorter_than_its_header_says_is_absent() {
     let dir = scratch_dir("files");
-    let store = FileStore::new(&dir).unwrap();
+    let store = FileStore::open(&dir).unwrap();
     for (len, record) in [(10, &b"short"[..]), (5000, &[b'x'; 2000][..])] {
         let key = key();
         fs::write(dir.join(key.as_str()), raw_file(len, hour(), record)).unwrap();
@@ -193,7 +194,10 @@ async fn a_file_shorter_than_its_header_says_is_absent() {
 #[tokio::test]
 async fn a_session_removed_elsewhere_is_not_brought_back_by_a_store_that_knew_it() {
     let dir = scratch_dir("files");
-    let (here, elsewhere) = (FileStore::new(&dir).unwrap(), FileStore::new(&dir).unwrap());
+    let (here, elsewhere) = (
+        FileStore::open(&dir).unwrap(),
+        FileStore::open(&dir).unwrap(),
+    );
     let (deleted, cleaned, kept) = (key(), key(), key());
     for key in [&deleted, &cleaned, &kept] {
         let revision = here.create(key, b"v1", hour()).await.unwrap();
@@ -224,76 +228,15 @@ async fn a_session_removed_elsewhere_is_not_brought_back_by_a_store_that_knew_it
     assert_eq!(session_files(&dir).len(), 1);
 }
 
-#[tokio::test]
-async fn files_without_a_revision_load_unversioned_and_update_at_unversioned() {
-    let dir = scratch_dir("files");
-    let store = FileStore::new(&dir).unwrap();
-    let (key, small, to_delete) = (key(), self::key(), self::key());
-    let path = dir.join(key.as_str());
-    // As the previous release wrote them: `SES1`, 16 bytes, no revision. One record is
-    // shorter than the 8 bytes the current header has more.
-    fs::write(&path, raw_file(7, hour(), b"payload")).unwrap();
-    fs::write(dir.join(small.as_str()), raw_file(0, hour(), b"ab")).unwrap();
-    fs::write(dir.join(to_delete.as_str()), raw_file(3, hour(), b"old")).unwrap();
-
-    let loaded = store.load(&key).await.unwrap().unwrap();
-    assert_eq!(
-        (loaded.value(), loaded.revision()),
-        (&b"payload"[..], Revision::UNVERSIONED)
-    );
-    assert_eq!(store.load(&small).await.unwrap().unwrap().value(), b"ab");
-
-    // A touch moves the expiry in place and leaves the file as it was otherwise.
-    let later = hour() + Duration::from_secs(60);
-    store.touch(&key, later).await.unwrap();
-    let bytes = fs::read(&path).unwrap();
-    assert_eq!(bytes, raw_file(7, later, b"payload"));
-
-    // Another revision than the unversioned one is a conflict, with the record.
-    match store.update(&key, b"lost", hour(), Revision::FIRST).await {
-        Err(StoreError::Conflict {
-            current: Some(current),
-        }) => assert_eq!(
-            (current.value(), current.revision()),
-            (&b"payload"[..], Revision::UNVERSIONED)
-        ),
-        other => panic!("expected a conflict, got {other:?}"),
-    }
-
-    // At the unversioned revision it writes, and the file now carries a revision.
-    let written = store
-        .update(&key, b"new", hour(), Revision::UNVERSIONED)
-        .await
-        .unwrap();
-    assert_eq!(written, Revision::UNVERSIONED.next());
-    let bytes = fs::read(&path).unwrap();
-    assert_eq!(&bytes[..4], b"SES2");
-    assert_eq!(&bytes[16..24], &written.get().to_le_bytes());
-    assert_eq!(&bytes[24..], b"new");
-    let loaded = store.load(&key).await.unwrap().unwrap();
-    assert_eq!((loaded.value(), loaded.revision()), (&b"new"[..], written));
-    // So the unversioned revision is stale now.
-    assert_conflict(
-        store
-            .update(&key, b"lost", hour(), Revision::UNVERSIONED)
-            .await,
-    );
-    assert_conflict(store.delete_if_unchanged(&key, Revision::UNVERSIONED).await);
-
-    // A conditional delete at the unversioned revision removes an unversioned file.
-    store
-        .delete_if_unchanged(&to_delete, Revision::UNVERSIONED)
-        .await
-        .unwrap();
-    assert!(!dir.join(to_delete.as_str()).exists());
-}
-
 /// Two stores on one directory stand for two processes: a revision one remembers from its
 /// own write must not outlive the other's write of the session.
 #[tokio::test]
 async fn a_revision_written_elsewhere_makes_a_stale_update_or_delete_a_conflict() {
     let dir = scratch_dir("files");
-    let (here, elsewhere) = (FileStore::new(&dir).unwrap(), FileStore::new(&dir).unwrap());
+    let (here, elsewhere) = (
+        FileStore::open(&dir).unwrap(),
+        FileStore::open(&dir).unwrap(),
+    );
     let key = key();
     // Created here without the lock, so `here` remembers the first revision.
     let first = here.create(&key, b"v1", hour()).await.unwrap();
@@ -348,7 +291,10 @@ fn stripe_of(key: &StoreKey) -> u64 {
 #[tokio::test]
 async fn an_update_at_the_revision_this_store_wrote_does_not_read_the_file() {
     let dir = scratch_dir("files");
-    let (store, elsewhere) = (FileStore::new(&dir).unwrap(), FileStore::new(&dir).unwrap());
+    let (store, elsewhere) = (
+        FileStore::open(&dir).unwrap(),
+        FileStore::open(&dir).unwrap(),
+    );
     let key = key();
     let path = dir.join(key.as_str());
     let neighbour = std::iter::repeat_with(self::key)
@@ -382,13 +328,6 @@ async fn an_update_at_the_revision_this_store_wrote_does_not_read_the_file() {
     );
 }
 
-fn assert_conflict<T: std::fmt::Debug>(result: Result<T, StoreError>) {
-    assert!(
-        matches!(result, Err(StoreError::Conflict { .. })),
-        "expected a conflict, got {result:?}"
-    );
-}
-
 fn assert_conflict_with(result: Result<(), StoreError>, value: &[u8], revision: Revision) {
     match result {
         Err(StoreError::Conflict {
@@ -401,7 +340,7 @@ fn assert_conflict_with(result: Result<(), StoreError>, value: &[u8], revision: 
 #[tokio::test]
 async fn a_session_known_live_still_expires_for_update_and_touch() {
     let dir = scratch_dir("files");
-    let store = FileStore::new(&dir).unwrap();
+    let store = FileStore::open(&dir).unwrap();
     let key = key();
     let soon = SystemTime::now() + Duration::from_millis(50);
     let first = store.create(&key, b"v1", soon).await.unwrap();
@@ -416,7 +355,7 @@ async fn a_session_known_live_still_expires_for_update_and_touch() {
 #[tokio::test]
 async fn a_session_file_removed_by_hand_is_noticed_after_a_delete() {
     let dir = scratch_dir("files");
-    let store = FileStore::new(&dir).unwrap();
+    let store = FileStore::open(&dir).unwrap();
     let key = key();
     store.create(&key, b"v1", hour()).await.unwrap();
     fs::remove_file(dir.join(key.as_str())).unwrap();
@@ -433,7 +372,7 @@ async fn a_session_file_removed_by_hand_is_noticed_after_a_delete() {
 #[tokio::test]
 async fn debug_output_never_shows_a_session_id() {
     let dir = scratch_dir("files");
-    let store = FileStore::new(&dir).unwrap();
+    let store = FileStore::open(&dir).unwrap();
     let key = key();
     let revision = store.create(&key, b"v1", hour()).await.unwrap();
     store.update(&key, b"v2", hour(), revision).await.unwrap();
@@ -452,7 +391,7 @@ fn assert_unknown<T: std::fmt::Debug>(result: Result<T, StoreError>) {
 #[tokio::test]
 async fn delete_expired_counts_and_removes_only_expired_files() {
     let dir = scratch_dir("files");
-    let store = FileStore::new(&dir).unwrap();
+    let store = FileStore::open(&dir).unwrap();
     let past = SystemTime::now() - Duration::from_secs(1);
     let expired: Vec<_> = (0..1500).map(|_| key()).collect();
     for key in &expired {
@@ -477,7 +416,7 @@ async fn delete_expired_counts_and_removes_only_expired_files() {
 #[tokio::test]
 async fn the_limit_evicts_the_sessions_closest_to_expiry() {
     let dir = scratch_dir("files");
-    let store = FileStore::builder(&dir).limit(20).build().unwrap();
+    let store = FileStore::builder(&dir).limit(20).open().unwrap();
     let mut keys = Vec::new();
     for i in 0..60u64 {
         let key = key();
@@ -502,11 +441,11 @@ async fn the_limit_evicts_the_sessions_closest_to_expiry() {
 #[tokio::test]
 async fn the_limit_counts_sessions_already_on_disk() {
     let dir = scratch_dir("files");
-    let first = FileStore::new(&dir).unwrap();
+    let first = FileStore::open(&dir).unwrap();
     for _ in 0..10 {
         first.create(&key(), b"x", hour()).await.unwrap();
     }
-    let limited = FileStore::builder(&dir).limit(10).build().unwrap();
+    let limited = FileStore::builder(&dir).limit(10).open().unwrap();
     limited.create(&key(), b"x", hour()).await.unwrap();
     assert!(session_files(&dir).len() <= 10);
 }
@@ -577,7 +516,7 @@ fn plus_one(loaded: &Loaded) -> Vec<u8> {
 /// the other process does the same, checking that every read sees a whole value, and
 /// adds one to the counter key in bursts between them.
 async fn hammer(dir: PathBuf, name: &str) -> Vec<usize> {
-    let store = FileStore::new(&dir).unwrap();
+    let store = FileStore::open(&dir).unwrap();
     let mut won = Vec::new();
     for i in 0..SHARED_KEYS {
         match store
@@ -657,7 +596,7 @@ async fn two_processes_share_a_directory() {
     assert_eq!(session_files(&dir).len(), SHARED_KEYS + 1);
     // Every conditional increment of either process counted: none wrote over a revision
     // it had not loaded.
-    let store = FileStore::new(&dir).unwrap();
+    let store = FileStore::open(&dir).unwrap();
     let count = store.load(&counter_key()).await.unwrap().unwrap();
     assert_eq!(
         count.value(),

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use session_core::{Store, StoreKey};
+use session_core::store::{Store, StoreKey};
 use session_fs::FileStore;
 
 use common::{hour, key, scratch_dir};
@@ -21,7 +21,7 @@ fn expired_session_bytes() -> Vec<u8> {
     let past = SystemTime::now() - Duration::from_secs(1);
     let mut bytes = b"SES2".to_vec();
     bytes.extend_from_slice(&2u32.to_le_bytes());
-    bytes.extend_from_slice(&session_core::time::unix_millis(past).to_le_bytes());
+    bytes.extend_from_slice(&session_core::store::time::unix_millis(past).to_le_bytes());
     bytes.extend_from_slice(&1u64.to_le_bytes());
     bytes.extend_from_slice(b"{}");
     bytes
@@ -86,7 +86,7 @@ fn still_there(path: &Path, kind: Foreign) {
 
 async fn cleanup_leaves_it_alone(kind: Foreign) {
     let dir = scratch_dir("foreign");
-    let store = FileStore::new(&dir).unwrap();
+    let store = FileStore::open(&dir).unwrap();
     let planted = plant(&dir, kind);
     let soon = SystemTime::now() + Duration::from_millis(1);
     for _ in 0..3 {
@@ -106,7 +106,7 @@ async fn cleanup_leaves_it_alone(kind: Foreign) {
 async fn eviction_leaves_it_alone(kind: Foreign) {
     let dir = scratch_dir("foreign");
     let planted = plant(&dir, kind);
-    let store = FileStore::builder(&dir).limit(4).build().unwrap();
+    let store = FileStore::builder(&dir).limit(4).open().unwrap();
     let mut keys = Vec::new();
     for i in 0..12u64 {
         let key = key();
@@ -171,7 +171,7 @@ async fn foreign_entries_do_not_count_towards_the_limit() {
     ] {
         plant(&dir, kind);
     }
-    let store = FileStore::builder(&dir).limit(4).build().unwrap();
+    let store = FileStore::builder(&dir).limit(4).open().unwrap();
     let keys: Vec<_> = (0..4).map(|_| key()).collect();
     for key in &keys {
         store.create(key, b"x", hour()).await.unwrap();

@@ -10,7 +10,8 @@ use std::fs;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use session_core::{Config, IdLength, SessionId, Store, StoreError, StoreKey};
+use session_core::store::{Store, StoreError, StoreKey};
+use session_core::{Config, IdLength, SessionId};
 use session_fs::FileStore;
 
 use common::{hour, scratch_dir};
@@ -35,7 +36,7 @@ fn session_names(dir: &Path) -> Vec<String> {
 #[tokio::test]
 async fn a_key_whose_escaped_name_is_too_long_for_a_file_name_still_works() {
     let dir = scratch_dir("long-keys");
-    let store = FileStore::new(&dir).unwrap();
+    let store = FileStore::open(&dir).unwrap();
     let key = longest_key();
     let revision = store.create(&key, b"first", hour()).await.unwrap();
     let loaded = store.load(&key).await.unwrap().unwrap();
@@ -64,7 +65,7 @@ async fn a_key_whose_escaped_name_is_too_long_for_a_file_name_still_works() {
 #[tokio::test]
 async fn long_named_sessions_are_the_stores_own_for_cleanup_and_the_limit() {
     let dir = scratch_dir("long-keys");
-    let store = FileStore::builder(&dir).limit(10).build().unwrap();
+    let store = FileStore::builder(&dir).limit(10).open().unwrap();
     let soon = SystemTime::now() + Duration::from_millis(1);
     for _ in 0..3 {
         store.create(&longest_key(), b"old", soon).await.unwrap();
@@ -82,7 +83,7 @@ async fn long_named_sessions_are_the_stores_own_for_cleanup_and_the_limit() {
     }
     // The limit counts them: a store built on the directory finds 3 sessions, and evicts
     // among them once full.
-    let limited = FileStore::builder(&dir).limit(4).build().unwrap();
+    let limited = FileStore::builder(&dir).limit(4).open().unwrap();
     for _ in 0..4 {
         limited
             .create(&longest_key(), b"new", hour())

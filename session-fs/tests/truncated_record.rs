@@ -10,7 +10,7 @@ mod common;
 use std::fs;
 use std::path::PathBuf;
 
-use session_core::{Revision, Store, StoreError, StoreKey};
+use session_core::store::{Revision, Store, StoreError, StoreKey};
 use session_fs::FileStore;
 
 use common::{hour, key, scratch_dir, session_files};
@@ -20,7 +20,7 @@ use common::{hour, key, scratch_dir, session_files};
 async fn a_cut_session() -> (PathBuf, StoreKey, Revision) {
     let dir = scratch_dir("truncated");
     let key = key();
-    let revision = FileStore::new(&dir)
+    let revision = FileStore::open(&dir)
         .unwrap()
         .create(&key, &[b'r'; 200], hour())
         .await
@@ -42,7 +42,7 @@ async fn a_cut_session() -> (PathBuf, StoreKey, Revision) {
 async fn a_file_shorter_than_its_header_says_is_no_session_for_any_operation() {
     let (dir, key, revision) = a_cut_session().await;
     // A store that has not written the file itself reads the header to know it.
-    let store = FileStore::new(&dir).unwrap();
+    let store = FileStore::open(&dir).unwrap();
     assert!(store.load(&key).await.unwrap().is_none());
     assert!(matches!(
         store.touch(&key, hour()).await,
@@ -62,7 +62,7 @@ async fn a_file_shorter_than_its_header_says_is_no_session_for_any_operation() {
 #[tokio::test]
 async fn the_cleanup_removes_a_file_cut_short() {
     let (dir, _, _) = a_cut_session().await;
-    let store = FileStore::new(&dir).unwrap();
+    let store = FileStore::open(&dir).unwrap();
     assert_eq!(store.delete_expired().await.unwrap(), 1);
     assert!(session_files(&dir).is_empty(), "the cut file stayed");
 }

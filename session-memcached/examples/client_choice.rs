@@ -10,7 +10,7 @@
 use std::time::Instant;
 
 use memcache::exp::{AsyncMetaClient, Get, Set, Ttl};
-use session_memcached::test_util::MemcachedServer;
+use session_testkit::MemcachedServer;
 
 const TASKS: usize = 32;
 const PER_TASK: usize = 1_000;

@@ -2,12 +2,28 @@
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
+//! use memcache::exp::AsyncMetaClient;
 //! use session_memcached::MemcachedStore;
 //!
 //! let store = MemcachedStore::connect("memcache://127.0.0.1:11211").await?;
-//! let spread = MemcachedStore::connect("memcache://10.0.0.1:11211,10.0.0.2:11211").await?;
+//! let spread = MemcachedStore::builder("memcache://10.0.0.1:11211,10.0.0.2:11211")
+//!     .timeout(Duration::from_millis(500))
+//!     .connect()
+//!     .await?;
+//! let client = AsyncMetaClient::connect("127.0.0.1:11211").await?; // one the app already has
+//! let shared = MemcachedStore::from_client(client).connect().await?;
 //! # Ok(()) }
 //! ```
+//!
+//! # Setting it up
+//! Every store of this project is set up the same way: [`MemcachedStore::connect`] with a
+//! URL and the default settings, or a builder, finished by
+//! [`connect`](MemcachedStoreBuilder::connect), that starts from a URL
+//! ([`MemcachedStore::builder`]) or from an async meta-protocol client of the `memcache`
+//! crate the application already has ([`MemcachedStore::from_client`]). `connect` checks
+//! that every server answers, so a wrong address fails at start-up. Memcached expires
+//! sessions by itself: there is no cleanup to run.
 //!
 //! # Commands (memcached's meta protocol)
 //! A record's [`Revision`] is memcached's own CAS, which every write of the item changes
@@ -24,9 +40,9 @@
 //! | `delete_if_unchanged` | `md key C<cas>` | `NF` = `UnknownId`, `EX` = `Conflict` without the current record |
 //!
 //! The client also asks every `mg` for the item's flags (`f`), which this crate leaves at 0.
-//! No live item has CAS 0, so a write conditional on [`Revision::UNVERSIONED`] cannot
-//! succeed: it is answered by `mg key v c` instead, `Conflict` with the current record or
-//! `UnknownId`, and writes nothing. A server started with `-C` keeps no CAS: its items
+//! No live item has CAS 0, so a write conditional on revision 0 cannot succeed: it is
+//! answered by `mg key v c` instead, `Conflict` with the current record or `UnknownId`,
+//! and writes nothing. A server started with `-C` keeps no CAS: its items
 //! are a `StoreError::Backend` on load and create rather than records that no write could
 //! be conditional on.
 //!
@@ -43,26 +59,15 @@
 //! `memcache` 0.21 has a blocking classic client and an async meta-protocol client
 //! (`memcache::exp`). Calling the blocking one from async code would need
 //! `spawn_blocking` for every operation, a thread hop each time; the async client does the
-//! I/O on the calling task, from per-server connection pools. Measured on this project's
-//! 2-core machine against a local memcached, on one single-threaded runtime (as an actix
-//! worker has), 32 tasks each reading a 200-byte session 1,000 times
-//! (`cargo run --release -p session-memcached --example client_choice`, third of three
-//! rounds):
-//!
-//! | client | gets per second |
-//! |---|---|
-//! | async meta-protocol client (`memcache::exp::AsyncMetaClient`) | 85,919 |
-//! | classic blocking client, pool of 32, through `spawn_blocking` | 11,036 |
-//!
-//! The async client is 7.8 times faster here, and never parks a runtime thread.
+//! I/O on the calling task, from per-server connection pools, and never parks a runtime
+//! thread. `cargo run --release -p session-memcached --example client_choice` compares the
+//! two on one single-threaded runtime, as an actix worker has (results in the
+//! repository's `docs/performance.md`).
 //!
 //! # Servers that are down
 //! Calls fail within the timeout (1 s by default) with `StoreError::Unavailable`, which
 //! the middleware answers with 503; the pool redials on the next call, so a server that
 //! comes back is used again without a restart.
-
-#[cfg(feature = "test-util")]
-pub mod test_util;
 
 use std::time::{Duration, SystemTime};
 
@@ -71,7 +76,7 @@ use memcache::exp::{
     AsyncMetaClient, Delete, Error as McError, Get, GetResult, Meta, MutationResult,
     MutationStatus, Set, Ttl,
 };
-use session_core::{Loaded, Revision, Store, StoreError, StoreKey};
+use session_core::store::{Loaded, Revision, Store, StoreError, StoreKey};
 
 const BACKEND: &str = "memcached";
 
@@ -100,13 +105,36 @@ impl std::fmt::Debug for MemcachedStore {
     }
 }
 
-/// Configures a [`MemcachedStore`].
-#[derive(Debug, Clone)]
+/// Configures a [`MemcachedStore`]: made by [`MemcachedStore::builder`] from a URL or by
+/// [`MemcachedStore::from_client`] from a client, and finished by
+/// [`connect`](MemcachedStoreBuilder::connect).
+#[derive(Clone)]
 #[must_use]
 pub struct MemcachedStoreBuilder {
-    url: String,
+    source: Source,
     timeout: Duration,
     max_item_size: usize,
+}
+
+/// Where a builder's store finds its servers.
+#[derive(Clone)]
+enum Source {
+    Url(String),
+    Client(AsyncMetaClient),
+}
+
+impl std::fmt::Debug for MemcachedStoreBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let source = match &self.source {
+            Source::Url(url) => url.as_str(),
+            Source::Client(_) => "an AsyncMetaClient",
+        };
+        f.debug_struct("MemcachedStoreBuilder")
+            .field("source", &source)
+            .field("timeout", &self.timeout)
+            .field("max_item_size", &self.max_item_size)
+            .finish()
+    }
 }
 
 /// A `memcache://` URL this crate cannot use.
@@ -120,28 +148,45 @@ pub struct UrlError;
 pub struct KeyError;
 
 impl MemcachedStoreBuilder {
-    /// How long connecting or one exchange may take (default 1 s).
+    /// How long connecting or one exchange may take before the call fails with
+    /// `StoreError::Unavailable`. A client given to [`MemcachedStore::from_client`] keeps
+    /// the timeouts it was built with.
+    ///
+    /// # Default
+    /// 1 s.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 
-    /// The servers' item size limit, memcached's `-I` (default 1 MiB). Larger sessions are
-    /// refused with `StoreError::TooLarge`.
+    /// The servers' item size limit, memcached's `-I`. Larger sessions are refused with
+    /// `StoreError::TooLarge` before anything is sent.
+    ///
+    /// # Default
+    /// [`DEFAULT_MAX_ITEM_SIZE`], 1 MiB, memcached's own default.
     pub fn max_item_size(mut self, bytes: usize) -> Self {
         self.max_item_size = bytes;
         self
     }
 
     /// Resolves the servers and checks that every one answers.
+    ///
+    /// # Errors
+    /// `StoreError::Backend` for a URL this crate cannot use ([`UrlError`]),
+    /// `StoreError::Unavailable` if a server cannot be reached within the timeout.
     pub async fn connect(self) -> Result<MemcachedStore, StoreError> {
-        let servers = parse_url(&self.url).map_err(|e| StoreError::backend(BACKEND, e))?;
-        let client = AsyncMetaClient::builder()
-            .connect_timeout(Some(self.timeout))
-            .io_timeout(Some(self.timeout))
-            .connect_multiple_async(servers.iter().map(String::as_str))
-            .await
-            .map_err(failed)?;
+        let client = match self.source {
+            Source::Url(url) => {
+                let servers = parse_url(&url).map_err(|e| StoreError::backend(BACKEND, e))?;
+                AsyncMetaClient::builder()
+                    .connect_timeout(Some(self.timeout))
+                    .io_timeout(Some(self.timeout))
+                    .connect_multiple_async(servers.iter().map(String::as_str))
+                    .await
+                    .map_err(failed)?
+            }
+            Source::Client(client) => client,
+        };
         // A no-op round trip to every server, so a wrong address fails at start-up.
         client.noop().await.map_err(failed)?;
         Ok(MemcachedStore {
@@ -256,7 +301,7 @@ fn ttl(at: SystemTime) -> Ttl {
 /// enabled, so 0 or none means `-C`, where nothing could be compared.
 fn revision(cas: Option<u64>) -> Result<Revision, StoreError> {
     match cas {
-        Some(cas) if cas != Revision::UNVERSIONED.get() => Ok(Revision::new(cas)),
+        Some(cas) if cas != 0 => Ok(Revision::new(cas)),
         _ => Err(StoreError::backend(BACKEND, Failure::NoCas)),
     }
 }
@@ -299,14 +344,29 @@ fn check_key(key: &StoreKey) -> Result<&str, StoreError> {
 
 impl MemcachedStore {
     /// Connects to `memcache://host:port[,host:port...]` with the default settings.
+    ///
+    /// # Errors
+    /// As [`MemcachedStoreBuilder::connect`].
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         Self::builder(url).connect().await
     }
 
-    /// A builder for the servers in `url`.
+    /// A builder for the servers in `url`, finished by
+    /// [`connect`](MemcachedStoreBuilder::connect).
     pub fn builder(url: impl Into<String>) -> MemcachedStoreBuilder {
+        Self::with_source(Source::Url(url.into()))
+    }
+
+    /// A builder for a store on a client the application already has, finished by
+    /// [`connect`](MemcachedStoreBuilder::connect): the async meta-protocol client of the
+    /// `memcache` crate, whose connection pools and server routing the store then shares.
+    pub fn from_client(client: AsyncMetaClient) -> MemcachedStoreBuilder {
+        Self::with_source(Source::Client(client))
+    }
+
+    fn with_source(source: Source) -> MemcachedStoreBuilder {
         MemcachedStoreBuilder {
-            url: url.into(),
+            source,
             timeout: Duration::from_secs(1),
             max_item_size: DEFAULT_MAX_ITEM_SIZE,
         }
@@ -342,10 +402,10 @@ impl MemcachedStore {
         })
     }
 
-    /// The answer to a write conditional on [`Revision::UNVERSIONED`], which no memcached
-    /// item has: a read tells absent from live without writing, whatever the server makes
-    /// of `C0`, and brings the current record with the conflict.
-    async fn unversioned(&self, key: &str) -> StoreError {
+    /// The answer to a write conditional on revision 0, which no memcached item has: a read
+    /// tells absent from live without writing, whatever the server makes of `C0`, and
+    /// brings the current record with the conflict.
+    async fn at_no_revision(&self, key: &str) -> StoreError {
         let answer = match self.client.run(get_with_cas(key)).await {
             Ok(result) => hit_record(result),
             Err(error) => Err(failed(error)),
@@ -406,8 +466,8 @@ impl Store for MemcachedStore {
         expected: Revision,
     ) -> Result<Revision, StoreError> {
         let key = check_key(key)?;
-        if expected == Revision::UNVERSIONED {
-            return Err(self.unversioned(key).await);
+        if expected.get() == 0 {
+            return Err(self.at_no_revision(key).await);
         }
         // Set mode with `C`: compare-and-set answers `NF` for an absent item, so this never
         // resurrects one.
@@ -444,8 +504,8 @@ impl Store for MemcachedStore {
         expected: Revision,
     ) -> Result<(), StoreError> {
         let key = check_key(key)?;
-        if expected == Revision::UNVERSIONED {
-            return Err(self.unversioned(key).await);
+        if expected.get() == 0 {
+            return Err(self.at_no_revision(key).await);
         }
         let delete = Delete::new(key).compare_cas(expected.get());
         let result = self.client.run(delete).await.map_err(failed)?;

@@ -1,6 +1,5 @@
-//! Revisions are memcached's CAS: what touches, records written before revisions, writes
-//! conditional on `Revision::UNVERSIONED` and a server without CAS make of them, on private
-//! memcached servers.
+//! Revisions are memcached's CAS: what touches, writes conditional on revision 0 and a
+//! server without CAS make of them, on private memcached servers.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
 
@@ -8,9 +7,10 @@ use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::TcpStream;
 use std::time::{Duration, SystemTime};
 
-use session_core::{IdLength, Revision, SessionId, Store, StoreError, StoreKey};
-use session_memcached::test_util::MemcachedServer;
+use session_core::store::{Revision, Store, StoreError, StoreKey};
+use session_core::{IdLength, SessionId};
 use session_memcached::MemcachedStore;
+use session_testkit::MemcachedServer;
 
 fn key() -> StoreKey {
     StoreKey::new(
@@ -86,15 +86,15 @@ async fn the_revision_is_the_items_cas_and_touches_keep_it() {
 }
 
 #[tokio::test]
-async fn a_write_conditional_on_unversioned_writes_nothing() {
+async fn a_write_conditional_on_revision_zero_writes_nothing() {
     let server = MemcachedServer::start().unwrap();
     let store = store_on(&server).await;
     let key = key();
     let revision = store.create(&key, b"live", hours(1)).await.unwrap();
 
-    // Every memcached item has a CAS, so a live record is never at UNVERSIONED.
+    // Every memcached item has a CAS other than 0, so a live record is never at revision 0.
     let answer = store
-        .update(&key, b"blind", hours(1), Revision::UNVERSIONED)
+        .update(&key, b"blind", hours(1), Revision::new(0))
         .await;
     match answer {
         Err(StoreError::Conflict {
@@ -105,7 +105,7 @@ async fn a_write_conditional_on_unversioned_writes_nothing() {
         ),
         other => panic!("expected a conflict with the current record, got {other:?}"),
     }
-    let answer = store.delete_if_unchanged(&key, Revision::UNVERSIONED).await;
+    let answer = store.delete_if_unchanged(&key, Revision::new(0)).await;
     assert!(
         matches!(answer, Err(StoreError::Conflict { current: Some(_) })),
         "{answer:?}"
@@ -118,54 +118,16 @@ async fn a_write_conditional_on_unversioned_writes_nothing() {
 
     let absent = self::key();
     let answer = store
-        .update(&absent, b"blind", hours(1), Revision::UNVERSIONED)
+        .update(&absent, b"blind", hours(1), Revision::new(0))
         .await;
     assert!(matches!(answer, Err(StoreError::UnknownId)), "{answer:?}");
-    let answer = store
-        .delete_if_unchanged(&absent, Revision::UNVERSIONED)
-        .await;
+    let answer = store.delete_if_unchanged(&absent, Revision::new(0)).await;
     assert!(matches!(answer, Err(StoreError::UnknownId)), "{answer:?}");
     assert!(store.load(&absent).await.unwrap().is_none());
 }
 
-/// Records written before revisions existed (this crate's previous `ms ... ME`, or a
-/// classic `set`) are plain items with a CAS: they load at it and update conditionally.
-#[tokio::test]
-async fn a_record_written_before_revisions_loads_at_its_cas() {
-    let server = MemcachedServer::start().unwrap();
-    let (store, address) = (store_on(&server).await, server.address());
-    for command in [
-        "ms {key} 3 ME T3600\r\nold\r\n",
-        "set {key} 0 3600 3\r\nold\r\n",
-    ] {
-        let key = key();
-        let answer = raw(&address, command.replace("{key}", key.as_str()).as_bytes());
-        assert!(answer == "HD" || answer == "STORED", "{answer}");
-        let loaded = store.load(&key).await.unwrap().unwrap();
-        assert_eq!(loaded.value(), b"old");
-        assert_ne!(loaded.revision(), Revision::UNVERSIONED);
-        assert_eq!(loaded.revision().get(), cas(&address, &key));
-        let answer = store
-            .update(&key, b"blind", hours(1), Revision::UNVERSIONED)
-            .await;
-        assert!(
-            matches!(answer, Err(StoreError::Conflict { .. })),
-            "{answer:?}"
-        );
-        let updated = store
-            .update(&key, b"new", hours(1), loaded.revision())
-            .await
-            .unwrap();
-        let reloaded = store.load(&key).await.unwrap().unwrap();
-        assert_eq!(
-            (reloaded.value(), reloaded.revision()),
-            (&b"new"[..], updated)
-        );
-    }
-}
-
-/// `memcached -C` gives every item CAS 0: revisions would all be UNVERSIONED and nothing
-/// could be compared, so the store says so instead of reporting one.
+/// `memcached -C` gives every item CAS 0: revisions would all be 0 and nothing could be
+/// compared, so the store says so instead of reporting one.
 #[tokio::test]
 async fn a_server_without_cas_is_a_backend_error() {
     let server = MemcachedServer::start_without_cas().unwrap();

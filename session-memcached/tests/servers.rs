@@ -4,9 +4,10 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use session_core::{IdLength, SessionId, Store, StoreError, StoreKey};
-use session_memcached::test_util::MemcachedServer;
+use session_core::store::{Store, StoreError, StoreKey};
+use session_core::{IdLength, SessionId};
 use session_memcached::MemcachedStore;
+use session_testkit::MemcachedServer;
 
 fn key() -> StoreKey {
     StoreKey::new(
@@ -142,7 +143,7 @@ async fn a_server_that_is_down_fails_fast_and_is_used_again_when_back() {
         .unwrap();
     let key = key();
     store.create(&key, b"x", hour()).await.unwrap();
-    server.stop();
+    server.stop().unwrap();
     let started = Instant::now();
     let error = store.load(&key).await.unwrap_err();
     assert!(matches!(error, StoreError::Unavailable { .. }), "{error:?}");
@@ -177,7 +178,7 @@ async fn errors_never_show_the_key() {
         .unwrap();
     let key = key();
     let revision = store.create(&key, b"x", hour()).await.unwrap();
-    server.stop();
+    server.stop().unwrap();
     let error = store
         .update(&key, b"y", hour(), revision)
         .await

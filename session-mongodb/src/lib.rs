@@ -5,9 +5,24 @@
 //! use session_mongodb::MongoStore;
 //!
 //! let store = MongoStore::connect("mongodb://127.0.0.1:27017/app").await?;
-//! let custom = MongoStore::builder().database("web").collection("sessions").connect("mongodb://127.0.0.1").await?;
+//! let custom = MongoStore::builder("mongodb://127.0.0.1:27017")
+//!     .database("web")
+//!     .collection("web_sessions")
+//!     .connect()
+//!     .await?;
+//! let client = mongodb::Client::with_uri_str("mongodb://127.0.0.1:27017/app").await?;
+//! let shared = MongoStore::from_client(client).connect().await?; // database "app"
 //! # Ok(()) }
 //! ```
+//!
+//! # Setting it up
+//! Every store of this project is set up the same way: [`MongoStore::connect`] with a URL
+//! and the default settings, or a builder, finished by
+//! [`connect`](MongoStoreBuilder::connect), that starts from a URL
+//! ([`MongoStore::builder`]) or from a client the application already has
+//! ([`MongoStore::from_client`]). `connect` creates the TTL index, so a server that cannot
+//! be reached fails at start-up. The server removes expired sessions by itself through
+//! that index; [`Store::delete_expired`] is there for a deployment that removed the index.
 //!
 //! # Documents
 //! `{_id: "session:<id>", data: <binary>, expires_at: <date>, created_at: <date>, rev: <int64>}`
@@ -17,14 +32,11 @@
 //! read also filters on `expires_at`.
 //!
 //! `rev` is the record's [`Revision`]: 1 on `create`, one more on each `update`, unchanged
-//! by `touch`. A document without `rev` (written by an earlier version of this crate) loads
-//! at [`Revision::UNVERSIONED`], and a write conditional on that revision matches it with
-//! `rev: {$exists: false}` and gives it `rev: 1`. A document whose `data` is not binary, or
-//! whose `rev` is not a non-zero integer, is not one this store wrote and reads as absent.
+//! by `touch`. A document whose `data` is not binary, or without a `rev` that is a non-zero
+//! integer, is not one this store wrote and reads as absent.
 //!
 //! # Operations
-//! `live` below is `{_id, expires_at: {$gt: now}}`, and `at rev` adds `rev: <revision>`
-//! (or `rev: {$exists: false}` for `UNVERSIONED`).
+//! `live` below is `{_id, expires_at: {$gt: now}}`, and `at rev` adds `rev: <revision>`.
 //!
 //! | operation | call | checked |
 //! |---|---|---|
@@ -69,8 +81,8 @@ use mongodb::options::{
     ClientOptions, CollectionOptions, IndexOptions, ReadPreference, SelectionCriteria,
 };
 use mongodb::{Client, Collection, IndexModel};
-use session_core::time::{from_unix_millis_i64, unix_millis_i64};
-use session_core::{Loaded, Revision, Store, StoreError, StoreKey};
+use session_core::store::time::{from_unix_millis_i64, unix_millis_i64};
+use session_core::store::{Loaded, Revision, Store, StoreError, StoreKey};
 
 const BACKEND: &str = "mongodb";
 
@@ -97,67 +109,104 @@ pub struct MongoStore {
     timeout: Duration,
 }
 
-/// Configures a [`MongoStore`].
-#[derive(Debug, Clone)]
+/// Configures a [`MongoStore`]: made by [`MongoStore::builder`] from a URL or by
+/// [`MongoStore::from_client`] from a client, and finished by
+/// [`connect`](MongoStoreBuilder::connect).
+#[derive(Clone)]
 #[must_use]
 pub struct MongoStoreBuilder {
+    source: Source,
     database: Option<String>,
     collection: String,
     timeout: Duration,
 }
 
+/// Where a builder's store finds MongoDB.
+#[derive(Clone)]
+enum Source {
+    Url(String),
+    Client(Client),
+}
+
+/// The URL can carry a password, and the client its options: neither is shown.
+impl std::fmt::Debug for MongoStoreBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let source = match self.source {
+            Source::Url(_) => "a URL",
+            Source::Client(_) => "a mongodb::Client",
+        };
+        f.debug_struct("MongoStoreBuilder")
+            .field("source", &source)
+            .field("database", &self.database)
+            .field("collection", &self.collection)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
 impl MongoStoreBuilder {
-    /// The database (default: the one in the URL, else `sessions`).
+    /// The database the sessions live in.
+    ///
+    /// # Default
+    /// The one the URL names (`mongodb://host/app`), or the client's default database;
+    /// else [`DEFAULT_DATABASE`], `sessions`.
     pub fn database(mut self, database: impl Into<String>) -> Self {
         self.database = Some(database.into());
         self
     }
 
-    /// The collection (default `sessions`).
+    /// The collection the sessions live in.
+    ///
+    /// # Default
+    /// [`DEFAULT_COLLECTION`], `sessions`.
     pub fn collection(mut self, collection: impl Into<String>) -> Self {
         self.collection = collection.into();
         self
     }
 
     /// How long a call to the server may take, selecting a server and connecting
-    /// included, before it fails with `StoreError::Unavailable` (default 2 s; the driver
-    /// alone would take 30 s to give up on selecting a server, and never on an answer).
-    /// It bounds each round trip of a call (a call of two round trips may take two
-    /// timeouts) and the creation of the TTL index, for a store made
-    /// [`with_client`](Self::with_client) too.
+    /// included, before it fails with `StoreError::Unavailable`. It bounds each round trip
+    /// of a call (a call of two round trips may take two timeouts) and the creation of the
+    /// TTL index, for a store made [`from_client`](MongoStore::from_client) too.
+    ///
+    /// # Default
+    /// 2 s: the driver alone would take 30 s to give up on selecting a server, and never
+    /// on an answer.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 
-    /// Connects to `url` and creates the TTL index.
-    pub async fn connect(self, url: &str) -> Result<MongoStore, StoreError> {
-        let mut options = ClientOptions::parse(url).await.map_err(failed)?;
-        options.server_selection_timeout = Some(self.timeout);
-        options.connect_timeout = Some(self.timeout);
-        options
-            .app_name
-            .get_or_insert_with(|| "session-mongodb".to_owned());
-        let default_database = options.default_database.clone();
-        let client = Client::with_options(options).map_err(failed)?;
-        let builder = match (&self.database, default_database) {
-            (None, Some(database)) => self.database(database),
-            _ => self,
+    /// Connects (for a URL) and creates the TTL index.
+    ///
+    /// # Errors
+    /// `StoreError::Backend` for a URL the driver cannot parse or a server that refuses the
+    /// index, `StoreError::Unavailable` if the server cannot be reached within the timeout.
+    pub async fn connect(self) -> Result<MongoStore, StoreError> {
+        let client = match self.source {
+            Source::Url(url) => {
+                let mut options = ClientOptions::parse(url).await.map_err(failed)?;
+                options.server_selection_timeout = Some(self.timeout);
+                options.connect_timeout = Some(self.timeout);
+                options
+                    .app_name
+                    .get_or_insert_with(|| "session-mongodb".to_owned());
+                Client::with_options(options).map_err(failed)?
+            }
+            Source::Client(client) => client,
         };
-        builder.with_client(client).await
-    }
-
-    /// Uses a client the application already has, and creates the TTL index.
-    pub async fn with_client(self, client: Client) -> Result<MongoStore, StoreError> {
-        let database = self.database.as_deref().unwrap_or(DEFAULT_DATABASE);
+        let database = match self.database {
+            Some(database) => client.database(&database),
+            None => client
+                .default_database()
+                .unwrap_or_else(|| client.database(DEFAULT_DATABASE)),
+        };
         // Sessions are read from the primary whatever the client's default, so that a
         // logout or a login is seen by the very next request.
         let primary = CollectionOptions::builder()
             .selection_criteria(SelectionCriteria::ReadPreference(ReadPreference::Primary))
             .build();
-        let collection = client
-            .database(database)
-            .collection_with_options::<Document>(&self.collection, primary);
+        let collection = database.collection_with_options::<Document>(&self.collection, primary);
         let ttl_index = IndexModel::builder()
             .keys(doc! { "expires_at": 1 })
             .options(
@@ -178,13 +227,28 @@ impl MongoStoreBuilder {
 
 impl MongoStore {
     /// Connects to `url` with the default settings.
+    ///
+    /// # Errors
+    /// As [`MongoStoreBuilder::connect`].
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        Self::builder().connect(url).await
+        Self::builder(url).connect().await
     }
 
-    /// A builder with the defaults.
-    pub fn builder() -> MongoStoreBuilder {
+    /// A builder for a store at `url`, finished by [`connect`](MongoStoreBuilder::connect).
+    pub fn builder(url: impl Into<String>) -> MongoStoreBuilder {
+        Self::with_source(Source::Url(url.into()))
+    }
+
+    /// A builder for a store on a client the application already has, finished by
+    /// [`connect`](MongoStoreBuilder::connect). The client's own settings apply (its
+    /// server selection and connect timeouts included), the store's timeout on top.
+    pub fn from_client(client: Client) -> MongoStoreBuilder {
+        Self::with_source(Source::Client(client))
+    }
+
+    fn with_source(source: Source) -> MongoStoreBuilder {
         MongoStoreBuilder {
+            source,
             database: None,
             collection: DEFAULT_COLLECTION.to_owned(),
             timeout: Duration::from_secs(2),
@@ -312,15 +376,10 @@ fn live(key: &StoreKey, now: DateTime) -> Document {
     doc! { "_id": key.as_str(), "expires_at": { "$gt": now } }
 }
 
-/// The live session under `key` if it is still at `revision`; a legacy document has no
-/// `rev` field at all.
+/// The live session under `key` if it is still at `revision`.
 fn live_at(key: &StoreKey, now: DateTime, revision: Revision) -> Document {
     let mut filter = live(key, now);
-    if revision == Revision::UNVERSIONED {
-        filter.insert(REV, doc! { "$exists": false });
-    } else {
-        filter.insert(REV, stored(revision));
-    }
+    filter.insert(REV, stored(revision));
     filter
 }
 
@@ -329,19 +388,15 @@ fn stored(revision: Revision) -> i64 {
     revision.get() as i64
 }
 
-/// The revision of `document`: `UNVERSIONED` without a `rev` field, `None` if the field is
-/// not one this store writes (`live_at` could never match it).
+/// The revision of `document`, or `None` without a `rev` field that this store could have
+/// written (a non-zero integer).
 fn revision_of(document: &Document) -> Option<Revision> {
-    let number = match document.get(REV) {
-        None => return Some(Revision::UNVERSIONED),
-        Some(Bson::Int64(n)) => *n,
-        Some(Bson::Int32(n)) => i64::from(*n),
-        Some(_) => return None,
+    let number = match document.get(REV)? {
+        Bson::Int64(n) => *n,
+        Bson::Int32(n) => i64::from(*n),
+        _ => return None,
     };
-    match Revision::new(number as u64) {
-        Revision::UNVERSIONED => None,
-        revision => Some(revision),
-    }
+    (number != 0).then(|| Revision::new(number as u64))
 }
 
 /// The record in `document`, or `None` if it is not a document this store wrote (treated

@@ -14,23 +14,23 @@ fn database() -> String {
 }
 
 session_core::store_conformance_tests!(async {
-    session_mongodb::MongoStore::builder()
+    session_mongodb::MongoStore::builder(url())
         .database(database())
-        .connect(&url())
+        .connect()
         .await
         .unwrap_or_else(|e| panic!("no MongoDB at {}: {e:?}", url()))
 });
 
 #[test]
 fn operation_futures_are_small() {
-    session_core::test_suite::run(
+    session_core::store::conformance::run(
         || async {
-            session_mongodb::MongoStore::builder()
+            session_mongodb::MongoStore::builder(url())
                 .database(database())
-                .connect(&url())
+                .connect()
                 .await
                 .unwrap_or_else(|e| panic!("no MongoDB at {}: {e:?}", url()))
         },
-        |store| async move { session_core::test_suite::assert_small_futures(&*store) },
+        |store| async move { session_testkit::assert_small_futures(&*store) },
     );
 }

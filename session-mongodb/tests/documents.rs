@@ -12,7 +12,8 @@ use mongodb::event::command::CommandEvent;
 use mongodb::event::EventHandler;
 use mongodb::options::ClientOptions;
 use mongodb::Client;
-use session_core::{IdLength, Revision, SessionId, Store, StoreError, StoreKey};
+use session_core::store::{Revision, Store, StoreError, StoreKey};
+use session_core::{IdLength, SessionId};
 use session_mongodb::MongoStore;
 
 fn url() -> String {
@@ -30,15 +31,15 @@ fn key() -> StoreKey {
 #[tokio::test]
 async fn one_document_per_session_with_a_ttl_index() {
     let database = format!("documents_{}", std::process::id());
-    let store = MongoStore::builder()
+    let store = MongoStore::builder(url())
         .database(&database)
-        .connect(&url())
+        .connect()
         .await
         .unwrap();
     // Creating the index again (a second instance starting) is fine.
-    let again = MongoStore::builder()
+    let again = MongoStore::builder(url())
         .database(&database)
-        .connect(&url())
+        .connect()
         .await
         .unwrap();
     let key = key();
@@ -93,9 +94,9 @@ async fn the_database_comes_from_the_url() {
 #[tokio::test]
 async fn a_server_that_cannot_be_reached_fails_fast() {
     let started = Instant::now();
-    let error = MongoStore::builder()
+    let error = MongoStore::builder("mongodb://127.0.0.1:1")
         .timeout(Duration::from_millis(500))
-        .connect("mongodb://127.0.0.1:1")
+        .connect()
         .await
         .unwrap_err();
     assert!(matches!(error, StoreError::Unavailable { .. }), "{error:?}");
@@ -107,9 +108,9 @@ async fn a_server_that_cannot_be_reached_fails_fast() {
 }
 
 async fn store(name: &str) -> MongoStore {
-    MongoStore::builder()
+    MongoStore::builder(url())
         .database(format!("{name}_{}", std::process::id()))
-        .connect(&url())
+        .connect()
         .await
         .unwrap()
 }
@@ -123,8 +124,8 @@ async fn stored(store: &MongoStore, key: &StoreKey) -> Document {
         .expect("the document")
 }
 
-/// A session as the previous release wrote it: no `rev` field.
-fn legacy_document(key: &StoreKey, value: &[u8]) -> Document {
+/// A session as this store writes it, but without the `rev` field.
+fn document_without_rev(key: &StoreKey, value: &[u8]) -> Document {
     let now = SystemTime::now();
     doc! {
         "_id": key.as_str(),
@@ -139,110 +140,6 @@ fn data(document: &Document) -> &[u8] {
         Some(Bson::Binary(b)) => &b.bytes,
         other => panic!("data is {other:?}"),
     }
-}
-
-#[tokio::test]
-async fn a_legacy_document_loads_unversioned_and_updates_at_unversioned() {
-    let store = store("legacy").await;
-    let key = key();
-    store
-        .collection()
-        .insert_one(legacy_document(&key, b"old"))
-        .await
-        .unwrap();
-
-    let loaded = store.load(&key).await.unwrap().expect("the legacy session");
-    assert_eq!(
-        (loaded.value(), loaded.revision()),
-        (&b"old"[..], Revision::UNVERSIONED)
-    );
-    assert!(loaded.expires_at().is_some());
-
-    // A revision the document never had is a conflict carrying the document, and no write.
-    match store
-        .update(&key, b"lost", SystemTime::now(), Revision::FIRST)
-        .await
-    {
-        Err(StoreError::Conflict {
-            current: Some(current),
-        }) => assert_eq!(
-            (current.value(), current.revision()),
-            (&b"old"[..], Revision::UNVERSIONED)
-        ),
-        other => panic!("expected a conflict with the document, got {other:?}"),
-    }
-    assert!(matches!(
-        store.delete_if_unchanged(&key, Revision::FIRST).await,
-        Err(StoreError::Conflict { current: Some(_) })
-    ));
-    let document = stored(&store, &key).await;
-    assert_eq!(data(&document), b"old");
-    assert_eq!(document.get("rev"), None, "a conflicting write changed rev");
-
-    // A touch leaves it unversioned.
-    let later = SystemTime::now() + Duration::from_secs(7200);
-    store.touch(&key, later).await.unwrap();
-    assert_eq!(
-        store.load(&key).await.unwrap().unwrap().revision(),
-        Revision::UNVERSIONED
-    );
-
-    let next = store
-        .update(&key, b"new", later, Revision::UNVERSIONED)
-        .await
-        .unwrap();
-    assert_eq!(next, Revision::FIRST);
-    let document = stored(&store, &key).await;
-    assert_eq!(data(&document), b"new");
-    assert_eq!(document.get("rev"), Some(&Bson::Int64(1)));
-    assert!(
-        document.get_datetime("created_at").is_ok(),
-        "update dropped created_at"
-    );
-    let loaded = store.load(&key).await.unwrap().unwrap();
-    assert_eq!(
-        (loaded.value(), loaded.revision()),
-        (&b"new"[..], Revision::FIRST)
-    );
-
-    // Once versioned, UNVERSIONED is stale: it neither writes nor deletes.
-    match store
-        .update(&key, b"stale", later, Revision::UNVERSIONED)
-        .await
-    {
-        Err(StoreError::Conflict {
-            current: Some(current),
-        }) => assert_eq!(
-            (current.value(), current.revision()),
-            (&b"new"[..], Revision::FIRST)
-        ),
-        other => panic!("expected a conflict with the document, got {other:?}"),
-    }
-    assert!(matches!(
-        store.delete_if_unchanged(&key, Revision::UNVERSIONED).await,
-        Err(StoreError::Conflict { current: Some(_) })
-    ));
-    assert_eq!(data(&stored(&store, &key).await), b"new");
-}
-
-#[tokio::test]
-async fn a_legacy_document_deletes_at_unversioned() {
-    let store = store("legacy_delete").await;
-    let key = key();
-    store
-        .collection()
-        .insert_one(legacy_document(&key, b"old"))
-        .await
-        .unwrap();
-    store
-        .delete_if_unchanged(&key, Revision::UNVERSIONED)
-        .await
-        .unwrap();
-    assert_eq!(store.load(&key).await.unwrap(), None);
-    assert!(matches!(
-        store.delete_if_unchanged(&key, Revision::UNVERSIONED).await,
-        Err(StoreError::UnknownId)
-    ));
 }
 
 #[tokio::test]
@@ -282,21 +179,29 @@ async fn revisions_count_writes_and_a_stale_write_changes_nothing() {
 #[tokio::test]
 async fn a_document_with_a_foreign_rev_reads_as_absent() {
     let store = store("foreign_rev").await;
-    for rev in [Bson::Null, Bson::String("1".into()), Bson::Int64(0)] {
+    // `None`: no `rev` field at all.
+    for rev in [
+        None,
+        Some(Bson::Null),
+        Some(Bson::String("1".into())),
+        Some(Bson::Int64(0)),
+    ] {
         let key = key();
-        let mut document = legacy_document(&key, b"x");
-        document.insert("rev", rev.clone());
+        let mut document = document_without_rev(&key, b"x");
+        if let Some(rev) = &rev {
+            document.insert("rev", rev.clone());
+        }
         store.collection().insert_one(document).await.unwrap();
         assert_eq!(store.load(&key).await.unwrap(), None, "rev {rev:?}");
-        for revision in [Revision::UNVERSIONED, Revision::FIRST] {
-            assert!(
-                matches!(
-                    store.update(&key, b"y", SystemTime::now(), revision).await,
-                    Err(StoreError::UnknownId)
-                ),
-                "rev {rev:?}"
-            );
-        }
+        assert!(
+            matches!(
+                store
+                    .update(&key, b"y", SystemTime::now(), Revision::FIRST)
+                    .await,
+                Err(StoreError::UnknownId)
+            ),
+            "rev {rev:?}"
+        );
         assert_eq!(data(&stored(&store, &key).await), b"x");
     }
 }
@@ -314,9 +219,9 @@ async fn a_conflict_free_write_is_one_command_and_only_a_miss_reads_back() {
             }
         }
     }));
-    let store = MongoStore::builder()
+    let store = MongoStore::from_client(Client::with_options(options).unwrap())
         .database(&database)
-        .with_client(Client::with_options(options).unwrap())
+        .connect()
         .await
         .unwrap();
     let sent = || std::mem::take(&mut *commands.lock().unwrap());

@@ -2,18 +2,17 @@
 //! its own runtime: no request waits for another thread to move its bytes.
 //!
 //! # Why a watchdog and not a timeout per command
-//! A single-server connection has no per-command response timeout. A tokio timer per
-//! command (registered in the timer wheel, then removed) costs the server measurable CPU
-//! on every request, measured in alternating, paired rounds of the `bench` server with and
-//! without redis-rs's response timeout. Instead, each connection counts the commands it
-//! started and finished, and a task wakes every half timeout and notes both counts: when a
-//! command counted as started two ticks ago is still unanswered and no command has
-//! finished since that tick (a whole timeout of silence while it waited, at most one and a
-//! half timeouts after it was sent), the connection is declared hung, every command
-//! waiting on it fails with a timeout, and the next call opens a new connection. Answers
-//! that came before a command was sent do not postpone its failure. A server that is slow
-//! but answering is not hung, where per-command timeouts would fail its commands one by
-//! one. Cluster connections keep the client's own response timeout.
+//! A single-server connection has no per-command response timeout, because a tokio timer
+//! per command (registered in the timer wheel, then removed) costs the server measurable
+//! CPU on every request (see `docs/performance.md`). Instead, each connection counts the
+//! commands it started and finished, and a task wakes every half timeout and notes both
+//! counts: when a command counted as started two ticks ago is still unanswered and no
+//! command has finished since that tick (a whole timeout of silence while it waited, at
+//! most one and a half timeouts after it was sent), the connection is declared hung,
+//! every command waiting on it fails with a timeout, and the next call opens a new
+//! connection. Answers that came before a command was sent do not postpone its failure. A
+//! server that is slow but answering is not hung, where per-command timeouts would fail
+//! its commands one by one. Cluster connections keep the client's own response timeout.
 
 use std::cell::RefCell;
 use std::future::{poll_fn, Future};

@@ -1,15 +1,12 @@
 -- Writes (ARGV[2], ARGV[3]: the new value and its PXAT expiry) or, without them, deletes
 -- KEYS[1] if it is live and still at revision ARGV[1] (16 hex digits); nil if absent, the
--- current value if at another revision. A value without the hex prefix is at revision 0.
+-- current value if at another revision.
 local head = redis.call('GETRANGE', KEYS[1], 0, 15)
 if head ~= ARGV[1] then
   if head == '' and redis.call('EXISTS', KEYS[1]) == 0 then
     return false
   end
-  local versioned = #head == 16 and not string.find(head, '[^0-9a-f]')
-  if versioned or ARGV[1] ~= '0000000000000000' then
-    return redis.call('GET', KEYS[1])
-  end
+  return redis.call('GET', KEYS[1])
 end
 if ARGV[2] then
   return redis.call('SET', KEYS[1], ARGV[2], 'PXAT', ARGV[3])

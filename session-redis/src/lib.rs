@@ -2,12 +2,28 @@
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
 //! use session_redis::RedisStore;
 //!
 //! let store = RedisStore::connect("redis://127.0.0.1:6379").await?;
 //! let cluster = RedisStore::connect("redis+cluster://127.0.0.1:7000,127.0.0.1:7001").await?;
+//! let patient = RedisStore::builder("redis://127.0.0.1:6379")
+//!     .timeout(Duration::from_secs(2))
+//!     .connect()
+//!     .await?;
+//! let client = redis::Client::open("redis://127.0.0.1:6379")?; // one the app already has
+//! let shared = RedisStore::from_client(client).connect().await?;
 //! # Ok(()) }
 //! ```
+//!
+//! # Setting it up
+//! Every store of this project is set up the same way: [`RedisStore::connect`] with a URL
+//! and the default settings, or a builder, finished by
+//! [`connect`](RedisStoreBuilder::connect), that starts from a URL
+//! ([`RedisStore::builder`]) or from a client the application already has
+//! ([`RedisStore::from_client`], [`RedisStore::from_cluster_client`]). `connect` sends a
+//! `PING`, so a wrong address fails at start-up. Redis expires sessions by itself: there is
+//! no cleanup to run.
 //!
 //! # Commands
 //! | operation | command | reply checked |
@@ -34,18 +50,17 @@
 //! record (the encoded session), so `redis-cli GET session:<id>` shows
 //! `0000000000000001{"v":1,...}`. `create` writes revision 1 and each `update` the next
 //! one; `touch` and `load_and_touch` leave the value, and so the revision, alone. A value
-//! whose first 16 bytes are not all lowercase hex digits was written before records
-//! carried revisions (a JSON or MessagePack session starts with `{` or a map marker, never
-//! with a hex digit): it loads whole, at `Revision::UNVERSIONED`, and an update or a
-//! conditional delete at `UNVERSIONED` applies to it, the update making it versioned.
+//! whose first 16 bytes are not all lowercase hex digits is not a record this store wrote:
+//! it loads as absent, and an update or a conditional delete of it is `UnknownId` and
+//! leaves it as it is.
 //!
 //! `update` and `delete_if_unchanged` run one Lua script, atomically, on the key's server
 //! (its slot's master in a cluster, as the script touches only that key):
 //! ```lua
 #![doc = include_str!("if_unchanged.lua")]
 //! ```
-//! The update's new value is framed with the revision after the one it was loaded at;
-//! a legacy record counts as revision `0000000000000000`. The client sends
+//! The update's new value is framed with the revision after the one it was loaded at. The
+//! client sends
 //! the script's SHA1 (`EVALSHA`); a server that does not know it (restarted, `SCRIPT
 //! FLUSH`, a cluster node that has not run it yet) answers `NOSCRIPT`, and the client then
 //! sends the source once with `EVAL`, which also caches it on that server.
@@ -69,29 +84,25 @@
 //! per command: once commands have waited a whole timeout with none answered, they fail,
 //! between one and one and a half timeouts after they were sent.
 //!
-//! Why per thread: `bench-baseline` serving `/read` from Redis by hand, `WORKERS=1` pinned
-//! to one CPU, `wrk -t1 -c32` on the other, three alternating 5-second runs each: with a
-//! connection per worker opened on the worker's runtime, 55,007 / 57,403 / 40,568 req/s
-//! (median 55,007); with one connection opened in `main()` and shared
-//! (`BASELINE_SHARED_CONNECTION=1`), 41,053 / 33,837 / 36,315 (median 36,315): a third of
-//! the throughput lost to the thread hop on every request.
+//! Why per thread: one connection shared by every worker would put a hop to the thread
+//! that drives it on every request, which costs a large share of the throughput (measured
+//! in the repository's `docs/performance.md`).
 
 mod connection;
 mod target;
-#[cfg(feature = "test-util")]
-pub mod test_util;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use redis::cluster::ClusterClient;
 use redis::{
     Arg, Cmd, ErrorKind, FromRedisValue, RedisError, RedisWrite, ServerErrorKind, ToRedisArgs,
     Value,
 };
-use session_core::time::unix_millis;
-use session_core::{Loaded, Revision, Store, StoreError, StoreKey};
+use session_core::store::time::unix_millis;
+use session_core::store::{Loaded, Revision, Store, StoreError, StoreKey};
 
 use crate::connection::{cached, forget, remember, Connection};
 use crate::target::Target;
@@ -126,19 +137,34 @@ impl std::fmt::Debug for RedisStore {
     }
 }
 
-/// Configures a [`RedisStore`].
+/// Configures a [`RedisStore`]: made by [`RedisStore::builder`] from a URL, or by
+/// [`RedisStore::from_client`] or [`RedisStore::from_cluster_client`] from a client,
+/// and finished by [`connect`](RedisStoreBuilder::connect).
 #[derive(Clone)]
 #[must_use]
 pub struct RedisStoreBuilder {
-    url: String,
+    source: Source,
     timeout: Duration,
+}
+
+/// Where a builder's store finds Redis; the clients boxed, as they are large and rare.
+#[derive(Clone)]
+enum Source {
+    Url(String),
+    Client(Box<redis::Client>),
+    Cluster(Box<ClusterClient>),
 }
 
 /// The URL can carry a password: its user-info part is left out.
 impl std::fmt::Debug for RedisStoreBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let source = match &self.source {
+            Source::Url(url) => without_credentials(url),
+            Source::Client(_) => "a redis::Client".to_owned(),
+            Source::Cluster(_) => "a redis::cluster::ClusterClient".to_owned(),
+        };
         f.debug_struct("RedisStoreBuilder")
-            .field("url", &without_credentials(&self.url))
+            .field("source", &source)
             .field("timeout", &self.timeout)
             .finish()
     }
@@ -163,15 +189,23 @@ fn without_credentials(url: &str) -> String {
 
 impl RedisStoreBuilder {
     /// How long a connection attempt may take, and how long a connection may leave
-    /// commands unanswered, before they fail with `StoreError::Unavailable` (default 1 s).
-    /// On a single server, waiting commands fail after one to one and a half timeouts of
-    /// silence (see the crate docs); a cluster connection times out each command.
+    /// commands unanswered, before they fail with `StoreError::Unavailable`. On a single
+    /// server, waiting commands fail after one to one and a half timeouts of silence (see
+    /// the crate docs); a cluster connection times out each command. A client given to
+    /// [`RedisStore::from_cluster_client`] keeps the timeouts it was built with.
+    ///
+    /// # Default
+    /// [`DEFAULT_TIMEOUT`], 1 s.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 
     /// Checks the URL and pings the server, so a wrong address fails at start-up.
+    ///
+    /// # Errors
+    /// `StoreError::Backend` for a URL this crate cannot use ([`UrlError`]),
+    /// `StoreError::Unavailable` if the server cannot be reached within the timeout.
     pub async fn connect(self) -> Result<RedisStore, StoreError> {
         let store = self.build_lazy()?;
         store.query::<String>(&redis::cmd("PING")).await?;
@@ -179,10 +213,18 @@ impl RedisStoreBuilder {
     }
 
     /// Checks the URL without connecting; the first operation connects.
+    ///
+    /// # Errors
+    /// `StoreError::Backend` for a URL this crate cannot use ([`UrlError`]).
     pub fn build_lazy(self) -> Result<RedisStore, StoreError> {
         static NEXT_ID: AtomicU64 = AtomicU64::new(0);
-        let target =
-            Target::parse(&self.url, self.timeout).map_err(|e| StoreError::backend(BACKEND, e))?;
+        let target = match self.source {
+            Source::Url(url) => {
+                Target::parse(&url, self.timeout).map_err(|e| StoreError::backend(BACKEND, e))?
+            }
+            Source::Client(client) => Target::single(*client, self.timeout),
+            Source::Cluster(client) => Target::Cluster(*client),
+        };
         Ok(RedisStore {
             inner: Arc::new(Inner {
                 id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -195,14 +237,44 @@ impl RedisStoreBuilder {
 impl RedisStore {
     /// Connects to `url` with the default settings: `redis://host:port/db`,
     /// `rediss://...` (feature `tls`), or `redis+cluster://host:port,host:port,...`.
+    ///
+    /// # Errors
+    /// As [`RedisStoreBuilder::connect`].
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         Self::builder(url).connect().await
     }
 
-    /// A builder for a store at `url`.
+    /// A builder for a store at `url`, finished by [`connect`](RedisStoreBuilder::connect).
     pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
+        Self::with_source(Source::Url(url.into()))
+    }
+
+    /// A builder for a store on a client the application already has, finished by
+    /// [`connect`](RedisStoreBuilder::connect). The store opens its own connections from
+    /// it, one per thread (see the crate docs).
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+    /// use session_redis::RedisStore;
+    ///
+    /// let client = redis::Client::open("redis://127.0.0.1:6379")?;
+    /// let store = RedisStore::from_client(client.clone()).connect().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn from_client(client: redis::Client) -> RedisStoreBuilder {
+        Self::with_source(Source::Client(Box::new(client)))
+    }
+
+    /// A builder for a store on a Redis Cluster client the application already has,
+    /// finished by [`connect`](RedisStoreBuilder::connect). The client's own connection
+    /// and response timeouts apply, not [`RedisStoreBuilder::timeout`].
+    pub fn from_cluster_client(client: ClusterClient) -> RedisStoreBuilder {
+        Self::with_source(Source::Cluster(Box::new(client)))
+    }
+
+    fn with_source(source: Source) -> RedisStoreBuilder {
         RedisStoreBuilder {
-            url: url.into(),
+            source,
             timeout: DEFAULT_TIMEOUT,
         }
     }
@@ -254,7 +326,7 @@ const IF_UNCHANGED: &str = include_str!("if_unchanged.lua");
 
 /// The SHA1 of [`IF_UNCHANGED`], which `EVALSHA` names it by; a test checks it against the
 /// one Redis computes.
-const IF_UNCHANGED_SHA1: &str = "f08b5cbd0bd6fe9cfa347b0942a6ca65f9ccdfa4";
+const IF_UNCHANGED_SHA1: &str = "0617969d724d95876a44a19b58da3a0a49a7c1ce";
 
 /// `name key`, with room for `more_args` further arguments of `more_bytes` in all: building
 /// a command then allocates each of its two buffers once, instead of growing them per
@@ -349,7 +421,7 @@ fn hex(revision: Revision) -> [u8; REVISION_LEN] {
 }
 
 /// The revision in front of a stored value, or `None` if the value does not start with 16
-/// lowercase hex digits (a record written before records carried revisions).
+/// lowercase hex digits (not a record this store wrote).
 fn parse_revision(value: &[u8]) -> Option<Revision> {
     let prefix = value.get(..REVISION_LEN)?;
     let mut number = 0u64;
@@ -364,16 +436,12 @@ fn parse_revision(value: &[u8]) -> Option<Revision> {
     Some(Revision::new(number))
 }
 
-/// A stored value as a record: the revision taken off its front, in place, or the whole
-/// value at [`Revision::UNVERSIONED`] if it has none.
-fn unframe(mut value: Vec<u8>) -> Loaded {
-    match parse_revision(&value) {
-        Some(revision) => {
-            value.drain(..REVISION_LEN);
-            Loaded::new(value, revision)
-        }
-        None => Loaded::new(value, Revision::UNVERSIONED),
-    }
+/// A stored value as a record, the revision taken off its front in place; `None` if it has
+/// none, so that a value this store did not write reads as absent.
+fn unframe(mut value: Vec<u8>) -> Option<Loaded> {
+    let revision = parse_revision(&value)?;
+    value.drain(..REVISION_LEN);
+    Some(Loaded::new(value, revision))
 }
 
 /// Whether Redis does not know the script by its SHA1.
@@ -413,7 +481,11 @@ fn answer(reply: Value) -> Result<(), StoreError> {
     match reply {
         Value::Okay | Value::Int(1) => Ok(()),
         Value::Nil | Value::Int(0) => Err(StoreError::UnknownId),
-        Value::BulkString(current) => Err(StoreError::conflict_with(unframe(current))),
+        Value::BulkString(current) => match unframe(current) {
+            Some(current) => Err(StoreError::conflict_with(current)),
+            // Not a record: absent, as `load` finds it.
+            None => Err(StoreError::UnknownId),
+        },
         _ => Err(StoreError::backend(BACKEND, UnexpectedReply)),
     }
 }
@@ -427,7 +499,7 @@ impl Store for RedisStore {
     async fn load(&self, key: &StoreKey) -> Result<Option<Loaded>, StoreError> {
         let command = command("GET", key, 0, 0);
         let value: Option<Vec<u8>> = self.query(&command).await?;
-        Ok(value.map(unframe))
+        Ok(value.and_then(unframe))
     }
 
     fn touches_on_load(&self) -> bool {
@@ -442,7 +514,9 @@ impl Store for RedisStore {
         let mut command = command("GETEX", key, 2, "PXAT".len() + TIMESTAMP_LEN);
         command.arg("PXAT").arg(pxat(expires_at));
         let value: Option<Vec<u8>> = self.query(&command).await?;
-        Ok(value.map(|value| unframe(value).with_expiry(expires_at)))
+        Ok(value
+            .and_then(unframe)
+            .map(|loaded| loaded.with_expiry(expires_at)))
     }
 
     async fn create(
@@ -524,14 +598,14 @@ mod tests {
             let mut value = hex(revision).to_vec();
             assert_eq!(value, format!("{number:016x}").into_bytes());
             value.extend_from_slice(b"{}");
-            let loaded = unframe(value);
+            let loaded = unframe(value).unwrap();
             assert_eq!((loaded.revision(), loaded.value()), (revision, &b"{}"[..]));
         }
     }
 
     #[test]
-    fn values_without_a_lowercase_hex_prefix_are_unversioned() {
-        let legacy: [&[u8]; 6] = [
+    fn values_without_a_lowercase_hex_prefix_are_not_records() {
+        let foreign: [&[u8]; 6] = [
             b"{\"v\":1,\"data\":{}}",
             b"\x81\xa1v\x01",
             b"",
@@ -539,10 +613,8 @@ mod tests {
             b"0123456789ABCDEF{}",
             b"+123456789abcdef{}",
         ];
-        for value in legacy {
-            let loaded = unframe(value.to_vec());
-            assert_eq!(loaded.revision(), Revision::UNVERSIONED, "{value:?}");
-            assert_eq!(loaded.value(), value);
+        for value in foreign {
+            assert_eq!(unframe(value.to_vec()), None, "{value:?}");
         }
     }
 

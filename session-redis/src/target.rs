@@ -55,13 +55,17 @@ impl Target {
                 return Ok(Self::Cluster(client));
             }
         }
-        let client = Client::open(url).map_err(invalid)?;
+        Ok(Self::single(Client::open(url).map_err(invalid)?, timeout))
+    }
+
+    /// A single server through `client`, its connections bounded by `timeout`.
+    pub(crate) fn single(client: Client, timeout: Duration) -> Self {
         // No response timeout: the connection's watchdog bounds how long commands wait,
         // without a timer per command (see `connection`).
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(None);
-        Ok(Self::Single(client, config, timeout))
+        Self::Single(client, config, timeout)
     }
 
     /// A new connection, driven by a task on the current tokio runtime.

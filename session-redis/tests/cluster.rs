@@ -19,8 +19,8 @@ mod revisions {
     use std::time::{Duration, SystemTime};
 
     use redis::aio::MultiplexedConnection;
-    use session_core::test_suite::new_key;
-    use session_core::{Revision, Store, StoreError, StoreKey};
+    use session_core::store::conformance::new_key;
+    use session_core::store::{Store, StoreKey};
     use session_redis::RedisStore;
 
     fn hour() -> SystemTime {
@@ -87,50 +87,6 @@ mod revisions {
         for (key, revision) in &keys {
             store.delete_if_unchanged(key, *revision).await.unwrap();
             assert!(store.load(key).await.unwrap().is_none());
-        }
-    }
-
-    #[tokio::test]
-    async fn a_legacy_record_loads_unversioned_and_updates_at_unversioned() {
-        let store = RedisStore::connect(&super::url()).await.unwrap();
-        let mut nodes = nodes().await;
-        for node in &mut nodes {
-            let key = key_on(node).await;
-            let legacy = br#"{"v":1,"data":{}}"#;
-            let () = redis::cmd("SET")
-                .arg(key.as_str())
-                .arg(legacy)
-                .arg("PX")
-                .arg(3_600_000)
-                .query_async(node)
-                .await
-                .unwrap();
-            let loaded = store.load(&key).await.unwrap().unwrap();
-            assert_eq!(
-                (loaded.value(), loaded.revision()),
-                (&legacy[..], Revision::UNVERSIONED)
-            );
-            match store.update(&key, b"lost", hour(), Revision::FIRST).await {
-                Err(StoreError::Conflict {
-                    current: Some(current),
-                }) => assert_eq!(
-                    (current.value(), current.revision()),
-                    (&legacy[..], Revision::UNVERSIONED)
-                ),
-                other => panic!("expected a conflict with the current record, got {other:?}"),
-            }
-            let revision = store
-                .update(&key, b"new", hour(), Revision::UNVERSIONED)
-                .await
-                .unwrap();
-            assert_eq!(revision, Revision::FIRST);
-            let stored: Vec<u8> = redis::cmd("GET")
-                .arg(key.as_str())
-                .query_async(node)
-                .await
-                .unwrap();
-            assert_eq!(stored, b"0000000000000001new");
-            store.delete_if_unchanged(&key, revision).await.unwrap();
         }
     }
 }

@@ -18,5 +18,5 @@ fn operation_futures_are_small() {
     let store = session_redis::RedisStore::builder(url())
         .build_lazy()
         .unwrap();
-    session_core::test_suite::assert_small_futures(&store);
+    session_testkit::assert_small_futures(&store);
 }

@@ -1,4 +1,4 @@
-//! Revisions as Redis holds them: the stored format, records written before revisions,
+//! Revisions as Redis holds them: the stored format, values that are not records,
 //! conflicts, the conditional-write script's cache, and what `INFO commandstats` counts.
 //! Each test runs its own `redis-server`, so that `SCRIPT FLUSH` and command counts
 //! concern it alone.
@@ -9,10 +9,10 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use redis::aio::MultiplexedConnection;
-use session_core::test_suite::new_key;
-use session_core::{Loaded, Revision, Store, StoreError, StoreKey};
-use session_redis::test_util::RedisServer;
+use session_core::store::conformance::new_key;
+use session_core::store::{Loaded, Revision, Store, StoreError, StoreKey};
 use session_redis::RedisStore;
+use session_testkit::RedisServer;
 
 fn hour() -> SystemTime {
     SystemTime::now() + Duration::from_secs(3600)
@@ -37,8 +37,8 @@ async fn get(raw: &mut MultiplexedConnection, key: &StoreKey) -> Option<Vec<u8>>
         .unwrap()
 }
 
-/// Writes `value` as the store wrote records before they carried revisions.
-async fn set_legacy(raw: &mut MultiplexedConnection, key: &StoreKey, value: &[u8]) {
+/// Writes `value` as it is, without the revision in front that the store writes.
+async fn set_raw(raw: &mut MultiplexedConnection, key: &StoreKey, value: &[u8]) {
     let () = redis::cmd("SET")
         .arg(key.as_str())
         .arg(value)
@@ -130,64 +130,39 @@ async fn values_are_the_revision_in_hex_then_the_record() {
     );
 }
 
+/// A value without the revision in front (a session stored without it, or another
+/// program's value) is not a record: absent to every operation, and left as it is.
 #[tokio::test]
-async fn a_legacy_record_loads_unversioned_and_updates_at_unversioned() {
+async fn a_value_that_is_not_a_record_is_absent_and_left_alone() {
     let (_server, store, mut raw) = start().await;
-    let key = new_key();
-    let legacy = br#"{"v":1,"data":{"n":1}}"#;
-    set_legacy(&mut raw, &key, legacy).await;
-
-    let loaded = store.load(&key).await.unwrap().unwrap();
-    assert_eq!(record(&loaded), (&legacy[..], Revision::UNVERSIONED));
-    let touched = store.load_and_touch(&key, hour()).await.unwrap().unwrap();
-    assert_eq!(record(&touched), (&legacy[..], Revision::UNVERSIONED));
-
-    let current = conflict(store.update(&key, b"lost", hour(), Revision::FIRST).await);
-    assert_eq!(record(&current), (&legacy[..], Revision::UNVERSIONED));
-    assert_eq!(get(&mut raw, &key).await.unwrap(), legacy);
-
-    let updated = br#"{"v":1,"data":{"n":2}}"#;
-    let revision = store
-        .update(&key, updated, hour(), Revision::UNVERSIONED)
-        .await
-        .unwrap();
-    assert_eq!(revision, Revision::FIRST);
-    let mut stored = b"0000000000000001".to_vec();
-    stored.extend_from_slice(updated);
-    assert_eq!(get(&mut raw, &key).await.unwrap(), stored);
-    let loaded = store.load(&key).await.unwrap().unwrap();
-    assert_eq!(record(&loaded), (&updated[..], Revision::FIRST));
-
-    // Versioned now: `UNVERSIONED` is a stale revision like any other.
-    let current = conflict(
-        store
-            .update(&key, b"lost", hour(), Revision::UNVERSIONED)
-            .await,
-    );
-    assert_eq!(record(&current), (&updated[..], Revision::FIRST));
-}
-
-#[tokio::test]
-async fn a_legacy_messagepack_record_is_deleted_at_unversioned() {
-    let (_server, store, mut raw) = start().await;
-    let key = new_key();
-    // A one-entry MessagePack map, `{"v": 1}`.
-    let legacy = b"\x81\xa1v\x01";
-    set_legacy(&mut raw, &key, legacy).await;
-
-    let loaded = store.load(&key).await.unwrap().unwrap();
-    assert_eq!(record(&loaded), (&legacy[..], Revision::UNVERSIONED));
-    let current = conflict(store.delete_if_unchanged(&key, Revision::FIRST).await);
-    assert_eq!(record(&current), (&legacy[..], Revision::UNVERSIONED));
-    assert_eq!(get(&mut raw, &key).await.unwrap(), legacy);
-
-    store
-        .delete_if_unchanged(&key, Revision::UNVERSIONED)
-        .await
-        .unwrap();
-    assert_eq!(get(&mut raw, &key).await, None);
-    let again = store.delete_if_unchanged(&key, Revision::UNVERSIONED).await;
-    assert!(matches!(again, Err(StoreError::UnknownId)), "{again:?}");
+    // JSON and MessagePack (`{"v": 1}`) sessions, an empty value, upper-case hex.
+    let values: [&[u8]; 4] = [
+        br#"{"v":1,"data":{"n":1}}"#,
+        b"\x81\xa1v\x01",
+        b"",
+        b"0123456789ABCDEF{}",
+    ];
+    for value in values {
+        let key = new_key();
+        set_raw(&mut raw, &key, value).await;
+        assert_eq!(store.load(&key).await.unwrap(), None, "{value:?}");
+        assert_eq!(
+            store.load_and_touch(&key, hour()).await.unwrap(),
+            None,
+            "{value:?}"
+        );
+        let update = store.update(&key, b"new", hour(), Revision::FIRST).await;
+        assert!(
+            matches!(update, Err(StoreError::UnknownId)),
+            "{value:?}: {update:?}"
+        );
+        let delete = store.delete_if_unchanged(&key, Revision::FIRST).await;
+        assert!(
+            matches!(delete, Err(StoreError::UnknownId)),
+            "{value:?}: {delete:?}"
+        );
+        assert_eq!(get(&mut raw, &key).await.unwrap(), value);
+    }
 }
 
 #[tokio::test]

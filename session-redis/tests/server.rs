@@ -9,12 +9,11 @@ use actix_web::http::StatusCode;
 use actix_web::test::{self, TestRequest};
 use actix_web::{web, App};
 use session_actix::{Session, SessionError, SessionMiddleware};
-use session_core::{
-    Config, CookieUpdate, IdLength, Keyring, RequestCookie, SessionId, SessionManager, Store,
-    StoreError, StoreKey,
-};
-use session_redis::test_util::RedisServer;
+use session_core::adapter::{CookieUpdate, RequestCookie, SessionManager};
+use session_core::store::{Store, StoreError, StoreKey};
+use session_core::{Config, IdLength, Keyring, SessionId};
 use session_redis::RedisStore;
+use session_testkit::RedisServer;
 
 fn keyring() -> Keyring {
     Keyring::new([[9u8; 32]]).unwrap()
@@ -63,7 +62,7 @@ async fn a_wrong_address_fails_at_connect() {
         .await
         .unwrap_err();
     assert!(
-        matches!(error, session_core::StoreError::Unavailable { .. }),
+        matches!(error, session_core::store::StoreError::Unavailable { .. }),
         "{error:?}"
     );
     assert!(started.elapsed() < Duration::from_secs(3));
@@ -102,7 +101,7 @@ async fn an_outage_answers_503_quickly_and_the_store_recovers_by_itself() {
             .insert_header(("Cookie", cookie.as_str()))
     };
 
-    server.stop();
+    server.stop().unwrap();
     for request in [with_cookie(), TestRequest::get().uri("/incr")] {
         let started = Instant::now();
         let response = test::call_service(&app, request.to_request()).await;

@@ -23,16 +23,6 @@ pub struct NameError(pub(crate) String);
 pub(crate) struct Queries {
     /// Idempotent DDL for a new table, in order.
     pub(crate) create_table: Vec<String>,
-    /// Idempotent DDL that adds the revision column to a table made without it (none for
-    /// SQLite, which cannot add a column conditionally in SQL).
-    pub(crate) add_revision_if_missing: Vec<String>,
-    /// binds: the table (PostgreSQL: quoted and qualified). One row, one BIGINT: how many
-    /// revision columns the table has.
-    pub(crate) has_revision: String,
-    /// binds: none. Fails when the column exists.
-    pub(crate) add_revision: String,
-    /// The table as the store's catalog query names it.
-    pub(crate) catalog_name: String,
     /// binds: key, now. Selects data, expires_at, revision.
     pub(crate) load: String,
     /// binds: key, data, expires_at, now, revision. Affects 0 rows when the id exists.
@@ -82,7 +72,6 @@ impl Dialect {
             None => self.quote(table),
         };
         let index = self.quote(&format!("{table}_expires_at"));
-        // 0 is `Revision::UNVERSIONED`: rows written before the column existed.
         let create_table = match self {
             Self::Postgres => schema
                 .map(|s| format!("CREATE SCHEMA IF NOT EXISTS {}", self.quote(s)))
@@ -91,7 +80,7 @@ impl Dialect {
                     format!(
                         "CREATE TABLE IF NOT EXISTS {t} (id TEXT PRIMARY KEY, data BYTEA NOT NULL, \
                          expires_at BIGINT NOT NULL, created_at BIGINT NOT NULL, \
-                         revision BIGINT NOT NULL DEFAULT 0)"
+                         revision BIGINT NOT NULL)"
                     ),
                     format!("CREATE INDEX IF NOT EXISTS {index} ON {t} (expires_at)"),
                 ])
@@ -100,58 +89,17 @@ impl Dialect {
             Self::MySql => vec![format!(
                 "CREATE TABLE IF NOT EXISTS {t} (id VARCHAR(255) CHARACTER SET ascii COLLATE ascii_bin \
                  NOT NULL PRIMARY KEY, data LONGBLOB NOT NULL, expires_at BIGINT NOT NULL, \
-                 created_at BIGINT NOT NULL, revision BIGINT NOT NULL DEFAULT 0, \
+                 created_at BIGINT NOT NULL, revision BIGINT NOT NULL, \
                  INDEX {index} (expires_at))"
             )],
             Self::Sqlite => vec![
                 format!(
                     "CREATE TABLE IF NOT EXISTS {t} (id TEXT NOT NULL PRIMARY KEY, data BLOB NOT NULL, \
                      expires_at INTEGER NOT NULL, created_at INTEGER NOT NULL, \
-                     revision INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID"
+                     revision INTEGER NOT NULL) WITHOUT ROWID"
                 ),
                 format!("CREATE INDEX IF NOT EXISTS {index} ON {t} (expires_at)"),
             ],
-        };
-        let column = match self {
-            Self::Postgres | Self::MySql => "revision BIGINT NOT NULL DEFAULT 0",
-            Self::Sqlite => "revision INTEGER NOT NULL DEFAULT 0",
-        };
-        let add_revision = match self {
-            Self::Postgres => format!("ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {column}"),
-            Self::MySql | Self::Sqlite => format!("ALTER TABLE {t} ADD COLUMN {column}"),
-        };
-        let (has_revision, catalog_name) = match self {
-            // to_regclass resolves the name as the statements do, search path included.
-            Self::Postgres => (
-                "SELECT COUNT(*) FROM pg_attribute WHERE attrelid = to_regclass(?) \
-                 AND attname = 'revision' AND NOT attisdropped",
-                t.clone(),
-            ),
-            Self::MySql => (
-                "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE() \
-                 AND table_name = ? AND column_name = 'revision'",
-                table.to_owned(),
-            ),
-            Self::Sqlite => (
-                "SELECT COUNT(*) FROM pragma_table_info(?) WHERE name = 'revision'",
-                table.to_owned(),
-            ),
-        };
-        let add_revision_if_missing = match self {
-            Self::Postgres => vec![add_revision.clone()],
-            // MySQL (unlike MariaDB) has no ADD COLUMN IF NOT EXISTS: the catalog picks the
-            // statement, which runs prepared; `DO 0` does nothing.
-            Self::MySql => vec![
-                format!(
-                    "SET @session_sql_ddl = (SELECT IF(COUNT(*) = 0, '{add_revision}', 'DO 0') \
-                     FROM information_schema.columns WHERE table_schema = DATABASE() \
-                     AND table_name = '{table}' AND column_name = 'revision')"
-                ),
-                "PREPARE session_sql_ddl FROM @session_sql_ddl".to_owned(),
-                "EXECUTE session_sql_ddl".to_owned(),
-                "DEALLOCATE PREPARE session_sql_ddl".to_owned(),
-            ],
-            Self::Sqlite => Vec::new(),
         };
         let columns = "(id, data, expires_at, created_at, revision) VALUES (?, ?, ?, ?, ?)";
         let insert = match self {
@@ -169,10 +117,6 @@ impl Dialect {
         };
         let queries = Queries {
             create_table,
-            add_revision_if_missing,
-            has_revision: has_revision.to_owned(),
-            add_revision,
-            catalog_name,
             load: format!(
                 "SELECT data, expires_at, revision FROM {t} WHERE id = ? AND expires_at > ?"
             ),
@@ -219,10 +163,6 @@ impl Queries {
         };
         Self {
             create_table: self.create_table,
-            add_revision_if_missing: self.add_revision_if_missing,
-            has_revision: number(self.has_revision),
-            add_revision: self.add_revision,
-            catalog_name: self.catalog_name,
             load: number(self.load),
             insert: number(self.insert),
             take_over: number(self.take_over),
@@ -265,21 +205,5 @@ mod tests {
         let q = Dialect::MySql.queries("sessions", None);
         assert!(q.insert.starts_with("INSERT IGNORE INTO `sessions`"));
         assert!(q.create_table[0].contains("COLLATE ascii_bin"));
-    }
-
-    /// MariaDB, where the tests run, accepts `ADD COLUMN IF NOT EXISTS`; MySQL 8 does not.
-    #[test]
-    fn mysql_adds_the_revision_column_without_if_not_exists() {
-        let q = Dialect::MySql.queries("sessions", None);
-        let ddl = [
-            q.create_table,
-            q.add_revision_if_missing,
-            vec![q.add_revision],
-        ]
-        .concat();
-        assert!(ddl
-            .iter()
-            .all(|sql| !sql.contains("IF NOT EXISTS revision")));
-        assert!(ddl.iter().any(|sql| sql.contains("ADD COLUMN revision")));
     }
 }

@@ -2,14 +2,33 @@
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
 //! use session_sql::SqlStore;
 //!
 //! let postgres = SqlStore::connect("postgres://postgres@127.0.0.1/app").await?;
-//! let mysql = SqlStore::builder().table("web_sessions").connect("mysql://root@127.0.0.1/app").await?;
+//! let mysql = SqlStore::builder("mysql://root@127.0.0.1/app")
+//!     .table("web_sessions")
+//!     .connect()
+//!     .await?;
 //! let sqlite = SqlStore::connect("sqlite://sessions.db").await?; // zero setup, like files
-//! let _cleanup = sqlite.spawn_cleanup(std::time::Duration::from_secs(600));
+//! let pool = sqlx::PgPool::connect("postgres://postgres@127.0.0.1/app").await?; // the app's own
+//! let shared = SqlStore::from_pool(pool).connect().await?;
+//! // Rows are not removed when they expire: sweep them every ten minutes.
+//! let _cleanup = postgres.spawn_cleanup(Duration::from_secs(600));
 //! # Ok(()) }
 //! ```
+//!
+//! # Setting it up
+//! Every store of this project is set up the same way: [`SqlStore::connect`] with a URL
+//! and the default settings, or a builder, finished by
+//! [`connect`](SqlStoreBuilder::connect), that starts from a URL ([`SqlStore::builder`])
+//! or from a sqlx pool the application already has ([`SqlStore::from_pool`]: a
+//! `PgPool`, `MySqlPool` or `SqlitePool`, as [`SqlPool`] converts them). `connect` creates
+//! the table, so a database that cannot be reached fails at start-up.
+//!
+//! Nothing removes an expired session's row by itself (a session read after it expired is
+//! absent all the same): [`SqlStore::spawn_cleanup`] removes them periodically, as
+//! `FileStore::spawn_cleanup` does for files.
 //!
 //! # The table
 //! Created on first use (idempotently, and safely when several instances start at once),
@@ -21,12 +40,7 @@
 //! | `data` | bytea / longblob / blob | the encoded session |
 //! | `expires_at` | bigint, indexed | Unix milliseconds |
 //! | `created_at` | bigint | Unix milliseconds |
-//! | `revision` | bigint, default 0 | the record's [`Revision`]: 1 on create, +1 per update; 0 ([`Revision::UNVERSIONED`]) for rows written before the column existed |
-//!
-//! A table made by an earlier version of this crate, without `revision`, gets the column
-//! when the store starts (after a catalog lookup finds it missing, so a table that has it
-//! is not altered again), or from [`SqlStore::migration`]; its rows load as unversioned
-//! and become versioned at their next update.
+//! | `revision` | bigint | the record's [`Revision`]: 1 on create, +1 per update |
 //!
 //! # One clock: the application's
 //! Every time in the table is written and compared in Unix milliseconds from the
@@ -81,8 +95,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use session_core::time::{from_unix_millis_i64, unix_millis_i64};
-use session_core::{spawn_cleanup, Cleanup, Loaded, Revision, Store, StoreError, StoreKey};
+use session_core::store::time::{from_unix_millis_i64, unix_millis_i64};
+use session_core::store::{Loaded, Revision, Store, StoreError, StoreKey};
+use session_core::Cleanup;
 
 use crate::dialect::{check_name, Queries};
 pub use crate::dialect::{Dialect, NameError};
@@ -111,57 +126,96 @@ struct Inner {
     timeout: Duration,
 }
 
-/// Configures a [`SqlStore`].
-#[derive(Debug, Clone)]
+/// Configures a [`SqlStore`]: made by [`SqlStore::builder`] from a URL or by
+/// [`SqlStore::from_pool`] from a pool, and finished by [`connect`](SqlStoreBuilder::connect).
+#[derive(Clone)]
 #[must_use]
 pub struct SqlStoreBuilder {
+    source: Source,
     table: String,
     schema: Option<String>,
     create_table: bool,
     timeout: Duration,
 }
 
+/// Where a builder's store finds its database.
+#[derive(Clone)]
+enum Source {
+    Url(String),
+    Pool(SqlPool),
+}
+
+/// The URL can carry a password, and the pool its connect options: neither is shown.
+impl std::fmt::Debug for SqlStoreBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let source = match &self.source {
+            Source::Url(_) => "a URL".to_owned(),
+            Source::Pool(pool) => format!("a {:?} pool", pool.dialect()),
+        };
+        f.debug_struct("SqlStoreBuilder")
+            .field("source", &source)
+            .field("table", &self.table)
+            .field("schema", &self.schema)
+            .field("create_table", &self.create_table)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
 impl SqlStoreBuilder {
-    /// The table (default `sessions`).
+    /// The table the sessions live in.
+    ///
+    /// # Default
+    /// [`DEFAULT_TABLE`], `sessions`.
     pub fn table(mut self, table: impl Into<String>) -> Self {
         self.table = table.into();
         self
     }
 
-    /// The schema the table lives in (PostgreSQL only; default: the search path).
+    /// The schema the table lives in (PostgreSQL only).
+    ///
+    /// # Default
+    /// None: the connection's search path decides.
     pub fn schema(mut self, schema: impl Into<String>) -> Self {
         self.schema = Some(schema.into());
         self
     }
 
-    /// Whether to create the table if it is missing, and add the `revision` column to a
-    /// table made by an earlier version (default `true`). Turn it off when your migrations
-    /// create it from [`SqlStore::migration`].
+    /// Whether `connect` creates the table if it is missing. Turn it off when your
+    /// migrations create it from [`SqlStore::migration`].
+    ///
+    /// # Default
+    /// On.
     pub fn create_table(mut self, create: bool) -> Self {
         self.create_table = create;
         self
     }
 
     /// How long a statement may take, getting its connection included, before it fails
-    /// with `StoreError::Unavailable` (default 3 s). It bounds every statement whatever
-    /// the pool (a call of two statements may take two timeouts), and creating the table
-    /// at start as a whole; for pools made from a URL it is also the pool's acquire
-    /// timeout.
+    /// with `StoreError::Unavailable`. It bounds every statement whatever the pool (a call
+    /// of two statements may take two timeouts), and creating the table at start as a
+    /// whole; for a pool made from a URL it is also the pool's acquire timeout.
+    ///
+    /// # Default
+    /// 3 s.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 
-    /// Opens a pool for `url` (`postgres://`, `mysql://`, `sqlite://path`,
-    /// `sqlite::memory:`), then creates the table.
-    pub async fn connect(self, url: &str) -> Result<SqlStore, StoreError> {
-        let pool = SqlPool::connect(url, self.timeout).await?;
-        self.with_pool(pool).await
-    }
-
-    /// Uses a pool the application already has, then creates the table.
-    pub async fn with_pool(self, pool: impl Into<SqlPool>) -> Result<SqlStore, StoreError> {
-        let pool = pool.into();
+    /// Opens a pool (for a URL: `postgres://`, `mysql://`, `sqlite://path`,
+    /// `sqlite::memory:`), then creates the table unless told not to.
+    ///
+    /// # Errors
+    /// `StoreError::Backend` for a URL of a database this build does not support, an
+    /// invalid table or schema name ([`NameError`]), a schema on another database than
+    /// PostgreSQL, or DDL the database refuses; `StoreError::Unavailable` if the database
+    /// cannot be reached within the timeout.
+    pub async fn connect(self) -> Result<SqlStore, StoreError> {
+        let pool = match self.source {
+            Source::Url(url) => SqlPool::connect(&url, self.timeout).await?,
+            Source::Pool(pool) => pool,
+        };
         let dialect = pool.dialect();
         check_name(&self.table).map_err(|e| StoreError::backend(BACKEND, e))?;
         if let Some(schema) = &self.schema {
@@ -198,13 +252,44 @@ struct SchemaError(Dialect);
 
 impl SqlStore {
     /// A store at `url` with the default table, created if missing.
+    ///
+    /// # Errors
+    /// As [`SqlStoreBuilder::connect`].
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        Self::builder().connect(url).await
+        Self::builder(url).connect().await
     }
 
-    /// A builder with the defaults.
-    pub fn builder() -> SqlStoreBuilder {
+    /// A builder for a store at `url`, finished by [`connect`](SqlStoreBuilder::connect).
+    pub fn builder(url: impl Into<String>) -> SqlStoreBuilder {
+        Self::with_source(Source::Url(url.into()))
+    }
+
+    /// A builder for a store on a pool the application already has (`sqlx::PgPool`,
+    /// `MySqlPool` or `SqlitePool`, each behind its cargo feature), finished by
+    /// [`connect`](SqlStoreBuilder::connect). The pool's own settings apply, its acquire
+    /// timeout included; the store's timeout bounds each statement on top. A SQLite pool
+    /// gets none of what the store does for one it opens from a URL: a database file only
+    /// the server's user can read, WAL mode, and for `:memory:` the one connection kept
+    /// open that holds the whole database.
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+    /// use session_sql::SqlStore;
+    ///
+    /// let pool = sqlx::PgPool::connect("postgres://postgres@127.0.0.1/app").await?;
+    /// let store = SqlStore::from_pool(pool.clone())
+    ///     .table("web_sessions")
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn from_pool(pool: impl Into<SqlPool>) -> SqlStoreBuilder {
+        Self::with_source(Source::Pool(pool.into()))
+    }
+
+    fn with_source(source: Source) -> SqlStoreBuilder {
         SqlStoreBuilder {
+            source,
             table: DEFAULT_TABLE.to_owned(),
             schema: None,
             create_table: true,
@@ -212,13 +297,8 @@ impl SqlStore {
         }
     }
 
-    /// The statements that create the table, for a migration of your own.
-    ///
-    /// Running them again does nothing. On PostgreSQL and MySQL/MariaDB they also add the
-    /// `revision` column to a table created by an earlier version of this crate. SQLite
-    /// cannot add a column conditionally in SQL: there, upgrade such a table once with
-    /// `ALTER TABLE sessions ADD COLUMN revision INTEGER NOT NULL DEFAULT 0`, or let the
-    /// store do it ([`SqlStoreBuilder::create_table`], on by default).
+    /// The statements that create the table, for a migration of your own. Running them
+    /// again does nothing.
     ///
     /// ```
     /// use session_sql::{Dialect, SqlStore};
@@ -235,9 +315,7 @@ impl SqlStore {
         if let Some(schema) = schema {
             check_name(schema)?;
         }
-        let queries = dialect.queries(table, schema);
-        let statements = [queries.create_table, queries.add_revision_if_missing].concat();
-        Ok(statements.join(";\n") + ";\n")
+        Ok(dialect.queries(table, schema).create_table.join(";\n") + ";\n")
     }
 
     /// The pool.
@@ -245,9 +323,30 @@ impl SqlStore {
         &self.inner.pool
     }
 
-    /// Runs [`Store::delete_expired`] every `interval` until the handle is dropped.
+    /// Removes the rows of expired sessions ([`Store::delete_expired`]) every `interval`
+    /// on the current tokio runtime, until the returned handle is dropped; failures are
+    /// logged and the next round tries again.
+    ///
+    /// Nothing else removes them: a session is absent once it has expired, but its row
+    /// stays until a cleanup removes it.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
+    ///
+    /// # Example
+    /// ```no_run
+    /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// use session_sql::SqlStore;
+    ///
+    /// let store = SqlStore::connect("postgres://postgres@127.0.0.1/app").await?;
+    /// let cleanup = store.spawn_cleanup(Duration::from_secs(600));
+    /// // ... serve requests; the cleanup stops when `cleanup` is dropped.
+    /// # drop(cleanup);
+    /// # Ok(()) }
+    /// ```
     pub fn spawn_cleanup(&self, interval: Duration) -> Cleanup {
-        spawn_cleanup(Arc::new(self.clone()), interval)
+        session_core::spawn_cleanup(self.clone(), interval)
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use session_core::StoreError;
+use session_core::store::StoreError;
 use sqlx::pool::PoolConnection;
 use sqlx::{Connection as _, Database, Pool};
 
@@ -242,12 +242,8 @@ impl SqlPool {
             .map_err(failed)
     }
 
-    /// Creates the table, or adds the revision column to a table made without it; on
-    /// PostgreSQL under an advisory lock, because concurrent `CREATE TABLE IF NOT EXISTS`
-    /// can fail there on a catalog unique index.
-    ///
-    /// The column is added only after the catalog shows it missing, so a table that has
-    /// it is not locked for an `ALTER TABLE` at every start.
+    /// Creates the table if it is missing; on PostgreSQL under an advisory lock, because
+    /// concurrent `CREATE TABLE IF NOT EXISTS` can fail there on a catalog unique index.
     pub(crate) async fn create_table(&self, queries: &Queries) -> Result<(), StoreError> {
         match self {
             #[cfg(feature = "postgres")]
@@ -271,17 +267,6 @@ impl SqlPool {
                         .await
                         .map_err(failed)?;
                 }
-                let columns: i64 = sqlx::query_scalar(&queries.has_revision)
-                    .bind(&queries.catalog_name)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(failed)?;
-                if columns == 0 {
-                    sqlx::query(&queries.add_revision)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(failed)?;
-                }
                 tx.commit().await.map_err(failed)?;
                 checkout.answered();
                 Ok(())
@@ -291,28 +276,9 @@ impl SqlPool {
                 for statement in &queries.create_table {
                     self.execute(statement, &[]).await?;
                 }
-                if self.has_revision(queries).await? {
-                    return Ok(());
-                }
-                let added = self.execute(&queries.add_revision, &[]).await.map(drop);
-                match added {
-                    // Another instance may have added it between the check and the ALTER
-                    // (MySQL 8 and SQLite have no ADD COLUMN IF NOT EXISTS).
-                    Err(error) if !matches!(self.has_revision(queries).await, Ok(true)) => {
-                        Err(error)
-                    }
-                    _ => Ok(()),
-                }
+                Ok(())
             }
         }
-    }
-
-    /// Whether the table has the revision column.
-    async fn has_revision(&self, queries: &Queries) -> Result<bool, StoreError> {
-        let columns: i64 = on_connection!(self, conn => sqlx::query_scalar(&queries.has_revision)
-            .bind(&queries.catalog_name)
-            .fetch_one(conn))?;
-        Ok(columns > 0)
     }
 
     /// The live row's data, expiry and revision.

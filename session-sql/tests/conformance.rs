@@ -13,9 +13,9 @@ mod postgres {
 
     session_core::store_conformance_tests!(async {
         common::drop_stale_postgres().await;
-        SqlStore::builder()
+        SqlStore::builder(postgres_url())
             .schema(per_run("pg"))
-            .connect(&postgres_url())
+            .connect()
             .await
             .unwrap_or_else(|e| {
                 panic!(
@@ -31,9 +31,9 @@ mod mysql {
 
     session_core::store_conformance_tests!(async {
         common::drop_stale_mysql().await;
-        SqlStore::builder()
+        SqlStore::builder(mysql_url())
             .table(per_run("mysql"))
-            .connect(&mysql_url())
+            .connect()
             .await
             .unwrap_or_else(|e| {
                 panic!(
@@ -69,9 +69,9 @@ mod sqlite_memory {
     /// The queries are the same text for every database; one of them is enough.
     #[test]
     fn operation_futures_are_small() {
-        session_core::test_suite::run(
+        session_core::store::conformance::run(
             || async { SqlStore::connect("sqlite::memory:").await.unwrap() },
-            |store| async move { session_core::test_suite::assert_small_futures(&*store) },
+            |store| async move { session_testkit::assert_small_futures(&*store) },
         );
     }
 }

@@ -5,17 +5,14 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{postgres_url, unique};
-use session_core::StoreError;
 use session_sql::SqlStore;
+use session_testkit::outage::{self, MARGIN};
 use sqlx::Connection as _;
 
 const TIMEOUT: Duration = Duration::from_millis(300);
-
-/// Far past the timeout: a start still waiting then never ends by itself.
-const HUNG: Duration = Duration::from_secs(5);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_table_setup_held_up_by_postgres_fails_in_time() {
@@ -29,30 +26,19 @@ async fn a_table_setup_held_up_by_postgres_fails_in_time() {
         .execute(&mut *lock)
         .await
         .unwrap();
-    let started = Instant::now();
-    let setup = SqlStore::builder()
+    let setup = SqlStore::from_pool(pool.clone())
         .schema(&schema)
         .timeout(TIMEOUT)
-        .with_pool(pool.clone());
-    let store = tokio::time::timeout(HUNG, setup)
-        .await
-        .unwrap_or_else(|_| panic!("setup still waiting after {HUNG:?}"));
-    let elapsed = started.elapsed();
+        .connect();
+    let elapsed = outage::unavailable("setup", setup).await;
     lock.rollback().await.unwrap();
-    assert!(
-        matches!(store, Err(StoreError::Unavailable { .. })),
-        "{store:?}"
-    );
-    assert!(
-        elapsed < TIMEOUT + Duration::from_secs(1),
-        "setup took {elapsed:?}"
-    );
+    assert!(elapsed < TIMEOUT + MARGIN, "setup took {elapsed:?}");
 
     // Once the lock is gone the same pool sets the store up.
-    SqlStore::builder()
+    SqlStore::from_pool(pool)
         .schema(&schema)
         .timeout(TIMEOUT)
-        .with_pool(pool)
+        .connect()
         .await
         .unwrap();
     sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))

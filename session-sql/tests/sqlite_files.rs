@@ -13,7 +13,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rustix::fs::Mode;
 use rustix::process::umask;
-use session_core::{IdLength, SessionId, Store, StoreKey};
+use session_core::store::{Store, StoreKey};
+use session_core::{IdLength, SessionId};
 use session_sql::SqlStore;
 
 /// The process umask set to a value for as long as this lives, then put back.

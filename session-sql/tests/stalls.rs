@@ -13,15 +13,14 @@ mod common;
 use std::time::{Duration, Instant, SystemTime};
 
 use common::{mysql_url, postgres_url, unique};
-use session_core::{IdLength, SessionId, Store, StoreError, StoreKey};
+use session_core::store::{Store, StoreError, StoreKey};
+use session_core::{IdLength, SessionId};
 use session_sql::SqlStore;
-use sqlx::Connection as _;
+use session_testkit::outage::{self, HUNG, MARGIN};
+use sqlx::{Connection as _, MySqlConnection, PgConnection};
 use tokio::task::JoinSet;
 
 const TIMEOUT: Duration = Duration::from_millis(300);
-
-/// Far past the timeout: a call still waiting then never ends by itself.
-const HUNG: Duration = Duration::from_secs(5);
 
 /// The connections of the small pools below.
 const POOL_SIZE: u32 = 2;
@@ -37,110 +36,181 @@ fn in_an_hour() -> SystemTime {
     SystemTime::now() + Duration::from_secs(3600)
 }
 
-/// Each call fails with `Unavailable` within the timeout and a margin while the table is
-/// locked.
-async fn calls_fail_in_time(database: &str, store: &SqlStore, key: &StoreKey) {
-    let started = Instant::now();
-    let load = tokio::time::timeout(HUNG, store.load(key))
-        .await
-        .unwrap_or_else(|_| panic!("{database}: load still waiting after {HUNG:?}"));
-    assert!(
-        matches!(load, Err(StoreError::Unavailable { .. })),
-        "{database}: {load:?}"
-    );
-    // A write that leaves the value alone: a statement given up on may still be applied
-    // once the lock is gone.
-    let touch = tokio::time::timeout(HUNG, store.touch(key, in_an_hour()))
-        .await
-        .unwrap_or_else(|_| panic!("{database}: touch still waiting after {HUNG:?}"));
-    assert!(
-        matches!(touch, Err(StoreError::Unavailable { .. })),
-        "{database}: {touch:?}"
-    );
-    let elapsed = started.elapsed();
-    assert!(
-        elapsed < 2 * TIMEOUT + Duration::from_secs(1),
-        "{database}: two calls took {elapsed:?}"
-    );
+/// The server databases whose statements the tests hold up.
+#[derive(Clone, Copy)]
+enum Database {
+    Postgres,
+    Mysql,
 }
 
-/// Once the lock is gone the store answers again, with the record as it was.
-async fn recovers(database: &str, store: &SqlStore, key: &StoreKey) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match store.load(key).await {
-            Ok(Some(loaded)) => {
-                assert_eq!(loaded.value(), b"kept", "{database}");
-                return;
-            }
-            other => assert!(
-                Instant::now() < deadline,
-                "{database}: still failing: {other:?}"
+impl Database {
+    /// A store on a table of its own (in PostgreSQL, in a schema of its own, which a later
+    /// run drops if this one fails), on a pool of `connections` if given, with a
+    /// connection of the test's own to hold locks on it.
+    async fn hold(self, label: &str, connections: Option<u32>) -> Held {
+        let name = unique(label);
+        let url = match self {
+            Self::Postgres => postgres_url(),
+            Self::Mysql => mysql_url(),
+        };
+        let builder = match (self, connections) {
+            (_, None) => SqlStore::builder(url.clone()),
+            (Self::Postgres, Some(n)) => SqlStore::from_pool(
+                sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(n)
+                    .connect(&url)
+                    .await
+                    .unwrap(),
             ),
+            (Self::Mysql, Some(n)) => SqlStore::from_pool(
+                sqlx::mysql::MySqlPoolOptions::new()
+                    .max_connections(n)
+                    .connect(&url)
+                    .await
+                    .unwrap(),
+            ),
+        };
+        let builder = match self {
+            Self::Postgres => builder.schema(&name),
+            Self::Mysql => builder.table(&name),
+        };
+        let store = builder.timeout(TIMEOUT).connect().await.unwrap();
+        match self {
+            Self::Postgres => Held {
+                database: "postgres",
+                store,
+                table: format!("\"{name}\".sessions"),
+                cleanup: format!("DROP SCHEMA \"{name}\" CASCADE"),
+                locker: Locker::Postgres(PgConnection::connect(&url).await.unwrap()),
+            },
+            Self::Mysql => Held {
+                database: "mysql",
+                store,
+                table: format!("`{name}`"),
+                cleanup: format!("DROP TABLE `{name}`"),
+                locker: Locker::Mysql(MySqlConnection::connect(&url).await.unwrap()),
+            },
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A connection that holds locks while the store's statements wait.
+enum Locker {
+    Postgres(PgConnection),
+    Mysql(MySqlConnection),
+}
+
+/// A store on a table of the test's own, and the connection that holds it up.
+struct Held {
+    database: &'static str,
+    store: SqlStore,
+    /// The store's table, quoted, with its schema.
+    table: String,
+    /// The statement that removes what the test made.
+    cleanup: String,
+    locker: Locker,
+}
+
+/// What a test locks, and so which of the store's statements wait.
+#[derive(Clone, Copy)]
+enum Hold {
+    /// The whole table: PostgreSQL's `LOCK TABLE`, in a transaction, or MySQL's `LOCK
+    /// TABLES`.
+    Table,
+    /// One row: `SELECT ... FOR UPDATE`, in a transaction.
+    Row,
+}
+
+impl Held {
+    /// Takes the lock `hold` says, on `key`'s row for [`Hold::Row`].
+    async fn lock(&mut self, hold: Hold, key: &StoreKey) {
+        let table = self.table.clone();
+        if let (Hold::Table, Locker::Mysql(_)) = (hold, &self.locker) {
+            return self.run(&format!("LOCK TABLES {table} WRITE")).await;
+        }
+        self.run("BEGIN").await;
+        match (hold, &mut self.locker) {
+            (Hold::Table, _) => {
+                let lock = format!("LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE");
+                self.run(&lock).await;
+            }
+            (Hold::Row, Locker::Postgres(connection)) => {
+                sqlx::query(&format!("SELECT id FROM {table} WHERE id = $1 FOR UPDATE"))
+                    .bind(key.as_str())
+                    .execute(connection)
+                    .await
+                    .unwrap();
+            }
+            (Hold::Row, Locker::Mysql(connection)) => {
+                sqlx::query(&format!("SELECT id FROM {table} WHERE id = ? FOR UPDATE"))
+                    .bind(key.as_str())
+                    .execute(connection)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+
+    /// Lets go of the lock `hold` says.
+    async fn unlock(&mut self, hold: Hold) {
+        match (hold, &self.locker) {
+            (Hold::Table, Locker::Mysql(_)) => self.run("UNLOCK TABLES").await,
+            _ => self.run("ROLLBACK").await,
+        }
+    }
+
+    /// Removes the table (the schema, in PostgreSQL).
+    async fn clean_up(mut self) {
+        let cleanup = std::mem::take(&mut self.cleanup);
+        self.run(&cleanup).await;
+    }
+
+    /// Runs `sql` on the locking connection, as plain text.
+    async fn run(&mut self, sql: &str) {
+        match &mut self.locker {
+            Locker::Postgres(connection) => {
+                sqlx::raw_sql(sql).execute(connection).await.unwrap();
+            }
+            Locker::Mysql(connection) => {
+                sqlx::raw_sql(sql).execute(connection).await.unwrap();
+            }
+        }
+    }
+}
+
+/// While `hold` holds the store's statements up, they fail in time (and, on a locked row,
+/// leave the pool usable); once it is gone, the store answers again.
+async fn held_up_then_recovered(database: Database, hold: Hold) {
+    let (label, connections) = match hold {
+        Hold::Table => ("stall", None),
+        Hold::Row => ("stall_pool", Some(POOL_SIZE)),
+    };
+    let mut held = database.hold(label, connections).await;
+    let key = new_key();
+    held.store
+        .create(&key, b"kept", in_an_hour())
+        .await
+        .unwrap();
+
+    held.lock(hold, &key).await;
+    match hold {
+        Hold::Table => outage::calls_fail_in_time(held.database, &held.store, &key, TIMEOUT).await,
+        Hold::Row => stalled_calls_leave_the_pool_usable(held.database, &held.store, &key).await,
+    }
+    held.unlock(hold).await;
+    let within = Duration::from_secs(10);
+    outage::recovers(held.database, &held.store, &key, b"kept", within).await;
+    held.clean_up().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_statement_held_up_by_postgres_fails_in_time_and_the_store_recovers() {
-    // A schema of its own, which a later run drops if this one fails.
-    let schema = unique("stall");
-    let store = SqlStore::builder()
-        .schema(&schema)
-        .timeout(TIMEOUT)
-        .connect(&postgres_url())
-        .await
-        .unwrap();
-    let key = new_key();
-    store.create(&key, b"kept", in_an_hour()).await.unwrap();
-
-    let mut locker = sqlx::PgConnection::connect(&postgres_url()).await.unwrap();
-    let mut lock = locker.begin().await.unwrap();
-    sqlx::query(&format!(
-        "LOCK TABLE \"{schema}\".sessions IN ACCESS EXCLUSIVE MODE"
-    ))
-    .execute(&mut *lock)
-    .await
-    .unwrap();
-    calls_fail_in_time("postgres", &store, &key).await;
-    lock.rollback().await.unwrap();
-    recovers("postgres", &store, &key).await;
-
-    sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
-        .execute(&mut locker)
-        .await
-        .unwrap();
+    held_up_then_recovered(Database::Postgres, Hold::Table).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_statement_held_up_by_mysql_fails_in_time_and_the_store_recovers() {
-    let table = unique("stall");
-    let store = SqlStore::builder()
-        .table(&table)
-        .timeout(TIMEOUT)
-        .connect(&mysql_url())
-        .await
-        .unwrap();
-    let key = new_key();
-    store.create(&key, b"kept", in_an_hour()).await.unwrap();
-
-    let mut locker = sqlx::MySqlConnection::connect(&mysql_url()).await.unwrap();
-    sqlx::query(&format!("LOCK TABLES `{table}` WRITE"))
-        .execute(&mut locker)
-        .await
-        .unwrap();
-    calls_fail_in_time("mysql", &store, &key).await;
-    sqlx::query("UNLOCK TABLES")
-        .execute(&mut locker)
-        .await
-        .unwrap();
-    recovers("mysql", &store, &key).await;
-
-    sqlx::query(&format!("DROP TABLE `{table}`"))
-        .execute(&mut locker)
-        .await
-        .unwrap();
+    held_up_then_recovered(Database::Mysql, Hold::Table).await;
 }
 
 /// More calls stalled on one locked row than the pool has connections each fail in time,
@@ -166,7 +236,7 @@ async fn stalled_calls_leave_the_pool_usable(database: &str, store: &SqlStore, l
     }
     let elapsed = started.elapsed();
     assert!(
-        elapsed < TIMEOUT + Duration::from_secs(1),
+        elapsed < TIMEOUT + MARGIN,
         "{database}: the stalled calls took {elapsed:?}"
     );
 
@@ -181,70 +251,10 @@ async fn stalled_calls_leave_the_pool_usable(database: &str, store: &SqlStore, l
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statements_stalled_on_a_postgres_row_lock_do_not_use_up_the_pool() {
-    let schema = unique("stall_pool");
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(POOL_SIZE)
-        .connect(&postgres_url())
-        .await
-        .unwrap();
-    let store = SqlStore::builder()
-        .schema(&schema)
-        .timeout(TIMEOUT)
-        .with_pool(pool)
-        .await
-        .unwrap();
-    let locked = new_key();
-    store.create(&locked, b"kept", in_an_hour()).await.unwrap();
-
-    let mut locker = sqlx::PgConnection::connect(&postgres_url()).await.unwrap();
-    let mut lock = locker.begin().await.unwrap();
-    sqlx::query(&format!(
-        "SELECT id FROM \"{schema}\".sessions WHERE id = $1 FOR UPDATE"
-    ))
-    .bind(locked.as_str())
-    .execute(&mut *lock)
-    .await
-    .unwrap();
-    stalled_calls_leave_the_pool_usable("postgres", &store, &locked).await;
-    lock.rollback().await.unwrap();
-    recovers("postgres", &store, &locked).await;
-
-    sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
-        .execute(&mut locker)
-        .await
-        .unwrap();
+    held_up_then_recovered(Database::Postgres, Hold::Row).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statements_stalled_on_a_mysql_row_lock_do_not_use_up_the_pool() {
-    let table = unique("stall_pool");
-    let pool = sqlx::mysql::MySqlPoolOptions::new()
-        .max_connections(POOL_SIZE)
-        .connect(&mysql_url())
-        .await
-        .unwrap();
-    let store = SqlStore::builder()
-        .table(&table)
-        .timeout(TIMEOUT)
-        .with_pool(pool)
-        .await
-        .unwrap();
-    let locked = new_key();
-    store.create(&locked, b"kept", in_an_hour()).await.unwrap();
-
-    let mut locker = sqlx::MySqlConnection::connect(&mysql_url()).await.unwrap();
-    let mut lock = locker.begin().await.unwrap();
-    sqlx::query(&format!("SELECT id FROM `{table}` WHERE id = ? FOR UPDATE"))
-        .bind(locked.as_str())
-        .execute(&mut *lock)
-        .await
-        .unwrap();
-    stalled_calls_leave_the_pool_usable("mysql", &store, &locked).await;
-    lock.rollback().await.unwrap();
-    recovers("mysql", &store, &locked).await;
-
-    sqlx::query(&format!("DROP TABLE `{table}`"))
-        .execute(&mut locker)
-        .await
-        .unwrap();
+    held_up_then_recovered(Database::Mysql, Hold::Row).await;
 }

@@ -1,6 +1,5 @@
-//! Table creation under concurrency, expired-row cleanup at scale, the migration text, the
-//! upgrade of a table made by the previous schema (no revision column), and what the
-//! conditional writes leave in the rows, on every database.
+//! Table creation under concurrency, expired-row cleanup at scale, the migration text, and
+//! what the conditional writes leave in the rows, on every database.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
 
@@ -9,8 +8,9 @@ mod common;
 use std::time::{Duration, SystemTime};
 
 use common::{mysql_url, postgres_url, unique};
-use session_core::{IdLength, Revision, SessionId, Store, StoreError, StoreKey};
-use session_sql::{SqlPool, SqlStore, SqlStoreBuilder};
+use session_core::store::{Revision, Store, StoreError, StoreKey};
+use session_core::{IdLength, SessionId};
+use session_sql::{SqlPool, SqlStore};
 
 /// The three databases, each with a fresh table (PostgreSQL: in a fresh schema), and the
 /// table's qualified name.
@@ -22,14 +22,14 @@ async fn stores(label: &str) -> Vec<(&'static str, SqlStore, String)> {
         dir.join(format!("{}.db", unique(label))).display()
     );
     let (schema, table) = (unique(label), unique(label));
-    let postgres = SqlStore::builder()
+    let postgres = SqlStore::builder(postgres_url())
         .schema(&schema)
-        .connect(&postgres_url())
+        .connect()
         .await
         .unwrap();
-    let mysql = SqlStore::builder()
+    let mysql = SqlStore::builder(mysql_url())
         .table(&table)
-        .connect(&mysql_url())
+        .connect()
         .await
         .unwrap();
     vec![
@@ -54,11 +54,11 @@ async fn eight_instances_creating_the_table_at_once_all_succeed() {
             .map(|_| {
                 let (url, table, schema) = (url.clone(), table.clone(), schema.clone());
                 tokio::spawn(async move {
-                    let mut builder = SqlStore::builder().table(table);
+                    let mut builder = SqlStore::builder(url).table(table);
                     if let Some(schema) = schema {
                         builder = builder.schema(schema);
                     }
-                    builder.connect(&url).await
+                    builder.connect().await
                 })
             })
             .collect();
@@ -80,26 +80,26 @@ async fn eight_instances_creating_the_table_at_once_all_succeed() {
 async fn bulk_insert(store: &SqlStore, table: &str, count: usize, expires_at: i64, tag: &str) {
     for chunk_start in (0..count).step_by(1000) {
         let rows: Vec<String> = (chunk_start..(chunk_start + 1000).min(count))
-            .map(|i| format!("('bulk:{tag}:{i}', X'7B7D', {expires_at}, 0)"))
+            .map(|i| format!("('bulk:{tag}:{i}', X'7B7D', {expires_at}, 0, 1)"))
             .collect();
         let values = rows.join(",");
         match store.pool() {
             SqlPool::Postgres(pool) => {
                 let values = values.replace("X'7B7D'", "'\\x7b7d'::bytea");
                 let sql = format!(
-                    "INSERT INTO {table} (id, data, expires_at, created_at) VALUES {values}"
+                    "INSERT INTO {table} (id, data, expires_at, created_at, revision) VALUES {values}"
                 );
                 sqlx::query(&sql).execute(pool).await.unwrap();
             }
             SqlPool::MySql(pool) => {
                 let sql = format!(
-                    "INSERT INTO {table} (id, data, expires_at, created_at) VALUES {values}"
+                    "INSERT INTO {table} (id, data, expires_at, created_at, revision) VALUES {values}"
                 );
                 sqlx::query(&sql).execute(pool).await.unwrap();
             }
             SqlPool::Sqlite(pool) => {
                 let sql = format!(
-                    "INSERT INTO {table} (id, data, expires_at, created_at) VALUES {values}"
+                    "INSERT INTO {table} (id, data, expires_at, created_at, revision) VALUES {values}"
                 );
                 sqlx::query(&sql).execute(pool).await.unwrap();
             }
@@ -139,10 +139,10 @@ async fn the_migration_is_the_ddl_the_store_runs() {
     let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
     sqlx::raw_sql(&sql).execute(&pool).await.unwrap();
     // The store then finds its table and uses it without creating anything.
-    let store = SqlStore::builder()
+    let store = SqlStore::from_pool(pool)
         .table("web_sessions")
         .create_table(false)
-        .with_pool(pool)
+        .connect()
         .await
         .unwrap();
     let key = StoreKey::new("m:", &SessionId::generate(IdLength::default()).unwrap());
@@ -192,226 +192,6 @@ async fn stored_row(pool: &SqlPool, table: &str, key: &StoreKey) -> Option<(Vec<
     }
 }
 
-/// A table as the previous schema made it, without the revision column, on one database.
-struct Legacy {
-    database: &'static str,
-    pool: SqlPool,
-    /// A builder for this table.
-    builder: SqlStoreBuilder,
-    /// The table's qualified, quoted name.
-    table: String,
-    /// Its name as `SqlStore::migration` takes it.
-    name: String,
-    schema: Option<String>,
-}
-
-impl Legacy {
-    /// Inserts a row the way the previous version's `create` did: no revision.
-    async fn insert(&self, key: &StoreKey, data: &str, expires_at: SystemTime) {
-        let hex: String = data.bytes().map(|b| format!("{b:02x}")).collect();
-        let bytes = match self.pool {
-            SqlPool::Postgres(_) => format!("'\\x{hex}'::bytea"),
-            _ => format!("X'{hex}'"),
-        };
-        let sql = format!(
-            "INSERT INTO {} (id, data, expires_at, created_at) VALUES ('{}', {bytes}, {}, 0)",
-            self.table,
-            key.as_str(),
-            unix_millis(expires_at)
-        );
-        run_sql(&self.pool, &sql).await;
-    }
-
-    async fn store(&self) -> SqlStore {
-        self.builder
-            .clone()
-            .with_pool(self.pool.clone())
-            .await
-            .unwrap_or_else(|e| panic!("{}: {e:?}", self.database))
-    }
-
-    fn migration(&self) -> String {
-        let dialect = self.pool.dialect();
-        SqlStore::migration(dialect, &self.name, self.schema.as_deref()).unwrap()
-    }
-}
-
-/// A table of the previous schema on each database (PostgreSQL: in a fresh schema;
-/// SQLite: in a fresh file), made by that schema's own DDL.
-async fn legacy_tables(label: &str) -> Vec<Legacy> {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("session-sql");
-    std::fs::create_dir_all(&dir).unwrap();
-    let (schema, table) = (unique(label), unique(label));
-
-    let postgres = SqlPool::from(sqlx::PgPool::connect(&postgres_url()).await.unwrap());
-    run_sql(
-        &postgres,
-        &format!(
-            "CREATE SCHEMA IF NOT EXISTS \"{schema}\";
-             CREATE TABLE IF NOT EXISTS \"{schema}\".\"sessions\" (id TEXT PRIMARY KEY, \
-             data BYTEA NOT NULL, expires_at BIGINT NOT NULL, created_at BIGINT NOT NULL);
-             CREATE INDEX IF NOT EXISTS \"sessions_expires_at\" ON \"{schema}\".\"sessions\" (expires_at)"
-        ),
-    )
-    .await;
-
-    let mysql = SqlPool::from(sqlx::MySqlPool::connect(&mysql_url()).await.unwrap());
-    run_sql(
-        &mysql,
-        &format!(
-            "CREATE TABLE IF NOT EXISTS `{table}` (id VARCHAR(255) CHARACTER SET ascii \
-             COLLATE ascii_bin NOT NULL PRIMARY KEY, data LONGBLOB NOT NULL, \
-             expires_at BIGINT NOT NULL, created_at BIGINT NOT NULL, \
-             INDEX `{table}_expires_at` (expires_at))"
-        ),
-    )
-    .await;
-
-    let file = dir.join(format!("{}.db", unique(label)));
-    let sqlite = SqlPool::from(
-        sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=rwc", file.display()))
-            .await
-            .unwrap(),
-    );
-    run_sql(
-        &sqlite,
-        "CREATE TABLE IF NOT EXISTS \"sessions\" (id TEXT NOT NULL PRIMARY KEY, \
-         data BLOB NOT NULL, expires_at INTEGER NOT NULL, created_at INTEGER NOT NULL) WITHOUT ROWID;
-         CREATE INDEX IF NOT EXISTS \"sessions_expires_at\" ON \"sessions\" (expires_at)",
-    )
-    .await;
-
-    vec![
-        Legacy {
-            database: "postgres",
-            pool: postgres,
-            builder: SqlStore::builder().schema(&schema),
-            table: format!("\"{schema}\".\"sessions\""),
-            name: "sessions".to_owned(),
-            schema: Some(schema),
-        },
-        Legacy {
-            database: "mysql",
-            pool: mysql,
-            builder: SqlStore::builder().table(&table),
-            table: format!("`{table}`"),
-            name: table,
-            schema: None,
-        },
-        Legacy {
-            database: "sqlite",
-            pool: sqlite,
-            builder: SqlStore::builder(),
-            table: "\"sessions\"".to_owned(),
-            name: "sessions".to_owned(),
-            schema: None,
-        },
-    ]
-}
-
-/// What a row written before revisions existed must still do: load as unversioned, take
-/// an update or a conditional delete at `UNVERSIONED` once, and refuse a second one.
-async fn legacy_rows_stay_usable(database: &str, store: &SqlStore, rows: [&StoreKey; 3]) {
-    let [updated, deleted, touched] = rows;
-    let loaded = store.load(updated).await.unwrap().expect(database);
-    assert_eq!(
-        (loaded.value(), loaded.revision()),
-        (&b"old"[..], Revision::UNVERSIONED),
-        "{database}"
-    );
-
-    let next = store
-        .update(updated, b"new", in_an_hour(), Revision::UNVERSIONED)
-        .await
-        .unwrap_or_else(|e| panic!("{database}: {e:?}"));
-    assert_ne!(next, Revision::UNVERSIONED, "{database}");
-    let loaded = store.load(updated).await.unwrap().unwrap();
-    assert_eq!(
-        (loaded.value(), loaded.revision()),
-        (&b"new"[..], next),
-        "{database}"
-    );
-    match store
-        .update(updated, b"lost", in_an_hour(), Revision::UNVERSIONED)
-        .await
-    {
-        Err(StoreError::Conflict {
-            current: Some(current),
-        }) => assert_eq!(
-            (current.value(), current.revision()),
-            (&b"new"[..], next),
-            "{database}"
-        ),
-        other => panic!("{database}: expected a conflict with the current row, got {other:?}"),
-    }
-
-    assert!(
-        matches!(
-            store.delete_if_unchanged(deleted, Revision::FIRST).await,
-            Err(StoreError::Conflict { current: Some(ref c) }) if c.revision() == Revision::UNVERSIONED
-        ),
-        "{database}"
-    );
-    store
-        .delete_if_unchanged(deleted, Revision::UNVERSIONED)
-        .await
-        .unwrap_or_else(|e| panic!("{database}: {e:?}"));
-    assert!(store.load(deleted).await.unwrap().is_none(), "{database}");
-
-    store.touch(touched, in_an_hour()).await.unwrap();
-    let loaded = store.load(touched).await.unwrap().unwrap();
-    assert_eq!(loaded.revision(), Revision::UNVERSIONED, "{database}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_table_of_the_previous_schema_gets_the_revision_column_on_connect() {
-    for legacy in legacy_tables("upgrade").await {
-        let database = legacy.database;
-        let rows = [new_key(), new_key(), new_key()];
-        for key in &rows {
-            legacy.insert(key, "old", in_an_hour()).await;
-        }
-        // Twice: the second start finds the column and changes nothing.
-        legacy.store().await;
-        let store = legacy.store().await;
-        legacy_rows_stay_usable(database, &store, [&rows[0], &rows[1], &rows[2]]).await;
-        // New sessions in the upgraded table are versioned from the start.
-        let key = new_key();
-        let first = store.create(&key, b"fresh", in_an_hour()).await.unwrap();
-        assert_eq!(first, Revision::FIRST, "{database}");
-        store
-            .update(&key, b"fresher", in_an_hour(), first)
-            .await
-            .unwrap();
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_migration_upgrades_a_table_of_the_previous_schema_and_runs_twice() {
-    for legacy in legacy_tables("migrate").await {
-        let database = legacy.database;
-        if database == "sqlite" {
-            // SQLite cannot add a column conditionally in SQL; the store's own start does
-            // (the test above).
-            continue;
-        }
-        let rows = [new_key(), new_key(), new_key()];
-        for key in &rows {
-            legacy.insert(key, "old", in_an_hour()).await;
-        }
-        run_sql(&legacy.pool, &legacy.migration()).await;
-        run_sql(&legacy.pool, &legacy.migration()).await;
-        let store = legacy
-            .builder
-            .clone()
-            .create_table(false)
-            .with_pool(legacy.pool.clone())
-            .await
-            .unwrap();
-        legacy_rows_stay_usable(database, &store, [&rows[0], &rows[1], &rows[2]]).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_migration_of_a_new_table_runs_twice_on_every_database() {
     let sqlite = SqlPool::from(sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap());
@@ -426,11 +206,13 @@ async fn the_migration_of_a_new_table_runs_twice_on_every_database() {
         let sql = SqlStore::migration(pool.dialect(), &table, schema).unwrap();
         run_sql(&pool, &sql).await;
         run_sql(&pool, &sql).await;
-        let mut builder = SqlStore::builder().table(&table).create_table(false);
+        let mut builder = SqlStore::from_pool(pool.clone())
+            .table(&table)
+            .create_table(false);
         if let Some(schema) = schema {
             builder = builder.schema(schema);
         }
-        let store = builder.with_pool(pool.clone()).await.unwrap();
+        let store = builder.connect().await.unwrap();
         let key = new_key();
         let first = store.create(&key, b"v1", in_an_hour()).await.unwrap();
         let loaded = store.load(&key).await.unwrap().unwrap();
@@ -439,29 +221,6 @@ async fn the_migration_of_a_new_table_runs_twice_on_every_database() {
             .update(&key, b"v2", in_an_hour(), first)
             .await
             .unwrap();
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn eight_instances_upgrading_a_table_of_the_previous_schema_at_once_all_succeed() {
-    for legacy in legacy_tables("upgrade_race").await {
-        let database = legacy.database;
-        let key = new_key();
-        legacy.insert(&key, "old", in_an_hour()).await;
-        let tasks: Vec<_> = (0..8)
-            .map(|_| {
-                let (builder, pool) = (legacy.builder.clone(), legacy.pool.clone());
-                tokio::spawn(async move { builder.with_pool(pool).await })
-            })
-            .collect();
-        for task in tasks {
-            let store = task
-                .await
-                .unwrap()
-                .unwrap_or_else(|e| panic!("{database}: {e:?}"));
-            let loaded = store.load(&key).await.unwrap().unwrap();
-            assert_eq!(loaded.revision(), Revision::UNVERSIONED, "{database}");
-        }
     }
 }
 

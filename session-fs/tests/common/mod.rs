@@ -7,7 +7,8 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use session_core::{IdLength, SessionId, StoreKey};
+use session_core::store::StoreKey;
+use session_core::{IdLength, SessionId};
 
 /// A new directory under `target/tmp/session-fs-<group>/`, mode 0700 as the store
 /// requires, kept after the test for a look at what it left.
