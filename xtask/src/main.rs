@@ -8,12 +8,12 @@
 //! cargo xtask fuzz [--seconds N] [TARGET...]
 //! cargo xtask soak --store NAME|URL [--minutes N] [--clients N]
 //! ```
-//! Backends: core, fs, actix, examples, redis, memcached, mongodb, sql; and fuzz.
+//! Backends: core, fs, actix, examples (every crate under `examples/`), redis, memcached,
+//! mongodb, sql; and fuzz.
 //! Services: redis, memcached, mongodb, postgres, mysql.
 
 mod bench;
 mod fuzz;
-mod http;
 mod mongoeco;
 mod process;
 mod services;
@@ -33,7 +33,8 @@ const USAGE: &str = "usage:
                                                     mixed traffic for N minutes (default 10),
                                                     checking every answer and the server's memory
 
-backends: core fs actix examples redis memcached mongodb sql, and fuzz (a short run of each fuzz target)
+backends: core fs actix examples redis memcached mongodb sql, and fuzz (a short run of each fuzz target);
+  examples: every crate under examples/ (example-server, login, bench)
 services: redis memcached mongodb postgres mysql";
 
 fn main() -> ExitCode {

@@ -1,10 +1,10 @@
 //! The MongoDB-compatible server for machines without `mongod`: mongoeco, pinned, in a
-//! virtualenv under `target/xtask/`, launched by `services/mongoeco_server.py`.
+//! virtualenv under `target/xtask/`, launched by `xtask/services/mongoeco_server.py`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
-use crate::process::{on_path, root, run, state_dir};
+use crate::process::{on_path, run, state_dir};
 
 /// The pinned package; the launcher's shims are written against this version.
 const PACKAGE: &str = "mongoeco[wire]==4.11.0";
@@ -33,15 +33,6 @@ pub(crate) fn prepare() -> Result<PathBuf, String> {
     ]))?;
     std::fs::write(&marker, b"").map_err(|e| e.to_string())?;
     Ok(python)
-}
-
-/// The command that runs the launcher on `port`.
-pub(crate) fn command(python: &Path, port: u16) -> Command {
-    let mut command = Command::new(python);
-    command
-        .arg(root().join("services").join("mongoeco_server.py"))
-        .args(["--port", &port.to_string()]);
-    command
 }
 
 /// A Python 3.13+: on PATH, or in pyenv's versions (Debian's python3 is 3.11).

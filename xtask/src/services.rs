@@ -5,10 +5,12 @@
 //! missing.
 
 use std::fs;
-use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use session_testkit::launcher::{backends, free_port, listening, Server, Spec};
 
 use crate::mongoeco;
 use crate::process::{on_path, run, state_dir};
@@ -49,14 +51,21 @@ const ALL: [Kind; 7] = [
 pub(crate) struct Running {
     pub(crate) kind: Kind,
     pub(crate) url: String,
-    /// The processes this run started; empty for a service it found running.
-    started: Vec<Child>,
+    /// The servers this run started; empty for a service it found running.
+    started: Vec<Server>,
 }
 
 impl Running {
     /// The process ids of the servers this run started.
     pub(crate) fn pids(&self) -> impl Iterator<Item = u32> + '_ {
-        self.started.iter().map(Child::id)
+        self.started.iter().filter_map(Server::pid)
+    }
+
+    /// Leaves the servers this run started running, for `services down` to stop.
+    pub(crate) fn detach(self) {
+        self.started.into_iter().for_each(|server| {
+            server.detach();
+        });
     }
 }
 
@@ -138,49 +147,21 @@ impl Kind {
         }
     }
 
-    fn start_command(self, launcher: &Launcher, port: u16, dir: &std::path::Path) -> Command {
+    /// The launcher's description of one server process of `kind`.
+    fn spec(self, launcher: &Launcher) -> Result<Spec, String> {
         let program = match launcher {
-            Launcher::Program(program) => *program,
-            Launcher::Mongoeco(python) => {
-                let mut command = mongoeco::command(python, port);
-                command.current_dir(dir);
-                return command;
+            Launcher::Program(program) => PathBuf::from(program),
+            Launcher::Mongoeco(python) => return Ok(backends::mongoeco(python.clone())),
+        };
+        Ok(match self {
+            Self::Redis => backends::redis(program),
+            Self::RedisCluster => backends::redis_cluster_node(program),
+            Self::Memcached | Self::MemcachedPair => backends::memcached(program),
+            Self::Mongodb => backends::mongod(program),
+            Self::Postgres | Self::Mysql => {
+                return Err(format!("xtask does not start {}", self.name()))
             }
-        };
-        let mut command = Command::new(program);
-        let port = port.to_string();
-        match self {
-            Self::Redis | Self::RedisCluster => command.args([
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                &port,
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--daemonize",
-                "no",
-            ]),
-            // -I 2m: the conformance suite stores 1 MiB sessions.
-            Self::Memcached | Self::MemcachedPair => command
-                .args(["-u", "root", "-l", "127.0.0.1", "-p", &port])
-                .args(["-m", "64", "-I", "2m"]),
-            Self::Mongodb => command
-                .args(["--bind_ip", "127.0.0.1", "--port", &port, "--dbpath"])
-                .arg(dir),
-            Self::Postgres | Self::Mysql => &mut command,
-        };
-        if self == Self::RedisCluster {
-            command.args([
-                "--cluster-enabled",
-                "yes",
-                "--cluster-config-file",
-                "nodes.conf",
-            ]);
-        }
-        command.current_dir(dir);
-        command
+        })
     }
 }
 
@@ -202,6 +183,8 @@ pub(crate) fn command(args: &[String]) -> Result<(), String> {
             for service in ensure_all(&kinds)? {
                 let (name, var) = (service.kind.name(), service.kind.env_var());
                 println!("{name:<14} {}  (export {var}={})", service.url, service.url);
+                // Left running for the tests to come; `services down` stops them.
+                service.detach();
             }
             if args.len() == 1 {
                 for (var, path) in fault_programs()? {
@@ -242,7 +225,7 @@ fn describe(kind: Kind) -> String {
     if let Some((pids, url)) = read_state(kind).filter(|(_, url)| reachable_url(url)) {
         return format!("{url} (started by xtask, pids {pids:?})");
     }
-    match kind.default_port().filter(|port| reachable(*port)) {
+    match kind.default_port().filter(|port| listening(*port)) {
         Some(port) => format!("{} (already running)", kind.url(&[port])),
         None => "not running".to_owned(),
     }
@@ -292,7 +275,7 @@ fn ensure(kind: Kind) -> Result<Running, String> {
         // Started by an earlier `services up`; that command's `down` stops it.
         return found(url);
     }
-    if let Some(port) = kind.default_port().filter(|port| reachable(*port)) {
+    if let Some(port) = kind.default_port().filter(|port| listening(*port)) {
         return found(kind.url(&[port]));
     }
     start_service(kind, &launcher(kind)?)
@@ -354,41 +337,23 @@ pub(crate) fn install(package: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Starts `program` for `kind` on `port` in a scratch directory and waits until it listens.
-fn start(kind: Kind, launcher: &Launcher, port: u16) -> Result<Child, String> {
-    let program = match launcher {
-        Launcher::Program(program) => program,
-        Launcher::Mongoeco(_) => "mongoeco",
-    };
+/// Starts a server of `kind` on `port` in a scratch directory under `target/xtask/`, where
+/// its log stays, and waits until it listens; it outlives this process.
+fn start(kind: Kind, launcher: &Launcher, port: u16) -> Result<Server, String> {
     let dir = state_dir().join(kind.name()).join(port.to_string());
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let log = fs::File::create(dir.join("server.log")).map_err(|e| e.to_string())?;
-    let log_err = log.try_clone().map_err(|e| e.to_string())?;
-    let mut child = kind
-        .start_command(launcher, port, &dir)
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log_err)
-        .spawn()
-        .map_err(|e| format!("cannot start {program}: {e}"))?;
-    let pid = child.id();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !reachable(port) {
-        if Instant::now() > deadline {
-            stop(&mut child);
-            return Err(format!(
-                "{program} did not listen on 127.0.0.1:{port} within 30 s; see {}",
-                dir.join("server.log").display()
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let spec = kind
+        .spec(launcher)?
+        .port(port)
+        .scratch_dir(dir)
+        .detached()
+        .start_timeout(Duration::from_secs(30));
+    let server = Server::start(spec)?;
     println!(
-        "xtask: started {} on 127.0.0.1:{port} (pid {pid})",
-        kind.name()
+        "xtask: started {} on 127.0.0.1:{port} (pid {})",
+        kind.name(),
+        server.pid().unwrap_or_default()
     );
-    Ok(child)
+    Ok(server)
 }
 
 /// Starts every process of `kind` on free ports (a cluster also gets joined), and records
@@ -397,7 +362,7 @@ fn start_service(kind: Kind, launcher: &Launcher) -> Result<Running, String> {
     let ports = match kind {
         Kind::RedisCluster => cluster_ports(kind.processes())?,
         _ => (0..kind.processes())
-            .map(|_| free_port())
+            .map(|_| free_port().map_err(|e| format!("no free port: {e}")))
             .collect::<Result<_, _>>()?,
     };
     let mut started = Vec::new();
@@ -409,17 +374,12 @@ fn start_service(kind: Kind, launcher: &Launcher) -> Result<Running, String> {
             form_cluster(&ports)?;
         }
         let url = kind.url(&ports);
-        let pids: Vec<u32> = started.iter().map(Child::id).collect();
+        let pids: Vec<u32> = started.iter().filter_map(Server::pid).collect();
         save_state(kind, &pids, &url)?;
         Ok(url)
     })();
-    match result {
-        Ok(url) => Ok(Running { kind, url, started }),
-        Err(error) => {
-            started.iter_mut().for_each(stop);
-            Err(error)
-        }
-    }
+    // On an error, `started` goes, and with it the servers.
+    result.map(|url| Running { kind, url, started })
 }
 
 /// Joins the nodes with `redis-cli --cluster create`; ready when every node reports
@@ -470,18 +430,13 @@ fn cluster_ports(count: usize) -> Result<Vec<u16>, String> {
 
 /// Stops the services this run started; the ones it found running are left alone.
 pub(crate) fn stop_started(running: Vec<Running>) {
-    for mut service in running {
+    for service in running {
         if !service.started.is_empty() {
-            service.started.iter_mut().for_each(stop);
+            // Dropping a server kills it.
+            drop(service.started);
             let _ = fs::remove_file(state_file(service.kind));
         }
     }
-}
-
-/// Kills a process this run started, and reaps it.
-fn stop(child: &mut Child) {
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 /// Kills a process an earlier run started (`services down`).
@@ -510,19 +465,6 @@ fn read_state(kind: Kind) -> Option<(Vec<u32>, String)> {
     Some((pids, url.to_owned()))
 }
 
-pub(crate) fn free_port() -> Result<u16, String> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
-    listener
-        .local_addr()
-        .map(|a| a.port())
-        .map_err(|e| e.to_string())
-}
-
-fn reachable(port: u16) -> bool {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_ok()
-}
-
 /// Whether the host and first port of a service URL accept connections.
 fn reachable_url(url: &str) -> bool {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
@@ -536,15 +478,15 @@ fn reachable_url(url: &str) -> bool {
         .is_some_and(|addr| TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok())
 }
 
-/// The programs the fault tests (`examples/tests/faults.rs`) run private servers with, each
+/// The programs the fault tests (`examples/bench/tests/faults.rs`) run private servers with, each
 /// with the variable that tells the tests where it is; installed first where a Debian
 /// package has it (mongoeco: in its virtualenv).
 pub(crate) fn fault_programs() -> Result<Vec<(&'static str, PathBuf)>, String> {
     let redis = install_program(Kind::Redis)?;
     let memcached = install_program(Kind::Memcached)?;
     let mut programs = vec![
-        ("SESSION_TEST_REDIS_SERVER_BIN", located(redis)?),
-        ("SESSION_TEST_MEMCACHED_BIN", located(memcached)?),
+        (backends::REDIS_SERVER_BIN, located(redis)?),
+        (backends::MEMCACHED_BIN, located(memcached)?),
         mongoeco_program()?,
     ];
     let postgres = match postgres_bin_dir() {
@@ -554,13 +496,13 @@ pub(crate) fn fault_programs() -> Result<Vec<(&'static str, PathBuf)>, String> {
             postgres_bin_dir().ok_or("no `initdb` and `postgres` after installing postgresql")?
         }
     };
-    programs.push(("SESSION_TEST_POSTGRES_BIN_DIR", postgres));
+    programs.push((backends::POSTGRES_BIN_DIR, postgres));
     if find_program("mariadbd").is_none() || find_program("mariadb-install-db").is_none() {
         install("mariadb-server")?;
     }
-    programs.push(("SESSION_TEST_MARIADBD_BIN", located("mariadbd")?));
+    programs.push((backends::MARIADBD_BIN, located("mariadbd")?));
     programs.push((
-        "SESSION_TEST_MARIADB_INSTALL_DB_BIN",
+        backends::MARIADB_INSTALL_DB_BIN,
         located("mariadb-install-db")?,
     ));
     Ok(programs)
@@ -568,7 +510,7 @@ pub(crate) fn fault_programs() -> Result<Vec<(&'static str, PathBuf)>, String> {
 
 /// mongoeco's Python, with the variable that names it to the tests.
 pub(crate) fn mongoeco_program() -> Result<(&'static str, PathBuf), String> {
-    Ok(("SESSION_TEST_MONGOECO_PYTHON", mongoeco::prepare()?))
+    Ok((backends::MONGOECO_PYTHON, mongoeco::prepare()?))
 }
 
 /// Where `program` is: on PATH, or in the `sbin` directories a user's PATH may lack.

@@ -8,15 +8,16 @@
 //! The run fails on any error, or when the server's resident memory grew by 10 % or more
 //! between the end of the warm-up and the end of the run.
 
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 use std::net::TcpStream;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use session_testkit::http::{read_response, Response};
+
 use crate::bench::{default_file_dir, Server, Target};
-use crate::http::{parse_response, Response};
 use crate::process::{root, run, state_dir};
 
 /// Sessions each client thread keeps.
@@ -83,7 +84,7 @@ pub(crate) fn command(args: &[String]) -> Result<(), String> {
         "--release",
         "--locked",
         "-p",
-        "examples",
+        "bench",
         "--bin",
         "bench",
     ]))?;
@@ -309,21 +310,10 @@ impl Connection {
             .write_all(text.as_bytes())
             .map_err(|e| format!("{route}: {e}"))?;
         let mut buffer = Vec::new();
-        let mut chunk = [0u8; 4096];
-        loop {
-            if let Some(response) = parse_response(&buffer) {
-                if response.status != 200 {
-                    return Err(format!("{route} answered {}", response.status));
-                }
-                return Ok(response);
-            }
-            let n = stream
-                .read(&mut chunk)
-                .map_err(|e| format!("{route}: {e}"))?;
-            if n == 0 {
-                return Err(format!("{route}: the server closed the connection"));
-            }
-            buffer.extend_from_slice(&chunk[..n]);
+        let response = read_response(stream, &mut buffer).map_err(|e| format!("{route}: {e}"))?;
+        if response.status != 200 {
+            return Err(format!("{route} answered {}", response.status));
         }
+        Ok(response)
     }
 }

@@ -5,19 +5,23 @@ use std::process::Command;
 use crate::process::run;
 use crate::services::{self, Kind};
 
-/// A backend (or other part) of the workspace, its package, and the services its tests
+/// A backend (or other part) of the workspace, its packages, and the services its tests
 /// need. A backend lists a service only once its tests use it, so that nothing is started
 /// or installed for nothing.
 struct Part {
     name: &'static str,
-    package: &'static str,
+    packages: &'static [&'static str],
     services: &'static [Kind],
 }
 
-const fn part(name: &'static str, package: &'static str, services: &'static [Kind]) -> Part {
+const fn part(
+    name: &'static str,
+    packages: &'static [&'static str],
+    services: &'static [Kind],
+) -> Part {
     Part {
         name,
-        package,
+        packages,
         services,
     }
 }
@@ -32,19 +36,28 @@ const EVERY_SERVICE: &[Kind] = &[
 ];
 
 const PARTS: &[Part] = &[
-    part("core", "session-core", &[]),
-    part("fs", "session-fs", &[]),
-    part("actix", "session-actix", &[]),
-    // The examples count Redis commands on a private server and run on every backend.
-    part("examples", "examples", EVERY_SERVICE),
-    part("redis", "session-redis", &[Kind::Redis, Kind::RedisCluster]),
-    part("sql", "session-sql", &[Kind::Postgres, Kind::Mysql]),
+    part("core", &["session-core"], &[]),
+    part("fs", &["session-fs"], &[]),
+    part("actix", &["session-actix"], &[]),
+    // Every crate under examples/: the apps count Redis commands on a private server and
+    // run on every backend.
+    part(
+        "examples",
+        &["example-server", "login", "bench"],
+        EVERY_SERVICE,
+    ),
+    part(
+        "redis",
+        &["session-redis"],
+        &[Kind::Redis, Kind::RedisCluster],
+    ),
+    part("sql", &["session-sql"], &[Kind::Postgres, Kind::Mysql]),
     part(
         "memcached",
-        "session-memcached",
+        &["session-memcached"],
         &[Kind::Memcached, Kind::MemcachedPair],
     ),
-    part("mongodb", "session-mongodb", &[Kind::Mongodb]),
+    part("mongodb", &["session-mongodb"], &[Kind::Mongodb]),
 ];
 
 fn select(names: &[String]) -> Result<Vec<&'static Part>, String> {
@@ -93,10 +106,10 @@ pub(crate) fn command(args: &[String]) -> Result<(), String> {
         .collect();
     needed.sort_by_key(|k| *k as u8);
     needed.dedup();
-    // The fault tests run private servers from these programs: the examples' of every
+    // The fault tests run private servers from these programs: the bench app's of every
     // kind, session-mongodb's of mongoeco.
-    let selected = |package: &str| parts.iter().any(|p| p.package == package);
-    let programs = if selected("examples") {
+    let selected = |package: &str| parts.iter().any(|p| p.packages.contains(&package));
+    let programs = if selected("bench") {
         services::fault_programs()?
     } else if selected("session-mongodb") {
         vec![services::mongoeco_program()?]
@@ -110,8 +123,8 @@ pub(crate) fn command(args: &[String]) -> Result<(), String> {
     if everything {
         cargo.arg("--workspace");
     } else {
-        for part in &parts {
-            cargo.args(["-p", part.package]);
+        for package in parts.iter().flat_map(|p| p.packages) {
+            cargo.args(["-p", package]);
         }
     }
     for service in &running {

@@ -1,0 +1,57 @@
+//! The benchmark baseline: `/read`, `/incr` and `/new` without the session library (see
+//! `bench::baseline`). Reads `PORT`, `WORKERS` and `SESSION_STORE_URL` like `bench`.
+//!
+//! `BASELINE_SHARED_CONNECTION=1` makes it open one Redis connection in `main()` and share
+//! it among the workers, the setup most session libraries use, to measure what a thread
+//! hop per request costs.
+
+use std::process::ExitCode;
+
+use actix_web::{App, HttpServer};
+use bench::baseline::{self, Baseline};
+use example_server::{init_logging, Settings};
+
+#[actix_web::main]
+async fn main() -> ExitCode {
+    init_logging();
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), String> {
+    let settings = Settings::from_env()?;
+    let baseline = Baseline::from_url(&settings.store_url)?;
+    let shared = match (&baseline, std::env::var_os("BASELINE_SHARED_CONNECTION")) {
+        (Baseline::Redis(client), Some(_)) => Some(actix_web::web::Data::new(
+            baseline::redis_connection(client)
+                .await
+                .map_err(|e| format!("cannot connect to Redis: {e}"))?,
+        )),
+        _ => None,
+    };
+    let server = HttpServer::new(move || {
+        let app = App::new().configure(|config| baseline.routes(config));
+        match (&baseline, &shared) {
+            // One connection opened in main(), driven by main's runtime, for every worker.
+            (Baseline::Redis(_), Some(shared)) => app.app_data(shared.clone()),
+            // One connection per worker, opened on the worker's runtime.
+            (Baseline::Redis(client), None) => {
+                let client = client.clone();
+                app.data_factory(move || {
+                    let client = client.clone();
+                    async move { baseline::redis_connection(&client).await }
+                })
+            }
+            _ => app,
+        }
+    })
+    .workers(settings.workers)
+    .bind(settings.addr)
+    .map_err(|e| format!("cannot listen on {}: {e}", settings.addr))?;
+    server.run().await.map_err(|e| e.to_string())
+}

@@ -1,0 +1,139 @@
+//! The login app, driven through actix-web's test service on a real FileStore.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
+
+use std::sync::Arc;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::http::header::{LOCATION, SET_COOKIE};
+use actix_web::http::StatusCode;
+use actix_web::test::{self, TestRequest};
+use actix_web::App;
+use session_actix::SessionMiddleware;
+use session_core::Keyring;
+use session_fs::FileStore;
+
+struct Reply {
+    status: StatusCode,
+    body: String,
+    location: Option<String>,
+    set_cookie: Option<String>,
+}
+
+impl Reply {
+    fn cookie(&self) -> String {
+        self.set_cookie
+            .as_deref()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned()
+    }
+}
+
+async fn send<S, B>(app: &S, request: TestRequest, cookie: Option<&str>) -> Reply
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let request = match cookie {
+        Some(cookie) => request.insert_header(("Cookie", cookie)),
+        None => request,
+    };
+    let response = test::call_service(app, request.to_request()).await;
+    let header = |name| {
+        response
+            .headers()
+            .get(name)
+            .map(|v: &actix_web::http::header::HeaderValue| v.to_str().unwrap().to_owned())
+    };
+    let (status, location, set_cookie) = (response.status(), header(LOCATION), header(SET_COOKIE));
+    let body = String::from_utf8(test::read_body(response).await.to_vec()).unwrap();
+    Reply {
+        status,
+        body,
+        location,
+        set_cookie,
+    }
+}
+
+fn middleware() -> (SessionMiddleware, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(FileStore::open(dir.path().join("sessions")).unwrap());
+    let keyring = Keyring::new([b"an example secret of thirty-two bytes".as_slice()]).unwrap();
+    (
+        SessionMiddleware::builder(store, keyring).build().unwrap(),
+        dir,
+    )
+}
+
+fn post_login(name: &str) -> TestRequest {
+    TestRequest::post()
+        .uri("/login")
+        .insert_header(("Content-Type", "application/x-www-form-urlencoded"))
+        .set_payload(format!("username={name}"))
+}
+
+#[actix_web::test]
+async fn login_flow_logs_in_shows_the_escaped_name_and_logs_out_for_good() {
+    let (middleware, _dir) = middleware();
+    let app = test::init_service(App::new().wrap(middleware).configure(login::routes)).await;
+
+    let anonymous = send(&app, TestRequest::get().uri("/"), None).await;
+    assert!(anonymous.body.contains("You are not logged in"));
+    assert!(anonymous.body.contains("href=\"/login\""));
+    assert!(
+        anonymous.set_cookie.is_none(),
+        "an anonymous visit stored a session"
+    );
+
+    let form = send(&app, TestRequest::get().uri("/login"), None).await;
+    assert!(form.body.contains("name=\"username\""));
+    assert!(form.body.contains("method=\"post\""));
+
+    // A pre-login session (planted or not) must not survive the login under its id.
+    let visit = send(&app, TestRequest::get().uri("/logout"), None).await;
+    assert_eq!(visit.status, StatusCode::SEE_OTHER);
+
+    let login = send(&app, post_login("%3Cb%3EZo%C3%AB%3C%2Fb%3E"), None).await;
+    assert_eq!(login.status, StatusCode::SEE_OTHER);
+    assert_eq!(login.location.as_deref(), Some("/"));
+    let cookie = login.cookie();
+
+    let home = send(&app, TestRequest::get().uri("/"), Some(&cookie)).await;
+    assert!(
+        home.body.contains("Logged in as &lt;b&gt;Zoë&lt;/b&gt;"),
+        "{}",
+        home.body
+    );
+    assert!(home.body.contains("href=\"/logout\""));
+
+    let relogin = send(&app, post_login("ada"), Some(&cookie)).await;
+    assert_ne!(relogin.cookie(), cookie, "login kept the old id");
+    let old = send(&app, TestRequest::get().uri("/"), Some(&cookie)).await;
+    assert!(
+        old.body.contains("You are not logged in"),
+        "old id survived login"
+    );
+    let cookie = relogin.cookie();
+
+    let logout = send(&app, TestRequest::get().uri("/logout"), Some(&cookie)).await;
+    assert_eq!(logout.status, StatusCode::SEE_OTHER);
+    assert!(logout.set_cookie.unwrap().contains("Max-Age=0"));
+    let after = send(&app, TestRequest::get().uri("/"), Some(&cookie)).await;
+    assert!(
+        after.body.contains("You are not logged in"),
+        "the old cookie still logs in"
+    );
+}
+
+#[actix_web::test]
+async fn login_refuses_an_empty_name() {
+    let (middleware, _dir) = middleware();
+    let app = test::init_service(App::new().wrap(middleware).configure(login::routes)).await;
+    let reply = send(&app, post_login("+++"), None).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert!(reply.set_cookie.is_none());
+}

@@ -1,0 +1,144 @@
+//! The stores to benchmark: the URL each server gets, the private Redis, and what to
+//! clean between runs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use super::LOAD_CPU;
+use crate::process::run;
+use crate::services::{self, Kind};
+
+/// A store to benchmark: the URLs for both servers and what to clean between runs.
+pub(crate) struct Target {
+    /// The store's name in the report.
+    pub(crate) label: String,
+    /// The store URL of the `bench` server.
+    pub(crate) library_url: String,
+    /// The store URL of `bench-baseline`: `memory://` where no by-hand baseline exists
+    /// for this store, which then compares with no session at all.
+    pub(super) baseline_url: String,
+    redis: Option<(String, Vec<services::Running>)>,
+    cleanup: Option<PathBuf>,
+}
+
+impl Target {
+    /// The target for a store name (`file`, `redis`, ...) or a store URL, with its
+    /// service started if it needs one; a SQLite database goes in `scratch`, the file
+    /// store's sessions in `file_dir`.
+    pub(crate) fn prepare(store: &str, scratch: &Path, file_dir: &Path) -> Result<Self, String> {
+        let simple = |label: &str, library_url: String, baseline_url: String| Self {
+            label: label.to_owned(),
+            library_url,
+            baseline_url,
+            redis: None,
+            cleanup: None,
+        };
+        let service = |kind: Kind| -> Result<String, String> {
+            let running = services::ensure_all(&[kind])?;
+            let url = running[0].url.clone();
+            // Left running for the bench; services found running are never stopped.
+            running.into_iter().for_each(services::Running::detach);
+            Ok(url)
+        };
+        Ok(match store {
+            "file" => {
+                let dir = file_dir.join("files");
+                let mut target = simple(
+                    &format!("file ({})", file_dir.display()),
+                    format!("file://{}", dir.join("library").display()),
+                    format!("file://{}", dir.join("baseline").display()),
+                );
+                target.cleanup = Some(dir);
+                target
+            }
+            "memory" => simple(
+                "memory (baseline: no session)",
+                "memory://".into(),
+                "memory://".into(),
+            ),
+            "redis" => {
+                // A private server: /new makes a million keys, and the counts of commands
+                // must be ours alone. On the load generator's CPU, as if on another host:
+                // the server's CPU then does the server's work only. Left to the scheduler,
+                // Redis lands on the server's CPU part of the time, and each run's ratio
+                // then depends on where it happened to land.
+                let running = services::start_private(Kind::Redis)?;
+                for pid in running.pids() {
+                    run(Command::new("taskset")
+                        .args(["-pc", LOAD_CPU, &pid.to_string()])
+                        .stdout(Stdio::null()))?;
+                }
+                let url = running.url.clone();
+                Self {
+                    label: "redis".to_owned(),
+                    library_url: url.clone(),
+                    baseline_url: url.clone(),
+                    redis: Some((url, vec![running])),
+                    cleanup: None,
+                }
+            }
+            "redis-cluster" => simple(
+                "redis cluster (baseline: no session)",
+                service(Kind::RedisCluster)?,
+                "memory://".into(),
+            ),
+            "memcached" => simple(
+                "memcached (baseline: no session)",
+                service(Kind::Memcached)?,
+                "memory://".into(),
+            ),
+            "mongodb" => simple(
+                "mongodb (baseline: no session)",
+                service(Kind::Mongodb)?,
+                "memory://".into(),
+            ),
+            "postgres" => simple(
+                "postgres (baseline: no session)",
+                service(Kind::Postgres)?,
+                "memory://".into(),
+            ),
+            "mysql" => simple(
+                "mysql (baseline: no session)",
+                service(Kind::Mysql)?,
+                "memory://".into(),
+            ),
+            "sqlite" => simple(
+                "sqlite (baseline: no session)",
+                format!("sqlite://{}?mode=rwc", scratch.join("bench.db").display()),
+                "memory://".into(),
+            ),
+            url if url.contains("://") => simple(url, url.to_owned(), "memory://".into()),
+            other => return Err(format!("unknown store `{other}`")),
+        })
+    }
+
+    /// Empties the store between runs, so no run pays for the sessions of the last.
+    pub(super) fn reset(&self) {
+        if let Some((url, _)) = &self.redis {
+            let port = url.rsplit(':').next().unwrap_or_default();
+            let _ = Command::new("redis-cli")
+                .args(["-p", port, "FLUSHALL"])
+                .stdout(Stdio::null())
+                .status();
+        }
+        if let Some(dir) = &self.cleanup {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+
+    /// Commands clients have sent the private Redis, without those that `RedisStore`'s
+    /// script called (see `session_testkit::redis::client_commands`).
+    pub(super) fn redis_commands(&self) -> Option<u64> {
+        let (url, _) = self.redis.as_ref()?;
+        let port = url.rsplit(':').next()?.parse().ok()?;
+        session_testkit::redis::client_commands(port).ok()
+    }
+
+    /// Empties the store and stops the private Redis, if this target started one.
+    pub(crate) fn finish(self) {
+        self.reset();
+        if let Some((_, running)) = self.redis {
+            services::stop_started(running);
+        }
+    }
+}
