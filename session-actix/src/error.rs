@@ -8,8 +8,9 @@ use actix_web::{HttpResponse, ResponseError};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SessionError {
-    /// The store failed, or other requests kept the session too busy to write back;
-    /// answered with the middleware's error status (503 by default).
+    /// The store failed, other requests kept the session too busy to write back, or
+    /// another deployment stored it in a format this one cannot merge into; answered with
+    /// the middleware's error status (503 by default).
     #[error("session store unavailable")]
     Unavailable {
         /// The status the middleware was configured with.
@@ -103,9 +104,7 @@ mod tests {
             status(Error::Codec(codec())),
             StatusCode::INTERNAL_SERVER_ERROR
         );
-        assert_eq!(
-            status(Error::Unmergeable(codec())),
-            StatusCode::INTERNAL_SERVER_ERROR
-        );
+        // Another deployment's record: undecodable data is never a 500.
+        assert_eq!(status(Error::Unmergeable(codec())), unavailable);
     }
 }

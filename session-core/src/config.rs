@@ -377,6 +377,7 @@ impl ConfigBuilder {
         if cookie.partitioned && !cookie.secure {
             return Err(ConfigError::PartitionedNeedsSecure);
         }
+        cookie.prepare();
         Ok(config)
     }
 }

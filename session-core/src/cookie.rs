@@ -1,7 +1,11 @@
-//! The session cookie's attributes, and reading and writing its headers with the
-//! `cookie` crate.
+//! The session cookie's attributes, and reading and writing its headers.
+//!
+//! The attributes, which are the same on every response, and the removal are rendered
+//! once by the `cookie` crate; the `Cookie` header is scanned by hand, because a request
+//! that only reads its session pays for the scan and the crate's parser costs more than
+//! `docs/performance.md` allows there.
 
-use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cookie::time::{Duration as CookieDuration, OffsetDateTime};
@@ -43,11 +47,16 @@ pub struct CookieSettings {
     pub(crate) http_only: bool,
     pub(crate) same_site: SameSite,
     pub(crate) partitioned: bool,
+    /// `; HttpOnly; SameSite=Lax; Path=/ ...`: every attribute but the lifetime, rendered
+    /// once by [`CookieSettings::prepare`] because it is the same on every response.
+    attributes: String,
+    /// The whole `Set-Cookie` that removes the cookie, rendered once too.
+    removal: String,
 }
 
 impl Default for CookieSettings {
     fn default() -> Self {
-        Self {
+        let mut settings = Self {
             name: DEFAULT_COOKIE_NAME.to_owned(),
             path: "/".to_owned(),
             domain: None,
@@ -55,11 +64,39 @@ impl Default for CookieSettings {
             http_only: true,
             same_site: SameSite::Lax,
             partitioned: false,
-        }
+            attributes: String::new(),
+            removal: String::new(),
+        };
+        settings.prepare();
+        settings
     }
 }
 
 impl CookieSettings {
+    /// Renders the fixed attributes and the removal with the `cookie` crate; called
+    /// whenever the settings change.
+    pub(crate) fn prepare(&mut self) {
+        let mut template = Cookie::build((self.name.as_str(), ""))
+            .path(self.path.as_str())
+            .secure(self.secure)
+            .http_only(self.http_only)
+            .same_site(self.same_site.into())
+            .partitioned(self.partitioned)
+            .build();
+        if let Some(domain) = &self.domain {
+            template.set_domain(domain.as_str());
+        }
+        // `name=` comes first, then every attribute, each after a `; `.
+        let rendered = template.to_string();
+        self.attributes = rendered
+            .get(self.name.len() + 1..)
+            .unwrap_or_default()
+            .to_owned();
+        template.set_max_age(CookieDuration::ZERO);
+        template.set_expires(OffsetDateTime::UNIX_EPOCH);
+        self.removal = template.to_string();
+    }
+
     /// The cookie's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -69,18 +106,13 @@ impl CookieSettings {
     ///
     /// With `max_age`, the cookie carries `Max-Age` and `Expires` (a permanent session);
     /// without, it lasts until the browser closes.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use session_core::CookieSettings;
-    ///
-    /// let settings = CookieSettings::default();
-    /// let header = settings.set_cookie("id.signature", Some(Duration::from_secs(60)));
-    /// assert!(header.starts_with("session=id.signature; "));
-    /// assert!(header.contains("; Max-Age=60"));
-    /// ```
     pub fn set_cookie(&self, value: &str, max_age: Option<Duration>) -> String {
-        let mut cookie = self.cookie(value);
+        let mut header =
+            String::with_capacity(self.name.len() + value.len() + self.attributes.len() + 64);
+        header.push_str(&self.name);
+        header.push('=');
+        header.push_str(value);
+        header.push_str(&self.attributes);
         if let Some(max_age) = max_age {
             // HTTP dates end with the year 9999, and a time that far out is as good as never
             // for a browser; the configuration keeps lifetimes well short of it anyway.
@@ -88,97 +120,78 @@ impl CookieSettings {
             let expires = SystemTime::now()
                 .checked_add(max_age)
                 .map_or(last, |expires| expires.min(last));
-            let seconds = i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX);
-            cookie.set_max_age(CookieDuration::seconds(seconds));
-            cookie.set_expires(OffsetDateTime::from(expires));
+            // Writing to a String cannot fail.
+            let _ = write!(
+                header,
+                "; Max-Age={}; Expires={}",
+                max_age.as_secs(),
+                httpdate::fmt_http_date(expires)
+            );
         }
-        cookie.to_string()
+        header
     }
 
     /// The `Set-Cookie` header value that removes the cookie: the same Path, Domain,
     /// Secure, SameSite and Partitioned as when it was set, an empty value, `Max-Age=0` and
     /// an `Expires` in the past, so every browser drops it.
-    ///
-    /// ```
-    /// use session_core::CookieSettings;
-    ///
-    /// let removal = CookieSettings::default().removal();
-    /// assert!(removal.starts_with("session=; "));
-    /// assert!(removal.contains("Max-Age=0"));
-    /// ```
     pub fn removal(&self) -> String {
-        let mut cookie = self.cookie("");
-        cookie.set_max_age(CookieDuration::ZERO);
-        cookie.set_expires(OffsetDateTime::UNIX_EPOCH);
-        cookie.to_string()
+        self.removal.clone()
     }
 
-    /// The cookie with `value` and every attribute but its lifetime.
-    fn cookie<'c>(&'c self, value: &'c str) -> Cookie<'c> {
-        let mut cookie = Cookie::build((self.name.as_str(), value))
-            .path(self.path.as_str())
-            .secure(self.secure)
-            .http_only(self.http_only)
-            .same_site(self.same_site.into())
-            .partitioned(self.partitioned)
-            .build();
-        if let Some(domain) = &self.domain {
-            cookie.set_domain(domain.as_str());
-        }
-        cookie
-    }
-
-    /// Calls `check` on the value of each cookie named like the session cookie in a
-    /// `Cookie` header, in order, and returns its first answer that is not `None`. There
-    /// can be several such cookies (one per matching Path or Domain); the caller takes the
+    /// The values of every cookie named like the session cookie in a `Cookie` header, in
+    /// order. There can be several (one per matching Path or Domain); the caller takes the
     /// first that verifies.
     ///
-    /// The header is taken as bytes: a header may carry bytes that are not UTF-8 in other
-    /// cookies (set by another application on the same site), and those must not hide the
-    /// session cookie. Such bytes become U+FFFD, which no valid session cookie contains.
+    /// The header is scanned as bytes: a header may carry bytes that are not UTF-8 in
+    /// other cookies (set by another application on the same site), and those must not hide
+    /// the session cookie. Only the value returned has to be checked, which verification
+    /// does byte by byte.
     ///
     /// ```
     /// use session_core::CookieSettings;
     ///
     /// let settings = CookieSettings::default();
-    /// let found = settings.find_value(b"theme=\xff; session=abc", |value| {
-    ///     (value == "abc").then_some(value.len())
-    /// });
-    /// assert_eq!(found, Some(3));
+    /// let values: Vec<&[u8]> = settings.values_in(b"theme=\xff; session=abc").collect();
+    /// assert_eq!(values, [b"abc".as_slice()]);
     /// ```
-    pub fn find_value<T>(
-        &self,
-        header: &[u8],
-        mut check: impl FnMut(&str) -> Option<T>,
-    ) -> Option<T> {
-        let text = String::from_utf8_lossy(header);
-        let text: &str = match &text {
-            Cow::Borrowed(text) => text,
-            Cow::Owned(text) => text,
-        };
-        Cookie::split_parse(text)
-            .filter_map(Result::ok)
-            .filter(|cookie| cookie.name() == self.name)
-            .find_map(|cookie| check(cookie.value_trimmed()))
+    pub fn values_in<'h>(&'h self, header: &'h [u8]) -> impl Iterator<Item = &'h [u8]> + 'h {
+        header.split(|&byte| byte == b';').filter_map(move |pair| {
+            let equals = pair.iter().position(|&byte| byte == b'=')?;
+            let (name, value) = (&pair[..equals], &pair[equals + 1..]);
+            (name.trim_ascii() == self.name.as_bytes()).then(|| trim_quotes(value.trim_ascii()))
+        })
     }
 }
 
 /// The last second an HTTP date can express, 9999-12-31 23:59:59 UTC, after the epoch.
 const LAST_HTTP_DATE: Duration = Duration::from_secs(253_402_300_799);
 
+/// `value` without the double quotes a cookie value may be wrapped in.
+fn trim_quotes(mut value: &[u8]) -> &[u8] {
+    while let [b'"', rest @ ..] = value {
+        value = rest;
+    }
+    while let [rest @ .., b'"'] = value {
+        value = rest;
+    }
+    value
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn settings() -> CookieSettings {
-        CookieSettings {
+        let mut settings = CookieSettings {
             domain: Some("example.com".into()),
             path: "/app".into(),
             secure: true,
             partitioned: true,
             same_site: SameSite::Strict,
             ..CookieSettings::default()
-        }
+        };
+        settings.prepare();
+        settings
     }
 
     fn attributes(header: &str) -> Vec<String> {
@@ -195,8 +208,7 @@ mod tests {
     #[test]
     fn defaults_are_http_only_lax_root_path() {
         let header = CookieSettings::default().set_cookie("v", None);
-        assert!(header.starts_with("session=v; "), "{header}");
-        assert_eq!(attributes(&header), ["HttpOnly", "Path=/", "SameSite=Lax"]);
+        assert_eq!(header, "session=v; HttpOnly; SameSite=Lax; Path=/");
     }
 
     #[test]
@@ -212,8 +224,7 @@ mod tests {
         let set = settings.set_cookie("v", Some(Duration::from_secs(60)));
         let removal = settings.removal();
         assert!(removal.starts_with("session=; "), "{removal}");
-        assert!(set.contains("; Max-Age=60"), "{set}");
-        assert!(set.contains("; Expires="), "{set}");
+        assert!(set.contains("; Max-Age=60; Expires="), "{set}");
         assert!(removal.contains("Max-Age=0"), "{removal}");
         assert!(
             removal.contains("Expires=Thu, 01 Jan 1970 00:00:00 GMT"),
@@ -235,36 +246,31 @@ mod tests {
         }
     }
 
-    fn values(settings: &CookieSettings, header: &[u8]) -> Vec<String> {
-        let mut values = Vec::new();
-        settings.find_value(header, |value| {
-            values.push(value.to_owned());
-            None::<()>
-        });
-        values
+    fn values<'h>(settings: &'h CookieSettings, header: &'h [u8]) -> Vec<&'h [u8]> {
+        settings.values_in(header).collect()
     }
 
     #[test]
     fn values_in_finds_every_match() {
         let settings = CookieSettings::default();
         let header = b"a=1; session=first;other=2;  session = second ; sessionx=3";
-        assert_eq!(values(&settings, header), ["first", "second"]);
-        assert_eq!(values(&settings, br#"session="quoted""#), ["quoted"]);
-        assert_eq!(values(&settings, b"session=a=b"), ["a=b"]);
-        assert_eq!(values(&settings, b"").len(), 0);
-        assert_eq!(values(&settings, b"garbage;;=;session").len(), 0);
-        assert_eq!(values(&settings, b"Session=x; SESSION=y").len(), 0);
+        assert_eq!(values(&settings, header), [b"first".as_slice(), b"second"]);
+        assert_eq!(values(&settings, br#"session="quoted""#), [b"quoted"]);
+        assert_eq!(values(&settings, b"session=a=b"), [b"a=b"]);
+        assert_eq!(settings.values_in(b"").count(), 0);
+        assert_eq!(settings.values_in(b"garbage;;=;session").count(), 0);
+        assert_eq!(settings.values_in(b"Session=x; SESSION=y").count(), 0);
     }
 
     #[test]
     fn bytes_that_are_not_utf8_in_other_cookies_do_not_hide_the_session_cookie() {
         let settings = CookieSettings::default();
-        assert_eq!(values(&settings, b"a=\xff; session=v"), ["v"]);
-        assert_eq!(values(&settings, b"session=v;b=\xc3\x28"), ["v"]);
-        assert_eq!(values(&settings, b"\xfe\xff=\x80; session=v; \xff"), ["v"]);
-        // The session cookie's own bad bytes come through as U+FFFD, for verification to
-        // refuse.
-        assert_eq!(values(&settings, b"session=\xff"), ["\u{fffd}"]);
+        assert_eq!(values(&settings, b"a=\xff; session=v"), [b"v"]);
+        assert_eq!(values(&settings, b"session=v;b=\xc3\x28"), [b"v"]);
+        assert_eq!(values(&settings, b"\xfe\xff=\x80; session=v; \xff"), [b"v"]);
+        // The session cookie's own bad bytes are returned as they are, for verification
+        // to refuse.
+        assert_eq!(values(&settings, b"session=\xff"), [b"\xff"]);
     }
 
     #[test]
@@ -276,10 +282,11 @@ mod tests {
             Duration::MAX,
         ] {
             let header = settings.set_cookie("v", Some(max_age));
-            let seconds = max_age.as_secs().min(i64::MAX as u64);
-            assert!(header.contains(&format!("; Max-Age={seconds}")), "{header}");
             assert!(
-                header.contains("; Expires=Fri, 31 Dec 9999 23:59:59 GMT"),
+                header.ends_with(&format!(
+                    "; Max-Age={}; Expires=Fri, 31 Dec 9999 23:59:59 GMT",
+                    max_age.as_secs()
+                )),
                 "{header}"
             );
         }

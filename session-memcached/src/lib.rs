@@ -17,7 +17,7 @@
 //! ```
 //!
 //! # Setting it up
-//! Every store of this project is set up the same way: [`MemcachedStore::connect`] with a
+//! Every store that takes a URL is set up the same way: [`MemcachedStore::connect`] with a
 //! URL and the default settings, or a builder, finished by
 //! [`connect`](MemcachedStoreBuilder::connect), that starts from a URL
 //! ([`MemcachedStore::builder`]) or from an async meta-protocol client of the `memcache`

@@ -126,6 +126,43 @@ async fn a_write_conditional_on_revision_zero_writes_nothing() {
     assert!(store.load(&absent).await.unwrap().is_none());
 }
 
+/// An item written by another client (a plain `set`, or `ms` without a revision) is a
+/// record like any other: it loads at its CAS, a write at revision 0 does not overwrite it,
+/// and a write at the loaded revision does.
+#[tokio::test]
+async fn an_item_written_by_another_client_loads_at_its_cas() {
+    let server = MemcachedServer::start().unwrap();
+    let (store, address) = (store_on(&server).await, server.address());
+    for command in [
+        "ms {key} 3 ME T3600\r\nold\r\n",
+        "set {key} 0 3600 3\r\nold\r\n",
+    ] {
+        let key = key();
+        let answer = raw(&address, command.replace("{key}", key.as_str()).as_bytes());
+        assert!(answer == "HD" || answer == "STORED", "{answer}");
+        let loaded = store.load(&key).await.unwrap().unwrap();
+        assert_eq!(loaded.value(), b"old");
+        assert_ne!(loaded.revision(), Revision::new(0));
+        assert_eq!(loaded.revision().get(), cas(&address, &key));
+        let answer = store
+            .update(&key, b"blind", hours(1), Revision::new(0))
+            .await;
+        assert!(
+            matches!(answer, Err(StoreError::Conflict { .. })),
+            "{answer:?}"
+        );
+        let updated = store
+            .update(&key, b"new", hours(1), loaded.revision())
+            .await
+            .unwrap();
+        let reloaded = store.load(&key).await.unwrap().unwrap();
+        assert_eq!(
+            (reloaded.value(), reloaded.revision()),
+            (&b"new"[..], updated)
+        );
+    }
+}
+
 /// `memcached -C` gives every item CAS 0: revisions would all be 0 and nothing could be
 /// compared, so the store says so instead of reporting one.
 #[tokio::test]

@@ -16,7 +16,7 @@
 //! ```
 //!
 //! # Setting it up
-//! Every store of this project is set up the same way: [`MongoStore::connect`] with a URL
+//! Every store that takes a URL is set up the same way: [`MongoStore::connect`] with a URL
 //! and the default settings, or a builder, finished by
 //! [`connect`](MongoStoreBuilder::connect), that starts from a URL
 //! ([`MongoStore::builder`]) or from a client the application already has

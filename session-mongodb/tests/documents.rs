@@ -151,7 +151,12 @@ async fn revisions_count_writes_and_a_stale_write_changes_nothing() {
     assert_eq!(first, Revision::FIRST);
     let second = store.update(&key, b"v2", hour, first).await.unwrap();
     assert_eq!(second, Revision::new(2));
-    assert_eq!(stored(&store, &key).await.get("rev"), Some(&Bson::Int64(2)));
+    let updated = stored(&store, &key).await;
+    assert_eq!(updated.get("rev"), Some(&Bson::Int64(2)));
+    assert!(
+        updated.get_datetime("created_at").is_ok(),
+        "update dropped created_at"
+    );
 
     // A stale update reports the current document (one extra read, on this path only)
     // and leaves data, expiry and rev as they were.

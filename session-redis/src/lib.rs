@@ -17,7 +17,7 @@
 //! ```
 //!
 //! # Setting it up
-//! Every store of this project is set up the same way: [`RedisStore::connect`] with a URL
+//! Every store that takes a URL is set up the same way: [`RedisStore::connect`] with a URL
 //! and the default settings, or a builder, finished by
 //! [`connect`](RedisStoreBuilder::connect), that starts from a URL
 //! ([`RedisStore::builder`]) or from a client the application already has

@@ -19,7 +19,7 @@
 //! ```
 //!
 //! # Setting it up
-//! Every store of this project is set up the same way: [`SqlStore::connect`] with a URL
+//! Every store that takes a URL is set up the same way: [`SqlStore::connect`] with a URL
 //! and the default settings, or a builder, finished by
 //! [`connect`](SqlStoreBuilder::connect), that starts from a URL ([`SqlStore::builder`])
 //! or from a sqlx pool the application already has ([`SqlStore::from_pool`]: a

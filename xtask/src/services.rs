@@ -1,4 +1,4 @@
-//! The servers backend tests talk to, made available as DESIGN.md says: reuse one that
+//! The servers backend tests talk to, made available as docs/design.md says: reuse one that
 //! already listens (at the URL in the backend's environment variable, or the standard
 //! local address), else start one from installed binaries on a free loopback port in a
 //! scratch directory, else install it from Debian's packages, else fail naming what is

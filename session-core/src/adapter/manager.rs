@@ -79,9 +79,10 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whether the store is at fault (it failed, or other requests kept it too busy to
-    /// write back), which calls for a "try again later" answer such as 503; otherwise
-    /// the failure is this process's own (encoding, randomness), a 500.
+    /// Whether the request can succeed later (the store failed, other requests kept the
+    /// session too busy to write back, or another deployment stored it in a format this
+    /// one cannot merge into), which calls for a "try again later" answer such as 503;
+    /// otherwise the failure is this process's own (encoding, randomness), a 500.
     ///
     /// ```
     /// use session_core::adapter::Error;
@@ -92,8 +93,8 @@ impl Error {
     /// ```
     pub fn is_unavailable(&self) -> bool {
         match self {
-            Self::Store(_) | Self::Contended { .. } => true,
-            Self::Codec(_) | Self::Random(_) | Self::Unmergeable(_) => false,
+            Self::Store(_) | Self::Contended { .. } | Self::Unmergeable(_) => true,
+            Self::Codec(_) | Self::Random(_) => false,
         }
     }
 }
@@ -240,15 +241,14 @@ impl SessionManager {
         cookie_headers: impl IntoIterator<Item = H>,
     ) -> RequestCookie {
         let cookie = self.config.cookie();
-        let length = self.config.id_length;
         let mut seen = false;
         for header in cookie_headers {
-            let verified = cookie.find_value(header.as_ref(), |value| {
+            for value in cookie.values_in(header.as_ref()) {
                 seen = true;
-                self.config.keyring.verify(cookie.name(), value, length)
-            });
-            if let Some(verified) = verified {
-                return RequestCookie::Valid(verified);
+                let length = self.config.id_length;
+                if let Some(verified) = self.config.keyring.verify(cookie.name(), value, length) {
+                    return RequestCookie::Valid(verified);
+                }
             }
         }
         if seen {
@@ -313,21 +313,22 @@ impl SessionManager {
     pub async fn save(&self, mut state: SessionState) -> Result<CookieUpdate, Error> {
         let now = SystemTime::now();
         let plan = plan::decide(&state, &self.config, self.store.touches_on_load(), now);
-        let origin = match plan {
-            Plan::Nothing => return Ok(CookieUpdate::Keep),
-            Plan::Create => return Box::pin(self.create(state, now)).await,
-            // Only a stored session is planned anything else.
-            _ => match state.origin.take() {
-                Some(origin) => origin,
-                None => return Ok(CookieUpdate::Keep),
-            },
+        let Some(origin) = state.origin.take() else {
+            // A session that is not stored yet can only be created, or left alone.
+            return match plan {
+                Plan::Create => Box::pin(self.create(state, now)).await,
+                _ => Ok(CookieUpdate::Keep),
+            };
         };
-        if let Plan::Refresh { touch, resend } = plan {
-            return self.refresh(&state, &origin, touch, resend, now).await;
-        }
-        let _turn = self.writes.turn(&self.key(&origin.id)).await;
         match plan {
+            Plan::Nothing => Ok(CookieUpdate::Keep),
+            Plan::Create => Box::pin(self.create(state, now)).await,
+            // Unmodified sessions never wait for the write queue.
+            Plan::Refresh { touch, resend } => {
+                self.refresh(&state, &origin, touch, resend, now).await
+            }
             Plan::End { then_create } => {
+                let _turn = self.writes.turn(&self.key(&origin.id)).await;
                 let ended = Box::pin(self.end(origin)).await?;
                 if then_create {
                     Box::pin(self.create(state, now)).await
@@ -337,11 +338,14 @@ impl SessionManager {
                     Ok(self.vanished())
                 }
             }
-            Plan::Regenerate => Box::pin(self.regenerate(state, origin, now)).await,
+            Plan::Regenerate => {
+                let _turn = self.writes.turn(&self.key(&origin.id)).await;
+                Box::pin(self.regenerate(state, origin, now)).await
+            }
             Plan::WriteBack { resend } => {
+                let _turn = self.writes.turn(&self.key(&origin.id)).await;
                 Box::pin(self.write_back(state, origin, resend, now)).await
             }
-            Plan::Nothing | Plan::Create | Plan::Refresh { .. } => Ok(CookieUpdate::Keep),
         }
     }
 

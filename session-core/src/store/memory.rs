@@ -55,6 +55,27 @@ impl MemoryStore {
         Self::default()
     }
 
+    /// Removes expired sessions every `interval` on the current tokio runtime, as the
+    /// stores without native expiry do; the task stops when the returned handle is dropped.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
+    ///
+    /// # Example
+    /// ```
+    /// use std::time::Duration;
+    /// use session_core::MemoryStore;
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let store = MemoryStore::new();
+    /// let cleanup = store.spawn_cleanup(Duration::from_secs(600));
+    /// cleanup.stop();
+    /// # });
+    /// ```
+    pub fn spawn_cleanup(&self, interval: std::time::Duration) -> crate::Cleanup {
+        crate::spawn_cleanup(self.clone(), interval)
+    }
+
     /// The number of live sessions.
     pub fn len(&self) -> usize {
         let now = SystemTime::now();

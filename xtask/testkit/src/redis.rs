@@ -70,7 +70,11 @@ impl RedisServer {
 pub fn client_commands(port: u16) -> io::Result<u64> {
     let calls = calls(port)?;
     let script_calls = 2 * calls.get("getrange").copied().unwrap_or(0);
-    Ok(calls.values().sum::<u64>().saturating_sub(script_calls))
+    calls
+        .values()
+        .sum::<u64>()
+        .checked_sub(script_calls)
+        .ok_or_else(|| io::Error::other("fewer commands than the script calls counted"))
 }
 
 /// The calls of each command the Redis on `port` has executed, by name (`get`, `evalsha`,
