@@ -65,7 +65,7 @@
 //!   starts at [`Revision::FIRST`].
 //! - File I/O runs on the calling thread: a session file is a few hundred bytes in the page
 //!   cache, and reading or writing it takes less time than handing the operation to
-//!   another thread would. On a slow or network filesystem, `.offload_io(true)` moves it to
+//!   another thread would. On a slow or network filesystem, `.io_thread(IoThread::BlockingPool)` moves it to
 //!   tokio's blocking pool instead.
 //! - `touch` rewrites the 8 expiry bytes in place, not the data nor the revision.
 //! - Files are created with mode 0600 (configurable) in a directory created with 0700; an
@@ -148,6 +148,17 @@ const BACKEND: &str = "file";
 /// Files are removed in batches of this many between re-reads of the directory listing.
 const DELETE_BATCH: usize = 1000;
 
+/// Which thread runs a [`FileStore`]'s file I/O; see [`FileStoreBuilder::io_thread`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IoThread {
+    /// The thread that calls the store: a session file in the page cache is read or
+    /// written faster than the I/O could be handed to another thread.
+    Caller,
+    /// tokio's blocking pool, for filesystems where a read or write can take long.
+    BlockingPool,
+}
+
 /// Sessions as files in a directory. Cloning is cheap and shares the directory's state.
 #[derive(Clone, Debug)]
 pub struct FileStore {
@@ -160,7 +171,7 @@ struct Inner {
     limit: Option<usize>,
     count: AtomicUsize,
     locks: Locks,
-    offload: bool,
+    io: IoThread,
 }
 
 /// Configures a [`FileStore`]: made by [`FileStore::builder`], finished by
@@ -171,7 +182,7 @@ pub struct FileStoreBuilder {
     dir: PathBuf,
     mode: u32,
     limit: Option<usize>,
-    offload: bool,
+    io: IoThread,
     exposed: ExposedDirectory,
 }
 
@@ -195,14 +206,22 @@ impl FileStoreBuilder {
         self
     }
 
-    /// Runs the file I/O on tokio's blocking pool instead of the calling thread. Worth it
-    /// only where a session file can take long to read or write (a network or a very slow
-    /// filesystem): elsewhere the hand-off costs more than the I/O.
+    /// Which thread does the file I/O: the one that calls the store, or tokio's blocking
+    /// pool. The pool is worth it only where a session file can take long to read or write
+    /// (a network or a very slow filesystem): elsewhere the hand-off costs more than the
+    /// I/O.
     ///
     /// # Default
-    /// Off.
-    pub fn offload_io(mut self, offload: bool) -> Self {
-        self.offload = offload;
+    /// [`IoThread::Caller`].
+    ///
+    /// # Example
+    /// ```
+    /// use session_fs::{FileStore, IoThread};
+    ///
+    /// let builder = FileStore::builder("/mnt/nfs/sessions").io_thread(IoThread::BlockingPool);
+    /// ```
+    pub fn io_thread(mut self, io: IoThread) -> Self {
+        self.io = io;
         self
     }
 
@@ -259,7 +278,7 @@ impl FileStoreBuilder {
                 limit: self.limit,
                 count: AtomicUsize::new(count),
                 locks,
-                offload: self.offload,
+                io: self.io,
             }),
         })
     }
@@ -280,7 +299,7 @@ impl FileStore {
             dir: dir.into(),
             mode: 0o600,
             limit: None,
-            offload: false,
+            io: IoThread::Caller,
             exposed: ExposedDirectory::Refuse,
         }
     }
@@ -318,7 +337,7 @@ impl FileStore {
     }
 
     /// Runs `work` on tokio's blocking pool, for a store opened with
-    /// [`FileStoreBuilder::offload_io`].
+    /// [`FileStoreBuilder::io_thread`].
     async fn offloaded<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -332,12 +351,12 @@ impl FileStore {
 }
 
 /// Runs the file I/O of one operation, `|inner| work`: on the calling thread with the
-/// borrowed arguments, or, with `offload_io`, on tokio's blocking pool with owned copies
+/// borrowed arguments, or, with [`IoThread::BlockingPool`], on tokio's blocking pool with owned copies
 /// of the arguments listed after `owning`. Only that second path pays for the copies.
 macro_rules! file_io {
     ($store:expr, |$inner:ident| $work:expr $(, owning $($arg:ident),+)?) => {{
         let store: &FileStore = $store;
-        if store.inner.offload {
+        if store.inner.io == IoThread::BlockingPool {
             $($(let $arg = $arg.to_owned();)+)?
             store
                 .offloaded(move |$inner| {

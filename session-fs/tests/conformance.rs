@@ -5,6 +5,7 @@
 mod common;
 
 use common::scratch_dir;
+use session_fs::IoThread;
 
 mod inline_io {
     use super::*;
@@ -19,7 +20,7 @@ mod offloaded_io {
 
     session_core::store_conformance_tests!(async {
         session_fs::FileStore::builder(scratch_dir("conformance"))
-            .offload_io(true)
+            .io_thread(session_fs::IoThread::BlockingPool)
             .open()
             .unwrap()
     });
@@ -27,9 +28,9 @@ mod offloaded_io {
 
 #[test]
 fn operation_futures_are_small() {
-    for offload_io in [false, true] {
+    for io in [IoThread::Caller, IoThread::BlockingPool] {
         let store = session_fs::FileStore::builder(scratch_dir("conformance"))
-            .offload_io(offload_io)
+            .io_thread(io)
             .open()
             .unwrap();
         session_testkit::assert_small_futures(&store);

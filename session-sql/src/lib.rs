@@ -126,6 +126,16 @@ struct Inner {
     timeout: Duration,
 }
 
+/// What [`SqlStoreBuilder::connect`] does about the sessions table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TableSetup {
+    /// Creates the table and its index if they are missing (`CREATE ... IF NOT EXISTS`).
+    CreateIfMissing,
+    /// Leaves the schema alone: the application's migrations create the table.
+    Existing,
+}
+
 /// Configures a [`SqlStore`]: made by [`SqlStore::builder`] from a URL or by
 /// [`SqlStore::from_pool`] from a pool, and finished by [`connect`](SqlStoreBuilder::connect).
 #[derive(Clone)]
@@ -134,7 +144,7 @@ pub struct SqlStoreBuilder {
     source: Source,
     table: String,
     schema: Option<String>,
-    create_table: bool,
+    table_setup: TableSetup,
     timeout: Duration,
 }
 
@@ -156,7 +166,7 @@ impl std::fmt::Debug for SqlStoreBuilder {
             .field("source", &source)
             .field("table", &self.table)
             .field("schema", &self.schema)
-            .field("create_table", &self.create_table)
+            .field("table_setup", &self.table_setup)
             .field("timeout", &self.timeout)
             .finish()
     }
@@ -181,13 +191,20 @@ impl SqlStoreBuilder {
         self
     }
 
-    /// Whether `connect` creates the table if it is missing. Turn it off when your
-    /// migrations create it from [`SqlStore::migration`].
+    /// Whether `connect` creates the table if it is missing, or expects it to exist
+    /// because your migrations create it from [`SqlStore::migration`].
     ///
     /// # Default
-    /// On.
-    pub fn create_table(mut self, create: bool) -> Self {
-        self.create_table = create;
+    /// [`TableSetup::CreateIfMissing`].
+    ///
+    /// # Example
+    /// ```
+    /// use session_sql::{SqlStore, TableSetup};
+    ///
+    /// let builder = SqlStore::builder("postgres://localhost/app").table_setup(TableSetup::Existing);
+    /// ```
+    pub fn table_setup(mut self, setup: TableSetup) -> Self {
+        self.table_setup = setup;
         self
     }
 
@@ -225,7 +242,7 @@ impl SqlStoreBuilder {
             }
         }
         let queries = dialect.queries(&self.table, self.schema.as_deref());
-        if self.create_table {
+        if self.table_setup == TableSetup::CreateIfMissing {
             tokio::time::timeout(self.timeout, pool.create_table(&queries))
                 .await
                 .map_err(|_| StoreError::unavailable(BACKEND, TimedOut(self.timeout)))??;
@@ -292,7 +309,7 @@ impl SqlStore {
             source,
             table: DEFAULT_TABLE.to_owned(),
             schema: None,
-            create_table: true,
+            table_setup: TableSetup::CreateIfMissing,
             timeout: Duration::from_secs(3),
         }
     }

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use common::{mysql_url, postgres_url, unique};
 use session_core::store::{Revision, Store, StoreError, StoreKey};
 use session_core::{IdLength, SessionId};
-use session_sql::{SqlPool, SqlStore};
+use session_sql::{SqlPool, SqlStore, TableSetup};
 
 /// The three databases, each with a fresh table (PostgreSQL: in a fresh schema), and the
 /// table's qualified name.
@@ -141,7 +141,7 @@ async fn the_migration_is_the_ddl_the_store_runs() {
     // The store then finds its table and uses it without creating anything.
     let store = SqlStore::from_pool(pool)
         .table("web_sessions")
-        .create_table(false)
+        .table_setup(TableSetup::Existing)
         .connect()
         .await
         .unwrap();
@@ -208,7 +208,7 @@ async fn the_migration_of_a_new_table_runs_twice_on_every_database() {
         run_sql(&pool, &sql).await;
         let mut builder = SqlStore::from_pool(pool.clone())
             .table(&table)
-            .create_table(false);
+            .table_setup(TableSetup::Existing);
         if let Some(schema) = schema {
             builder = builder.schema(schema);
         }

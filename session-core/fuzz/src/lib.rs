@@ -42,8 +42,8 @@ impl<'a> Input<'a> {
     }
 }
 
-/// Runs a future that never waits: a `FileStore` without `offload_io` does its I/O on the
-/// calling thread, so its futures are ready on the first poll. Polls on if one is not,
+/// Runs a future that never waits: a `FileStore` with `IoThread::Caller` does its I/O on
+/// the calling thread, so its futures are ready on the first poll. Polls on if one is not,
 /// rather than assume it.
 pub fn block_on<F: Future>(future: F) -> F::Output {
     let mut future = pin!(future);
