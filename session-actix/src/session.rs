@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 use session_core::adapter::{RequestCookie, SessionManager, SessionState};
+use session_core::SessionValue;
 
 use crate::error::SessionError;
 
@@ -184,6 +185,56 @@ impl Session {
                 })
             })
             .transpose()
+    }
+
+    /// The application's `T`, kept under [`SessionValue::KEY`], or `T::default()` when the
+    /// session has none; an error if the stored value is not a `T`.
+    ///
+    /// ```no_run
+    /// use serde::{Deserialize, Serialize};
+    /// use session_actix::{Session, SessionError, SessionValue};
+    ///
+    /// #[derive(Default, Serialize, Deserialize)]
+    /// struct Cart {
+    ///     items: Vec<String>,
+    /// }
+    ///
+    /// impl SessionValue for Cart {
+    ///     const KEY: &'static str = "cart";
+    /// }
+    ///
+    /// async fn show(session: Session) -> Result<String, SessionError> {
+    ///     Ok(session.value::<Cart>()?.items.join(", "))
+    /// }
+    ///
+    /// async fn add(session: Session) -> Result<String, SessionError> {
+    ///     let cart = session.update_value(|cart: &mut Cart| cart.items.push("book".into()))?;
+    ///     Ok(format!("{} items", cart.items.len()))
+    /// }
+    /// ```
+    pub fn value<T: SessionValue>(&self) -> Result<T, SessionError> {
+        Ok(self.read(SessionState::value::<T>)??)
+    }
+
+    /// Stores `value` under [`SessionValue::KEY`], as [`Session::insert`].
+    pub fn set_value<T: SessionValue>(&self, value: &T) -> Result<(), SessionError> {
+        Ok(self.write(|state| state.set_value(value))??)
+    }
+
+    /// Changes the application's `T` in place, starting from the default, and returns the
+    /// new value: like [`Session::update`], `f` runs again on the value a concurrent
+    /// request stored, so it should change its argument and do nothing else.
+    pub fn update_value<T, F>(&self, f: F) -> Result<T, SessionError>
+    where
+        T: SessionValue,
+        F: Fn(&mut T) + Send + Sync + 'static,
+    {
+        Ok(self.write(|state| state.update_value(f))??)
+    }
+
+    /// Removes the application's `T` and returns it, if the session had one.
+    pub fn take_value<T: SessionValue>(&self) -> Result<Option<T>, SessionError> {
+        Ok(self.write(SessionState::take_value::<T>)??)
     }
 
     /// Whether `key` has a value.

@@ -6,7 +6,8 @@
 //!
 //! - **Application authors**: this page. [`Config`] and its builder say how sessions
 //!   behave, the [`Keyring`] signs the cookie, the [`Codec`] picks how sessions are
-//!   stored, [`ValueError`] is what reading or writing a value can answer,
+//!   stored, [`SessionValue`] keeps a struct of the application's in the session,
+//!   [`ValueError`] is what reading or writing a value can answer,
 //!   [`MemoryStore`] serves tests, and [`spawn_cleanup`] removes expired sessions from
 //!   stores that do not expire them by themselves.
 //! - **Store authors**: the [`store`] module, with the [`Store`](store::Store) trait and
@@ -45,6 +46,7 @@ mod id;
 mod keyed;
 mod keyring;
 pub mod store;
+mod value;
 
 pub use crate::adapter::state::{RedactedSerdeError, ValueError};
 pub use crate::cleanup::{spawn_cleanup, Cleanup};
@@ -59,6 +61,7 @@ pub use crate::id::{
 };
 pub use crate::keyring::{Keyring, KeyringError, Verified, MIN_SECRET_BYTES};
 pub use crate::store::{MemoryStore, SharedStore};
+pub use crate::value::SessionValue;
 
 /// The code in this crate's README compiles and runs.
 #[cfg(doctest)]

@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::codec::{Data, Record};
 use crate::keyed::Keyed;
 use crate::store::Revision;
-use crate::SessionId;
+use crate::{SessionId, SessionValue};
 
 /// How a key differs from the record that was loaded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -328,6 +328,41 @@ impl SessionState {
             self.set(key.to_owned(), None, None);
         }
         old
+    }
+
+    /// The application's `T`, kept under [`SessionValue::KEY`], or `T::default()` when the
+    /// session has none; an error if the stored value is not a `T`.
+    pub fn value<T: SessionValue>(&self) -> Result<T, ValueError> {
+        Ok(self.get::<T>(T::KEY)?.unwrap_or_default())
+    }
+
+    /// Stores `value` under [`SessionValue::KEY`], as [`insert`](SessionState::insert).
+    pub fn set_value<T: SessionValue>(&mut self, value: &T) -> Result<(), ValueError> {
+        self.insert(T::KEY, value)
+    }
+
+    /// Changes the application's `T` in place, starting from the default when the session
+    /// has none, and returns the new value. As with [`update`](SessionState::update), `f`
+    /// runs again on the value another request stored meanwhile, so it should change its
+    /// argument and do nothing else.
+    pub fn update_value<T, F>(&mut self, f: F) -> Result<T, ValueError>
+    where
+        T: SessionValue,
+        F: Fn(&mut T) + Send + Sync + 'static,
+    {
+        self.update(T::KEY, move |current: Option<T>| {
+            let mut value = current.unwrap_or_default();
+            f(&mut value);
+            value
+        })
+    }
+
+    /// Removes the application's `T` and returns it, if the session had one; an error,
+    /// and nothing removed, if the stored value is not a `T`.
+    pub fn take_value<T: SessionValue>(&mut self) -> Result<Option<T>, ValueError> {
+        let value = self.get::<T>(T::KEY)?;
+        self.remove(T::KEY);
+        Ok(value)
     }
 
     /// Whether `key` has a value.
