@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 use session_core::adapter::{RequestCookie, SessionManager, SessionState};
-use session_core::SessionValue;
+use session_core::{FlashMessage, Level, SessionValue};
 
 use crate::error::SessionError;
 
@@ -235,6 +235,28 @@ impl Session {
     /// Removes the application's `T` and returns it, if the session had one.
     pub fn take_value<T: SessionValue>(&self) -> Result<Option<T>, SessionError> {
         Ok(self.write(SessionState::take_value::<T>)??)
+    }
+
+    /// Adds a flash message for the next request that reads them, typically the page a
+    /// form's POST redirects to.
+    ///
+    /// ```no_run
+    /// use actix_web::{http::header::LOCATION, HttpResponse};
+    /// use session_actix::{Level, Session, SessionError};
+    ///
+    /// async fn save_settings(session: Session) -> Result<HttpResponse, SessionError> {
+    ///     session.flash(Level::Success, "Settings saved")?;
+    ///     Ok(HttpResponse::SeeOther().insert_header((LOCATION, "/")).finish())
+    /// }
+    /// ```
+    pub fn flash(&self, level: Level, text: impl Into<String>) -> Result<(), SessionError> {
+        Ok(self.write(|state| state.flash(level, text))??)
+    }
+
+    /// The flash messages added since they were last taken, oldest first; each is shown
+    /// once. Escape their text before putting it in HTML.
+    pub fn take_flashes(&self) -> Result<Vec<FlashMessage>, SessionError> {
+        Ok(self.write(SessionState::take_flashes)??)
     }
 
     /// Whether `key` has a value.

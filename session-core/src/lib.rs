@@ -7,6 +7,7 @@
 //! - **Application authors**: this page. [`Config`] and its builder say how sessions
 //!   behave, the [`Keyring`] signs the cookie, the [`Codec`] picks how sessions are
 //!   stored, [`SessionValue`] keeps a struct of the application's in the session,
+//!   [`Level`] and [`FlashMessage`] are flash messages,
 //!   [`ValueError`] is what reading or writing a value can answer,
 //!   [`MemoryStore`] serves tests, and [`spawn_cleanup`] removes expired sessions from
 //!   stores that do not expire them by themselves.
@@ -42,6 +43,7 @@ mod cleanup;
 mod codec;
 mod config;
 mod cookie;
+mod flash;
 mod id;
 mod keyed;
 mod keyring;
@@ -56,6 +58,7 @@ pub use crate::config::{
     DEFAULT_REFRESH_THRESHOLD,
 };
 pub use crate::cookie::{CookieSettings, SameSite, DEFAULT_COOKIE_NAME};
+pub use crate::flash::{FlashMessage, Level};
 pub use crate::id::{
     IdLength, IdLengthError, RandomError, SessionId, DEFAULT_ID_BYTES, MAX_ID_BYTES, MIN_ID_BYTES,
 };

@@ -4,7 +4,7 @@
 use actix_web::http::header::{ContentType, LOCATION};
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
-use session_actix::{Session, SessionError};
+use session_actix::{Level, Session, SessionError};
 
 /// The session key that holds the logged-in user's name.
 pub const USERNAME: &str = "username";
@@ -33,13 +33,26 @@ fn see_other(location: &'static str) -> HttpResponse {
 }
 
 async fn index(session: Session) -> Result<HttpResponse, SessionError> {
-    Ok(html(match session.get::<String>(USERNAME)? {
+    // Shown once: the messages of the login or logout that redirected here.
+    let flashes: String = session
+        .take_flashes()?
+        .iter()
+        .map(|message| {
+            format!(
+                "<p class=\"flash {}\" role=\"status\">{}</p>",
+                message.level().as_str(),
+                escape(message.text())
+            )
+        })
+        .collect();
+    let page = match session.get::<String>(USERNAME)? {
         Some(name) => format!(
             "<p>Logged in as {}</p><p><a href=\"/logout\">Log out</a></p>",
             escape(&name)
         ),
         None => "<p>You are not logged in</p><p><a href=\"/login\">Log in</a></p>".to_owned(),
-    }))
+    };
+    Ok(html(flashes + &page))
 }
 
 async fn login_form() -> HttpResponse {
@@ -66,11 +79,14 @@ async fn login(session: Session, form: web::Form<LoginForm>) -> Result<HttpRespo
     // A new id on every login: an id planted before login is worthless after it.
     session.regenerate()?;
     session.insert(USERNAME, username)?;
+    session.flash(Level::Success, format!("Logged in as {username}"))?;
     Ok(see_other("/"))
 }
 
 async fn logout(session: Session) -> Result<HttpResponse, SessionError> {
     session.destroy()?;
+    // Held by a new session that ends once the message has been shown.
+    session.flash(Level::Info, "Logged out")?;
     Ok(see_other("/"))
 }
 

@@ -109,6 +109,17 @@ async fn login_flow_logs_in_shows_the_escaped_name_and_logs_out_for_good() {
         home.body
     );
     assert!(home.body.contains("href=\"/logout\""));
+    // The login's message, escaped, shown once.
+    assert!(
+        home.body.contains(
+            "<p class=\"flash success\" role=\"status\">Logged in as &lt;b&gt;Zoë&lt;/b&gt;</p>"
+        ),
+        "{}",
+        home.body
+    );
+    let reload = send(&app, TestRequest::get().uri("/"), Some(&cookie)).await;
+    assert!(!reload.body.contains("class=\"flash"), "{}", reload.body);
+    assert!(reload.body.contains("Logged in as &lt;b&gt;Zoë&lt;/b&gt;"));
 
     let relogin = send(&app, post_login("ada"), Some(&cookie)).await;
     assert_ne!(relogin.cookie(), cookie, "login kept the old id");
@@ -121,7 +132,21 @@ async fn login_flow_logs_in_shows_the_escaped_name_and_logs_out_for_good() {
 
     let logout = send(&app, TestRequest::get().uri("/logout"), Some(&cookie)).await;
     assert_eq!(logout.status, StatusCode::SEE_OTHER);
-    assert!(logout.set_cookie.unwrap().contains("Max-Age=0"));
+    // The logout's message lives in a new session: the old id is gone, and the new
+    // cookie shows "Logged out" once, then its session ends.
+    let farewell = logout.cookie();
+    assert_ne!(farewell, cookie, "logout kept the old id");
+    let shown = send(&app, TestRequest::get().uri("/"), Some(&farewell)).await;
+    assert!(shown
+        .body
+        .contains("class=\"flash info\" role=\"status\">Logged out</p>"));
+    assert!(shown.body.contains("You are not logged in"));
+    assert!(
+        shown.set_cookie.unwrap().contains("Max-Age=0"),
+        "the message's session outlived it"
+    );
+    let reload = send(&app, TestRequest::get().uri("/"), Some(&farewell)).await;
+    assert!(!reload.body.contains("Logged out"), "shown twice");
     let after = send(&app, TestRequest::get().uri("/"), Some(&cookie)).await;
     assert!(
         after.body.contains("You are not logged in"),

@@ -137,7 +137,9 @@ pub(crate) enum Ending {
 
 /// A closure of [`SessionState::update`], kept to be run again on the current value when
 /// another request wrote the session meanwhile.
-type Replay = Arc<dyn Fn(Option<&Value>) -> Result<Value, serde_json::Error> + Send + Sync>;
+///
+/// It answers the key's new value, or `None` to remove the key.
+type Replay = Arc<dyn Fn(Option<&Value>) -> Result<Option<Value>, serde_json::Error> + Send + Sync>;
 
 /// What this request did to one key.
 #[derive(Clone)]
@@ -315,9 +317,38 @@ impl SessionState {
         }
         let replay: Replay = Arc::new(move |current: Option<&Value>| {
             let current = current.map(T::deserialize).transpose()?;
-            serde_json::to_value(f(current))
+            serde_json::to_value(f(current)).map(Some)
         });
         self.set(key, Some(value), Some(replay));
+        Ok(new)
+    }
+
+    /// Like [`update`](SessionState::update), where `f` answering `None` removes the key:
+    /// a read-modify-write that can also empty a key, such as taking the messages read.
+    pub(crate) fn update_or_remove<T, F>(
+        &mut self,
+        key: impl Into<String>,
+        f: F,
+    ) -> Result<Option<T>, ValueError>
+    where
+        T: Serialize + DeserializeOwned,
+        F: Fn(Option<T>) -> Option<T> + Send + Sync + 'static,
+    {
+        let key = key.into();
+        let current = self.get::<T>(&key)?;
+        let new = f(current);
+        let value = match new.as_ref().map(serde_json::to_value).transpose() {
+            Ok(value) => value,
+            Err(source) => return Err(ValueError::Serialize { key, source }),
+        };
+        if value.as_ref().is_some_and(crate::codec::is_too_deep) {
+            return Err(ValueError::TooDeep { key });
+        }
+        let replay: Replay = Arc::new(move |current: Option<&Value>| {
+            let current = current.map(T::deserialize).transpose()?;
+            f(current).map(serde_json::to_value).transpose()
+        });
+        self.set(key, value, Some(replay));
         Ok(new)
     }
 
@@ -494,7 +525,9 @@ impl SessionState {
                     ours.cloned()
                 }
                 // A value of another shape than the closure expects: this request's wins.
-                How::Replay(replays) => replay(replays, data.get(key)).or_else(|| ours.cloned()),
+                How::Replay(replays) => {
+                    replay(replays, data.get(key)).unwrap_or_else(|_| ours.cloned())
+                }
             };
             match value {
                 Some(value) => data.insert(key.to_owned(), value),
@@ -556,19 +589,23 @@ impl SessionState {
     }
 }
 
-/// Runs `replays` in order from `current`; `None` if one of them cannot read the value.
-fn replay(replays: &[Replay], current: Option<&Value>) -> Option<Value> {
+/// A replay that could not read the value it was given, or made one too deep to store.
+struct ReplayFailed;
+
+/// Runs `replays` in order from `current`: the key's value after them, `None` if they
+/// removed it.
+fn replay(replays: &[Replay], current: Option<&Value>) -> Result<Option<Value>, ReplayFailed> {
     let mut value = current.cloned();
     for replay in replays {
         // A result that could not be read back fails the replay like one of the wrong
         // shape: this request's own value, checked when it was made, is written instead.
-        let next = replay(value.as_ref()).ok()?;
-        if crate::codec::is_too_deep(&next) {
-            return None;
+        let next = replay(value.as_ref()).map_err(|_| ReplayFailed)?;
+        if next.as_ref().is_some_and(crate::codec::is_too_deep) {
+            return Err(ReplayFailed);
         }
-        value = Some(next);
+        value = next;
     }
-    value
+    Ok(value)
 }
 
 #[cfg(test)]
