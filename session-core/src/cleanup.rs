@@ -25,7 +25,7 @@ impl Drop for Cleanup {
     }
 }
 
-/// Calls [`Store::delete_expired`] every `interval` on the current tokio runtime, logging
+/// Calls [`Store::delete_expired`](crate::store::Store::delete_expired) every `interval` on the current tokio runtime, logging
 /// what it removed and any failure (a failure does not stop the task).
 ///
 /// ```

@@ -149,8 +149,8 @@ impl Codec {
     /// and the MessagePack decoder allows deeper nesting than the JSON one. A scalar has
     /// depth 0, `[1]` depth 1, `{"a": [1]}` depth 2.
     ///
-    /// [`SessionState::insert`]: crate::SessionState::insert
-    /// [`SessionState::update`]: crate::SessionState::update
+    /// [`SessionState::insert`]: crate::adapter::SessionState::insert
+    /// [`SessionState::update`]: crate::adapter::SessionState::update
     pub const MAX_VALUE_DEPTH: usize = 125;
 
     /// Encodes a record.

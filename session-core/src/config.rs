@@ -96,7 +96,7 @@ pub enum ConfigError {
     KeyPrefixTooLong(usize),
 }
 
-/// Everything a [`SessionManager`](crate::SessionManager) needs besides the store.
+/// Everything a [`SessionManager`](crate::adapter::SessionManager) needs besides the store.
 ///
 /// | Flask-Session | here | default |
 /// |---|---|---|

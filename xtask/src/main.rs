@@ -23,7 +23,7 @@ mod test;
 use std::process::ExitCode;
 
 const USAGE: &str = "usage:
-  cargo xtask test [BACKEND...]                     fmt, clippy, and tests (all backends by default)
+  cargo xtask test [BACKEND...]                     fmt, clippy, docs, packages, tests (all backends by default)
   cargo xtask services up|down|status [SERVICE...]  start, stop or show the test services
   cargo xtask bench [--store NAME|URL]... [--all] [--rounds N] [--seconds S] [--no-criterion] [--file-dir DIR]
                                                     HTTP benchmarks against a by-hand baseline

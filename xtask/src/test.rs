@@ -80,6 +80,17 @@ fn select(names: &[String]) -> Result<Vec<&'static Part>, String> {
 /// for longer.
 const FUZZ_SECONDS: &str = "10";
 
+/// The crates published to crates.io, which `cargo package` must accept.
+const PUBLISHED: &[&str] = &[
+    "session-core",
+    "session-fs",
+    "session-actix",
+    "session-redis",
+    "session-memcached",
+    "session-mongodb",
+    "session-sql",
+];
+
 pub(crate) fn command(args: &[String]) -> Result<(), String> {
     let everything = args.is_empty();
     // `fuzz` is a part of its own: the fuzz crate is outside the workspace.
@@ -99,6 +110,18 @@ pub(crate) fn command(args: &[String]) -> Result<(), String> {
         "-D",
         "warnings",
     ]))?;
+    // Every public item's docs build, and every intra-doc link resolves.
+    run(Command::new("cargo")
+        .args(["doc", "--no-deps", "--workspace", "--locked"])
+        .env("RUSTDOCFLAGS", "-D warnings"))?;
+    // Each published crate packages and builds from its package alone: no file it needs
+    // is left out, no path dependency lacks a version.
+    let mut package = Command::new("cargo");
+    package.args(["package", "--locked", "--allow-dirty"]);
+    for crate_name in PUBLISHED {
+        package.args(["-p", crate_name]);
+    }
+    run(&mut package)?;
 
     let mut needed: Vec<Kind> = parts
         .iter()

@@ -6,7 +6,7 @@ use super::Loaded;
 
 type Source = Box<dyn StdError + Send + Sync + 'static>;
 
-/// An error from a [`Store`](crate::Store) operation.
+/// An error from a [`Store`](crate::store::Store) operation.
 ///
 /// The first three variants are answers of the contract, not failures: the manager reacts
 /// to them (a new id on `DuplicateId`, a dropped write on `UnknownId`, a merge on
@@ -33,7 +33,7 @@ pub enum StoreError {
     /// The store could not be reached or did not answer in time.
     #[error("{backend} session store is unavailable")]
     Unavailable {
-        /// Which backend, as in [`Store::backend`](crate::Store::backend).
+        /// Which backend, as in [`Store::backend`](crate::store::Store::backend).
         backend: &'static str,
         /// What the client library or the operating system said.
         #[source]
