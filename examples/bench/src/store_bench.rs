@@ -185,7 +185,7 @@ impl RawSql {
                 .collect()
         };
         let t = SQL_TABLE;
-        let columns = "(id, data, expires_at, created_at) VALUES (?, ?, ?, ?)";
+        let columns = "(id, data, expires_at, created_at, revision) VALUES (?, ?, ?, ?, ?)";
         let insert = match pool.dialect() {
             session_sql::Dialect::Postgres => {
                 format!("INSERT INTO {t} {columns} ON CONFLICT (id) DO NOTHING")
@@ -389,6 +389,7 @@ impl Raw {
                         .bind(RECORD)
                         .bind(at)
                         .bind(now)
+                        .bind(1_i64)
                         .execute(pool)
                         .await
                         .map(|r| r.rows_affected()))

@@ -19,7 +19,7 @@ impl Report {
     pub(super) fn new() -> Self {
         Self {
             routes: String::from(
-                "| store | route | baseline req/s | req/s | ratio | rounds' ratios | p50 | p99 | errors | commands/request | CPU µs/request (baseline → library) |\n\
+                "| store | route | baseline req/s | req/s | ratio | rounds' ratios | p50 | p99 | errors (baseline → library) | commands/request | CPU µs/request (baseline → library) |\n\
                  |---|---|---|---|---|---|---|---|---|---|---|\n",
             ),
             stores: String::from(
@@ -37,9 +37,9 @@ impl Report {
                 .map_or("".to_owned(), |c| format!("{c:.2}"));
             let _ = writeln!(
                 self.routes,
-                "| {label} | {} | {:.0} | {:.0} | {:.2} | {:.2}-{:.2} | {:.0} µs | {:.0} µs | {} | {commands} | {:.1} → {:.1} |",
-                result.route, baseline.rps, library.rps, ratios.median, ratios.low, ratios.high, library.p50_us, library.p99_us, library.errors,
-                baseline.cpu_us, library.cpu_us
+                "| {label} | {} | {:.0} | {:.0} | {:.2} | {:.2}-{:.2} | {:.0} µs | {:.0} µs | {} → {} | {commands} | {:.1} → {:.1} |",
+                result.route, baseline.rps, library.rps, ratios.median, ratios.low, ratios.high, library.p50_us, library.p99_us,
+                baseline.errors, library.errors, baseline.cpu_us, library.cpu_us
             );
         }
     }

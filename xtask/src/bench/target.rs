@@ -14,11 +14,32 @@ pub(crate) struct Target {
     pub(crate) label: String,
     /// The store URL of the `bench` server.
     pub(crate) library_url: String,
-    /// The store URL of `bench-baseline`: `memory://` where no by-hand baseline exists
-    /// for this store, which then compares with no session at all.
+    /// The store URL of `bench-baseline`: the library's own for a store with a by-hand
+    /// baseline, which keeps its sessions apart (see `bench::baseline`); `memory://`
+    /// otherwise, which then compares with no session at all.
     pub(super) baseline_url: String,
     redis: Option<(String, Vec<services::Running>)>,
     cleanup: Option<PathBuf>,
+}
+
+/// Whether `bench-baseline` has a by-hand baseline for the store at `url` that can share
+/// the store with the library: a server, or an SQLite file, where it keeps its sessions
+/// under keys, or in a table or collection, of its own. Not for files, whose directory the
+/// file store would have to share, nor for TLS or SQLite in memory.
+fn has_baseline(url: &str) -> bool {
+    let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
+    matches!(
+        scheme,
+        "redis"
+            | "redis+cluster"
+            | "memcache"
+            | "mongodb"
+            | "postgres"
+            | "postgresql"
+            | "mysql"
+            | "mariadb"
+            | "sqlite"
+    )
 }
 
 impl Target {
@@ -33,6 +54,8 @@ impl Target {
             redis: None,
             cleanup: None,
         };
+        // Both servers on the same store: the baseline keeps its sessions apart.
+        let same = |label: &str, url: String| simple(label, url.clone(), url);
         let service = |kind: Kind| -> Result<String, String> {
             let running = services::ensure_all(&[kind])?;
             let url = running[0].url.clone();
@@ -77,37 +100,21 @@ impl Target {
                     cleanup: None,
                 }
             }
-            "redis-cluster" => simple(
-                "redis cluster (baseline: no session)",
-                service(Kind::RedisCluster)?,
-                "memory://".into(),
-            ),
-            "memcached" => simple(
-                "memcached (baseline: no session)",
-                service(Kind::Memcached)?,
-                "memory://".into(),
-            ),
-            "mongodb" => simple(
-                "mongodb (baseline: no session)",
-                service(Kind::Mongodb)?,
-                "memory://".into(),
-            ),
-            "postgres" => simple(
-                "postgres (baseline: no session)",
-                service(Kind::Postgres)?,
-                "memory://".into(),
-            ),
-            "mysql" => simple(
-                "mysql (baseline: no session)",
-                service(Kind::Mysql)?,
-                "memory://".into(),
-            ),
-            "sqlite" => simple(
-                "sqlite (baseline: no session)",
+            "redis-cluster" => same("redis cluster", service(Kind::RedisCluster)?),
+            "memcached" => same("memcached", service(Kind::Memcached)?),
+            "mongodb" => same("mongodb", service(Kind::Mongodb)?),
+            "postgres" => same("postgres", service(Kind::Postgres)?),
+            "mysql" => same("mysql", service(Kind::Mysql)?),
+            "sqlite" => same(
+                "sqlite",
                 format!("sqlite://{}?mode=rwc", scratch.join("bench.db").display()),
+            ),
+            url if url.contains("://") && has_baseline(url) => same(url, url.to_owned()),
+            url if url.contains("://") => simple(
+                &format!("{url} (baseline: no session)"),
+                url.to_owned(),
                 "memory://".into(),
             ),
-            url if url.contains("://") => simple(url, url.to_owned(), "memory://".into()),
             other => return Err(format!("unknown store `{other}`")),
         })
     }

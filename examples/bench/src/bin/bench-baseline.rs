@@ -1,6 +1,10 @@
 //! The benchmark baseline: `/read`, `/incr` and `/new` without the session library (see
 //! `bench::baseline`). Reads `PORT`, `WORKERS` and `SESSION_STORE_URL` like `bench`.
 //!
+//! Redis and Redis Cluster get one connection per worker, opened on the worker's runtime,
+//! as `RedisStore` opens one per thread; the other stores' pool or client is made in
+//! `main()` and shared by the workers, as the library's store is.
+//!
 //! `BASELINE_SHARED_CONNECTION=1` makes it open one Redis connection in `main()` and share
 //! it among the workers, the setup most session libraries use, to measure what a thread
 //! hop per request costs.
@@ -25,7 +29,7 @@ async fn main() -> ExitCode {
 
 async fn run() -> Result<(), String> {
     let settings = Settings::from_env()?;
-    let baseline = Baseline::from_url(&settings.store_url)?;
+    let baseline = Baseline::connect(&settings.store_url).await?;
     let shared = match (&baseline, std::env::var_os("BASELINE_SHARED_CONNECTION")) {
         (Baseline::Redis(client), Some(_)) => Some(actix_web::web::Data::new(
             baseline::redis_connection(client)
@@ -45,6 +49,13 @@ async fn run() -> Result<(), String> {
                 app.data_factory(move || {
                     let client = client.clone();
                     async move { baseline::redis_connection(&client).await }
+                })
+            }
+            (Baseline::RedisCluster(client), _) => {
+                let client = (**client).clone();
+                app.data_factory(move || {
+                    let client = client.clone();
+                    async move { client.get_async_connection().await }
                 })
             }
             _ => app,
