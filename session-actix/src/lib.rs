@@ -55,8 +55,8 @@ pub use crate::error::SessionError;
 pub use crate::middleware::{SessionMiddleware, SessionMiddlewareBuilder, SessionService};
 pub use crate::session::Session;
 pub use session_core::{
-    Codec, ConfigError, FlashMessage, Keyring, KeyringError, Level, MemoryStore, SameSite,
-    SessionValue, SharedStore, ValueError,
+    describe_metrics, Codec, ConfigError, FlashMessage, Keyring, KeyringError, Level, MemoryStore,
+    SameSite, SessionValue, SharedStore, ValueError,
 };
 
 /// The code in this crate's README and the workspace README compiles.

@@ -32,6 +32,16 @@
 //! # assert!(sessions_config(b"too short").is_err());
 //! ```
 //!
+//! # Metrics
+//! With a [`metrics`](https://docs.rs/metrics) recorder installed, the sessions count
+//! what happens to them and time every store call: `session_created_total`,
+//! `session_regenerated_total`, `session_destroyed_total`, `session_expired_total`,
+//! `session_undecodable_total`, `session_conflicts_merged_total`,
+//! `session_contended_total`, `session_store_errors_total` and the histogram
+//! `session_store_call_duration_seconds`, the last two labelled `backend` and `operation`
+//! and none with an id. The [`metrics`] module says what each counts and
+//! what it costs; [`describe_metrics`] gives them their help text.
+//!
 //! # Performance
 //! A request that reads its session costs one store round trip and a signature check; one
 //! that changes it costs one more round trip for the write-back. `cargo bench -p
@@ -47,6 +57,7 @@ mod flash;
 mod id;
 mod keyed;
 mod keyring;
+pub mod metrics;
 pub mod store;
 mod value;
 
@@ -63,6 +74,7 @@ pub use crate::id::{
     IdLength, IdLengthError, RandomError, SessionId, DEFAULT_ID_BYTES, MAX_ID_BYTES, MIN_ID_BYTES,
 };
 pub use crate::keyring::{Keyring, KeyringError, Verified, MIN_SECRET_BYTES};
+pub use crate::metrics::describe_metrics;
 pub use crate::store::{MemoryStore, SharedStore};
 pub use crate::value::SessionValue;
 

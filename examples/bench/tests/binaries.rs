@@ -18,6 +18,32 @@ fn bench_binary_counts() {
 }
 
 #[test]
+fn bench_binary_serves_metrics_with_metrics_1_only() {
+    let mut command = std::process::Command::new(BENCH);
+    command.env("METRICS", "1");
+    let app = App::with_command(command).start("memory://");
+    let cookie = app.get("/new", None).session_cookie();
+    assert_eq!(app.get("/incr", Some(&cookie)).body, "1");
+    let metrics = app.get("/metrics", None);
+    assert!(metrics.is(200), "{metrics:?}");
+    for line in [
+        "# HELP session_created_total ",
+        "session_created_total 1",
+        "session_destroyed_total 0",
+        r#"session_store_call_duration_seconds_count{backend="memory",operation="update"} 1"#,
+    ] {
+        assert!(
+            metrics.body.lines().any(|l| l.starts_with(line)),
+            "no `{line}` in:\n{}",
+            metrics.body
+        );
+    }
+
+    let plain = App::start(BENCH, "memory://");
+    assert!(plain.get("/metrics", None).is(404));
+}
+
+#[test]
 fn bench_binary_uses_redis() {
     let redis = RedisServer::start().unwrap();
     let app = App::start(BENCH, &redis.url());

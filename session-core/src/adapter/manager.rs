@@ -15,6 +15,7 @@ use crate::codec::{Codec, CodecError};
 use crate::config::Config;
 use crate::id::{RandomError, SessionId};
 use crate::keyring::Verified;
+use crate::metrics::{self, Event, Operation, StoreMetrics, Took};
 use crate::store::{Loaded, Revision, SharedStore, StoreError, StoreKey};
 
 /// How often `create` is retried with a fresh id after `DuplicateId`. With 128 or more
@@ -165,6 +166,7 @@ pub struct SessionManager {
     store: SharedStore,
     config: Arc<Config>,
     writes: Arc<WriteQueues>,
+    metrics: StoreMetrics,
 }
 
 /// Write-backs of one session through one manager (and its clones) take turns, in the
@@ -215,8 +217,10 @@ impl SessionManager {
     /// Sessions kept in `store` (a store, or an `Arc` of one: see [`SharedStore`]),
     /// configured by `config`.
     pub fn new(store: impl Into<SharedStore>, config: Config) -> Self {
+        let store = store.into();
         Self {
-            store: store.into(),
+            metrics: StoreMetrics::new(store.backend()),
+            store,
             config: Arc::new(config),
             writes: Arc::new(WriteQueues::new()),
         }
@@ -276,12 +280,12 @@ impl SessionManager {
         let loaded = if self.refreshes_on_load() {
             let expires_at = now + config.lifetime;
             self.call(
-                "load_and_touch",
+                Operation::LoadAndTouch,
                 self.store.load_and_touch(&key, expires_at),
             )
             .await?
         } else {
-            self.call("load", self.store.load(&key)).await?
+            self.call(Operation::Load, self.store.load(&key)).await?
         };
         let Some(loaded) = loaded else {
             return Ok(SessionState::new(config.permanent));
@@ -296,6 +300,7 @@ impl SessionManager {
             return Ok(SessionState::new(config.permanent));
         };
         if plan::deadline(&self.config, &record).is_some_and(|deadline| deadline <= now) {
+            Event::Expired.count();
             return Ok(SessionState::ended(origin, config.permanent));
         }
         Ok(SessionState::loaded(origin, record, config.permanent))
@@ -330,6 +335,9 @@ impl SessionManager {
             Plan::End { then_create } => {
                 let _turn = self.writes.turn(&self.key(&origin.id)).await;
                 let ended = Box::pin(self.end(origin)).await?;
+                if ended {
+                    Event::Destroyed.count();
+                }
                 if then_create {
                     Box::pin(self.create(state, now)).await
                 } else if ended {
@@ -357,7 +365,7 @@ impl SessionManager {
         let mut revision = origin.revision;
         for _ in 1..WRITE_ATTEMPTS {
             let delete = self.store.delete_if_unchanged(&key, revision);
-            let current = match self.call("delete_if_unchanged", delete).await {
+            let current = match self.call(Operation::DeleteIfUnchanged, delete).await {
                 Ok(()) => return Ok(true),
                 Err(StoreError::UnknownId) => return Ok(false),
                 Err(StoreError::Conflict { current }) => current,
@@ -369,7 +377,8 @@ impl SessionManager {
             revision = current.revision();
         }
         // Still being written: ending it matters more than telling who ended it.
-        self.call("delete", self.store.delete(&key)).await?;
+        self.call(Operation::Delete, self.store.delete(&key))
+            .await?;
         Ok(true)
     }
 
@@ -386,7 +395,10 @@ impl SessionManager {
         if touch {
             let key = self.key(&origin.id);
             let expires_at = plan::expiry(&self.config, &state.record, now);
-            match self.call("touch", self.store.touch(&key, expires_at)).await {
+            match self
+                .call(Operation::Touch, self.store.touch(&key, expires_at))
+                .await
+            {
                 Ok(()) => {}
                 // Ended by another request meanwhile: that request removed the cookie.
                 Err(StoreError::UnknownId) => return Ok(CookieUpdate::Keep),
@@ -414,7 +426,7 @@ impl SessionManager {
             let started = Instant::now();
             let result = if state.is_empty() {
                 self.call(
-                    "delete_if_unchanged",
+                    Operation::DeleteIfUnchanged,
                     self.store.delete_if_unchanged(&key, origin.revision),
                 )
                 .await
@@ -428,7 +440,7 @@ impl SessionManager {
                 let bytes = self.config.codec.encode(&state.record)?;
                 let expires_at = plan::expiry(&self.config, &state.record, now);
                 self.call(
-                    "update",
+                    Operation::Update,
                     self.store.update(&key, &bytes, expires_at, origin.revision),
                 )
                 .await
@@ -440,7 +452,10 @@ impl SessionManager {
                 }
                 Ok(Some(_)) => return Ok(CookieUpdate::Keep),
                 // This request removed the last key: it ended the session.
-                Ok(None) => return Ok(self.removal()),
+                Ok(None) => {
+                    Event::Destroyed.count();
+                    return Ok(self.removal());
+                }
                 Err(StoreError::Conflict { current }) => current,
                 Err(StoreError::UnknownId) => return Ok(self.vanished()),
                 Err(error) => return Err(error.into()),
@@ -474,14 +489,21 @@ impl SessionManager {
             .await;
         let copy_key = copy.map(|(id, _)| (self.key(&id), id));
         match (moved, copy_key) {
-            (Ok(Moved::Done), Some((_, id))) => Ok(self.set_cookie(&id, &state.record, now)),
+            (Ok(Moved::Done), Some((_, id))) => {
+                Event::Regenerated.count();
+                Ok(self.set_cookie(&id, &state.record, now))
+            }
             (Ok(moved), copy) => {
                 // Emptied or ended meanwhile: the copy must not linger until it expires.
                 if let Some((key, _)) = copy {
-                    self.call("delete", self.store.delete(&key)).await?;
+                    self.call(Operation::Delete, self.store.delete(&key))
+                        .await?;
                 }
                 Ok(match moved {
-                    Moved::Emptied => self.removal(),
+                    Moved::Emptied => {
+                        Event::Destroyed.count();
+                        self.removal()
+                    }
                     Moved::Done | Moved::Vanished => self.vanished(),
                 })
             }
@@ -489,7 +511,7 @@ impl SessionManager {
                 // The old session still works. The copy is removed too; its own failure
                 // changes nothing for the caller, who gets the first error.
                 if let Some((key, _)) = copy {
-                    let _ = self.call("delete", self.store.delete(&key)).await;
+                    let _ = self.call(Operation::Delete, self.store.delete(&key)).await;
                 }
                 Err(error)
             }
@@ -513,7 +535,7 @@ impl SessionManager {
                 // Nothing to move: the copy goes, and so does the old record, unless
                 // another request wrote to it meanwhile.
                 if let Some((id, _)) = copy.take() {
-                    self.call("delete", self.store.delete(&self.key(&id)))
+                    self.call(Operation::Delete, self.store.delete(&self.key(&id)))
                         .await?;
                 }
             } else {
@@ -525,12 +547,12 @@ impl SessionManager {
                     Some((id, revision)) => {
                         let key = self.key(id);
                         let update = self.store.update(&key, &bytes, expires_at, *revision);
-                        *revision = self.call("update", update).await?;
+                        *revision = self.call(Operation::Update, update).await?;
                     }
                 }
             }
             let delete = self.store.delete_if_unchanged(&old_key, origin.revision);
-            let current = match self.call("delete_if_unchanged", delete).await {
+            let current = match self.call(Operation::DeleteIfUnchanged, delete).await {
                 Ok(()) if state.is_empty() => return Ok(Moved::Emptied),
                 Ok(()) => return Ok(Moved::Done),
                 Err(StoreError::Conflict { current }) => current,
@@ -558,6 +580,7 @@ impl SessionManager {
         let bytes = self.config.codec.encode(&state.record)?;
         let expires_at = plan::expiry(&self.config, &state.record, now);
         let (id, _) = self.create_record(&bytes, expires_at).await?;
+        Event::Created.count();
         Ok(self.set_cookie(&id, &state.record, now))
     }
 
@@ -573,7 +596,10 @@ impl SessionManager {
             let id = SessionId::generate(self.config.id_length)?;
             let key = self.key(&id);
             match self
-                .call("create", self.store.create(&key, bytes, expires_at))
+                .call(
+                    Operation::Create,
+                    self.store.create(&key, bytes, expires_at),
+                )
                 .await
             {
                 Ok(revision) => return Ok((id, revision)),
@@ -595,7 +621,10 @@ impl SessionManager {
         };
         let revision = loaded.revision();
         // Written by a format this build cannot read: merging into it would destroy it.
-        let record = Codec::decode(&loaded.into_value()).map_err(Error::Unmergeable)?;
+        let record = Codec::decode(&loaded.into_value()).map_err(|error| {
+            Event::Undecodable.count();
+            Error::Unmergeable(error)
+        })?;
         Ok(Some((revision, record)))
     }
 
@@ -608,7 +637,7 @@ impl SessionManager {
     ) -> Result<Option<Loaded>, Error> {
         match reported {
             Some(loaded) => Ok(Some(loaded)),
-            None => Ok(self.call("load", self.store.load(key)).await?),
+            None => Ok(self.call(Operation::Load, self.store.load(key)).await?),
         }
     }
 
@@ -623,6 +652,7 @@ impl SessionManager {
         took: Duration,
     ) {
         let overwritten = state.rebase(current);
+        Event::ConflictMerged.count();
         tracing::debug!(
             backend = self.store.backend(),
             attempt,
@@ -647,6 +677,7 @@ impl SessionManager {
     }
 
     fn contended(&self) -> Error {
+        Event::Contended.count();
         Error::Contended {
             attempts: WRITE_ATTEMPTS,
         }
@@ -667,6 +698,7 @@ impl SessionManager {
         match Codec::decode(&Loaded::into_value(loaded)) {
             Ok(record) => Some(record),
             Err(error) => {
+                Event::Undecodable.count();
                 // Not deleted: it may be a newer format written by a newer deployment
                 // during a rolling upgrade. It expires by itself.
                 tracing::warn!(
@@ -701,43 +733,81 @@ impl SessionManager {
     }
 
     /// Runs one store call inside a span that records the operation, the backend, the
-    /// outcome and the duration, and never the id.
+    /// outcome and the duration, and never the id, and reports it to the metrics.
     async fn call<T>(
         &self,
-        operation: &'static str,
+        operation: Operation,
         call: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
         let span = tracing::debug_span!(
             "session_store",
-            operation,
+            operation = operation.as_str(),
             backend = self.store.backend(),
             outcome = Empty,
             duration_us = Empty,
         );
-        if span.is_disabled() {
+        let (result, took) = if span.is_disabled() {
             drop(span);
-            return call.await;
-        }
-        // Boxed so that the span and the clock stay out of every request's future when
-        // tracing is off: a smaller future is a cheaper allocation for each request.
-        Box::pin(traced(span, call)).await
+            if !metrics::TIMED {
+                return call.await;
+            }
+            let started = Instant::now();
+            (call.await, Took::Since(started))
+        } else {
+            // Boxed so that the span stays out of every request's future when tracing is
+            // off: a smaller future is a cheaper allocation for each request.
+            let (result, took) = Box::pin(traced(span, call)).await;
+            (result, Took::Measured(took))
+        };
+        let failed = outcome(&result) == Outcome::Error;
+        self.metrics.call(operation, failed, took);
+        result
     }
 }
 
+/// How a store call ended: success, one of the answers the store protocol expects, or an
+/// error.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Ok,
+    DuplicateId,
+    UnknownId,
+    Conflict,
+    Error,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::DuplicateId => "duplicate_id",
+            Self::UnknownId => "unknown_id",
+            Self::Conflict => "conflict",
+            Self::Error => "error",
+        }
+    }
+}
+
+fn outcome<T>(result: &Result<T, StoreError>) -> Outcome {
+    match result {
+        Ok(_) => Outcome::Ok,
+        Err(StoreError::DuplicateId) => Outcome::DuplicateId,
+        Err(StoreError::UnknownId) => Outcome::UnknownId,
+        Err(StoreError::Conflict { .. }) => Outcome::Conflict,
+        Err(_) => Outcome::Error,
+    }
+}
+
+/// Runs `call` inside `span`, recording its outcome and duration there; returns the
+/// duration too, for the metrics.
 async fn traced<T>(
     span: tracing::Span,
     call: impl Future<Output = Result<T, StoreError>>,
-) -> Result<T, StoreError> {
+) -> (Result<T, StoreError>, Duration) {
     let started = Instant::now();
     let result = call.instrument(span.clone()).await;
-    let outcome = match &result {
-        Ok(_) => "ok",
-        Err(StoreError::DuplicateId) => "duplicate_id",
-        Err(StoreError::UnknownId) => "unknown_id",
-        Err(StoreError::Conflict { .. }) => "conflict",
-        Err(_) => "error",
-    };
-    span.record("outcome", outcome);
-    span.record("duration_us", started.elapsed().as_micros() as u64);
-    result
+    let took = started.elapsed();
+    span.record("outcome", outcome(&result).as_str());
+    span.record("duration_us", took.as_micros() as u64);
+    (result, took)
 }
