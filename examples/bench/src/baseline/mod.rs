@@ -75,7 +75,7 @@ impl Baseline {
         };
         let (url, timeout) = match scheme {
             "file" | "memory" => (url.to_owned(), None),
-            _ => take_timeout(url)?,
+            _ => example_server::store_url::take_timeout(url)?,
         };
         let url = url.as_str();
         let rest = url.split_once("://").map_or("", |(_, rest)| rest);
@@ -126,37 +126,6 @@ impl Baseline {
             Self::Sql(sql) => sql.routes(config),
         }
     }
-}
-
-/// `url` without its `store_timeout_ms=N` query parameter, and the timeout it sets, as
-/// the example apps read it.
-fn take_timeout(url: &str) -> Result<(String, Option<Duration>), String> {
-    let Some((base, query)) = url.split_once('?') else {
-        return Ok((url.to_owned(), None));
-    };
-    let mut timeout = None;
-    let mut kept = Vec::new();
-    for parameter in query.split('&') {
-        match parameter.split_once('=') {
-            Some(("store_timeout_ms", value)) => {
-                let millis = value
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|ms| *ms > 0)
-                    .ok_or_else(|| {
-                        format!("store_timeout_ms must be a positive number, not `{value}`")
-                    })?;
-                timeout = Some(Duration::from_millis(millis));
-            }
-            _ => kept.push(parameter),
-        }
-    }
-    let url = if kept.is_empty() {
-        base.to_owned()
-    } else {
-        format!("{base}?{}", kept.join("&"))
-    };
-    Ok((url, timeout))
 }
 
 /// The session id in the request's `sid` cookie, if it has the shape of one.
