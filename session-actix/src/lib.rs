@@ -55,8 +55,9 @@ pub use crate::error::SessionError;
 pub use crate::middleware::{SessionMiddleware, SessionMiddlewareBuilder, SessionService};
 pub use crate::session::Session;
 pub use session_core::{
-    describe_metrics, Codec, ConfigError, FlashMessage, Keyring, KeyringError, Level, MemoryStore,
-    SameSite, SessionValue, SharedStore, ValueError,
+    describe_metrics, Codec, ConfigError, Device, DeviceInfo, FlashMessage, KeyScheme, Keyring,
+    KeyringError, Level, MemoryStore, SameSite, SessionHandle, SessionInfo, SessionValue,
+    SharedStore, ValueError,
 };
 
 /// The code in this crate's README and the workspace README compiles.

@@ -8,11 +8,14 @@ use std::time::Duration;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform};
-use actix_web::http::header::{HeaderValue, COOKIE, SET_COOKIE, VARY};
+use actix_web::http::header::{HeaderValue, COOKIE, SET_COOKIE, USER_AGENT, VARY};
 use actix_web::http::StatusCode;
 use actix_web::{HttpMessage as _, ResponseError as _};
 use session_core::adapter::{CookieUpdate, SessionManager};
-use session_core::{Codec, Config, ConfigBuilder, ConfigError, Keyring, SameSite, SharedStore};
+use session_core::{
+    Codec, Config, ConfigBuilder, ConfigError, Device, DeviceInfo, KeyScheme, Keyring, SameSite,
+    SharedStore,
+};
 
 use crate::error::SessionError;
 use crate::session::RequestSession;
@@ -165,6 +168,11 @@ impl SessionMiddlewareBuilder {
         id_length(bytes: usize);
         /// Stored encoding (default JSON).
         codec(codec: Codec);
+        /// How ids appear in store keys (default: hashed, so a store dump logs no one in).
+        key_scheme(scheme: KeyScheme);
+        /// Keep the browser's `User-Agent` and address at login, for a devices page
+        /// (default: not kept).
+        device_info(device_info: DeviceInfo);
     }
 
     /// The status answered when the store fails (default 503 Service Unavailable).
@@ -229,7 +237,18 @@ where
         // the session cookie, and verification checks every byte of the session cookie's.
         let headers = req.headers().get_all(COOKIE).map(HeaderValue::as_bytes);
         let cookie = manager.verify(headers);
-        let session = Rc::new(RequestSession::new(manager.clone(), cookie, *error_status));
+        // Read only where the application keeps it, so other requests do not pay for it.
+        let device = (manager.config().device_info() == DeviceInfo::Keep).then(|| {
+            let agent = req.headers().get(USER_AGENT).and_then(|v| v.to_str().ok());
+            let address = req.peer_addr().map(|address| address.ip().to_string());
+            Device::new(agent, address)
+        });
+        let session = Rc::new(RequestSession::new(
+            manager.clone(),
+            cookie,
+            *error_status,
+            device,
+        ));
         req.extensions_mut().insert(Rc::clone(&session));
         let response = self.service.call(req);
 

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 use session_core::adapter::{RequestCookie, SessionManager, SessionState};
-use session_core::{FlashMessage, Level, SessionValue};
+use session_core::{Device, FlashMessage, Level, SessionHandle, SessionInfo, SessionValue};
 
 use crate::error::SessionError;
 
@@ -25,6 +25,8 @@ pub(crate) struct RequestSession {
     /// the middleware has taken it for write-back.
     state: RefCell<Option<SessionState>>,
     loaded: std::cell::Cell<bool>,
+    /// The browser, read by the middleware only when the configuration keeps it.
+    device: Option<Device>,
 }
 
 impl RequestSession {
@@ -32,6 +34,7 @@ impl RequestSession {
         manager: SessionManager,
         cookie: RequestCookie,
         error_status: StatusCode,
+        device: Option<Device>,
     ) -> Self {
         Self {
             manager,
@@ -39,7 +42,17 @@ impl RequestSession {
             error_status,
             state: RefCell::new(None),
             loaded: std::cell::Cell::new(false),
+            device,
         }
+    }
+
+    fn failed(&self, source: session_core::adapter::Error, during: &'static str) -> SessionError {
+        SessionError::manager_failed(
+            self.manager.store().backend(),
+            source,
+            self.error_status,
+            during,
+        )
     }
 
     pub(crate) fn manager(&self) -> &SessionManager {
@@ -306,6 +319,105 @@ impl Session {
     /// same attributes it was set with.
     pub fn destroy(&self) -> Result<(), SessionError> {
         self.write(SessionState::destroy)
+    }
+
+    /// Logs `user` in: binds the session to the user id and gives it a new id at
+    /// write-back (no session fixation). The session is then listed by
+    /// [`Session::sessions`] and ended by "log out everywhere"; [`Session::destroy`] logs
+    /// out. With [`DeviceInfo::Keep`](session_core::DeviceInfo::Keep) configured, the
+    /// browser's `User-Agent` and address are kept with it.
+    ///
+    /// ```no_run
+    /// use session_actix::{Session, SessionError};
+    ///
+    /// async fn logged_in(session: Session) -> Result<&'static str, SessionError> {
+    ///     session.log_in("alice")?;
+    ///     Ok("welcome")
+    /// }
+    /// ```
+    pub fn log_in(&self, user: impl Into<String>) -> Result<(), SessionError> {
+        let device = self.0.device.clone();
+        self.write(|state| state.log_in(user, device))
+    }
+
+    /// The user the session is bound to by [`Session::log_in`], if any.
+    pub fn user(&self) -> Result<Option<String>, SessionError> {
+        self.read(|state| state.user().map(str::to_owned))
+    }
+
+    /// The logged-in user's live sessions, most recently active first, this one marked
+    /// `current`; empty when no one is logged in. For a devices page.
+    ///
+    /// ```no_run
+    /// use session_actix::{Session, SessionError};
+    ///
+    /// async fn devices(session: Session) -> Result<String, SessionError> {
+    ///     let sessions = session.sessions().await?;
+    ///     Ok(format!("{} devices", sessions.len()))
+    /// }
+    /// ```
+    pub async fn sessions(&self) -> Result<Vec<SessionInfo>, SessionError> {
+        let (user, current) =
+            self.read(|state| (state.user().map(str::to_owned), state.handle()))?;
+        let Some(user) = user else {
+            return Ok(Vec::new());
+        };
+        self.0
+            .manager
+            .sessions_of(&user, current.as_ref())
+            .await
+            .map_err(|error| self.0.failed(error, "listing"))
+    }
+
+    /// Ends the logged-in user's session named by `handle` (a "Revoke" button); `false`
+    /// when the user has no such session. The current session's handle logs out.
+    pub async fn end_session(&self, handle: &SessionHandle) -> Result<bool, SessionError> {
+        let (user, current) =
+            self.read(|state| (state.user().map(str::to_owned), state.handle()))?;
+        let Some(user) = user else {
+            return Ok(false);
+        };
+        if current.as_ref() == Some(handle) {
+            self.destroy()?;
+            return Ok(true);
+        }
+        self.0
+            .manager
+            .end_session(&user, handle)
+            .await
+            .map_err(|error| self.0.failed(error, "ending a session"))
+    }
+
+    /// Ends every other session of the logged-in user ("log out everywhere else", after a
+    /// password change say) and returns how many it ended; this one stays logged in.
+    ///
+    /// ```no_run
+    /// use session_actix::{Session, SessionError};
+    ///
+    /// async fn password_changed(session: Session) -> Result<String, SessionError> {
+    ///     let ended = session.end_other_sessions().await?;
+    ///     Ok(format!("logged out on {ended} other devices"))
+    /// }
+    /// ```
+    pub async fn end_other_sessions(&self) -> Result<usize, SessionError> {
+        let (user, current) =
+            self.read(|state| (state.user().map(str::to_owned), state.handle()))?;
+        let Some(user) = user else {
+            return Ok(0);
+        };
+        self.0
+            .manager
+            .end_sessions(&user, current.as_ref())
+            .await
+            .map_err(|error| self.0.failed(error, "ending sessions"))
+    }
+
+    /// Ends every session of the logged-in user, this one included ("log out
+    /// everywhere"); returns how many others it ended.
+    pub async fn end_all_sessions(&self) -> Result<usize, SessionError> {
+        let ended = self.end_other_sessions().await?;
+        self.destroy()?;
+        Ok(ended)
     }
 }
 

@@ -82,7 +82,45 @@ pub struct Record {
     pub(crate) permanent: bool,
     /// When the cookie was last sent, for permanent cookies whose `Max-Age` slides.
     pub(crate) cookie_sent_at: Option<SystemTime>,
+    /// The user the session is bound to (`log_in`), listed in that user's index.
+    pub(crate) user: Option<String>,
+    /// The browser that logged in, when the configuration keeps it.
+    pub(crate) device: Option<Device>,
     pub(crate) data: Data,
+}
+
+/// The browser a session was logged in from, kept for a devices page when
+/// [`DeviceInfo::Keep`](crate::DeviceInfo::Keep) is configured.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Device {
+    /// The `User-Agent` header, cut to a displayable length.
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "agent")]
+    pub user_agent: Option<String>,
+    /// The client's address as the adapter saw it (behind a proxy: the proxy's, unless
+    /// the adapter is told to trust a forwarding header).
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "addr")]
+    pub address: Option<String>,
+}
+
+impl Device {
+    /// The longest `User-Agent` kept, in bytes.
+    pub const MAX_USER_AGENT: usize = 256;
+
+    /// A device from a request's `User-Agent` and address; the agent is cut at
+    /// [`Device::MAX_USER_AGENT`] bytes.
+    pub fn new(user_agent: Option<&str>, address: Option<String>) -> Self {
+        let user_agent = user_agent.map(|agent| {
+            let mut end = agent.len().min(Self::MAX_USER_AGENT);
+            while !agent.is_char_boundary(end) {
+                end -= 1;
+            }
+            agent[..end].to_owned()
+        });
+        Self {
+            user_agent,
+            address,
+        }
+    }
 }
 
 /// Session data stays out of logs: only its shape shows.
@@ -92,6 +130,7 @@ impl std::fmt::Debug for Record {
             .field("created_at", &self.created_at)
             .field("permanent", &self.permanent)
             .field("cookie_sent_at", &self.cookie_sent_at)
+            .field("bound", &self.user.is_some())
             .field("keys", &self.data.len())
             .finish()
     }
@@ -106,6 +145,16 @@ impl Record {
     /// Whether the cookie outlives the browser session.
     pub fn is_permanent(&self) -> bool {
         self.permanent
+    }
+
+    /// The user the session is bound to, if any.
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+
+    /// The browser that logged in, if the configuration keeps it.
+    pub fn device(&self) -> Option<&Device> {
+        self.device.as_ref()
     }
 
     /// The number of keys.
@@ -126,6 +175,10 @@ struct WireRef<'a> {
     permanent: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     cookie: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device: Option<&'a Device>,
     data: &'a Data,
 }
 
@@ -136,6 +189,10 @@ struct Wire {
     permanent: bool,
     #[serde(default)]
     cookie: Option<u64>,
+    #[serde(default)]
+    user: Option<String>,
+    #[serde(default)]
+    device: Option<Device>,
     data: Data,
 }
 
@@ -160,6 +217,8 @@ impl Codec {
             created: unix_millis(record.created_at),
             permanent: record.permanent,
             cookie: record.cookie_sent_at.map(unix_millis),
+            user: record.user.as_deref(),
+            device: record.device.as_ref(),
             data: &record.data,
         };
         Ok(match self {
@@ -183,6 +242,8 @@ impl Codec {
             created_at: from_unix_millis(wire.created),
             permanent: wire.permanent,
             cookie_sent_at: wire.cookie.map(from_unix_millis),
+            user: wire.user,
+            device: wire.device,
             data: wire.data,
         })
     }
@@ -221,6 +282,8 @@ mod tests {
             created_at: from_unix_millis(1_700_000_000_123),
             permanent: false,
             cookie_sent_at: Some(from_unix_millis(1_700_000_000_500)),
+            user: Some("zoë@example.com".into()),
+            device: Some(Device::new(Some("Firefox ✓"), Some("127.0.0.1".into()))),
             data,
         }
     }
@@ -272,8 +335,8 @@ mod tests {
     #[test]
     fn message_pack_starts_with_the_format_version() {
         let bytes = Codec::MessagePack.encode(&record()).unwrap();
-        // fixmap of 5 entries, then the fixstr "v" and the integer 1.
-        assert_eq!(&bytes[..4], &[0x85, 0xa1, b'v', 0x01]);
+        // fixmap of 7 entries, then the fixstr "v" and the integer 1.
+        assert_eq!(&bytes[..4], &[0x87, 0xa1, b'v', 0x01]);
     }
 
     #[test]

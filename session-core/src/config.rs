@@ -6,7 +6,7 @@ use crate::codec::Codec;
 use crate::cookie::{CookieSettings, SameSite};
 use crate::id::{base64_len, IdLength, IdLengthError, MAX_ID_BYTES};
 use crate::keyring::{Keyring, KeyringError};
-use crate::store::DEFAULT_KEY_PREFIX;
+use crate::store::{KeyScheme, DEFAULT_KEY_PREFIX};
 
 /// Flask's `PERMANENT_SESSION_LIFETIME`: 31 days.
 pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(31 * 24 * 60 * 60);
@@ -107,6 +107,8 @@ pub enum ConfigError {
 /// | `SESSION_KEY_PREFIX` | [`key_prefix`](ConfigBuilder::key_prefix) | `"session:"` |
 /// | `SESSION_ID_LENGTH` | [`id_length`](ConfigBuilder::id_length) | 32 bytes |
 /// | `SESSION_SERIALIZATION_FORMAT` | [`codec`](ConfigBuilder::codec) | JSON |
+/// | | [`key_scheme`](ConfigBuilder::key_scheme) | ids hashed at rest |
+/// | | [`device_info`](ConfigBuilder::device_info) | not kept |
 /// | `SESSION_COOKIE_*` | `cookie_*` | `session`, HttpOnly, SameSite=Lax, Path=/ |
 ///
 /// ```
@@ -134,6 +136,24 @@ pub struct Config {
     pub(crate) key_prefix: String,
     pub(crate) id_length: IdLength,
     pub(crate) codec: Codec,
+    pub(crate) key_scheme: KeyScheme,
+    pub(crate) device_info: DeviceInfo,
+}
+
+/// Whether a session logged in with `log_in` keeps the browser's `User-Agent` and address,
+/// for a devices page.
+///
+/// # Default
+/// [`DeviceInfo::Omit`]: both are personal data, kept only when the application asks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DeviceInfo {
+    /// Keep neither.
+    #[default]
+    Omit,
+    /// Keep the `User-Agent` (cut to [`Device::MAX_USER_AGENT`](crate::Device::MAX_USER_AGENT)
+    /// bytes) and the client's address with the session, from the request that logged in.
+    Keep,
 }
 
 /// Builds a [`Config`]; [`ConfigBuilder::build`] checks it.
@@ -180,6 +200,8 @@ impl Config {
                 key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
                 id_length: IdLength::default(),
                 codec: Codec::default(),
+                key_scheme: KeyScheme::default(),
+                device_info: DeviceInfo::default(),
             },
             secure: None,
             id_length: IdLength::default().bytes(),
@@ -214,6 +236,16 @@ impl Config {
     /// The keyring.
     pub fn keyring(&self) -> &Keyring {
         &self.keyring
+    }
+
+    /// How ids appear in store keys.
+    pub fn key_scheme(&self) -> KeyScheme {
+        self.key_scheme
+    }
+
+    /// Whether logins keep the browser's `User-Agent` and address.
+    pub fn device_info(&self) -> DeviceInfo {
+        self.device_info
     }
 }
 
@@ -318,6 +350,21 @@ impl ConfigBuilder {
     /// How sessions are encoded in the store (default JSON).
     pub fn codec(mut self, codec: Codec) -> Self {
         self.config.codec = codec;
+        self
+    }
+
+    /// How ids appear in store keys (default [`KeyScheme::HashedId`]: a digest, so that
+    /// nothing read from a store logs anyone in). [`KeyScheme::PlainId`] is for tools
+    /// that look sessions up by the cookie's id.
+    pub fn key_scheme(mut self, scheme: KeyScheme) -> Self {
+        self.config.key_scheme = scheme;
+        self
+    }
+
+    /// Whether logins keep the browser's `User-Agent` and address for a devices page
+    /// (default [`DeviceInfo::Omit`]).
+    pub fn device_info(mut self, device_info: DeviceInfo) -> Self {
+        self.config.device_info = device_info;
         self
     }
 

@@ -62,10 +62,11 @@ pub mod store;
 mod value;
 
 pub use crate::adapter::state::{RedactedSerdeError, ValueError};
+pub use crate::adapter::SessionInfo;
 pub use crate::cleanup::{spawn_cleanup, Cleanup};
-pub use crate::codec::{Codec, CodecError, Record, FORMAT_VERSION};
+pub use crate::codec::{Codec, CodecError, Device, Record, FORMAT_VERSION};
 pub use crate::config::{
-    Config, ConfigBuilder, ConfigError, DurationSetting, DEFAULT_LIFETIME,
+    Config, ConfigBuilder, ConfigError, DeviceInfo, DurationSetting, DEFAULT_LIFETIME,
     DEFAULT_REFRESH_THRESHOLD,
 };
 pub use crate::cookie::{CookieSettings, SameSite, DEFAULT_COOKIE_NAME};
@@ -75,7 +76,7 @@ pub use crate::id::{
 };
 pub use crate::keyring::{Keyring, KeyringError, Verified, MIN_SECRET_BYTES};
 pub use crate::metrics::describe_metrics;
-pub use crate::store::{MemoryStore, SharedStore};
+pub use crate::store::{KeyScheme, MemoryStore, SessionHandle, SharedStore};
 pub use crate::value::SessionValue;
 
 /// The code in this crate's README compiles and runs.

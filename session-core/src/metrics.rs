@@ -167,12 +167,17 @@ pub(crate) enum Operation {
     Touch,
     Delete,
     DeleteIfUnchanged,
+    CreateBound,
+    Unbind,
+    ListBound,
+    Count,
+    Scan,
 }
 
 impl Operation {
     /// Every operation, in the order of the discriminants.
     #[cfg(feature = "metrics")]
-    const ALL: [Self; 7] = [
+    const ALL: [Self; 12] = [
         Self::Load,
         Self::LoadAndTouch,
         Self::Create,
@@ -180,6 +185,11 @@ impl Operation {
         Self::Touch,
         Self::Delete,
         Self::DeleteIfUnchanged,
+        Self::CreateBound,
+        Self::Unbind,
+        Self::ListBound,
+        Self::Count,
+        Self::Scan,
     ];
 
     /// The store method's name.
@@ -192,6 +202,11 @@ impl Operation {
             Self::Touch => "touch",
             Self::Delete => "delete",
             Self::DeleteIfUnchanged => "delete_if_unchanged",
+            Self::CreateBound => "create_bound",
+            Self::Unbind => "unbind",
+            Self::ListBound => "list_bound",
+            Self::Count => "count",
+            Self::Scan => "scan",
         }
     }
 }

@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use session_core::adapter::{CookieUpdate, RequestCookie, SessionManager, SessionState};
-use session_core::store::StoreKey;
+use session_core::store::{StoreKey, UserKey};
 use session_core::{
-    Codec, Config, ConfigBuilder, ConfigError, DurationSetting, IdLength, Keyring, MemoryStore,
-    SessionId, ValueError, MAX_ID_BYTES,
+    Codec, Config, ConfigBuilder, ConfigError, DurationSetting, IdLength, KeyScheme, Keyring,
+    MemoryStore, SessionId, ValueError, MAX_ID_BYTES,
 };
 
 fn builder() -> ConfigBuilder {
@@ -56,17 +56,17 @@ fn a_duration_too_long_for_the_first_save_is_refused_at_build() {
 async fn a_configuration_at_every_maximum_serves_requests() {
     let prefix = "k".repeat(Config::MAX_KEY_PREFIX_LEN);
     let id = SessionId::generate(IdLength::new(MAX_ID_BYTES).unwrap()).unwrap();
-    assert_eq!(
-        StoreKey::new(&prefix, &id).as_str().len(),
-        250,
-        "memcached's limit"
-    );
+    let plain = StoreKey::with_scheme(&prefix, &id, KeyScheme::PlainId);
+    assert_eq!(plain.as_str().len(), 250, "memcached's limit");
+    assert!(StoreKey::new(&prefix, &id).as_str().len() < 250);
+    assert!(UserKey::new(&prefix, "a user").as_str().len() < 250);
     for codec in [Codec::Json, Codec::MessagePack] {
         let config = builder()
             .lifetime(Config::MAX_DURATION)
             .absolute_timeout(Config::MAX_DURATION)
             .refresh_threshold(Config::MAX_DURATION)
             .key_prefix(prefix.as_str())
+            .key_scheme(KeyScheme::PlainId)
             .id_length(MAX_ID_BYTES)
             .cookie_name("__Host-s")
             .cookie_partitioned(true)

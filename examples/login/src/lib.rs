@@ -1,13 +1,23 @@
-//! The classic login app: `/`, `/login` (form and POST) and `/logout`; its routes live in
-//! this library so that the tests can drive them without a socket.
+//! The classic login app: `/`, `/login` (form and POST), `/logout`, and a devices page at
+//! `/sessions` that lists the user's sessions and ends them. Its routes live in this
+//! library so that the tests can drive them without a socket.
 
-use actix_web::http::header::{ContentType, LOCATION};
+mod page;
+
+use std::time::SystemTime;
+
+use actix_web::http::header::ContentType;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
-use session_actix::{Level, Session, SessionError};
+use session_actix::{
+    DeviceInfo, Level, Session, SessionError, SessionHandle, SessionInfo, SessionMiddlewareBuilder,
+};
 
-/// The session key that holds the logged-in user's name.
-pub const USERNAME: &str = "username";
+pub use page::escape;
+use page::{ago, html, see_other};
+
+/// The longest user name the form accepts, in characters.
+const MAX_NAME: usize = 100;
 
 /// Registers the app's routes.
 pub fn routes(config: &mut web::ServiceConfig) {
@@ -15,26 +25,21 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/", web::get().to(index))
         .route("/login", web::get().to(login_form))
         .route("/login", web::post().to(login))
-        .route("/logout", web::get().to(logout));
+        .route("/logout", web::get().to(logout))
+        .route("/sessions", web::get().to(sessions))
+        .route("/sessions/revoke-others", web::post().to(revoke_others))
+        .route("/sessions/{handle}/revoke", web::post().to(revoke));
 }
 
-fn html(body: String) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type(ContentType::html())
-        .body(format!(
-            "<!doctype html><html><head><meta charset=\"utf-8\"><title>Sessions</title></head><body>{body}</body></html>"
-        ))
+/// The app's session settings: a devices page names each session's browser, so logins
+/// keep the `User-Agent` and address.
+pub fn sessions_config(builder: SessionMiddlewareBuilder) -> SessionMiddlewareBuilder {
+    builder.device_info(DeviceInfo::Keep)
 }
 
-fn see_other(location: &'static str) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((LOCATION, location))
-        .finish()
-}
-
-async fn index(session: Session) -> Result<HttpResponse, SessionError> {
-    // Shown once: the messages of the login or logout that redirected here.
-    let flashes: String = session
+/// The flash messages of the POST that redirected here, shown once.
+fn flashes(session: &Session) -> Result<String, SessionError> {
+    Ok(session
         .take_flashes()?
         .iter()
         .map(|message| {
@@ -44,23 +49,30 @@ async fn index(session: Session) -> Result<HttpResponse, SessionError> {
                 escape(message.text())
             )
         })
-        .collect();
-    let page = match session.get::<String>(USERNAME)? {
+        .collect())
+}
+
+async fn index(session: Session) -> Result<HttpResponse, SessionError> {
+    let flashes = flashes(&session)?;
+    let page = match session.user()? {
         Some(name) => format!(
-            "<p>Logged in as {}</p><p><a href=\"/logout\">Log out</a></p>",
+            "<p>Logged in as {}</p><nav><a href=\"/sessions\">Your devices</a>\
+             <a href=\"/logout\">Log out</a></nav>",
             escape(&name)
         ),
-        None => "<p>You are not logged in</p><p><a href=\"/login\">Log in</a></p>".to_owned(),
+        None => "<p>You are not logged in</p><nav><a href=\"/login\">Log in</a></nav>".to_owned(),
     };
-    Ok(html(flashes + &page))
+    Ok(html("Sessions", &(flashes + &page)))
 }
 
 async fn login_form() -> HttpResponse {
     html(
-        "<form method=\"post\" action=\"/login\">\
-         <label>Username <input name=\"username\" required maxlength=\"100\" autofocus></label> \
-         <button type=\"submit\">Log in</button></form>"
-            .to_owned(),
+        "Log in",
+        &format!(
+            "<form method=\"post\" action=\"/login\">\
+             <label>Username <input name=\"username\" required maxlength=\"{MAX_NAME}\" autofocus></label> \
+             <button type=\"submit\">Log in</button></form>"
+        ),
     )
 }
 
@@ -71,14 +83,14 @@ struct LoginForm {
 
 async fn login(session: Session, form: web::Form<LoginForm>) -> Result<HttpResponse, SessionError> {
     let username = form.username.trim();
-    if username.is_empty() || username.chars().count() > 100 {
+    if username.is_empty() || username.chars().count() > MAX_NAME {
         return Ok(HttpResponse::BadRequest()
             .content_type(ContentType::plaintext())
-            .body("username must have 1 to 100 characters"));
+            .body(format!("username must have 1 to {MAX_NAME} characters")));
     }
-    // A new id on every login: an id planted before login is worthless after it.
-    session.regenerate()?;
-    session.insert(USERNAME, username)?;
+    // Binds the session to the user under a new id: an id planted before login is
+    // worthless after it, and the devices page lists this session.
+    session.log_in(username)?;
     session.flash(Level::Success, format!("Logged in as {username}"))?;
     Ok(see_other("/"))
 }
@@ -90,18 +102,77 @@ async fn logout(session: Session) -> Result<HttpResponse, SessionError> {
     Ok(see_other("/"))
 }
 
-/// Escapes text for HTML element content and attribute values.
-pub fn escape(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => escaped.push_str("&amp;"),
-            '<' => escaped.push_str("&lt;"),
-            '>' => escaped.push_str("&gt;"),
-            '"' => escaped.push_str("&quot;"),
-            '\'' => escaped.push_str("&#x27;"),
-            c => escaped.push(c),
-        }
+async fn sessions(session: Session) -> Result<HttpResponse, SessionError> {
+    if session.user()?.is_none() {
+        return Ok(see_other("/login"));
     }
-    escaped
+    let now = SystemTime::now();
+    let rows: String = session
+        .sessions()
+        .await?
+        .iter()
+        .map(|s| row(s, now))
+        .collect();
+    let flashes = flashes(&session)?;
+    let body = format!(
+        "{flashes}<nav><a href=\"/\">Home</a></nav>\
+         <table><thead><tr><th>Device</th><th>Signed in</th><th>Last active</th><th></th></tr></thead>\
+         <tbody>{rows}</tbody></table>\
+         <form method=\"post\" action=\"/sessions/revoke-others\">\
+         <button class=\"danger\" type=\"submit\">Log out everywhere else</button></form>"
+    );
+    Ok(html("Your devices", &body))
+}
+
+/// One session as a table row: "This device" for the current one, a Revoke button for
+/// the others.
+fn row(session: &SessionInfo, now: SystemTime) -> String {
+    let device = session
+        .device
+        .as_ref()
+        .and_then(|device| device.user_agent.as_deref())
+        .map_or_else(|| "Unknown browser".to_owned(), escape);
+    let action = if session.current {
+        "<span class=\"current\">This device</span>".to_owned()
+    } else {
+        format!(
+            "<form class=\"inline\" method=\"post\" action=\"/sessions/{}/revoke\">\
+             <button type=\"submit\">Revoke</button></form>",
+            session.handle
+        )
+    };
+    let class = if session.current {
+        " class=\"current\""
+    } else {
+        ""
+    };
+    format!(
+        "<tr{class}><td>{device}</td><td class=\"muted\">{}</td><td class=\"muted\">{}</td><td>{action}</td></tr>",
+        ago(session.created_at, now),
+        ago(session.last_active, now),
+    )
+}
+
+async fn revoke(session: Session, handle: web::Path<String>) -> Result<HttpResponse, SessionError> {
+    if session.user()?.is_none() {
+        return Ok(see_other("/login"));
+    }
+    // A handle of the wrong shape names no session; ending one that is gone is no error.
+    if let Some(handle) = SessionHandle::parse(&handle) {
+        session.end_session(&handle).await?;
+    }
+    Ok(see_other("/sessions"))
+}
+
+async fn revoke_others(session: Session) -> Result<HttpResponse, SessionError> {
+    if session.user()?.is_none() {
+        return Ok(see_other("/login"));
+    }
+    let ended = session.end_other_sessions().await?;
+    let plural = if ended == 1 { "" } else { "s" };
+    session.flash(
+        Level::Success,
+        format!("Logged out of {ended} other session{plural}"),
+    )?;
+    Ok(see_other("/sessions"))
 }

@@ -2,5 +2,5 @@
 
 #[actix_web::main]
 async fn main() -> std::process::ExitCode {
-    example_server::serve("login app", login::routes).await
+    example_server::serve_with("login app", login::routes, login::sessions_config).await
 }

@@ -5,6 +5,6 @@ pub mod server;
 pub mod settings;
 pub mod store_url;
 
-pub use server::serve;
+pub use server::{serve, serve_with};
 pub use settings::{init_logging, Settings};
 pub use store_url::open_store;

@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::id::{RandomError, SessionId};
 use crate::keyring::Verified;
 use crate::metrics::{self, Event, Operation, StoreMetrics, Took};
-use crate::store::{Loaded, Revision, SharedStore, StoreError, StoreKey};
+use crate::store::{Loaded, Revision, SharedStore, StoreError, StoreKey, UserKey};
 
 /// How often `create` is retried with a fresh id after `DuplicateId`. With 128 or more
 /// random bits a single retry is already astronomically unlikely.
@@ -94,6 +94,8 @@ impl Error {
     /// ```
     pub fn is_unavailable(&self) -> bool {
         match self {
+            // A store that cannot do what was asked will not learn it later.
+            Self::Store(StoreError::Unsupported { .. }) => false,
             Self::Store(_) | Self::Contended { .. } | Self::Unmergeable(_) => true,
             Self::Codec(_) | Self::Random(_) => false,
         }
@@ -290,15 +292,17 @@ impl SessionManager {
         let Some(loaded) = loaded else {
             return Ok(SessionState::new(config.permanent));
         };
-        let origin = Origin {
+        let mut origin = Origin {
             id,
             revision: loaded.revision(),
             expires_at: loaded.expires_at(),
             resign,
+            user: None,
         };
         let Some(record) = self.decode(loaded) else {
             return Ok(SessionState::new(config.permanent));
         };
+        origin.user.clone_from(&record.user);
         if plan::deadline(&self.config, &record).is_some_and(|deadline| deadline <= now) {
             Event::Expired.count();
             return Ok(SessionState::ended(origin, config.permanent));
@@ -362,22 +366,31 @@ impl SessionManager {
     /// one must not remove a cookie that may be a newer login's by now).
     async fn end(&self, origin: Origin) -> Result<bool, Error> {
         let key = self.key(&origin.id);
-        let mut revision = origin.revision;
+        let ended = self.delete_whatever(&key, origin.revision).await?;
+        if ended {
+            self.unbind(origin.user.as_deref(), &key).await;
+        }
+        Ok(ended)
+    }
+
+    /// Deletes the record under `key`, first at `revision` and then at whatever revision
+    /// other requests moved it to; `false` when it was gone already.
+    async fn delete_whatever(&self, key: &StoreKey, mut revision: Revision) -> Result<bool, Error> {
         for _ in 1..WRITE_ATTEMPTS {
-            let delete = self.store.delete_if_unchanged(&key, revision);
+            let delete = self.store.delete_if_unchanged(key, revision);
             let current = match self.call(Operation::DeleteIfUnchanged, delete).await {
                 Ok(()) => return Ok(true),
                 Err(StoreError::UnknownId) => return Ok(false),
                 Err(StoreError::Conflict { current }) => current,
                 Err(error) => return Err(error.into()),
             };
-            let Some(current) = self.reported_or_loaded(&key, current).await? else {
+            let Some(current) = self.reported_or_loaded(key, current).await? else {
                 return Ok(false);
             };
             revision = current.revision();
         }
         // Still being written: ending it matters more than telling who ended it.
-        self.call(Operation::Delete, self.store.delete(&key))
+        self.call(Operation::Delete, self.store.delete(key))
             .await?;
         Ok(true)
     }
@@ -454,6 +467,7 @@ impl SessionManager {
                 // This request removed the last key: it ended the session.
                 Ok(None) => {
                     Event::Destroyed.count();
+                    self.unbind(origin.user.as_deref(), &key).await;
                     return Ok(self.removal());
                 }
                 Err(StoreError::Conflict { current }) => current,
@@ -488,9 +502,12 @@ impl SessionManager {
             .move_to_new_id(&mut state, &mut origin, &mut copy, now)
             .await;
         let copy_key = copy.map(|(id, _)| (self.key(&id), id));
+        let new_user = state.record.user.clone();
         match (moved, copy_key) {
             (Ok(Moved::Done), Some((_, id))) => {
                 Event::Regenerated.count();
+                self.unbind(origin.user.as_deref(), &self.key(&origin.id))
+                    .await;
                 Ok(self.set_cookie(&id, &state.record, now))
             }
             (Ok(moved), copy) => {
@@ -498,10 +515,13 @@ impl SessionManager {
                 if let Some((key, _)) = copy {
                     self.call(Operation::Delete, self.store.delete(&key))
                         .await?;
+                    self.unbind(new_user.as_deref(), &key).await;
                 }
                 Ok(match moved {
                     Moved::Emptied => {
                         Event::Destroyed.count();
+                        self.unbind(origin.user.as_deref(), &self.key(&origin.id))
+                            .await;
                         self.removal()
                     }
                     Moved::Done | Moved::Vanished => self.vanished(),
@@ -512,6 +532,7 @@ impl SessionManager {
                 // changes nothing for the caller, who gets the first error.
                 if let Some((key, _)) = copy {
                     let _ = self.call(Operation::Delete, self.store.delete(&key)).await;
+                    self.unbind(new_user.as_deref(), &key).await;
                 }
                 Err(error)
             }
@@ -543,7 +564,10 @@ impl SessionManager {
                 let bytes = self.config.codec.encode(&state.record)?;
                 let expires_at = plan::expiry(&self.config, &state.record, now);
                 match copy {
-                    None => *copy = Some(self.create_record(&bytes, expires_at).await?),
+                    None => {
+                        let user = state.record.user.as_deref();
+                        *copy = Some(self.create_record(&bytes, expires_at, user).await?);
+                    }
                     Some((id, revision)) => {
                         let key = self.key(id);
                         let update = self.store.update(&key, &bytes, expires_at, *revision);
@@ -579,29 +603,37 @@ impl SessionManager {
         state.record.cookie_sent_at = Some(now);
         let bytes = self.config.codec.encode(&state.record)?;
         let expires_at = plan::expiry(&self.config, &state.record, now);
-        let (id, _) = self.create_record(&bytes, expires_at).await?;
+        let user = state.record.user.as_deref();
+        let (id, _) = self.create_record(&bytes, expires_at, user).await?;
         Event::Created.count();
         Ok(self.set_cookie(&id, &state.record, now))
     }
 
-    /// Stores `bytes` under a fresh id; a taken id (astronomically unlikely) gets another.
+    /// Stores `bytes` under a fresh id, bound to `user` if any; a taken id (astronomically
+    /// unlikely) gets another.
     async fn create_record(
         &self,
         bytes: &[u8],
         expires_at: SystemTime,
+        user: Option<&str>,
     ) -> Result<(SessionId, Revision), Error> {
+        let user = user.map(|user| self.user_key(user));
         let mut attempt = 0;
         loop {
             attempt += 1;
             let id = SessionId::generate(self.config.id_length)?;
             let key = self.key(&id);
-            match self
-                .call(
-                    Operation::Create,
-                    self.store.create(&key, bytes, expires_at),
-                )
-                .await
-            {
+            let created = match &user {
+                None => {
+                    let create = self.store.create(&key, bytes, expires_at);
+                    self.call(Operation::Create, create).await
+                }
+                Some(user) => {
+                    let create = self.store.create_bound(&key, bytes, expires_at, user);
+                    self.call(Operation::CreateBound, create).await
+                }
+            };
+            match created {
                 Ok(revision) => return Ok((id, revision)),
                 Err(StoreError::DuplicateId) if attempt < CREATE_ATTEMPTS => continue,
                 Err(error) => return Err(error.into()),
@@ -728,13 +760,34 @@ impl SessionManager {
         CookieUpdate::Set(config.cookie.set_cookie(&value, max_age))
     }
 
-    fn key(&self, id: &SessionId) -> StoreKey {
-        StoreKey::new(&self.config.key_prefix, id)
+    pub(crate) fn key(&self, id: &SessionId) -> StoreKey {
+        StoreKey::with_scheme(&self.config.key_prefix, id, self.config.key_scheme)
+    }
+
+    /// The index key of `user`.
+    pub(crate) fn user_key(&self, user: &str) -> UserKey {
+        UserKey::new(&self.config.key_prefix, user)
+    }
+
+    /// Takes `key` out of `user`'s index after its record went. A failure is logged and
+    /// not passed on: the record is gone, which is what ends the session, and an entry
+    /// left behind is pruned when it is next met.
+    async fn unbind(&self, user: Option<&str>, key: &StoreKey) {
+        let Some(user) = user else { return };
+        let user = self.user_key(user);
+        let unbind = self.store.unbind(&user, key);
+        if let Err(error) = self.call(Operation::Unbind, unbind).await {
+            tracing::warn!(
+                backend = self.store.backend(),
+                error = &error as &dyn std::error::Error,
+                "could not take an ended session out of its user's index; it is pruned when next listed"
+            );
+        }
     }
 
     /// Runs one store call inside a span that records the operation, the backend, the
     /// outcome and the duration, and never the id, and reports it to the metrics.
-    async fn call<T>(
+    pub(crate) async fn call<T>(
         &self,
         operation: Operation,
         call: impl Future<Output = Result<T, StoreError>>,

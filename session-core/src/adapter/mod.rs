@@ -16,6 +16,8 @@
 mod manager;
 mod plan;
 pub(crate) mod state;
+mod users;
 
 pub use manager::{CookieUpdate, Error, RequestCookie, SessionManager};
 pub use state::{Change, SessionState};
+pub use users::SessionInfo;

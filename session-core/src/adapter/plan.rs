@@ -159,6 +159,7 @@ mod tests {
             revision: Revision::FIRST,
             expires_at,
             resign,
+            user: None,
         };
         SessionState::loaded(origin, record, true)
     }

@@ -13,9 +13,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::codec::{Data, Record};
+use crate::codec::{Data, Device, Record};
 use crate::keyed::Keyed;
-use crate::store::Revision;
+use crate::store::{Revision, SessionHandle};
 use crate::{SessionId, SessionValue};
 
 /// How a key differs from the record that was loaded.
@@ -122,6 +122,8 @@ pub(crate) struct Origin {
     pub(crate) expires_at: Option<SystemTime>,
     /// The cookie verified under an old key and should be re-signed.
     pub(crate) resign: bool,
+    /// The user the stored record is bound to, whose index entry goes with the record.
+    pub(crate) user: Option<String>,
 }
 
 /// What the request does to the stored record it loaded.
@@ -185,6 +187,8 @@ pub struct SessionState {
     /// `clear` was called: what other requests stored is not carried over either.
     cleared: bool,
     permanence_changed: bool,
+    /// `log_in` or `clear` changed the user the session is bound to.
+    binding_changed: bool,
     default_permanent: bool,
 }
 
@@ -212,11 +216,14 @@ impl SessionState {
                 created_at: SystemTime::now(),
                 permanent,
                 cookie_sent_at: None,
+                user: None,
+                device: None,
                 data: Data::new(),
             },
             edits: Keyed::new(),
             cleared: false,
             permanence_changed: false,
+            binding_changed: false,
             default_permanent: permanent,
         }
     }
@@ -229,6 +236,7 @@ impl SessionState {
             edits: Keyed::new(),
             cleared: false,
             permanence_changed: false,
+            binding_changed: false,
             default_permanent,
         }
     }
@@ -411,20 +419,60 @@ impl SessionState {
         self.record.data.len()
     }
 
-    /// Whether the session has no keys. An empty session is neither stored nor given a
-    /// cookie.
+    /// Whether the session holds nothing: no keys, and no user it is bound to. An empty
+    /// session is neither stored nor given a cookie.
     pub fn is_empty(&self) -> bool {
-        self.record.data.is_empty()
+        self.record.data.is_empty() && self.record.user.is_none()
     }
 
-    /// Removes every key, including those another request adds meanwhile; a session left
-    /// empty is deleted at write-back and its cookie removed.
+    /// Removes every key, including those another request adds meanwhile, and the user
+    /// binding; a session left empty is deleted at write-back and its cookie removed.
     pub fn clear(&mut self) {
         let keys: Vec<String> = self.record.data.keys().map(str::to_owned).collect();
         for key in keys {
             self.set(key, None, None);
         }
+        if self.record.user.is_some() {
+            self.record.user = None;
+            self.record.device = None;
+            self.binding_changed = true;
+        }
         self.cleared = true;
+    }
+
+    /// Binds the session to `user` and gives it a new id at write-back (see
+    /// [`regenerate`](SessionState::regenerate)): call it on login. From then on the
+    /// session is listed among the user's sessions, and ending them all ends it.
+    ///
+    /// `device` is the browser that logs in, kept for a devices page; adapters pass it
+    /// only when [`DeviceInfo::Keep`](crate::DeviceInfo::Keep) is configured.
+    ///
+    /// ```
+    /// use session_core::adapter::SessionState;
+    ///
+    /// let mut state = SessionState::new(true);
+    /// state.log_in("alice", None);
+    /// assert_eq!(state.user(), Some("alice"));
+    /// ```
+    pub fn log_in(&mut self, user: impl Into<String>, device: Option<Device>) {
+        self.record.user = Some(user.into());
+        self.record.device = device;
+        self.binding_changed = true;
+        self.regenerate();
+    }
+
+    /// The user the session is bound to, if any.
+    pub fn user(&self) -> Option<&str> {
+        self.record.user.as_deref()
+    }
+
+    /// The handle of this request's stored session, if it is stored: what
+    /// [`SessionManager::sessions_of`](crate::adapter::SessionManager::sessions_of) marks
+    /// as current.
+    pub fn handle(&self) -> Option<SessionHandle> {
+        self.origin
+            .as_ref()
+            .map(|origin| SessionHandle::of(&origin.id))
     }
 
     /// Whether the cookie outlives the browser session (`Max-Age` = lifetime).
@@ -467,7 +515,7 @@ impl SessionState {
 
     /// Whether anything (data or metadata) differs from what was loaded.
     pub fn is_modified(&self) -> bool {
-        !self.edits.is_empty() || self.permanence_changed || self.cleared
+        !self.edits.is_empty() || self.permanence_changed || self.cleared || self.binding_changed
     }
 
     pub(crate) fn permanence_changed(&self) -> bool {
@@ -537,6 +585,10 @@ impl SessionState {
         self.record.data = data;
         if !self.permanence_changed {
             self.record.permanent = current.permanent;
+        }
+        if !self.binding_changed {
+            self.record.user = current.user;
+            self.record.device = current.device;
         }
         if self.ending == Ending::Kept {
             self.record.created_at = current.created_at;
@@ -629,6 +681,7 @@ mod tests {
             revision: Revision::FIRST,
             expires_at: None,
             resign: false,
+            user: None,
         };
         SessionState::loaded(origin, record(data), true)
     }

@@ -49,6 +49,15 @@ pub enum StoreError {
         /// The store's limit in bytes.
         limit: usize,
     },
+    /// The backend cannot do this at all (memcached cannot list its keys, say); see the
+    /// store's documentation.
+    #[error("the {backend} session store does not support {operation}")]
+    Unsupported {
+        /// Which backend.
+        backend: &'static str,
+        /// The [`Store`](crate::store::Store) method asked for.
+        operation: &'static str,
+    },
     /// The store answered with an error.
     #[error("{backend} session store failed")]
     Backend {
@@ -75,6 +84,11 @@ impl StoreError {
             backend,
             source: source.into(),
         }
+    }
+
+    /// A [`StoreError::Unsupported`].
+    pub fn unsupported(backend: &'static str, operation: &'static str) -> Self {
+        Self::Unsupported { backend, operation }
     }
 
     /// Whether this is an answer of the contract (`DuplicateId`, `UnknownId`, `Conflict`)

@@ -1,12 +1,15 @@
 //! An in-process store for tests and single-process development.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
 use async_trait::async_trait;
 
-use super::{Loaded, Revision, Store, StoreError, StoreKey};
+use super::{
+    is_session_key, Listed, Loaded, Revision, ScanCursor, ScanPage, Store, StoreError, StoreKey,
+    UserKey,
+};
 
 /// Sessions in a `HashMap` in this process: lost on restart, not shared between processes.
 ///
@@ -21,7 +24,29 @@ use super::{Loaded, Revision, Store, StoreError, StoreKey};
 /// ```
 #[derive(Clone, Default)]
 pub struct MemoryStore {
-    entries: Arc<Mutex<HashMap<StoreKey, Entry>>>,
+    inner: Arc<Mutex<Inner>>,
+}
+
+/// The records and the users' indexes, under one lock so that a bound record and its
+/// index entry appear together.
+#[derive(Default)]
+struct Inner {
+    entries: HashMap<StoreKey, Entry>,
+    users: HashMap<UserKey, BTreeSet<StoreKey>>,
+}
+
+impl std::ops::Deref for Inner {
+    type Target = HashMap<StoreKey, Entry>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.entries
+    }
+}
+
+impl std::ops::DerefMut for Inner {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.entries
+    }
 }
 
 /// Keys are session ids and values session data: only their number shows.
@@ -46,6 +71,10 @@ impl Entry {
 
     fn loaded(&self) -> Loaded {
         Loaded::new(self.value.clone(), self.revision).with_expiry(self.expires_at)
+    }
+
+    fn listed(&self, key: &StoreKey) -> Listed {
+        Listed::new(key.clone(), self.value.clone(), self.expires_at)
     }
 }
 
@@ -87,10 +116,10 @@ impl MemoryStore {
         self.len() == 0
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<StoreKey, Entry>> {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding this lock cannot leave a half-written entry behind (every
         // critical section is a single map operation), so a poisoned lock is still usable.
-        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -200,5 +229,101 @@ impl Store for MemoryStore {
         let before = entries.len();
         entries.retain(|_, entry| entry.is_live(now));
         Ok((before - entries.len()) as u64)
+    }
+
+    async fn create_bound(
+        &self,
+        key: &StoreKey,
+        value: &[u8],
+        at: SystemTime,
+        user: &UserKey,
+    ) -> Result<Revision, StoreError> {
+        let now = SystemTime::now();
+        let mut inner = self.lock();
+        if inner.get(key).is_some_and(|e| e.is_live(now)) {
+            return Err(StoreError::DuplicateId);
+        }
+        let entry = Entry {
+            value: value.to_vec(),
+            revision: Revision::FIRST,
+            expires_at: at,
+        };
+        inner.entries.insert(key.clone(), entry);
+        inner
+            .users
+            .entry(user.clone())
+            .or_default()
+            .insert(key.clone());
+        Ok(Revision::FIRST)
+    }
+
+    async fn unbind(&self, user: &UserKey, key: &StoreKey) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        if let Some(keys) = inner.users.get_mut(user) {
+            keys.remove(key);
+            if keys.is_empty() {
+                inner.users.remove(user);
+            }
+        }
+        Ok(())
+    }
+
+    async fn list_bound(&self, user: &UserKey) -> Result<Vec<Listed>, StoreError> {
+        let now = SystemTime::now();
+        let inner = &mut *self.lock();
+        let Some(keys) = inner.users.get_mut(user) else {
+            return Ok(Vec::new());
+        };
+        let entries = &inner.entries;
+        keys.retain(|key| entries.get(key).is_some_and(|e| e.is_live(now)));
+        let listed = keys
+            .iter()
+            .filter_map(|key| entries.get(key).map(|entry| entry.listed(key)))
+            .collect();
+        if keys.is_empty() {
+            inner.users.remove(user);
+        }
+        Ok(listed)
+    }
+
+    async fn count(&self, prefix: &str) -> Result<u64, StoreError> {
+        let now = SystemTime::now();
+        let inner = self.lock();
+        let live = inner
+            .iter()
+            .filter(|(key, entry)| is_session_key(prefix, key.as_str()) && entry.is_live(now))
+            .count();
+        Ok(live as u64)
+    }
+
+    async fn scan(
+        &self,
+        prefix: &str,
+        after: Option<&ScanCursor>,
+        limit: usize,
+    ) -> Result<ScanPage, StoreError> {
+        let now = SystemTime::now();
+        let limit = limit.max(1);
+        let inner = self.lock();
+        let mut keys: Vec<&StoreKey> = inner
+            .iter()
+            .filter(|(key, entry)| {
+                is_session_key(prefix, key.as_str())
+                    && entry.is_live(now)
+                    && after.is_none_or(|after| key.as_str() > after.as_str())
+            })
+            .map(|(key, _)| key)
+            .collect();
+        keys.sort_unstable();
+        let more = keys.len() > limit;
+        keys.truncate(limit);
+        let records: Vec<Listed> = keys
+            .iter()
+            .filter_map(|key| inner.get(*key).map(|entry| entry.listed(key)))
+            .collect();
+        let next = more
+            .then(|| keys.last().map(|key| ScanCursor::new(key.as_str())))
+            .flatten();
+        Ok(ScanPage { records, next })
     }
 }

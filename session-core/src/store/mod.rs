@@ -18,6 +18,7 @@
 pub mod conformance;
 mod error;
 mod key;
+mod listed;
 mod memory;
 mod shared;
 pub mod time;
@@ -27,7 +28,8 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 
 pub use error::StoreError;
-pub use key::{StoreKey, DEFAULT_KEY_PREFIX};
+pub use key::{is_session_key, KeyScheme, SessionHandle, StoreKey, UserKey, DEFAULT_KEY_PREFIX};
+pub use listed::{Listed, ScanCursor, ScanPage};
 pub use memory::MemoryStore;
 pub use shared::SharedStore;
 
@@ -50,6 +52,11 @@ pub use shared::SharedStore;
 /// | [`delete`](Store::delete) | remove; absent is not an error |
 /// | [`delete_if_unchanged`](Store::delete_if_unchanged) | remove only if still at the given revision, with the answers of `update` |
 /// | [`delete_expired`](Store::delete_expired) | remove expired records in bounded batches (stores without native expiry) |
+/// | [`create_bound`](Store::create_bound) | `create`, and the record is in the user's index no later than it exists |
+/// | [`unbind`](Store::unbind) | take a key out of a user's index; absent is not an error |
+/// | [`list_bound`](Store::list_bound) | the live records in a user's index, untouched; entries of absent or expired records pruned |
+/// | [`count`](Store::count) | the number of live sessions under a prefix, or [`StoreError::Unsupported`] |
+/// | [`scan`](Store::scan) | a page of live sessions under a prefix, untouched, or [`StoreError::Unsupported`] |
 ///
 /// The trait is object-safe; the middleware holds it as a [`SharedStore`].
 #[async_trait]
@@ -103,6 +110,62 @@ pub trait Store: Send + Sync + 'static {
     /// Stores whose server expires records by itself keep this default, which does nothing.
     async fn delete_expired(&self) -> Result<u64, StoreError> {
         Ok(0)
+    }
+
+    /// Inserts `value` under `key` unless a live record is there, like
+    /// [`create`](Store::create), and binds the record to `user`: from then on
+    /// [`list_bound`](Store::list_bound) lists it for as long as it lives.
+    ///
+    /// The index entry must exist no later than the record, so that no live bound
+    /// session is ever missing from its user's index (an entry whose record never came is
+    /// pruned when met). The default answers [`StoreError::Unsupported`].
+    async fn create_bound(
+        &self,
+        key: &StoreKey,
+        value: &[u8],
+        expires_at: SystemTime,
+        user: &UserKey,
+    ) -> Result<Revision, StoreError> {
+        let _ = (key, value, expires_at, user);
+        Err(StoreError::unsupported(self.backend(), "create_bound"))
+    }
+
+    /// Takes `key` out of `user`'s index, once its record was deleted or moved. An entry
+    /// that is not there is not an error. Stores whose index is a field of the record
+    /// itself have nothing left to do.
+    async fn unbind(&self, user: &UserKey, key: &StoreKey) -> Result<(), StoreError> {
+        let _ = (user, key);
+        Err(StoreError::unsupported(self.backend(), "unbind"))
+    }
+
+    /// The live records bound to `user`, read without touching them, in no particular
+    /// order. Entries whose record is absent or expired are pruned as they are met; an
+    /// entry never keeps a record alive or brings one back.
+    async fn list_bound(&self, user: &UserKey) -> Result<Vec<Listed>, StoreError> {
+        let _ = user;
+        Err(StoreError::unsupported(self.backend(), "list_bound"))
+    }
+
+    /// The number of live sessions whose keys start with `prefix` (user indexes are not
+    /// sessions), or [`StoreError::Unsupported`] where the backend cannot list its keys
+    /// (memcached).
+    async fn count(&self, prefix: &str) -> Result<u64, StoreError> {
+        let _ = prefix;
+        Err(StoreError::unsupported(self.backend(), "count"))
+    }
+
+    /// A page of at most about `limit` live sessions whose keys start with `prefix`, read
+    /// without touching them, starting where `after` (the previous page's
+    /// [`ScanPage::next`]) says. A session that lives through a whole scan is listed at
+    /// least once. [`StoreError::Unsupported`] where the backend cannot list its keys.
+    async fn scan(
+        &self,
+        prefix: &str,
+        after: Option<&ScanCursor>,
+        limit: usize,
+    ) -> Result<ScanPage, StoreError> {
+        let _ = (prefix, after, limit);
+        Err(StoreError::unsupported(self.backend(), "scan"))
     }
 
     /// Whether [`load_and_touch`](Store::load_and_touch) costs one round trip (Redis

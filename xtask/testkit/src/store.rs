@@ -6,7 +6,9 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use session_core::store::conformance::new_key;
-use session_core::store::{Loaded, Revision, Store, StoreError, StoreKey};
+use session_core::store::{
+    Listed, Loaded, Revision, ScanCursor, ScanPage, Store, StoreError, StoreKey, UserKey,
+};
 use session_core::SharedStore;
 
 /// Asserts that each of `store`'s per-request operations returns a future of at most
@@ -151,6 +153,37 @@ impl Store for CountingStore {
     ) -> Result<Option<Loaded>, StoreError> {
         self.add("load_and_touch");
         self.inner.load_and_touch(key, at).await
+    }
+    async fn create_bound(
+        &self,
+        key: &StoreKey,
+        value: &[u8],
+        at: SystemTime,
+        user: &UserKey,
+    ) -> Result<Revision, StoreError> {
+        self.add("create_bound");
+        self.inner.create_bound(key, value, at, user).await
+    }
+    async fn unbind(&self, user: &UserKey, key: &StoreKey) -> Result<(), StoreError> {
+        self.add("unbind");
+        self.inner.unbind(user, key).await
+    }
+    async fn list_bound(&self, user: &UserKey) -> Result<Vec<Listed>, StoreError> {
+        self.add("list_bound");
+        self.inner.list_bound(user).await
+    }
+    async fn count(&self, prefix: &str) -> Result<u64, StoreError> {
+        self.add("count");
+        self.inner.count(prefix).await
+    }
+    async fn scan(
+        &self,
+        prefix: &str,
+        after: Option<&ScanCursor>,
+        limit: usize,
+    ) -> Result<ScanPage, StoreError> {
+        self.add("scan");
+        self.inner.scan(prefix, after, limit).await
     }
 }
 

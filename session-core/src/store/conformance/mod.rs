@@ -66,6 +66,16 @@ macro_rules! store_conformance_tests {
             regenerate_keeps_what_another_request_wrote_meanwhile,
             emptying_a_session_keeps_what_another_request_wrote_meanwhile,
             only_the_request_that_ended_a_session_removes_its_cookie,
+            create_bound_lists_the_record_under_its_user_only,
+            unbind_takes_a_key_out_of_the_index_only,
+            list_bound_prunes_deleted_and_expired_records_without_touching,
+            count_and_scan_list_live_sessions_under_a_prefix,
+            log_in_binds_and_regenerate_keeps_the_binding,
+            destroy_and_clear_end_the_binding,
+            end_session_ends_only_the_users_own_session,
+            end_sessions_ends_all_or_all_but_the_current,
+            an_ended_session_is_not_brought_back_by_a_late_request,
+            no_stored_key_or_value_holds_a_live_id,
         );
     };
 }
@@ -130,10 +140,14 @@ async fn value(store: &dyn Store, key: &StoreKey) -> Option<Vec<u8>> {
     store.load(key).await.unwrap().map(|l| l.into_value())
 }
 
+mod users;
+
 /// The checks, one per rule. Each takes a fresh store.
 pub mod checks {
     use super::*;
     use crate::adapter::{RequestCookie, SessionManager};
+
+    pub use super::users::*;
 
     pub async fn load_of_an_absent_key_is_none(store: SharedStore) {
         assert_eq!(value(&*store, &new_key()).await, None);
@@ -503,7 +517,7 @@ pub mod checks {
         );
     }
 
-    fn manager(
+    pub(crate) fn manager(
         store: &SharedStore,
         configure: impl FnOnce(crate::ConfigBuilder) -> crate::ConfigBuilder,
     ) -> SessionManager {
@@ -515,7 +529,10 @@ pub mod checks {
     }
 
     /// Saves `state` and returns the request cookie a browser would send next.
-    async fn save(manager: &SessionManager, state: crate::adapter::SessionState) -> RequestCookie {
+    pub(crate) async fn save(
+        manager: &SessionManager,
+        state: crate::adapter::SessionState,
+    ) -> RequestCookie {
         match manager.save(state).await.unwrap() {
             crate::adapter::CookieUpdate::Set(header) => {
                 let pair = header.split(';').next().unwrap().to_owned();
