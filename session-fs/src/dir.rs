@@ -27,6 +27,21 @@ pub(crate) const NO_FOLLOW: i32 = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
 /// files ignore it).
 const EXISTING_FILE: i32 = NO_FOLLOW | rustix::fs::OFlags::NONBLOCK.bits() as i32;
 
+/// The users' indexes: `.users/<user>/<session file name>`, one empty file per session
+/// bound to the user. The leading `.` keeps it out of every walk of the sessions.
+pub(crate) const USERS: &str = ".users";
+
+/// The keys of the sessions whose file names are shortened: `.keys/<name>` holds the key
+/// that the name cannot give back, for listing the session.
+pub(crate) const KEYS: &str = ".keys";
+
+/// How many times a bind makes its user's directory again after a concurrent unbind or
+/// listing removed it as empty; each retry needs such a removal in between.
+const BIND_ATTEMPTS: usize = 16;
+
+/// The longest key file read back: far more than the longest key session-core makes.
+const KEY_FILE_MAX: u64 = 4096;
+
 /// What a name in the directory holds, for the store.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Entry {
@@ -84,6 +99,34 @@ pub(crate) fn prepare(
             fs::set_permissions(path, fs::Permissions::from_mode(tightened(mode, file_mode)))
                 .map_err(OpenStep::TightenDirectory.on(path))
         }
+    }
+}
+
+/// Creates `.users` and `.keys` in the session directory at `path` (0700) if missing; a
+/// link or anything but a directory there is [`FileStoreError::UnsafeIndexPath`], not
+/// followed.
+pub(crate) fn prepare_index_dirs(path: &Path) -> Result<(), FileStoreError> {
+    for sub in [USERS, KEYS] {
+        let dir = path.join(sub);
+        let failed = OpenStep::PrepareIndexDirectory.on(&dir);
+        let meta = match fs::symlink_metadata(&dir) {
+            Err(e) if e.kind() == ErrorKind::NotFound => make_dir(&dir)
+                .and_then(|()| fs::symlink_metadata(&dir))
+                .map_err(failed)?,
+            other => other.map_err(failed)?,
+        };
+        if !meta.is_dir() {
+            return Err(FileStoreError::UnsafeIndexPath { path: dir });
+        }
+    }
+    Ok(())
+}
+
+/// Creates the directory `path` (0700); one that is there already is fine.
+fn make_dir(path: &Path) -> io::Result<()> {
+    match fs::DirBuilder::new().mode(0o700).create(path) {
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
+        other => other,
     }
 }
 
@@ -321,6 +364,145 @@ impl Dir {
         }
         file.write_all(contents)?;
         Ok(temp)
+    }
+
+    /// Adds the session file `name` to the index of `user` (a name from
+    /// [`user_dir_name`](crate::layout::user_dir_name)): creates its empty entry, and the
+    /// user's directory if missing. Creating a file in a directory that a concurrent
+    /// [`Dir::remove_index_if_empty`] removed fails with `NotFound`, so the entry is never
+    /// lost: the directory is made again and the entry with it. `false` if the entry was
+    /// there already.
+    pub(crate) fn bind(&self, user: &str, name: &str) -> io::Result<bool> {
+        let users = self.path.join(USERS);
+        let index = users.join(user);
+        let entry = index.join(name);
+        let mut attempts = 0;
+        loop {
+            let created = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(NO_FOLLOW)
+                .open(&entry);
+            match created {
+                Ok(_) => return Ok(true),
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(false),
+                Err(e) if e.kind() == ErrorKind::NotFound && attempts < BIND_ATTEMPTS => {
+                    attempts += 1;
+                    make_dir(&users)?;
+                    make_dir(&index)?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Takes the session file `name` out of the index of `user`; `false` if it was not
+    /// there.
+    pub(crate) fn unbind(&self, user: &str, name: &str) -> io::Result<bool> {
+        match fs::remove_file(self.path.join(USERS).join(user).join(name)) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes the index of `user` if it holds nothing. `rmdir` removes only an empty
+    /// directory, and a bind into one removed meanwhile makes it again (see
+    /// [`Dir::bind`]), so no entry is lost.
+    pub(crate) fn remove_index_if_empty(&self, user: &str) {
+        // Best effort: it fails when an entry is there, and an empty directory left
+        // behind costs nothing but its inode.
+        let _ = fs::remove_dir(self.path.join(USERS).join(user));
+    }
+
+    /// The session file names in the index of `user`: regular files with a name the store
+    /// gives a session; nothing if there is no index. Anything else is left alone.
+    pub(crate) fn index(&self, user: &str) -> io::Result<Vec<String>> {
+        let entries = match fs::read_dir(self.path.join(USERS).join(user)) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry?;
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            if !is_session_file(&name) {
+                continue;
+            }
+            match entry.file_type() {
+                Ok(kind) if kind.is_file() => names.push(name),
+                Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(names)
+    }
+
+    /// The users that have an index (their directory names under `.users`).
+    pub(crate) fn indexes(&self) -> io::Result<Vec<String>> {
+        let entries = match fs::read_dir(self.path.join(USERS)) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let mut users = Vec::new();
+        for entry in entries {
+            let entry = entry?;
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            match entry.file_type() {
+                Ok(kind) if kind.is_dir() && is_session_file(&name) => users.push(name),
+                Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(users)
+    }
+
+    /// Keeps `key` in `.keys/<name>`, for a session whose file name `name` is shortened:
+    /// written under a temporary name and renamed, so that a reader finds all of it or
+    /// nothing.
+    pub(crate) fn keep_key(&self, name: &str, key: &str) -> io::Result<()> {
+        make_dir(&self.path.join(KEYS))?;
+        self.write_temp(key.as_bytes())?
+            .rename_over(&format!("{KEYS}/{name}"))
+    }
+
+    /// The key kept for the shortened session file name `name`, if there is one.
+    pub(crate) fn kept_key(&self, name: &str) -> io::Result<Option<String>> {
+        let path = self.path.join(KEYS).join(name);
+        let opened = OpenOptions::new()
+            .read(true)
+            .custom_flags(EXISTING_FILE)
+            .open(&path);
+        let file = match opened {
+            Ok(file) if file.metadata()?.is_file() => file,
+            // A directory or a FIFO is nobody's key, and neither is a link, which
+            // `O_NOFOLLOW` refuses to open.
+            Ok(_) => return Ok(None),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(error) => match fs::symlink_metadata(&path) {
+                Ok(meta) if !meta.is_file() => return Ok(None),
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+                _ => return Err(error),
+            },
+        };
+        let mut key = Vec::new();
+        file.take(KEY_FILE_MAX).read_to_end(&mut key)?;
+        Ok(String::from_utf8(key).ok())
+    }
+
+    /// Removes the key kept for the shortened session file name `name`, if any.
+    pub(crate) fn forget_key(&self, name: &str) -> io::Result<()> {
+        match fs::remove_file(self.path.join(KEYS).join(name)) {
+            Err(e) if e.kind() != ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
     }
 
     /// Removes the file `name`; `false` if there was none.

@@ -78,6 +78,13 @@ pub enum FileStoreError {
         /// The link or other file.
         path: PathBuf,
     },
+    /// Where the store keeps its users' indexes (`.users`) or the keys of sessions whose
+    /// file names are shortened (`.keys`) is a symbolic link or not a directory. The store
+    /// does not follow it: whoever placed it could make the store create files elsewhere.
+    UnsafeIndexPath {
+        /// The link or other file.
+        path: PathBuf,
+    },
 }
 
 /// What [`FileStoreBuilder::open`](crate::FileStoreBuilder::open) was doing when a
@@ -99,6 +106,8 @@ pub enum OpenStep {
     ReadLockFile,
     /// Counting the sessions already in the directory, for the limit.
     CountSessions,
+    /// Looking at or creating the `.users` or `.keys` directory.
+    PrepareIndexDirectory,
 }
 
 impl OpenStep {
@@ -123,6 +132,7 @@ impl fmt::Display for OpenStep {
             Self::OpenLockFile => "open the lock file",
             Self::ReadLockFile => "read the lock file",
             Self::CountSessions => "count the sessions in",
+            Self::PrepareIndexDirectory => "prepare the index directory",
         })
     }
 }
@@ -148,7 +158,7 @@ impl fmt::Display for FileStoreError {
                  open the store with `exposed_directory(ExposedDirectory::Tighten)`",
                 path.display()
             ),
-            Self::UnsafeLockPath { path } => write!(
+            Self::UnsafeLockPath { path } | Self::UnsafeIndexPath { path } => write!(
                 f,
                 "{} is a symbolic link or not a regular file or directory; the session \
                  store does not follow it (remove it to let the store make its own)",
@@ -162,16 +172,17 @@ impl std::error::Error for FileStoreError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Io { source, .. } => Some(source),
-            Self::NotOwned { .. } | Self::ExposedDirectory { .. } | Self::UnsafeLockPath { .. } => {
-                None
-            }
+            Self::NotOwned { .. }
+            | Self::ExposedDirectory { .. }
+            | Self::UnsafeLockPath { .. }
+            | Self::UnsafeIndexPath { .. } => None,
         }
     }
 }
 
 /// This error, with the kind of the system's error for [`FileStoreError::Io`],
 /// `PermissionDenied` for a directory of another user or an exposed one, and `Other` for a
-/// lock path. The message keeps the path.
+/// lock or index path. The message keeps the path.
 impl From<FileStoreError> for io::Error {
     fn from(error: FileStoreError) -> Self {
         let kind = match &error {
@@ -179,7 +190,9 @@ impl From<FileStoreError> for io::Error {
             FileStoreError::NotOwned { .. } | FileStoreError::ExposedDirectory { .. } => {
                 io::ErrorKind::PermissionDenied
             }
-            FileStoreError::UnsafeLockPath { .. } => io::ErrorKind::Other,
+            FileStoreError::UnsafeLockPath { .. } | FileStoreError::UnsafeIndexPath { .. } => {
+                io::ErrorKind::Other
+            }
         };
         io::Error::new(kind, error)
     }

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::time::SystemTime;
 
 use session_core::store::time::{from_unix_millis, unix_millis};
-use session_core::store::{Revision, StoreKey};
+use session_core::store::{Revision, StoreKey, UserKey};
 use sha2::{Digest as _, Sha256};
 
 /// The length of the header: the record starts right after it.
@@ -35,7 +35,53 @@ const DIGEST_HEX_LEN: usize = 64;
 /// shortened name is never another key's escaped one, and two keys share one only if
 /// their SHA-256 do.
 pub(crate) fn file_name(key: &StoreKey) -> Cow<'_, str> {
-    let key = key.as_str();
+    name_of(key.as_str())
+}
+
+/// The name of the directory that holds `user`'s index under `.users`: made from the key
+/// as a session's file name is, so it is never mistaken for anything else there.
+pub(crate) fn user_dir_name(user: &UserKey) -> Cow<'_, str> {
+    name_of(user.as_str())
+}
+
+/// Whether `name`, one [`file_name`] gave, is shortened, so that the key cannot be read
+/// back from it.
+pub(crate) fn is_shortened(name: &str) -> bool {
+    name.contains('~')
+}
+
+/// The key whose [`file_name`] is `name`, if the name is not shortened and is exactly the
+/// one the store gives that key (`%41` is not `A`'s name).
+pub(crate) fn key_from_name(name: &str) -> Option<String> {
+    if is_shortened(name) {
+        return None;
+    }
+    let mut bytes = Vec::with_capacity(name.len());
+    let mut rest = name.bytes();
+    while let Some(byte) = rest.next() {
+        if byte == b'%' {
+            let high = hex_value(rest.next()?)?;
+            let low = hex_value(rest.next()?)?;
+            bytes.push(high << 4 | low);
+        } else {
+            bytes.push(byte);
+        }
+    }
+    let key = String::from_utf8(bytes).ok()?;
+    (name_of(&key) == name).then_some(key)
+}
+
+/// The value of an upper-case hexadecimal digit, as [`file_name`] writes escapes.
+fn hex_value(digit: u8) -> Option<u8> {
+    match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'A'..=b'F' => Some(digit - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// [`file_name`] of a key as text.
+fn name_of(key: &str) -> Cow<'_, str> {
     let safe = |(i, byte): (usize, u8)| SAFE[usize::from(byte)] || (byte == b'.' && i > 0);
     if key.len() <= NAME_MAX && key.bytes().enumerate().all(safe) {
         return Cow::Borrowed(key);
@@ -310,6 +356,28 @@ mod tests {
             "x".repeat(256),
         ] {
             assert!(!is_session_file(&foreign), "{foreign}");
+        }
+    }
+
+    #[test]
+    fn names_that_are_not_shortened_give_their_key_back() {
+        let id = SessionId::generate(IdLength::default()).unwrap();
+        for prefix in ["session:", "../x/", "a b+c%", ".hidden:", "\u{e9}t\u{e9}:"] {
+            let key = StoreKey::new(prefix, &id);
+            let name = file_name(&key);
+            assert_eq!(
+                key_from_name(&name).as_deref(),
+                Some(key.as_str()),
+                "{name}"
+            );
+        }
+        let long = StoreKey::new(&"/".repeat(164), &id);
+        let name = file_name(&long);
+        assert!(is_shortened(&name));
+        assert_eq!(key_from_name(&name), None);
+        // Names the store never gives a key are nobody's.
+        for foreign in ["%41bc", "%2e", "%2", "%C3", "x%ZZ"] {
+            assert_eq!(key_from_name(foreign), None, "{foreign}");
         }
     }
 

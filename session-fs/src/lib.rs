@@ -30,8 +30,9 @@
 //! # Default
 //! The directory is created if missing, private to the server's user (0700), and each
 //! session file is 0600. If you give an existing directory that other users can list or
-//! change, `open` refuses it with [`FileStoreError::ExposedDirectory`]: the file names
-//! are the live session ids, so listing them is enough to take over every session. Make it
+//! change, `open` refuses it with [`FileStoreError::ExposedDirectory`]: the files hold the
+//! sessions' data, and with `KeyScheme::PlainId` their names are the live session ids, so
+//! listing them would be enough to take over every session. Make it
 //! private yourself (`chmod 700`), or let the store do it with
 //! [`.exposed_directory(ExposedDirectory::Tighten)`](FileStoreBuilder::exposed_directory).
 //! A directory that another user owns is refused whatever its mode, with
@@ -39,7 +40,8 @@
 //! There is no limit on the number of sessions, and file I/O runs on the calling thread.
 //!
 //! # On disk
-//! One file per session, named after its store key (`session:<id>`; characters that are
+//! One file per session, named after its store key (`session:<SHA-256 of the id>` by
+//! default; characters that are
 //! not safe in a file name are `%XX`-escaped). A key whose escaped name would pass the 255
 //! bytes a file name may have (a long prefix of escaped characters) is named by the first
 //! 190 bytes of that name, `~` and the key's SHA-256 in hex instead, so that every prefix
@@ -56,7 +58,11 @@
 //! | `delete_if_unchanged` | lock; the header's revision and expiry, unless known; `unlink` |
 //! | `touch` | lock; the header's expiry, unless known; an 8-byte `pwrite` of the expiry |
 //! | `delete` | lock; `unlink` |
-//! | `delete_expired` | directory scan, header reads; lock and `unlink` per expired file |
+//! | `delete_expired` | directory scan, header reads; lock and `unlink` per expired file; then each user's index, a header read per entry |
+//! | `create_bound` | lock; the index entry (an empty file); then as `create` |
+//! | `unbind` | `unlink` of the index entry; `rmdir` of the user's index once empty |
+//! | `list_bound` | the user's index read; `open`, `readv`, `close` per entry; lock and `unlink` per entry pruned |
+//! | `count`, `scan` | directory scan, header reads; `scan` reads its page's files too |
 //!
 //! A revision check that fails reads the whole file once more, for the `Conflict` error.
 //!
@@ -101,6 +107,24 @@
 //!   limit, not once per write. With several processes the counter is resynchronised by
 //!   that scan.
 //!
+//! # Users' sessions
+//! A user's index ([`Store::create_bound`], [`Store::list_bound`]) is a directory,
+//! `.users/<user key>/` (the [`UserKey`] named as a session key is; 0700), holding one
+//! empty file (0600) per session bound to the user, named as the session's file. `create_bound` makes
+//! the entry and then the session file, both under the session's lock; `unbind` removes
+//! the entry, and the user's directory once it is empty (a bind at that moment makes it
+//! again, so no entry is lost). `list_bound` reads the user's directory and each session
+//! file it names, without touching them, and prunes the entries whose session is gone or
+//! expired, under the session's lock so that a login under way is never pruned;
+//! `delete_expired` prunes every user's index the same way, so the entries of users who
+//! never list their sessions do not pile up. A key whose file name is shortened cannot be
+//! read back from the name: a create keeps it in `.keys/<name>`, removed with the session.
+//!
+//! [`Store::count`] and [`Store::scan`] walk the directory and read every session file's
+//! header, as `delete_expired` does: their cost grows with all the sessions in the
+//! directory, not with the ones under the prefix, and `scan` walks it again for each page
+//! (sorted by key; the cursor is the page's last key).
+//!
 //! # Only its own files
 //! The store reads, counts and removes only its session files: regular files with a name
 //! it gives a session (`session:<id>`, escaped or shortened as above) that start with a
@@ -118,7 +142,10 @@
 //! directory is never read or written through, and without blocking, so a FIFO never
 //! makes an operation wait. A link, or anything but a regular file, where a lock file
 //! goes makes `open` fail with [`FileStoreError::UnsafeLockPath`] rather than write
-//! wherever it points.
+//! wherever it points; a link, or anything but a directory, at `.users` or `.keys` makes
+//! it fail with [`FileStoreError::UnsafeIndexPath`]. Their names start with `.`, as the
+//! lock files' and temporary files' do, which no session file's name does, so no walk of
+//! the sessions ever takes them for one.
 
 mod dir;
 mod error;
@@ -135,12 +162,15 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use session_core::store::time::unix_millis;
-use session_core::store::{Loaded, Revision, Store, StoreError, StoreKey};
+use session_core::store::{
+    is_session_key, Listed, Loaded, Revision, ScanCursor, ScanPage, Store, StoreError, StoreKey,
+    UserKey,
+};
 use session_core::Cleanup;
 
 use crate::dir::{Dir, Entry, Stored, TempFile};
 pub use crate::error::{ExposedDirectory, FileStoreError, OpenStep};
-use crate::layout::{file_name, Header, HEADER_LEN};
+use crate::layout::{file_name, is_shortened, key_from_name, user_dir_name, Header, HEADER_LEN};
 use crate::locks::{Guard, Locks};
 
 const BACKEND: &str = "file";
@@ -259,6 +289,7 @@ impl FileStoreBuilder {
     pub fn open(self) -> Result<FileStore, FileStoreError> {
         dir::prepare(&self.dir, self.mode, self.exposed)?;
         let locks = Locks::open(&self.dir.join(".locks"))?;
+        dir::prepare_index_dirs(&self.dir)?;
         let dir = Dir::new(&self.dir, self.mode);
         let count = match self.limit {
             Some(_) => {
@@ -420,16 +451,7 @@ impl Inner {
     ) -> Result<Revision, StoreError> {
         let name = file_name(key);
         let now = SystemTime::now();
-        if self
-            .limit
-            .is_some_and(|limit| self.count.load(Ordering::Relaxed) >= limit)
-        {
-            self.make_room(now).map_err(io_error)?;
-        }
-        let revision = Revision::FIRST;
-        let temp = self
-            .write_temp(value, expires_at, revision)
-            .map_err(io_error)?;
+        let temp = self.prepare_new(key, &name, value, expires_at, now)?;
         // A new id is 256 random bits, so its name is free but for a vanishing chance. A
         // rename that refuses to replace makes that common case atomic without the key's
         // lock: every locked operation then sees either no file or this whole live one.
@@ -438,25 +460,244 @@ impl Inner {
             None => {
                 self.count.fetch_add(1, Ordering::Relaxed);
                 self.locks
-                    .remember_new(&name, unix_millis(expires_at), revision, before);
-                return Ok(revision);
+                    .remember_new(&name, unix_millis(expires_at), Revision::FIRST, before);
+                return Ok(Revision::FIRST);
             }
             Some(temp) => temp,
         };
         // Something is there (or the filesystem cannot refuse to replace): a live session
         // keeps its name, any other file may be replaced; both decided under the lock.
         let mut guard = self.locks.lock(&name).map_err(io_error)?;
-        let state = self.state(&name, now).map_err(io_error)?;
+        self.replace_dead(&mut guard, &name, temp, expires_at, now)
+    }
+
+    /// What a create does before its file goes into place: room under the limit, the key
+    /// kept aside if its file name is shortened (see [`Dir::keep_key`]), and the new file
+    /// under a temporary name, at [`Revision::FIRST`].
+    fn prepare_new(
+        &self,
+        key: &StoreKey,
+        name: &str,
+        value: &[u8],
+        expires_at: SystemTime,
+        now: SystemTime,
+    ) -> Result<TempFile<'_>, StoreError> {
+        if self
+            .limit
+            .is_some_and(|limit| self.count.load(Ordering::Relaxed) >= limit)
+        {
+            self.make_room(now).map_err(io_error)?;
+        }
+        if is_shortened(name) {
+            self.dir.keep_key(name, key.as_str()).map_err(io_error)?;
+        }
+        self.write_temp(value, expires_at, Revision::FIRST)
+            .map_err(io_error)
+    }
+
+    /// Puts the new session file `temp` at `name`, which something already holds, under
+    /// the key's lock (`guard`): `DuplicateId` if that is a live session, else it is
+    /// replaced.
+    fn replace_dead(
+        &self,
+        guard: &mut Guard<'_>,
+        name: &str,
+        temp: TempFile<'_>,
+        expires_at: SystemTime,
+        now: SystemTime,
+    ) -> Result<Revision, StoreError> {
+        let state = self.state(name, now).map_err(io_error)?;
         if state == FileState::Live {
             return Err(StoreError::DuplicateId);
         }
         guard.before_write().map_err(io_error)?;
-        temp.rename_over(&name).map_err(io_error)?;
-        guard.wrote(&name, unix_millis(expires_at), revision);
+        temp.rename_over(name).map_err(io_error)?;
+        guard.wrote(name, unix_millis(expires_at), Revision::FIRST);
         if state != FileState::Expired {
             self.count.fetch_add(1, Ordering::Relaxed);
         }
-        Ok(revision)
+        Ok(Revision::FIRST)
+    }
+
+    /// `create`, with the session's entry in the index of `user` made first. Both happen
+    /// under the key's lock, which a listing takes to prune an entry: it then finds either
+    /// no entry yet or the entry and the live session, never an entry whose session is
+    /// still to come, which it would prune for good.
+    fn create_bound(
+        &self,
+        key: &StoreKey,
+        value: &[u8],
+        expires_at: SystemTime,
+        user: &UserKey,
+    ) -> Result<Revision, StoreError> {
+        let name = file_name(key);
+        let now = SystemTime::now();
+        let temp = self.prepare_new(key, &name, value, expires_at, now)?;
+        let user = user_dir_name(user);
+        let mut guard = self.locks.lock(&name).map_err(io_error)?;
+        let bound = self.dir.bind(&user, &name).map_err(io_error)?;
+        guard.before_write().map_err(io_error)?;
+        let Some(temp) = temp.rename_unless_exists(&name).map_err(io_error)? else {
+            guard.wrote(&name, unix_millis(expires_at), Revision::FIRST);
+            self.count.fetch_add(1, Ordering::Relaxed);
+            return Ok(Revision::FIRST);
+        };
+        let replaced = self.replace_dead(&mut guard, &name, temp, expires_at, now);
+        if bound && matches!(replaced, Err(StoreError::DuplicateId)) {
+            // The live session that was there is not this user's: the entry made for it
+            // goes, still under the lock, so no listing has seen it.
+            self.dir.unbind(&user, &name).map_err(io_error)?;
+            self.dir.remove_index_if_empty(&user);
+        }
+        replaced
+    }
+
+    fn unbind(&self, user: &UserKey, key: &StoreKey) -> io::Result<()> {
+        let user = user_dir_name(user);
+        if self.dir.unbind(&user, &file_name(key))? {
+            self.dir.remove_index_if_empty(&user);
+        }
+        Ok(())
+    }
+
+    /// The live sessions in the index of `user`, read without touching them; entries of
+    /// absent, expired or foreign files are pruned.
+    fn list_bound(&self, user: &UserKey) -> io::Result<Vec<Listed>> {
+        let user = user_dir_name(user);
+        let mut listed = Vec::new();
+        let mut kept = 0;
+        for name in self.dir.index(&user)? {
+            let now = SystemTime::now();
+            match self.dir.read_session(&name)? {
+                Stored::Session(header, value) if header.is_live(now) => {
+                    kept += 1;
+                    match self.key_of(&name)? {
+                        Some(key) => listed.push(Listed::new(key, value, header.expires_at())),
+                        None => tracing::warn!(
+                            backend = BACKEND,
+                            "bound session with a shortened file name and no key file skipped"
+                        ),
+                    }
+                }
+                _ => {
+                    if !self.prune(&user, &name)? {
+                        kept += 1;
+                    }
+                }
+            }
+        }
+        if kept == 0 {
+            self.dir.remove_index_if_empty(&user);
+        }
+        Ok(listed)
+    }
+
+    /// Takes the session file `name` out of the index `user` (a directory name) unless,
+    /// under the key's lock, it holds a live session after all; whether it did.
+    fn prune(&self, user: &str, name: &str) -> io::Result<bool> {
+        let _guard = self.locks.lock(name)?;
+        if self.state(name, SystemTime::now())? == FileState::Live {
+            return Ok(false);
+        }
+        self.dir.unbind(user, name)?;
+        Ok(true)
+    }
+
+    /// Prunes every index of entries whose session is gone, and removes the indexes left
+    /// empty: the cleanup's share of the work that listing a user's sessions does for one.
+    fn prune_indexes(&self) -> io::Result<()> {
+        for user in self.dir.indexes()? {
+            let mut kept = 0;
+            for name in self.dir.index(&user)? {
+                let live = match self.dir.read_header(&name)? {
+                    Entry::Session(header) => header.is_live(SystemTime::now()),
+                    Entry::Absent | Entry::Foreign => false,
+                };
+                if live || !self.prune(&user, &name)? {
+                    kept += 1;
+                }
+            }
+            if kept == 0 {
+                self.dir.remove_index_if_empty(&user);
+            }
+        }
+        Ok(())
+    }
+
+    /// The key of the session file `name`: from the name itself, or, for a shortened
+    /// one, from the key kept aside when it was created (checked against the name).
+    fn key_of(&self, name: &str) -> io::Result<Option<StoreKey>> {
+        let key = if is_shortened(name) {
+            self.dir
+                .kept_key(name)?
+                .filter(|key| file_name(&StoreKey::from_stored(key.as_str())) == name)
+        } else {
+            key_from_name(name)
+        };
+        Ok(key.map(StoreKey::from_stored))
+    }
+
+    /// The keys (with their file names) of the sessions live now whose keys are session
+    /// keys under `prefix` and sort after `after`, in no order.
+    fn live_keys(&self, prefix: &str, after: Option<&str>) -> io::Result<Vec<(String, String)>> {
+        let now = SystemTime::now();
+        let selected =
+            |key: &str| is_session_key(prefix, key) && after.is_none_or(|after| key > after);
+        let mut found = Vec::new();
+        let mut shortened = Vec::new();
+        self.dir.for_each_session(|name, header| {
+            if header.is_live(now) {
+                if is_shortened(&name) {
+                    shortened.push(name);
+                } else if let Some(key) = key_from_name(&name).filter(|key| selected(key)) {
+                    found.push((key, name));
+                }
+            }
+            ControlFlow::Continue(())
+        })?;
+        // Their keys are in files of their own, read once the walk is done.
+        for name in shortened {
+            if let Some(key) = self.key_of(&name)? {
+                if selected(key.as_str()) {
+                    found.push((key.as_str().to_owned(), name));
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    fn count(&self, prefix: &str) -> io::Result<u64> {
+        Ok(self.live_keys(prefix, None)?.len() as u64)
+    }
+
+    /// The live sessions under `prefix` in the order of their keys, from the first after
+    /// `after`: the directory is walked again for each page, and a page ends with its last
+    /// key as the cursor.
+    fn scan_page(&self, prefix: &str, after: Option<&str>, limit: usize) -> io::Result<ScanPage> {
+        let limit = limit.max(1);
+        let mut keys = self.live_keys(prefix, after)?;
+        keys.sort_unstable();
+        let more = keys.len() > limit;
+        keys.truncate(limit);
+        let next = if more {
+            keys.last().map(|(key, _)| ScanCursor::new(key.as_str()))
+        } else {
+            None
+        };
+        let mut records = Vec::with_capacity(keys.len());
+        for (key, name) in keys {
+            // Gone or expired since the walk: not live through the scan, so left out.
+            if let Stored::Session(header, value) = self.dir.read_session(&name)? {
+                if header.is_live(SystemTime::now()) {
+                    records.push(Listed::new(
+                        StoreKey::from_stored(key),
+                        value,
+                        header.expires_at(),
+                    ));
+                }
+            }
+        }
+        Ok(ScanPage { records, next })
     }
 
     fn update(
@@ -591,6 +832,10 @@ impl Inner {
                 Some(n.saturating_sub(1))
             });
         guard.removed(name)?;
+        if is_shortened(name) {
+            // Best effort: a key file left behind only takes room, and names nothing live.
+            let _ = self.dir.forget_key(name);
+        }
         Ok(true)
     }
 
@@ -619,8 +864,16 @@ impl Inner {
         ))
     }
 
-    /// Removes expired session files; returns how many.
+    /// Removes expired session files, then prunes the users' indexes; returns how many
+    /// session files it removed.
     fn delete_expired(&self) -> io::Result<u64> {
+        let removed = self.delete_expired_files()?;
+        self.prune_indexes()?;
+        Ok(removed)
+    }
+
+    /// Removes expired session files; returns how many.
+    fn delete_expired_files(&self) -> io::Result<u64> {
         let now = SystemTime::now();
         let mut removed = 0;
         loop {
@@ -668,7 +921,7 @@ impl Inner {
         let Some(limit) = self.limit else {
             return Ok(());
         };
-        self.delete_expired()?;
+        self.delete_expired_files()?;
         let mut all = self.scan(usize::MAX, |_| true)?;
         self.count.store(all.len(), Ordering::Relaxed);
         let target = limit - limit / 10;
@@ -740,6 +993,42 @@ impl Store for FileStore {
 
     async fn delete_expired(&self) -> Result<u64, StoreError> {
         file_io!(self, |inner| inner.delete_expired().map_err(io_error))
+    }
+
+    async fn create_bound(
+        &self,
+        key: &StoreKey,
+        value: &[u8],
+        at: SystemTime,
+        user: &UserKey,
+    ) -> Result<Revision, StoreError> {
+        file_io!(self, |inner| inner.create_bound(key, value, at, user), owning key, value, user)
+    }
+
+    async fn unbind(&self, user: &UserKey, key: &StoreKey) -> Result<(), StoreError> {
+        file_io!(self, |inner| inner.unbind(user, key).map_err(io_error), owning user, key)
+    }
+
+    async fn list_bound(&self, user: &UserKey) -> Result<Vec<Listed>, StoreError> {
+        file_io!(self, |inner| inner.list_bound(user).map_err(io_error), owning user)
+    }
+
+    async fn count(&self, prefix: &str) -> Result<u64, StoreError> {
+        file_io!(self, |inner| inner.count(prefix).map_err(io_error), owning prefix)
+    }
+
+    async fn scan(
+        &self,
+        prefix: &str,
+        after: Option<&ScanCursor>,
+        limit: usize,
+    ) -> Result<ScanPage, StoreError> {
+        let after = after.map(|cursor| cursor.as_str().to_owned());
+        file_io!(
+            self,
+            |inner| inner.scan_page(prefix, after.as_deref(), limit).map_err(io_error),
+            owning prefix, after
+        )
     }
 }
 
