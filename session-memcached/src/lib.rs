@@ -38,6 +38,10 @@
 //! | `touch` | `mg key T<ttl>` without the value | the CAS stays; miss = `UnknownId` |
 //! | `delete` | `md key` | |
 //! | `delete_if_unchanged` | `md key C<cas>` | `NF` = `UnknownId`, `EX` = `Conflict` without the current record |
+//! | `create_bound` | the index entry (below), then `create`, then the entry checked again | |
+//! | `unbind` | the index without the key (below) | absent index or entry: `Ok` |
+//! | `list_bound` | `mg index v c`, then `mg key v t` for every entry (one exchange per server) | the value and its remaining TTL, untouched; misses pruned (below) |
+//! | `count`, `scan` | none | `StoreError::Unsupported`: memcached cannot list its keys |
 //!
 //! The client also asks every `mg` for the item's flags (`f`), which this crate leaves at 0.
 //! No live item has CAS 0, so a write conditional on revision 0 cannot succeed: it is
@@ -54,6 +58,28 @@
 //! the 250-byte key limit; a session larger than the item size limit (memcached's `-I`,
 //! 1 MiB by default: tell the store with [`MemcachedStoreBuilder::max_item_size`]) is
 //! refused with `StoreError::TooLarge` before anything is sent.
+//!
+//! # Users' indexes
+//! Memcached has no secondary index, so each user's index is one item of its own under
+//! the user's [`UserKey`], holding the keys of the user's sessions, one per line. Every
+//! change is a read-modify-write on the item's CAS (`mg index v c`, then `ms index C<cas>`,
+//! `ms index ME` when there was no item, or `md index C<cas>` when no key is left), tried
+//! again while other writers come first and given up, as a `StoreError::Backend`, after
+//! 64 lost attempts. The index is stored with exptime 0 (no expiry): a session's expiry
+//! moves with every touch without a write of the index, so the index must not expire
+//! before its sessions; entries of expired sessions are pruned by `list_bound`.
+//!
+//! `create_bound` puts the entry in before it creates the record and checks it again
+//! after (on `DuplicateId` it takes out the entry it put in); `list_bound` takes out the entries whose records it found absent in one
+//! conditional write, then reads those records again and puts back any that exists now.
+//! So a listing that runs between a bound create's two steps never leaves a live session
+//! out of its index.
+//!
+//! Like any memcached item, an index can be evicted under memory pressure, even without
+//! an expiry: "log out everywhere" then misses that user's sessions. Size memcached so that
+//! it does not evict (its `evictions` statistic stays 0). `count` and `scan` answer
+//! `StoreError::Unsupported`, as memcached cannot list its keys, so there is no admin
+//! listing of all sessions on this store.
 //!
 //! # Why the async meta-protocol client
 //! `memcache` 0.21 has a blocking classic client and an async meta-protocol client
@@ -76,7 +102,9 @@ use memcache::exp::{
     AsyncMetaClient, Delete, Error as McError, Get, GetResult, Meta, MutationResult,
     MutationStatus, Set, Ttl,
 };
-use session_core::store::{Loaded, Revision, Store, StoreError, StoreKey};
+use session_core::store::{
+    Listed, Loaded, Revision, ScanCursor, ScanPage, Store, StoreError, StoreKey, UserKey,
+};
 
 const BACKEND: &str = "memcached";
 
@@ -234,6 +262,8 @@ enum Failure {
     NoCas,
     #[error("unexpected answer to a {0}")]
     Unexpected(&'static str),
+    #[error("a user's index kept changing under concurrent writes; nothing was written")]
+    Contended,
     #[error("{0}")]
     Other(String),
 }
@@ -332,13 +362,66 @@ fn conditional(result: &MutationResult, command: &'static str) -> Result<(), Sto
 }
 
 fn check_key(key: &StoreKey) -> Result<&str, StoreError> {
-    let key = key.as_str();
-    let valid =
-        !key.is_empty() && key.len() <= MAX_KEY_LENGTH && key.bytes().all(|b| b.is_ascii_graphic());
-    if valid {
+    check_str(key.as_str())
+}
+
+fn check_str(key: &str) -> Result<&str, StoreError> {
+    if is_valid_key(key) {
         Ok(key)
     } else {
         Err(StoreError::backend(BACKEND, KeyError))
+    }
+}
+
+fn is_valid_key(key: &str) -> bool {
+    !key.is_empty() && key.len() <= MAX_KEY_LENGTH && key.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// How many times a change of a user's index is tried again after another writer changed
+/// the index first: every lost attempt means another write went through, so this bounds
+/// the concurrent logins of one user that are sure to succeed.
+const INDEX_ATTEMPTS: usize = 64;
+
+/// A user's index as read: its session keys, and the item's CAS (`None`: no item).
+#[derive(Default)]
+struct Index {
+    keys: Vec<String>,
+    cas: Option<u64>,
+}
+
+impl Index {
+    /// The keys of an index item, one per line; lines that are not keys (which only
+    /// another writer could have put there) are dropped at the next write.
+    fn parse(value: &[u8], cas: Option<u64>) -> Self {
+        let mut keys: Vec<String> = Vec::new();
+        for line in value.split(|&b| b == b'\n') {
+            if let Ok(key) = std::str::from_utf8(line) {
+                if is_valid_key(key) && !keys.iter().any(|k| k == key) {
+                    keys.push(key.to_owned());
+                }
+            }
+        }
+        Self { keys, cas }
+    }
+}
+
+/// The value of an index item: its keys, each followed by a newline.
+fn index_value(keys: &[String]) -> Vec<u8> {
+    let mut value = Vec::with_capacity(keys.iter().map(|k| k.len() + 1).sum());
+    for key in keys {
+        value.extend_from_slice(key.as_bytes());
+        value.push(b'\n');
+    }
+    value
+}
+
+/// When a record whose remaining TTL memcached reports as `ttl` seconds expires; `-1` is
+/// an item without expiry, which this crate never writes for a session.
+fn expiry_of(ttl: Option<i64>) -> Result<SystemTime, StoreError> {
+    match ttl {
+        Some(-1) => Ok(SystemTime::UNIX_EPOCH + LATEST_EXPIRY),
+        Some(secs) if secs >= 0 => Ok(SystemTime::now() + Duration::from_secs(secs.unsigned_abs())),
+        _ => Err(StoreError::backend(BACKEND, Failure::Unexpected("mg"))),
     }
 }
 
@@ -400,6 +483,131 @@ impl MemcachedStore {
                 failure.into_store_error()
             }
         })
+    }
+
+    /// Reads a user's index (`mg key v c`); a miss is an empty index without an item.
+    async fn read_index(&self, user: &str) -> Result<Index, StoreError> {
+        let result = self.client.run(get_with_cas(user)).await.map_err(failed)?;
+        let (hit, cas) = (result.hit(), result.item.cas);
+        match result.value.filter(|_| hit) {
+            Some(value) => Ok(Index::parse(&value, Some(revision(cas)?.get()))),
+            None => Ok(Index::default()),
+        }
+    }
+
+    /// Replaces the index `read` with `keys`, only if it is still the one read: `add` where
+    /// there was no item, `ms C<cas>` where there was, `md C<cas>` when no key is left.
+    /// Answers whether the write went through (`false`: another writer came first).
+    async fn write_index(
+        &self,
+        user: &str,
+        read: &Index,
+        keys: &[String],
+    ) -> Result<bool, StoreError> {
+        let status = match (read.cas, keys.is_empty()) {
+            (None, true) => return Ok(true),
+            (Some(cas), true) => {
+                let delete = Delete::new(user).compare_cas(cas);
+                self.client.run(delete).await.map_err(failed)?.status
+            }
+            (cas, false) => {
+                let value = index_value(keys);
+                // Exptime 0: a session's expiry moves with every touch and the index's
+                // would not, so the index must not expire before its sessions.
+                let set = Set::new(user, &value).ttl(Ttl::NEVER);
+                let set = match cas {
+                    Some(cas) => set.compare_cas(cas),
+                    None => set.add(),
+                };
+                self.store(set, user, &value).await?.status
+            }
+        };
+        match status {
+            MutationStatus::Applied => Ok(true),
+            MutationStatus::NotFound
+            | MutationStatus::AlreadyExists
+            | MutationStatus::CasMismatch => Ok(false),
+            _ => Err(StoreError::backend(BACKEND, Failure::Unexpected("ms"))),
+        }
+    }
+
+    /// Changes a user's index with `change`, which edits the keys and answers whether it
+    /// changed anything, in a read-modify-write loop on the item's CAS; `first` is an index
+    /// already read, to start from without reading it again. Answers whether it wrote.
+    async fn change_index(
+        &self,
+        user: &str,
+        mut first: Option<Index>,
+        mut change: impl FnMut(&mut Vec<String>) -> bool + Send,
+    ) -> Result<bool, StoreError> {
+        for _ in 0..INDEX_ATTEMPTS {
+            let read = match first.take() {
+                Some(read) => read,
+                None => self.read_index(user).await?,
+            };
+            let mut keys = read.keys.clone();
+            if !change(&mut keys) {
+                return Ok(false);
+            }
+            if self.write_index(user, &read, &keys).await? {
+                return Ok(true);
+            }
+        }
+        Err(StoreError::backend(BACKEND, Failure::Contended))
+    }
+
+    /// Puts `key` in a user's index unless it is there; answers whether it put it there.
+    async fn bind(&self, user: &str, key: &str) -> Result<bool, StoreError> {
+        self.change_index(user, None, |keys| {
+            let absent = !keys.iter().any(|k| k == key);
+            if absent {
+                keys.push(key.to_owned());
+            }
+            absent
+        })
+        .await
+    }
+
+    /// Takes `gone` out of a user's index, starting from `first` if it was read already.
+    async fn remove(
+        &self,
+        user: &str,
+        gone: &[impl AsRef<str> + Sync],
+        first: Option<Index>,
+    ) -> Result<(), StoreError> {
+        let gone = |key: &String| gone.iter().any(|g| g.as_ref() == key);
+        self.change_index(user, first, |keys| {
+            let before = keys.len();
+            keys.retain(|k| !gone(k));
+            keys.len() != before
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Reads the records under `keys` without touching them, in one exchange per server:
+    /// each as its value and expiry, or `None` when it is absent or expired.
+    async fn read_records(&self, keys: &[String]) -> Result<Vec<Option<Listed>>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let gets = keys.iter().map(|key| Get::new(key).meta(Meta::NONE.ttl()));
+        let results = self.client.run_many(gets).await.map_err(failed)?;
+        keys.iter()
+            .zip(results)
+            .map(|(key, result)| {
+                let result = result.map_err(failed)?;
+                let hit = result.hit();
+                match result.value.filter(|_| hit) {
+                    Some(value) => {
+                        let expires_at = expiry_of(result.item.ttl)?;
+                        let key = StoreKey::from_stored(key.as_str());
+                        Ok(Some(Listed::new(key, value, expires_at)))
+                    }
+                    None => Ok(None),
+                }
+            })
+            .collect()
     }
 
     /// The answer to a write conditional on revision 0, which no memcached item has: a read
@@ -510,6 +718,78 @@ impl Store for MemcachedStore {
         let delete = Delete::new(key).compare_cas(expected.get());
         let result = self.client.run(delete).await.map_err(failed)?;
         conditional(&result, "md")
+    }
+
+    async fn create_bound(
+        &self,
+        key: &StoreKey,
+        value: &[u8],
+        at: SystemTime,
+        user: &UserKey,
+    ) -> Result<Revision, StoreError> {
+        let (record, index) = (check_key(key)?, check_str(user.as_str())?);
+        // The entry first, so that no live record is ever missing from its index.
+        let added = self.bind(index, record).await?;
+        let revision = match self.create(key, value, at).await {
+            Ok(revision) => revision,
+            // The live record there is not this user's unless it was bound before.
+            Err(StoreError::DuplicateId) if added => {
+                self.remove(index, &[record], None).await?;
+                return Err(StoreError::DuplicateId);
+            }
+            Err(error) => return Err(error),
+        };
+        // A listing that read the index after the entry came and the record before it did
+        // may have pruned the entry meanwhile: the record exists now, so it goes back.
+        self.bind(index, record).await?;
+        Ok(revision)
+    }
+
+    async fn unbind(&self, user: &UserKey, key: &StoreKey) -> Result<(), StoreError> {
+        let (record, index) = (check_key(key)?, check_str(user.as_str())?);
+        self.remove(index, &[record], None).await
+    }
+
+    async fn list_bound(&self, user: &UserKey) -> Result<Vec<Listed>, StoreError> {
+        let index = check_str(user.as_str())?;
+        let read = self.read_index(index).await?;
+        let records = self.read_records(&read.keys).await?;
+        let mut listed = Vec::with_capacity(records.len());
+        let mut absent = Vec::new();
+        for (key, record) in read.keys.iter().zip(records) {
+            match record {
+                Some(record) => listed.push(record),
+                None => absent.push(key.clone()),
+            }
+        }
+        if absent.is_empty() {
+            return Ok(listed);
+        }
+        self.remove(index, &absent, Some(read)).await?;
+        // A bound create that put its entry in before this read and its record in after
+        // it lost the entry to this prune, if it checked the index before the prune:
+        // records that exist now go back.
+        for (key, record) in absent.iter().zip(self.read_records(&absent).await?) {
+            if record.is_some() {
+                self.bind(index, key).await?;
+            }
+        }
+        Ok(listed)
+    }
+
+    /// Memcached cannot list its keys: [`StoreError::Unsupported`].
+    async fn count(&self, _prefix: &str) -> Result<u64, StoreError> {
+        Err(StoreError::unsupported(BACKEND, "count"))
+    }
+
+    /// Memcached cannot list its keys: [`StoreError::Unsupported`].
+    async fn scan(
+        &self,
+        _prefix: &str,
+        _after: Option<&ScanCursor>,
+        _limit: usize,
+    ) -> Result<ScanPage, StoreError> {
+        Err(StoreError::unsupported(BACKEND, "scan"))
     }
 }
 
