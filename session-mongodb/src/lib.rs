@@ -20,16 +20,21 @@
 //! and the default settings, or a builder, finished by
 //! [`connect`](MongoStoreBuilder::connect), that starts from a URL
 //! ([`MongoStore::builder`]) or from a client the application already has
-//! ([`MongoStore::from_client`]). `connect` creates the TTL index, so a server that cannot
-//! be reached fails at start-up. The server removes expired sessions by itself through
+//! ([`MongoStore::from_client`]). `connect` creates the TTL and `user` indexes, so a server
+//! that cannot be reached fails at start-up. The server removes expired sessions by itself through
 //! that index; [`Store::delete_expired`] is there for a deployment that removed the index.
 //!
 //! # Documents
 //! `{_id: "session:<id>", data: <binary>, expires_at: <date>, created_at: <date>, rev: <int64>}`
-//! in the database named in the URL (else `sessions`), collection `sessions`. A TTL index
-//! on `expires_at` (`expireAfterSeconds: 0`) is created on first use, idempotently, so the
-//! server removes expired documents by itself; its monitor runs only every 60 s, so every
-//! read also filters on `expires_at`.
+//! (and `user: <string>` on a user's session) in the database named in the URL (else
+//! `sessions`), collection `sessions`. A TTL index on `expires_at` (`expireAfterSeconds:
+//! 0`) is created on first use, idempotently, so the server removes expired documents by
+//! itself; its monitor runs only every 60 s, so every read also filters on `expires_at`.
+//!
+//! A session bound to a user (by a login) also has `user: "<prefix>user:<digest>"`, its
+//! [`UserKey`]; a sparse index on `user`, created with the TTL index, serves
+//! [`Store::list_bound`]. The binding is part of the session's document, so it exists
+//! exactly when the session does and goes with it, expiry included.
 //!
 //! `rev` is the record's [`Revision`]: 1 on `create`, one more on each `update`, unchanged
 //! by `touch`. A document whose `data` is not binary, or without a `rev` that is a non-zero
@@ -47,10 +52,24 @@
 //! | `delete` | `delete_one {_id}` | |
 //! | `delete_if_unchanged` | `delete_one live at rev` | deleted 0: as `update` |
 //! | `delete_expired` | batches of `delete_many {_id in [...]}` | for deployments without the index |
+//! | `create_bound` | `create` with `user` set | as `create` |
+//! | `unbind` | `update_one {_id, user}`, `$unset` user | none matched is fine |
+//! | `list_bound` | `find {user, expires_at: {$gt: now}}` | |
+//! | `count` | `count_documents` under the prefix, live | |
+//! | `scan` | `find` under the prefix, live, `_id > after`, sorted by `_id`, `limit` | a full page's last `_id` is the cursor |
+//!
+//! "Under the prefix" is `_id: {$gte: prefix, $lt: <prefix with its last character
+//! incremented>}`, a range the `_id` index serves, narrowed by the anchored regex
+//! `^<escaped prefix>[^:]+$` so that keys of a longer prefix (`session:other:...`) are not
+//! counted, as [`is_session_key`](session_core::store::is_session_key) says. A scan reads
+//! without touching, and a session that lives through a whole scan is listed once, since
+//! pages follow the order of `_id`.
 //!
 //! A conflict-free `update` or `delete_if_unchanged` is one round trip; only a write that
 //! matched nothing reads the document back, to tell a gone session from a changed one.
-//! `update` uses `$set` rather than `replace_one` so the document keeps its `created_at`.
+//! `update` and `touch` use `$set` rather than `replace_one` so the document keeps its
+//! `created_at` and `user`; only `create`'s take-over of an expired document replaces it,
+//! and the new session is bound only if it was made by `create_bound`.
 //! `load_and_touch` is `load` then `touch`. Times are the application's clock, in
 //! milliseconds.
 //!
@@ -61,7 +80,9 @@
 //! 503 by the middleware). A call that needs two round trips (`create`'s insert then
 //! take-over, an `update` or `delete_if_unchanged` that matched nothing then the read
 //! that explains why, `load_and_touch`) may take up to two timeouts, and
-//! `delete_expired` up to three per batch (find the ids, read them, delete). Creating the TTL index at start is bounded too.
+//! `delete_expired` up to three per batch (find the ids, read them, delete); `list_bound`
+//! and `scan` are two bounded calls (the find, then reading its cursor to the end).
+//! Creating the indexes at start is bounded too.
 //! The driver bounds selecting a server and connecting, but would wait without end for
 //! the answer of a server that took a request and stopped answering (a frozen process,
 //! whose system keeps its connections open), so the store bounds each call itself. A
@@ -82,7 +103,9 @@ use mongodb::options::{
 };
 use mongodb::{Client, Collection, IndexModel};
 use session_core::store::time::{from_unix_millis_i64, unix_millis_i64};
-use session_core::store::{Loaded, Revision, Store, StoreError, StoreKey};
+use session_core::store::{
+    Listed, Loaded, Revision, ScanCursor, ScanPage, Store, StoreError, StoreKey, UserKey,
+};
 
 const BACKEND: &str = "mongodb";
 
@@ -92,8 +115,14 @@ const DUPLICATE_KEY: i32 = 11000;
 /// The field holding a document's revision.
 const REV: &str = "rev";
 
+/// The field holding the [`UserKey`] a session is bound to, absent on unbound sessions.
+const USER: &str = "user";
+
 /// Documents removed per `delete_many` by [`Store::delete_expired`].
 const DELETE_BATCH: i64 = 5_000;
+
+/// The name of the index on [`USER`].
+const USER_INDEX: &str = "user";
 
 /// The database used when the URL names none.
 pub const DEFAULT_DATABASE: &str = "sessions";
@@ -167,7 +196,7 @@ impl MongoStoreBuilder {
     /// How long a call to the server may take, selecting a server and connecting
     /// included, before it fails with `StoreError::Unavailable`. It bounds each round trip
     /// of a call (a call of two round trips may take two timeouts) and the creation of the
-    /// TTL index, for a store made [`from_client`](MongoStore::from_client) too.
+    /// indexes, for a store made [`from_client`](MongoStore::from_client) too.
     ///
     /// # Default
     /// 2 s: the driver alone would take 30 s to give up on selecting a server, and never
@@ -177,10 +206,10 @@ impl MongoStoreBuilder {
         self
     }
 
-    /// Connects (for a URL) and creates the TTL index.
+    /// Connects (for a URL) and creates the TTL index and the index on `user`.
     ///
     /// # Errors
-    /// `StoreError::Backend` for a URL the driver cannot parse or a server that refuses the
+    /// `StoreError::Backend` for a URL the driver cannot parse or a server that refuses an
     /// index, `StoreError::Unavailable` if the server cannot be reached within the timeout.
     pub async fn connect(self) -> Result<MongoStore, StoreError> {
         let client = match self.source {
@@ -216,11 +245,23 @@ impl MongoStoreBuilder {
                     .build(),
             )
             .build();
+        // Sparse: only bound sessions carry `user`, and only they are looked up by it.
+        let user_index = IndexModel::builder()
+            .keys(doc! { USER: 1 })
+            .options(
+                IndexOptions::builder()
+                    .name(USER_INDEX.to_owned())
+                    .sparse(true)
+                    .build(),
+            )
+            .build();
         let store = MongoStore {
             collection,
             timeout: self.timeout,
         };
-        store.call(store.collection.create_index(ttl_index)).await?;
+        store
+            .call(store.collection.create_indexes([ttl_index, user_index]))
+            .await?;
         Ok(store)
     }
 }
@@ -289,6 +330,74 @@ impl MongoStore {
             Ok(None) => StoreError::UnknownId,
             Err(error) => error,
         }
+    }
+
+    /// `create`, with the document bound to `user` when there is one: the `user` field is
+    /// part of the one document written, so the binding exists exactly when the record does.
+    async fn insert(
+        &self,
+        key: &StoreKey,
+        value: &[u8],
+        at: DateTime,
+        user: Option<&UserKey>,
+    ) -> Result<Revision, StoreError> {
+        let now = date(SystemTime::now());
+        // The document is built again for a take-over rather than cloned: a copy kept
+        // across the insert would make the future larger than the allocator's fast path.
+        match self
+            .within(
+                self.collection
+                    .insert_one(new_document(key, value, at, now, user)),
+            )
+            .await?
+        {
+            Ok(_) => Ok(Revision::FIRST),
+            Err(error) if is_duplicate_key(&error) => {
+                // Only an expired holder may be replaced; a live one is never overwritten.
+                // The replacement drops the holder's `user`: a new record is bound afresh.
+                let expired = doc! { "_id": key.as_str(), "expires_at": { "$lte": now } };
+                let replaced = self
+                    .call(
+                        self.collection
+                            .replace_one(expired, new_document(key, value, at, now, user)),
+                    )
+                    .await?;
+                if replaced.matched_count == 1 {
+                    Ok(Revision::FIRST)
+                } else {
+                    Err(StoreError::DuplicateId)
+                }
+            }
+            Err(error) => Err(failed(error)),
+        }
+    }
+
+    /// The live documents matching `filter`, sorted by `_id` and at most `limit` of them
+    /// when given, read in full, with the number of documents the server returned (some
+    /// may not be records this store wrote, and are left out of the records).
+    async fn listed(
+        &self,
+        filter: Document,
+        limit: Option<i64>,
+    ) -> Result<(Vec<Listed>, Option<String>, usize), StoreError> {
+        let mut find = self
+            .collection
+            .find(filter)
+            .projection(doc! { "_id": 1, "data": 1, "expires_at": 1, REV: 1 });
+        if let Some(limit) = limit {
+            find = find.sort(doc! { "_id": 1 }).limit(limit);
+        }
+        let cursor = self.call(find).await?;
+        // Boxed: a cursor held in the future would make it larger than the allocator's fast
+        // path, and listing is rare enough for one more allocation.
+        let documents: Vec<Document> = self.call(Box::pin(cursor.try_collect())).await?;
+        let found = documents.len();
+        let last = documents
+            .last()
+            .and_then(|d| d.get_str("_id").ok())
+            .map(str::to_owned);
+        let records = documents.iter().filter_map(listed).collect();
+        Ok((records, last, found))
     }
 
     /// The collection the sessions live in.
@@ -412,6 +521,85 @@ fn loaded(document: &Document) -> Option<Loaded> {
     })
 }
 
+/// A new session's document, bound to `user` if there is one.
+fn new_document(
+    key: &StoreKey,
+    value: &[u8],
+    at: DateTime,
+    now: DateTime,
+    user: Option<&UserKey>,
+) -> Document {
+    let mut document = doc! {
+        "_id": key.as_str(),
+        "data": binary(value),
+        "expires_at": at,
+        "created_at": now,
+        REV: stored(Revision::FIRST),
+    };
+    if let Some(user) = user {
+        document.insert(USER, user.as_str());
+    }
+    document
+}
+
+/// `document` as a listed record, or `None` if it is not a document this store wrote.
+fn listed(document: &Document) -> Option<Listed> {
+    let id = document.get_str("_id").ok()?;
+    let Some(Bson::Binary(data)) = document.get("data") else {
+        return None;
+    };
+    revision_of(document)?;
+    let expires_at = document.get_datetime("expires_at").ok()?;
+    Some(Listed::new(
+        StoreKey::from_stored(id),
+        data.bytes.clone(),
+        from_unix_millis_i64(expires_at.timestamp_millis()),
+    ))
+}
+
+/// The live sessions whose `_id` starts with `prefix` and holds no `:` after it, as
+/// [`is_session_key`](session_core::store::is_session_key) says: a range on `_id`, which
+/// the `_id` index serves, narrowed by an anchored regex.
+fn under(prefix: &str, after: Option<&ScanCursor>, now: DateTime) -> Document {
+    let mut id = doc! { "$gte": prefix };
+    if let Some(end) = successor(prefix) {
+        id.insert("$lt", end);
+    }
+    if let Some(after) = after {
+        id.insert("$gt", after.as_str());
+    }
+    id.insert("$regex", format!("^{}[^:]+$", escaped(prefix)));
+    doc! { "_id": id, "expires_at": { "$gt": now } }
+}
+
+/// The least string greater than every string that starts with `prefix`, or `None` if
+/// there is none (an empty prefix). Strings compare by their UTF-8 bytes, which is the
+/// order of their code points.
+fn successor(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = (u32::from(last) + 1..=u32::from(char::MAX)).find_map(char::from_u32);
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+/// `text` as a regex that matches it literally: ASCII punctuation is escaped, which both
+/// MongoDB's PCRE and other servers' regex engines read as the character itself.
+fn escaped(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len() * 2);
+    for c in text.chars() {
+        if c.is_ascii_punctuation() || c == ' ' {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
 #[async_trait]
 impl Store for MongoStore {
     fn backend(&self) -> &'static str {
@@ -430,33 +618,7 @@ impl Store for MongoStore {
         value: &[u8],
         at: SystemTime,
     ) -> Result<Revision, StoreError> {
-        let now = date(SystemTime::now());
-        let document = doc! {
-            "_id": key.as_str(),
-            "data": binary(value),
-            "expires_at": date(at),
-            "created_at": now,
-            REV: stored(Revision::FIRST),
-        };
-        match self
-            .within(self.collection.insert_one(document.clone()))
-            .await?
-        {
-            Ok(_) => Ok(Revision::FIRST),
-            Err(error) if is_duplicate_key(&error) => {
-                // Only an expired holder may be replaced; a live one is never overwritten.
-                let expired = doc! { "_id": key.as_str(), "expires_at": { "$lte": now } };
-                let replaced = self
-                    .call(self.collection.replace_one(expired, document))
-                    .await?;
-                if replaced.matched_count == 1 {
-                    Ok(Revision::FIRST)
-                } else {
-                    Err(StoreError::DuplicateId)
-                }
-            }
-            Err(error) => Err(failed(error)),
-        }
+        self.insert(key, value, date(at), None).await
     }
 
     async fn update(
@@ -544,6 +706,55 @@ impl Store for MongoStore {
                 return Ok(removed);
             }
         }
+    }
+
+    async fn create_bound(
+        &self,
+        key: &StoreKey,
+        value: &[u8],
+        at: SystemTime,
+        user: &UserKey,
+    ) -> Result<Revision, StoreError> {
+        self.insert(key, value, date(at), Some(user)).await
+    }
+
+    async fn unbind(&self, user: &UserKey, key: &StoreKey) -> Result<(), StoreError> {
+        let filter = doc! { "_id": key.as_str(), USER: user.as_str() };
+        let unset = doc! { "$unset": { USER: "" } };
+        self.call(self.collection.update_one(filter, unset))
+            .await
+            .map(drop)
+    }
+
+    async fn list_bound(&self, user: &UserKey) -> Result<Vec<Listed>, StoreError> {
+        let now = date(SystemTime::now());
+        let filter = doc! { USER: user.as_str(), "expires_at": { "$gt": now } };
+        let (records, _, _) = self.listed(filter, None).await?;
+        Ok(records)
+    }
+
+    async fn count(&self, prefix: &str) -> Result<u64, StoreError> {
+        let now = date(SystemTime::now());
+        self.call(self.collection.count_documents(under(prefix, None, now)))
+            .await
+    }
+
+    async fn scan(
+        &self,
+        prefix: &str,
+        after: Option<&ScanCursor>,
+        limit: usize,
+    ) -> Result<ScanPage, StoreError> {
+        let now = date(SystemTime::now());
+        // A limit of 0 means none to MongoDB.
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX).max(1);
+        let (records, last, found) = self.listed(under(prefix, after, now), Some(limit)).await?;
+        let next = if found as i64 == limit {
+            last.map(ScanCursor::new)
+        } else {
+            None
+        };
+        Ok(ScanPage { records, next })
     }
 }
 

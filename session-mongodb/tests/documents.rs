@@ -248,6 +248,27 @@ async fn a_conflict_free_write_is_one_command_and_only_a_miss_reads_back() {
     assert_eq!(sent(), ["delete", "find"], "stale delete_if_unchanged");
     store.delete_if_unchanged(&key, second).await.unwrap();
     assert_eq!(sent(), ["delete"], "delete_if_unchanged");
+
+    let user = session_core::store::UserKey::new("session:", "alice");
+    let bound = self::key();
+    store.create_bound(&bound, b"v", hour, &user).await.unwrap();
+    assert_eq!(sent(), ["insert"], "create_bound");
+    assert_eq!(store.list_bound(&user).await.unwrap().len(), 1);
+    assert_eq!(sent(), ["find"], "list_bound");
+    store.unbind(&user, &bound).await.unwrap();
+    assert_eq!(sent(), ["update"], "unbind");
+    assert_eq!(store.count("session:").await.unwrap(), 1);
+    assert_eq!(sent(), ["aggregate"], "count");
+    assert_eq!(
+        store
+            .scan("session:", None, 10)
+            .await
+            .unwrap()
+            .records
+            .len(),
+        1
+    );
+    assert_eq!(sent(), ["find"], "scan");
 }
 
 #[tokio::test]
