@@ -25,10 +25,14 @@ pub(crate) struct Queries {
     pub(crate) create_table: Vec<String>,
     /// binds: key, now. Selects data, expires_at, revision.
     pub(crate) load: String,
-    /// binds: key, data, expires_at, now, revision. Affects 0 rows when the id exists.
+    /// DDL that brings a table made without `user_key` to the shape `create_table` makes,
+    /// in order.
+    pub(crate) add_user_key: Vec<String>,
+    /// binds: key, data, expires_at, now, revision, user key or NULL. Affects 0 rows when
+    /// the id exists.
     pub(crate) insert: String,
-    /// binds: data, expires_at, now, revision, key, now. Reuses the row of an expired
-    /// session.
+    /// binds: data, expires_at, now, revision, user key or NULL, key, now. Reuses the row
+    /// of an expired session, binding it anew.
     pub(crate) take_over: String,
     /// binds: data, expires_at, new revision, key, now, expected revision
     pub(crate) update: String,
@@ -40,7 +44,20 @@ pub(crate) struct Queries {
     pub(crate) delete_if_unchanged: String,
     /// binds: now, batch size
     pub(crate) delete_expired: String,
+    /// binds: key, user key
+    pub(crate) unbind: String,
+    /// binds: user key, now. Selects id, data, expires_at.
+    pub(crate) list_bound: String,
+    /// binds: lower id (exclusive), upper id (exclusive), now. Selects the count.
+    pub(crate) count: String,
+    /// binds: lower id (exclusive), upper id (exclusive), now, limit. Selects id, data,
+    /// expires_at in byte order of the id.
+    pub(crate) scan: String,
 }
+
+/// The `user_key` column in MySQL: the charset and collation of the id column it holds
+/// keys like.
+const MYSQL_USER_KEY: &str = "user_key VARCHAR(255) CHARACTER SET ascii COLLATE ascii_bin NULL";
 
 pub(crate) fn check_name(name: &str) -> Result<(), NameError> {
     let mut chars = name.chars();
@@ -72,36 +89,66 @@ impl Dialect {
             None => self.quote(table),
         };
         let index = self.quote(&format!("{table}_expires_at"));
+        // Most sessions are anonymous: where the database can (not MySQL), only bound rows
+        // are in the index on `user_key`.
+        let user_index = self.quote(&format!("{table}_user_key"));
         let create_table = match self {
+            // COLLATE "C": ids compare byte-wise, as `scan`'s ranges and cursors need,
+            // whatever the database's locale, and the primary key still serves them.
             Self::Postgres => schema
                 .map(|s| format!("CREATE SCHEMA IF NOT EXISTS {}", self.quote(s)))
                 .into_iter()
                 .chain([
                     format!(
-                        "CREATE TABLE IF NOT EXISTS {t} (id TEXT PRIMARY KEY, data BYTEA NOT NULL, \
-                         expires_at BIGINT NOT NULL, created_at BIGINT NOT NULL, \
-                         revision BIGINT NOT NULL)"
+                        "CREATE TABLE IF NOT EXISTS {t} (id TEXT COLLATE \"C\" PRIMARY KEY, \
+                         data BYTEA NOT NULL, expires_at BIGINT NOT NULL, \
+                         created_at BIGINT NOT NULL, revision BIGINT NOT NULL, user_key TEXT)"
                     ),
                     format!("CREATE INDEX IF NOT EXISTS {index} ON {t} (expires_at)"),
+                    format!(
+                        "CREATE INDEX IF NOT EXISTS {user_index} ON {t} (user_key) \
+                         WHERE user_key IS NOT NULL"
+                    ),
                 ])
                 .collect(),
             // ascii_bin: ids are case-sensitive, and MySQL's default collation is not.
             Self::MySql => vec![format!(
                 "CREATE TABLE IF NOT EXISTS {t} (id VARCHAR(255) CHARACTER SET ascii COLLATE ascii_bin \
                  NOT NULL PRIMARY KEY, data LONGBLOB NOT NULL, expires_at BIGINT NOT NULL, \
-                 created_at BIGINT NOT NULL, revision BIGINT NOT NULL, \
-                 INDEX {index} (expires_at))"
+                 created_at BIGINT NOT NULL, revision BIGINT NOT NULL, {MYSQL_USER_KEY}, \
+                 INDEX {index} (expires_at), INDEX {user_index} (user_key))"
             )],
             Self::Sqlite => vec![
                 format!(
                     "CREATE TABLE IF NOT EXISTS {t} (id TEXT NOT NULL PRIMARY KEY, data BLOB NOT NULL, \
                      expires_at INTEGER NOT NULL, created_at INTEGER NOT NULL, \
-                     revision INTEGER NOT NULL) WITHOUT ROWID"
+                     revision INTEGER NOT NULL, user_key TEXT) WITHOUT ROWID"
                 ),
                 format!("CREATE INDEX IF NOT EXISTS {index} ON {t} (expires_at)"),
+                format!(
+                    "CREATE INDEX IF NOT EXISTS {user_index} ON {t} (user_key) \
+                     WHERE user_key IS NOT NULL"
+                ),
             ],
         };
-        let columns = "(id, data, expires_at, created_at, revision) VALUES (?, ?, ?, ?, ?)";
+        let add_user_key = match self {
+            Self::Postgres => vec![
+                format!(
+                    "ALTER TABLE {t} ADD COLUMN user_key TEXT, \
+                     ALTER COLUMN id SET DATA TYPE TEXT COLLATE \"C\""
+                ),
+                format!("CREATE INDEX {user_index} ON {t} (user_key) WHERE user_key IS NOT NULL"),
+            ],
+            Self::MySql => vec![format!(
+                "ALTER TABLE {t} ADD COLUMN {MYSQL_USER_KEY}, ADD INDEX {user_index} (user_key)"
+            )],
+            Self::Sqlite => vec![
+                format!("ALTER TABLE {t} ADD COLUMN user_key TEXT"),
+                format!("CREATE INDEX {user_index} ON {t} (user_key) WHERE user_key IS NOT NULL"),
+            ],
+        };
+        let columns = "(id, data, expires_at, created_at, revision, user_key) \
+                       VALUES (?, ?, ?, ?, ?, ?)";
         let insert = match self {
             Self::Postgres => format!("INSERT INTO {t} {columns} ON CONFLICT (id) DO NOTHING"),
             Self::MySql => format!("INSERT IGNORE INTO {t} {columns}"),
@@ -115,15 +162,23 @@ impl Dialect {
                 "DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE expires_at <= ? LIMIT ?)"
             ),
         };
+        // Ranges of ids compare byte-wise: MySQL's ascii_bin and SQLite's default BINARY
+        // collation do; PostgreSQL is told, in case the column has the database's locale.
+        let id = match self {
+            Self::Postgres => "id COLLATE \"C\"",
+            Self::MySql | Self::Sqlite => "id",
+        };
+        let range = format!("{id} > ? AND {id} < ? AND expires_at > ?");
         let queries = Queries {
             create_table,
+            add_user_key,
             load: format!(
                 "SELECT data, expires_at, revision FROM {t} WHERE id = ? AND expires_at > ?"
             ),
             insert,
             take_over: format!(
-                "UPDATE {t} SET data = ?, expires_at = ?, created_at = ?, revision = ? \
-                 WHERE id = ? AND expires_at <= ?"
+                "UPDATE {t} SET data = ?, expires_at = ?, created_at = ?, revision = ?, \
+                 user_key = ? WHERE id = ? AND expires_at <= ?"
             ),
             // The new revision differs from the expected one, so a matched row is a changed
             // row even where the row count is of changed rows (MySQL without FOUND_ROWS).
@@ -137,6 +192,14 @@ impl Dialect {
                 "DELETE FROM {t} WHERE id = ? AND expires_at > ? AND revision = ?"
             ),
             delete_expired,
+            unbind: format!("UPDATE {t} SET user_key = NULL WHERE id = ? AND user_key = ?"),
+            list_bound: format!(
+                "SELECT id, data, expires_at FROM {t} WHERE user_key = ? AND expires_at > ?"
+            ),
+            count: format!("SELECT COUNT(*) FROM {t} WHERE {range}"),
+            scan: format!(
+                "SELECT id, data, expires_at FROM {t} WHERE {range} ORDER BY {id} LIMIT ?"
+            ),
         };
         match self {
             Self::Postgres => queries.numbered(),
@@ -163,6 +226,7 @@ impl Queries {
         };
         Self {
             create_table: self.create_table,
+            add_user_key: self.add_user_key,
             load: number(self.load),
             insert: number(self.insert),
             take_over: number(self.take_over),
@@ -171,6 +235,10 @@ impl Queries {
             delete: number(self.delete),
             delete_if_unchanged: number(self.delete_if_unchanged),
             delete_expired: number(self.delete_expired),
+            unbind: number(self.unbind),
+            list_bound: number(self.list_bound),
+            count: number(self.count),
+            scan: number(self.scan),
         }
     }
 }
@@ -198,6 +266,18 @@ mod tests {
              WHERE id = $4 AND expires_at > $5 AND revision = $6"
         );
         assert_eq!(q.create_table[0], "CREATE SCHEMA IF NOT EXISTS \"app\"");
+    }
+
+    #[test]
+    fn postgres_ranges_compare_ids_byte_wise() {
+        let q = Dialect::Postgres.queries("sessions", None);
+        assert_eq!(
+            q.scan,
+            "SELECT id, data, expires_at FROM \"sessions\" WHERE id COLLATE \"C\" > $1 \
+             AND id COLLATE \"C\" < $2 AND expires_at > $3 ORDER BY id COLLATE \"C\" LIMIT $4"
+        );
+        assert!(q.create_table[0].contains("id TEXT COLLATE \"C\" PRIMARY KEY"));
+        assert!(q.add_user_key[0].contains("COLLATE \"C\""));
     }
 
     #[test]

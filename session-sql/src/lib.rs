@@ -36,11 +36,29 @@
 //!
 //! | column | type | |
 //! |---|---|---|
-//! | `id` | text, primary key | the store key, `session:<id>` |
+//! | `id` | text, primary key, byte-wise order | the store key: `session:` and the id's digest, by default |
 //! | `data` | bytea / longblob / blob | the encoded session |
 //! | `expires_at` | bigint, indexed | Unix milliseconds |
 //! | `created_at` | bigint | Unix milliseconds |
 //! | `revision` | bigint | the record's [`Revision`]: 1 on create, +1 per update |
+//! | `user_key` | text, nullable, indexed | the [`UserKey`] of the user the session is bound to |
+//!
+//! # Users' sessions
+//! A user's index is the `user_key` column: [`Store::create_bound`] is `create`'s `INSERT`
+//! with the column set, so a bound session is in its user's index exactly while its row
+//! exists, and [`Store::list_bound`] selects the live rows with that `user_key` through
+//! its index (in PostgreSQL and SQLite a partial one, of bound rows only, since most
+//! sessions are anonymous). [`Store::unbind`] sets the column back to NULL; deleting or
+//! expiring the row takes it out of the index with it, so there is nothing to prune.
+//! [`Store::count`] and [`Store::scan`] read the live rows whose ids are in the prefix's
+//! range (`id > prefix AND id < the prefix with its last character incremented`, no
+//! `LIKE`, so `_` and `%` in a prefix mean themselves) through the primary key; `scan`
+//! pages in id order, its cursor the last id of a page. Ids compare byte-wise: MySQL's id
+//! column is `ascii_bin`, SQLite's default collation is binary, and in PostgreSQL the
+//! column is `COLLATE "C"` and the queries say so too.
+//!
+//! A table created without `user_key` (by an earlier build) needs
+//! [`SqlStore::user_key_migration`], once, before this build serves from it.
 //!
 //! # One clock: the application's
 //! Every time in the table is written and compared in Unix milliseconds from the
@@ -58,12 +76,17 @@
 //! | operation | statement |
 //! |---|---|
 //! | `load` | `SELECT data, expires_at, revision ... WHERE id = ? AND expires_at > now` |
-//! | `create` | `INSERT` with `revision = 1` that cannot overwrite (`ON CONFLICT DO NOTHING`, `INSERT IGNORE`, `INSERT OR IGNORE`); only when the id is taken, `UPDATE ... SET ..., revision = 1 WHERE id = ? AND expires_at <= now` takes over the row of an expired session |
+//! | `create` | `INSERT` with `revision = 1` that cannot overwrite (`ON CONFLICT DO NOTHING`, `INSERT IGNORE`, `INSERT OR IGNORE`); only when the id is taken, `UPDATE ... SET ..., revision = 1, user_key = NULL WHERE id = ? AND expires_at <= now` takes over the row of an expired session |
 //! | `update` | `UPDATE ... SET data = ?, expires_at = ?, revision = expected + 1 WHERE id = ? AND expires_at > now AND revision = expected` |
 //! | `delete_if_unchanged` | `DELETE ... WHERE id = ? AND expires_at > now AND revision = expected` |
 //! | `touch` | `UPDATE ... SET expires_at = ? WHERE id = ? AND expires_at > now` (the revision stays) |
 //! | `delete` | `DELETE ... WHERE id = ?` |
 //! | `delete_expired` | `DELETE` of expired rows in batches of 5,000 |
+//! | `create_bound` | `create`'s statements with `user_key` set |
+//! | `unbind` | `UPDATE ... SET user_key = NULL WHERE id = ? AND user_key = ?` |
+//! | `list_bound` | `SELECT id, data, expires_at ... WHERE user_key = ? AND expires_at > now` |
+//! | `count` | `SELECT COUNT(*) ... WHERE id > ? AND id < ? AND expires_at > now` |
+//! | `scan` | `SELECT id, data, expires_at ...` in the same range and after the cursor, `ORDER BY id LIMIT` the page and one more |
 //!
 //! So an expired, not yet cleaned-up session never blocks its id, a live one is never
 //! overwritten by `create`, and a deleted or expired one is never resurrected. The new
@@ -96,12 +119,15 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use session_core::store::time::{from_unix_millis_i64, unix_millis_i64};
-use session_core::store::{Loaded, Revision, Store, StoreError, StoreKey};
+use session_core::store::{
+    Listed, Loaded, Revision, ScanCursor, ScanPage, Store, StoreError, StoreKey, UserKey,
+};
 use session_core::Cleanup;
 
 use crate::dialect::{check_name, Queries};
 pub use crate::dialect::{Dialect, NameError};
-use crate::pool::Arg::{self, Bytes, Int, Text};
+use crate::pool::Arg::{self, Bytes, Int, MaybeText, Text};
+use crate::pool::ListedRow;
 pub use crate::pool::SqlPool;
 
 const BACKEND: &str = "sql";
@@ -335,6 +361,30 @@ impl SqlStore {
         Ok(dialect.queries(table, schema).create_table.join(";\n") + ";\n")
     }
 
+    /// The statements that bring a table created without the `user_key` column (by an
+    /// earlier build of this crate, or by your migrations from its
+    /// [`migration`](Self::migration)) to the shape this build creates: the column and its
+    /// index, and in PostgreSQL the byte-wise collation of `id`. Run them once, before
+    /// this build serves from the table; they fail if the column is there already.
+    ///
+    /// ```
+    /// use session_sql::{Dialect, SqlStore};
+    ///
+    /// let sql = SqlStore::user_key_migration(Dialect::Sqlite, "sessions", None).unwrap();
+    /// assert!(sql.starts_with("ALTER TABLE \"sessions\" ADD COLUMN user_key TEXT;"));
+    /// ```
+    pub fn user_key_migration(
+        dialect: Dialect,
+        table: &str,
+        schema: Option<&str>,
+    ) -> Result<String, NameError> {
+        check_name(table)?;
+        if let Some(schema) = schema {
+            check_name(schema)?;
+        }
+        Ok(dialect.queries(table, schema).add_user_key.join(";\n") + ";\n")
+    }
+
     /// The pool.
     pub fn pool(&self) -> &SqlPool {
         &self.inner.pool
@@ -381,6 +431,30 @@ fn revision(number: i64) -> Revision {
     Revision::new(number.cast_unsigned())
 }
 
+fn listed((id, data, expires_at): ListedRow) -> Listed {
+    Listed::new(
+        StoreKey::from_stored(id),
+        data,
+        from_unix_millis_i64(expires_at),
+    )
+}
+
+/// The least text above every key that starts with `prefix`: `prefix` with its last
+/// character moved to the next one, so a range of ids needs no `LIKE` (whose `_` and `%`
+/// a prefix may hold).
+fn past(prefix: &str) -> String {
+    let mut upper = prefix.to_owned();
+    while let Some(last) = upper.pop() {
+        let next = (u32::from(last) + 1..=u32::from(char::MAX)).find_map(char::from_u32);
+        if let Some(next) = next {
+            upper.push(next);
+            return upper;
+        }
+    }
+    // Keys are printable ASCII (the key prefix's rule, then base64url): DEL is above them.
+    "\u{7f}".to_owned()
+}
+
 impl SqlStore {
     /// `statement`, failed with `Unavailable` if it takes longer than the timeout.
     ///
@@ -417,6 +491,42 @@ impl SqlStore {
         }))
     }
 
+    /// `create` and `create_bound`: the row, bound to `user` if any, in one statement
+    /// (and a second to take over an expired session's row), so a bound session is never
+    /// without its `user_key`.
+    async fn insert(
+        &self,
+        key: &StoreKey,
+        value: &[u8],
+        at: SystemTime,
+        user: Option<&UserKey>,
+    ) -> Result<Revision, StoreError> {
+        let (q, now) = (&self.inner.queries, now());
+        let (key, at) = (Text(key.as_str()), Int(unix_millis_i64(at)));
+        let (first, user) = (
+            Int(stored(Revision::FIRST)),
+            MaybeText(user.map(UserKey::as_str)),
+        );
+        if self
+            .execute(&q.insert, &[key, Bytes(value), at, Int(now), first, user])
+            .await?
+            == 1
+        {
+            return Ok(Revision::FIRST);
+        }
+        let args = [Bytes(value), at, Int(now), first, user, key, Int(now)];
+        match self.execute(&q.take_over, &args).await? {
+            1 => Ok(Revision::FIRST),
+            _ => Err(StoreError::DuplicateId),
+        }
+    }
+
+    /// Runs one query of rows (id, data, expires_at) within the timeout.
+    async fn listed(&self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<Listed>, StoreError> {
+        let rows = self.bounded(self.inner.pool.listed(sql, args)).await?;
+        Ok(rows.into_iter().map(listed).collect())
+    }
+
     /// Why a conditional write matched no row: no live row, or one at another revision.
     async fn miss(&self, key: &StoreKey) -> StoreError {
         match self.current(key).await {
@@ -443,21 +553,7 @@ impl Store for SqlStore {
         value: &[u8],
         at: SystemTime,
     ) -> Result<Revision, StoreError> {
-        let (q, now) = (&self.inner.queries, now());
-        let (key, at) = (Text(key.as_str()), Int(unix_millis_i64(at)));
-        let first = Int(stored(Revision::FIRST));
-        if self
-            .execute(&q.insert, &[key, Bytes(value), at, Int(now), first])
-            .await?
-            == 1
-        {
-            return Ok(Revision::FIRST);
-        }
-        let args = [Bytes(value), at, Int(now), first, key, Int(now)];
-        match self.execute(&q.take_over, &args).await? {
-            1 => Ok(Revision::FIRST),
-            _ => Err(StoreError::DuplicateId),
-        }
+        self.insert(key, value, at, None).await
     }
 
     async fn update(
@@ -525,6 +621,74 @@ impl Store for SqlStore {
                 return Ok(removed);
             }
         }
+    }
+
+    async fn create_bound(
+        &self,
+        key: &StoreKey,
+        value: &[u8],
+        at: SystemTime,
+        user: &UserKey,
+    ) -> Result<Revision, StoreError> {
+        self.insert(key, value, at, Some(user)).await
+    }
+
+    async fn unbind(&self, user: &UserKey, key: &StoreKey) -> Result<(), StoreError> {
+        let args = [Text(key.as_str()), Text(user.as_str())];
+        self.execute(&self.inner.queries.unbind, &args)
+            .await
+            .map(drop)
+    }
+
+    async fn list_bound(&self, user: &UserKey) -> Result<Vec<Listed>, StoreError> {
+        let args = [Text(user.as_str()), Int(now())];
+        self.listed(&self.inner.queries.list_bound, &args).await
+    }
+
+    async fn count(&self, prefix: &str) -> Result<u64, StoreError> {
+        let upper = past(prefix);
+        let args = [Text(prefix), Text(&upper), Int(now())];
+        let count = self.inner.pool.count(&self.inner.queries.count, &args);
+        Ok(self.bounded(count).await?.cast_unsigned())
+    }
+
+    async fn scan(
+        &self,
+        prefix: &str,
+        after: Option<&ScanCursor>,
+        limit: usize,
+    ) -> Result<ScanPage, StoreError> {
+        let upper = past(prefix);
+        let lower = after.map_or(prefix, |after| after.as_str().max(prefix));
+        let limit = limit.max(1);
+        // One row more than the page tells whether another page follows.
+        let fetch = i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1);
+        let args = [Text(lower), Text(&upper), Int(now()), Int(fetch)];
+        let mut records = self.listed(&self.inner.queries.scan, &args).await?;
+        let next = if records.len() > limit {
+            records.truncate(limit);
+            records
+                .last()
+                .map(|last| ScanCursor::new(last.key().as_str()))
+        } else {
+            None
+        };
+        Ok(ScanPage { records, next })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::past;
+
+    #[test]
+    fn a_prefix_range_ends_at_the_next_character() {
+        assert_eq!(past("session:"), "session;");
+        assert_eq!(past("a_%"), "a_&");
+        assert_eq!(past("p~"), "p\u{7f}");
+        assert_eq!(past(""), "\u{7f}");
+        assert_eq!(past("p\u{10ffff}"), "q");
+        assert_eq!(past("p\u{d7ff}"), "p\u{e000}");
     }
 }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use session_core::store::StoreError;
 use sqlx::pool::PoolConnection;
-use sqlx::{Connection as _, Database, Pool};
+use sqlx::{Connection as _, Database, Pool, Row as _};
 
 use crate::dialect::{Dialect, Queries};
 use crate::BACKEND;
@@ -49,12 +49,33 @@ impl From<sqlx::SqlitePool> for SqlPool {
     }
 }
 
-/// A statement argument: the three types the table's columns have.
+/// A statement argument: the types the table's columns have.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Arg<'a> {
     Text(&'a str),
+    /// Text or NULL.
+    MaybeText(Option<&'a str>),
     Bytes(&'a [u8]),
     Int(i64),
+}
+
+/// A row as `list_bound` and `scan` select it: id, data, expires_at.
+pub(crate) type ListedRow = (String, Vec<u8>, i64);
+
+/// `$query` with `$args` bound in order.
+macro_rules! bind_args {
+    ($query:expr, $args:expr) => {{
+        let mut query = $query;
+        for arg in $args {
+            query = match *arg {
+                Arg::Text(text) => query.bind(text),
+                Arg::MaybeText(text) => query.bind(text),
+                Arg::Bytes(bytes) => query.bind(bytes),
+                Arg::Int(int) => query.bind(int),
+            };
+        }
+        query
+    }};
 }
 
 /// Runs the same sqlx expression on whichever pool this is; each arm is type-checked
@@ -294,15 +315,38 @@ impl SqlPool {
     /// Runs one statement with its arguments, in order; returns the rows it affected.
     pub(crate) async fn execute(&self, sql: &str, args: &[Arg<'_>]) -> Result<u64, StoreError> {
         on_connection!(self, conn => {
-            let mut query = sqlx::query(sql);
-            for arg in args {
-                query = match *arg {
-                    Arg::Text(text) => query.bind(text),
-                    Arg::Bytes(bytes) => query.bind(bytes),
-                    Arg::Int(int) => query.bind(int),
-                };
-            }
+            let query = bind_args!(sqlx::query(sql), args);
             async move { query.execute(conn).await.map(|r| r.rows_affected()) }
+        })
+    }
+
+    /// Runs one query that selects id, data and expires_at; returns its rows.
+    pub(crate) async fn listed(
+        &self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> Result<Vec<ListedRow>, StoreError> {
+        on_connection!(self, conn => {
+            let query = bind_args!(sqlx::query(sql), args);
+            async move {
+                let rows = query.fetch_all(conn).await?;
+                rows.iter()
+                    .map(|row| {
+                        // Unchecked: MySQL flags the ascii_bin id column as binary, which sqlx
+                        // will not read as text; decoding still checks the bytes are UTF-8.
+                        let id = row.try_get_unchecked(0)?;
+                        Ok((id, row.try_get(1)?, row.try_get(2)?))
+                    })
+                    .collect::<Result<Vec<ListedRow>, sqlx::Error>>()
+            }
+        })
+    }
+
+    /// Runs one query that selects a single count.
+    pub(crate) async fn count(&self, sql: &str, args: &[Arg<'_>]) -> Result<i64, StoreError> {
+        on_connection!(self, conn => {
+            let query = bind_args!(sqlx::query_scalar(sql), args);
+            async move { query.fetch_one(conn).await }
         })
     }
 }

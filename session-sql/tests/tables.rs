@@ -7,41 +7,10 @@ mod common;
 
 use std::time::{Duration, SystemTime};
 
-use common::{mysql_url, postgres_url, unique};
+use common::{mysql_url, postgres_url, run_sql, stores, unique};
 use session_core::store::{Revision, Store, StoreError, StoreKey};
 use session_core::{IdLength, SessionId};
 use session_sql::{SqlPool, SqlStore, TableSetup};
-
-/// The three databases, each with a fresh table (PostgreSQL: in a fresh schema), and the
-/// table's qualified name.
-async fn stores(label: &str) -> Vec<(&'static str, SqlStore, String)> {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("session-sql");
-    std::fs::create_dir_all(&dir).unwrap();
-    let sqlite = format!(
-        "sqlite://{}",
-        dir.join(format!("{}.db", unique(label))).display()
-    );
-    let (schema, table) = (unique(label), unique(label));
-    let postgres = SqlStore::builder(postgres_url())
-        .schema(&schema)
-        .connect()
-        .await
-        .unwrap();
-    let mysql = SqlStore::builder(mysql_url())
-        .table(&table)
-        .connect()
-        .await
-        .unwrap();
-    vec![
-        ("postgres", postgres, format!("\"{schema}\".sessions")),
-        ("mysql", mysql, format!("`{table}`")),
-        (
-            "sqlite",
-            SqlStore::connect(&sqlite).await.unwrap(),
-            "sessions".to_owned(),
-        ),
-    ]
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn eight_instances_creating_the_table_at_once_all_succeed() {
@@ -166,16 +135,6 @@ fn unix_millis(at: SystemTime) -> i64 {
     at.duration_since(SystemTime::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64
-}
-
-/// Runs `sql`, one or more statements, as it is.
-async fn run_sql(pool: &SqlPool, sql: &str) {
-    match pool {
-        SqlPool::Postgres(pool) => drop(sqlx::raw_sql(sql).execute(pool).await.unwrap()),
-        SqlPool::MySql(pool) => drop(sqlx::raw_sql(sql).execute(pool).await.unwrap()),
-        SqlPool::Sqlite(pool) => drop(sqlx::raw_sql(sql).execute(pool).await.unwrap()),
-        _ => unreachable!("all three databases are compiled in"),
-    }
 }
 
 /// The row under `key` as stored: data, expires_at, revision.

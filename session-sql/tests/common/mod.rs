@@ -5,6 +5,7 @@
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use session_sql::{SqlPool, SqlStore};
 use sqlx::Row as _;
 
 pub(crate) fn postgres_url() -> String {
@@ -87,5 +88,46 @@ pub(crate) async fn drop_stale_mysql() {
                 .execute(&pool)
                 .await;
         }
+    }
+}
+
+/// The three databases, each with a fresh table (PostgreSQL: in a fresh schema), and the
+/// table's qualified name.
+pub(crate) async fn stores(label: &str) -> Vec<(&'static str, SqlStore, String)> {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("session-sql");
+    std::fs::create_dir_all(&dir).unwrap();
+    let sqlite = format!(
+        "sqlite://{}",
+        dir.join(format!("{}.db", unique(label))).display()
+    );
+    let (schema, table) = (unique(label), unique(label));
+    let postgres = SqlStore::builder(postgres_url())
+        .schema(&schema)
+        .connect()
+        .await
+        .unwrap();
+    let mysql = SqlStore::builder(mysql_url())
+        .table(&table)
+        .connect()
+        .await
+        .unwrap();
+    vec![
+        ("postgres", postgres, format!("\"{schema}\".sessions")),
+        ("mysql", mysql, format!("`{table}`")),
+        (
+            "sqlite",
+            SqlStore::connect(&sqlite).await.unwrap(),
+            "sessions".to_owned(),
+        ),
+    ]
+}
+
+/// Runs `sql`, one or more statements, as it is.
+pub(crate) async fn run_sql(pool: &SqlPool, sql: &str) {
+    match pool {
+        SqlPool::Postgres(pool) => drop(sqlx::raw_sql(sql).execute(pool).await.unwrap()),
+        SqlPool::MySql(pool) => drop(sqlx::raw_sql(sql).execute(pool).await.unwrap()),
+        SqlPool::Sqlite(pool) => drop(sqlx::raw_sql(sql).execute(pool).await.unwrap()),
+        _ => unreachable!("all three databases are compiled in"),
     }
 }
