@@ -25,7 +25,8 @@ use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, FromRedisValue, RedisError, RedisResult};
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, Slot, SlotAddr};
+use redis::{Cmd, FromRedisValue, Pipeline, RedisError, RedisResult};
 use tokio::sync::Notify;
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -53,6 +54,45 @@ impl Connection {
         match self {
             Self::Single(connection, health) => health.track(command.query_async(connection)).await,
             Self::Cluster(connection) => command.query_async(connection).await,
+        }
+    }
+
+    /// Sends a pipeline in one round trip; on a cluster, to the slot of its first key, which
+    /// every command of it must share.
+    pub(crate) async fn query_pipeline<T: FromRedisValue>(
+        &mut self,
+        pipeline: &Pipeline,
+    ) -> RedisResult<T> {
+        match self {
+            Self::Single(connection, health) => {
+                health.track(pipeline.query_async(connection)).await
+            }
+            Self::Cluster(connection) => pipeline.query_async(connection).await,
+        }
+    }
+
+    /// Sends a keyless command: on a cluster, to the master serving `slot`, or to any node
+    /// for `None`; on a single server, to it.
+    pub(crate) async fn query_on<T: FromRedisValue>(
+        &mut self,
+        command: Cmd,
+        slot: Option<Slot>,
+    ) -> RedisResult<T> {
+        match self {
+            Self::Single(..) => self.query(&command).await,
+            Self::Cluster(connection) => {
+                let node = match slot {
+                    Some(slot) => SingleNodeRoutingInfo::SpecificNode(Route::with_slot(
+                        slot,
+                        SlotAddr::Master,
+                    )),
+                    None => SingleNodeRoutingInfo::Random,
+                };
+                let reply = connection
+                    .route_command(command, RoutingInfo::SingleNode(node))
+                    .await?;
+                Ok(redis::from_redis_value(reply)?)
+            }
         }
     }
 

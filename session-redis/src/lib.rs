@@ -1,4 +1,4 @@
-//! `RedisStore`: sessions in Redis or Redis Cluster, one command per store operation.
+//! `RedisStore`: sessions in Redis or Redis Cluster, one round trip per operation a request makes.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
@@ -35,19 +35,43 @@
 //! | `touch` | `PEXPIREAT key ms` | 0 = `UnknownId` |
 //! | `delete` | `DEL key` | |
 //! | `delete_if_unchanged` | `EVALSHA <sha1> 1 key <rev>` | nil = `UnknownId`; bulk = `Conflict` |
+//! | `create_bound` | `MULTI`, `SADD user key`, `SET key ... NX PXAT ms`, `EXEC` (cluster: `SADD`, then `SET`) | nil = `DuplicateId`, then `SREM` of an entry it added |
+//! | `unbind` | `SREM user key` | |
+//! | `list_bound` | `SMEMBERS user`, then `GET key` and `PTTL key` per member, `SREM user <gone keys>` | nil or -2 = gone |
+//! | `count` | `SCAN <cursor> MATCH <prefix>* COUNT 1000` until the cursor is 0, on each master | |
+//! | `scan` | `SCAN` steps, then `GET key` and `PTTL key` per key found | |
 //!
 //! `<rev>` is a revision as 16 hex digits (`create` writes 1, `update` the next one). An
 //! `update` never creates a record, so a deleted session is never brought back; a
 //! `Conflict` carries the current record (the bulk string), read by the same script run
 //! (see below).
 //!
-//! Keys are `<prefix><id>` (`session:` by default), so `redis-cli --scan --pattern
-//! 'session:*'` lists one key per live session, with a TTL equal to its remaining idle
-//! lifetime. Redis enforces the idle expiry; the absolute timeout is checked on read.
+//! Keys are `<prefix><SHA-256 of the id>` (`session:` by default; see
+//! `session_core::store::KeyScheme`), so `redis-cli --scan --pattern 'session:*'` lists
+//! one key per live session, with a TTL equal to its remaining idle lifetime, and no key
+//! is a usable cookie. Redis enforces the idle expiry; the absolute timeout is checked on
+//! read.
+//!
+//! # Users' sessions
+//! A user's index is a Redis set under `<prefix>user:<SHA-256 of the user id>` whose
+//! members are the keys of the user's sessions. It has no TTL, as a session's expiry
+//! moves on every touch without a write to the index; `list_bound` reads each member's
+//! value and TTL without touching it and removes the members whose key is gone. On a
+//! single server `create_bound` adds the entry and creates the record in one `MULTI`
+//! transaction, one round trip; on a cluster the set and the record have different slots,
+//! so the entry is added first and the record created by a second command, and a listing
+//! of that user that runs between the two can drop the entry of the session being
+//! created. `count` and `scan` walk the keys with `SCAN ... MATCH <prefix>*` (glob
+//! characters of the prefix escaped), on every master of a cluster in turn: a scan cursor
+//! is Redis's cursor, prefixed on a cluster with the lowest slot of the master it is on
+//! (`<slot>:<cursor>`). A page takes `SCAN` steps until it holds `limit` sessions or the
+//! keys run out, so a prefix that few keys match costs several round trips per page. As
+//! with `SCAN` itself, a session that lives through a whole scan is listed at least once,
+//! possibly twice, and `count` can count a key twice while Redis resizes its key table.
 //!
 //! # Stored values and revisions
 //! A value is the record's revision as 16 lowercase hex digits followed directly by the
-//! record (the encoded session), so `redis-cli GET session:<id>` shows
+//! record (the encoded session), so `redis-cli GET session:<digest>` shows
 //! `0000000000000001{"v":1,...}`. `create` writes revision 1 and each `update` the next
 //! one; `touch` and `load_and_touch` leave the value, and so the revision, alone. A value
 //! whose first 16 bytes are not all lowercase hex digits is not a record this store wrote:
@@ -90,6 +114,7 @@
 
 mod connection;
 mod target;
+mod users;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -102,7 +127,9 @@ use redis::{
     Value,
 };
 use session_core::store::time::unix_millis;
-use session_core::store::{Loaded, Revision, Store, StoreError, StoreKey};
+use session_core::store::{
+    Listed, Loaded, Revision, ScanCursor, ScanPage, Store, StoreError, StoreKey, UserKey,
+};
 
 use crate::connection::{cached, forget, remember, Connection};
 use crate::target::Target;
@@ -566,6 +593,37 @@ impl Store for RedisStore {
         revision: Revision,
     ) -> Result<(), StoreError> {
         self.if_unchanged(&if_unchanged(key, revision, None)).await
+    }
+
+    async fn create_bound(
+        &self,
+        key: &StoreKey,
+        value: &[u8],
+        at: SystemTime,
+        user: &UserKey,
+    ) -> Result<Revision, StoreError> {
+        self.create_and_bind(key, value, at, user).await
+    }
+
+    async fn unbind(&self, user: &UserKey, key: &StoreKey) -> Result<(), StoreError> {
+        self.remove_binding(user, key).await
+    }
+
+    async fn list_bound(&self, user: &UserKey) -> Result<Vec<Listed>, StoreError> {
+        self.bound_records(user).await
+    }
+
+    async fn count(&self, prefix: &str) -> Result<u64, StoreError> {
+        self.count_sessions(prefix).await
+    }
+
+    async fn scan(
+        &self,
+        prefix: &str,
+        after: Option<&ScanCursor>,
+        limit: usize,
+    ) -> Result<ScanPage, StoreError> {
+        self.scan_page(prefix, after, limit).await
     }
 }
 

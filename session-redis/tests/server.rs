@@ -40,10 +40,16 @@ async fn one_key_per_session_with_the_prefix_and_a_ttl_of_the_lifetime() {
     let CookieUpdate::Set(cookie) = sessions.save(state).await.unwrap() else {
         panic!("no cookie")
     };
-    let id = cookie.split(['=', '.']).nth(1).unwrap().to_owned();
+    let pair = cookie.split(';').next().unwrap();
+    let RequestCookie::Valid(verified) = sessions.verify([pair]) else {
+        panic!("the cookie does not verify")
+    };
+    let id = verified.into_id();
 
+    // The key holds a digest of the id, not the id.
     let keys: Vec<String> = query(&server.url(), redis::cmd("KEYS").arg("session:*")).await;
-    assert_eq!(keys, [format!("session:{id}")]);
+    assert_eq!(keys, [StoreKey::new("session:", &id).as_str()]);
+    assert!(!keys[0].contains(id.as_str()));
     let ttl: i64 = query(&server.url(), redis::cmd("PTTL").arg(&keys[0])).await;
     let ttl = Duration::from_millis(ttl as u64);
     assert!(lifetime - ttl < Duration::from_secs(5), "TTL {ttl:?}");
