@@ -1,9 +1,10 @@
 //! `cargo xtask test`: the one command that says whether the project works.
 
+use std::path::PathBuf;
 use std::process::Command;
 
 use crate::process::run;
-use crate::services::{self, Kind};
+use crate::services::{self, install, Kind};
 
 /// A backend (or other part) of the workspace, its packages, and the services its tests
 /// need. A backend lists a service only once its tests use it, so that nothing is started
@@ -132,13 +133,17 @@ pub(crate) fn command(args: &[String]) -> Result<(), String> {
     // The fault tests run private servers from these programs: the bench app's of every
     // kind, session-mongodb's of mongoeco.
     let selected = |package: &str| parts.iter().any(|p| p.packages.contains(&package));
-    let programs = if selected("bench") {
+    let mut programs = if selected("bench") {
         services::fault_programs()?
     } else if selected("session-mongodb") {
         vec![services::mongoeco_program()?]
     } else {
         Vec::new()
     };
+    // The login app's browser test drives a real Chromium, which it never skips.
+    if selected("login") {
+        programs.extend(browser_programs()?);
+    }
     let running = services::ensure_all(&needed)?;
 
     let mut cargo = Command::new("cargo");
@@ -165,6 +170,44 @@ pub(crate) fn command(args: &[String]) -> Result<(), String> {
         run_fuzz()?;
     }
     Ok(())
+}
+
+/// Each browser program the login app's test runs: the variable that names it to the test,
+/// the program, and the Debian package that installs it.
+const BROWSER: &[(&str, &str, &str)] = &[
+    ("SESSION_TEST_CHROMIUM", "chromium", "chromium"),
+    (
+        "SESSION_TEST_CHROMEDRIVER",
+        "chromedriver",
+        "chromium-driver",
+    ),
+];
+
+/// Debian's Chromium and its WebDriver, installed when missing, with the variables that
+/// name them to the test; a path already in such a variable is kept.
+fn browser_programs() -> Result<Vec<(&'static str, PathBuf)>, String> {
+    BROWSER
+        .iter()
+        .map(|&(var, program, package)| {
+            if let Some(path) = std::env::var_os(var) {
+                return Ok((var, PathBuf::from(path)));
+            }
+            if find_on_path(program).is_none() {
+                install(package)?;
+            }
+            find_on_path(program)
+                .map(|path| (var, path))
+                .ok_or_else(|| format!("no `{program}` on PATH after installing {package}"))
+        })
+        .collect()
+}
+
+/// Where `program` is on PATH.
+fn find_on_path(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
 }
 
 fn run_fuzz() -> Result<(), String> {

@@ -63,10 +63,8 @@ fn middleware() -> (SessionMiddleware, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(FileStore::open(dir.path().join("sessions")).unwrap());
     let keyring = Keyring::new([b"an example secret of thirty-two bytes".as_slice()]).unwrap();
-    (
-        SessionMiddleware::builder(store, keyring).build().unwrap(),
-        dir,
-    )
+    let builder = login::sessions_config(SessionMiddleware::builder(store, keyring));
+    (builder.build().unwrap(), dir)
 }
 
 fn post_login(name: &str) -> TestRequest {
@@ -161,4 +159,130 @@ async fn login_refuses_an_empty_name() {
     let reply = send(&app, post_login("+++"), None).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert!(reply.set_cookie.is_none());
+}
+
+fn post(uri: &str) -> TestRequest {
+    TestRequest::post().uri(uri)
+}
+
+/// Logs `name` in from a browser that says it is `agent`; returns its cookie.
+async fn log_in_from<S, B>(app: &S, name: &str, agent: &str) -> String
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let reply = send(
+        app,
+        post_login(name).insert_header(("User-Agent", agent)),
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    reply.cookie()
+}
+
+/// The handles in a devices page's Revoke forms.
+fn revoke_actions(body: &str) -> Vec<String> {
+    body.split("action=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .filter(|action| action.ends_with("/revoke"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[actix_web::test]
+async fn the_devices_page_lists_a_users_sessions_and_ends_the_others() {
+    let (middleware, _dir) = middleware();
+    let app = test::init_service(App::new().wrap(middleware).configure(login::routes)).await;
+
+    let logged_out = send(&app, TestRequest::get().uri("/sessions"), None).await;
+    assert_eq!(logged_out.status, StatusCode::SEE_OTHER);
+    assert_eq!(logged_out.location.as_deref(), Some("/login"));
+    let logged_out = send(&app, post("/sessions/revoke-others"), None).await;
+    assert_eq!(logged_out.location.as_deref(), Some("/login"));
+
+    let laptop = log_in_from(&app, "ada", "Laptop <script>").await;
+    let phone = log_in_from(&app, "ada", "Phone").await;
+    let bobs = log_in_from(&app, "bob", "Bob's browser").await;
+
+    let home = send(&app, TestRequest::get().uri("/"), Some(&laptop)).await;
+    assert!(home.body.contains("href=\"/sessions\""), "{}", home.body);
+    let page = send(&app, TestRequest::get().uri("/sessions"), Some(&laptop)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(page.body.matches("<tr").count(), 3, "{}", page.body);
+    assert_eq!(page.body.matches("This device").count(), 1);
+    assert!(page.body.contains("Laptop &lt;script&gt;"), "{}", page.body);
+    assert!(!page.body.contains("<script>"));
+    assert!(page.body.contains("Phone"));
+    assert!(!page.body.contains("Bob"), "another user's session listed");
+    assert_eq!(revoke_actions(&page.body).len(), 1);
+    assert!(page.body.contains("Log out everywhere else"));
+    assert!(page.body.contains("<style>"));
+
+    // Only POSTs change anything.
+    let get = send(
+        &app,
+        TestRequest::get().uri("/sessions/revoke-others"),
+        Some(&laptop),
+    )
+    .await;
+    assert!(get.status.is_client_error(), "{:?}", get.status);
+    let still = send(&app, TestRequest::get().uri("/"), Some(&phone)).await;
+    assert!(still.body.contains("Logged in as ada"));
+
+    let revoked = send(&app, post("/sessions/revoke-others"), Some(&laptop)).await;
+    assert_eq!(revoked.status, StatusCode::SEE_OTHER);
+    assert_eq!(revoked.location.as_deref(), Some("/sessions"));
+    let page = send(&app, TestRequest::get().uri("/sessions"), Some(&laptop)).await;
+    assert_eq!(page.body.matches("<tr").count(), 2, "{}", page.body);
+    assert!(
+        page.body.contains("Logged out of 1 other session"),
+        "{}",
+        page.body
+    );
+    assert!(revoke_actions(&page.body).is_empty());
+    let gone = send(&app, TestRequest::get().uri("/"), Some(&phone)).await;
+    assert!(gone.body.contains("You are not logged in"), "{}", gone.body);
+    let kept = send(&app, TestRequest::get().uri("/"), Some(&laptop)).await;
+    assert!(kept.body.contains("Logged in as ada"), "{}", kept.body);
+    let bob = send(&app, TestRequest::get().uri("/"), Some(&bobs)).await;
+    assert!(
+        bob.body.contains("Logged in as bob"),
+        "another user was logged out"
+    );
+}
+
+#[actix_web::test]
+async fn revoke_ends_one_session_of_the_user_and_nothing_of_another_user() {
+    let (middleware, _dir) = middleware();
+    let app = test::init_service(App::new().wrap(middleware).configure(login::routes)).await;
+    let laptop = log_in_from(&app, "ada", "Laptop").await;
+    let phone = log_in_from(&app, "ada", "Phone").await;
+    let bob_laptop = log_in_from(&app, "bob", "Laptop").await;
+    let bob_phone = log_in_from(&app, "bob", "Phone").await;
+
+    // Ada posts the handle of one of Bob's sessions: nothing happens to it.
+    let bobs_page = send(&app, TestRequest::get().uri("/sessions"), Some(&bob_laptop)).await;
+    let [bobs_other] = revoke_actions(&bobs_page.body).try_into().unwrap();
+    let reply = send(&app, post(&bobs_other), Some(&laptop)).await;
+    assert_eq!(reply.location.as_deref(), Some("/sessions"));
+    let bob = send(&app, TestRequest::get().uri("/"), Some(&bob_phone)).await;
+    assert!(
+        bob.body.contains("Logged in as bob"),
+        "ada ended bob's session"
+    );
+
+    // A handle that is not one is refused without harm.
+    let reply = send(&app, post("/sessions/..%2F..%2Fetc/revoke"), Some(&laptop)).await;
+    assert!(reply.status.is_redirection() || reply.status.is_client_error());
+
+    let page = send(&app, TestRequest::get().uri("/sessions"), Some(&laptop)).await;
+    let [other] = revoke_actions(&page.body).try_into().unwrap();
+    let reply = send(&app, post(&other), Some(&laptop)).await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    let phone = send(&app, TestRequest::get().uri("/"), Some(&phone)).await;
+    assert!(phone.body.contains("You are not logged in"));
+    let laptop = send(&app, TestRequest::get().uri("/"), Some(&laptop)).await;
+    assert!(laptop.body.contains("Logged in as ada"));
 }
