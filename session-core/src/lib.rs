@@ -7,7 +7,9 @@
 //! - **Application authors**: this page. [`Config`] and its builder say how sessions
 //!   behave, the [`Keyring`] signs the cookie, the [`Codec`] picks how sessions are
 //!   stored, [`SessionValue`] keeps a struct of the application's in the session,
-//!   [`Level`] and [`FlashMessage`] are flash messages,
+//!   [`Level`] and [`FlashMessage`] are flash messages, [`SessionInfo`] and
+//!   [`SessionHandle`] name a user's sessions on a devices page, [`KeyScheme`] says how ids
+//!   are kept at rest and [`DeviceInfo`] whether logins keep the browser,
 //!   [`ValueError`] is what reading or writing a value can answer,
 //!   [`MemoryStore`] serves tests, and [`spawn_cleanup`] removes expired sessions from
 //!   stores that do not expire them by themselves.
@@ -31,6 +33,13 @@
 //! # assert!(sessions_config(&[7u8; 32]).is_ok());
 //! # assert!(sessions_config(b"too short").is_err());
 //! ```
+//!
+//! # Users and their sessions
+//! `SessionState::log_in` binds a session to a user id (and gives it a new id); every store
+//! keeps an index of each user's sessions, so that
+//! [`SessionManager::sessions_of`](adapter::SessionManager::sessions_of) lists them and
+//! [`end_sessions`](adapter::SessionManager::end_sessions) logs a user out everywhere. Store
+//! keys hold the SHA-256 of the id, not the id, so nothing read from a store logs anyone in.
 //!
 //! # Metrics
 //! With a [`metrics`](https://docs.rs/metrics) recorder installed, the sessions count

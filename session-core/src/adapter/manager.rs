@@ -390,8 +390,7 @@ impl SessionManager {
             revision = current.revision();
         }
         // Still being written: ending it matters more than telling who ended it.
-        self.call(Operation::Delete, self.store.delete(key))
-            .await?;
+        self.call(Operation::Delete, self.store.delete(key)).await?;
         Ok(true)
     }
 
