@@ -28,6 +28,8 @@ pub(crate) struct Queries {
     /// DDL that brings a table made without `user_key` to the shape `create_table` makes,
     /// in order.
     pub(crate) add_user_key: Vec<String>,
+    /// Fails where the table has no `user_key` column: whether `add_user_key` is due.
+    pub(crate) probe_user_key: String,
     /// binds: key, data, expires_at, now, revision, user key or NULL. Affects 0 rows when
     /// the id exists.
     pub(crate) insert: String,
@@ -192,6 +194,7 @@ impl Dialect {
                 "DELETE FROM {t} WHERE id = ? AND expires_at > ? AND revision = ?"
             ),
             delete_expired,
+            probe_user_key: format!("SELECT user_key FROM {t} WHERE 1 = 0"),
             unbind: format!("UPDATE {t} SET user_key = NULL WHERE id = ? AND user_key = ?"),
             list_bound: format!(
                 "SELECT id, data, expires_at FROM {t} WHERE user_key = ? AND expires_at > ?"
@@ -235,6 +238,7 @@ impl Queries {
             delete: number(self.delete),
             delete_if_unchanged: number(self.delete_if_unchanged),
             delete_expired: number(self.delete_expired),
+            probe_user_key: self.probe_user_key,
             unbind: number(self.unbind),
             list_bound: number(self.list_bound),
             count: number(self.count),

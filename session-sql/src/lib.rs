@@ -57,8 +57,9 @@
 //! column is `ascii_bin`, SQLite's default collation is binary, and in PostgreSQL the
 //! column is `COLLATE "C"` and the queries say so too.
 //!
-//! A table created without `user_key` (by an earlier build) needs
-//! [`SqlStore::user_key_migration`], once, before this build serves from it.
+//! A table created without `user_key` (by an earlier build) gets it at `connect` with
+//! [`TableSetup::CreateIfMissing`], the default; with [`TableSetup::Existing`], run
+//! [`SqlStore::user_key_migration`] in your migrations before this build serves from it.
 //!
 //! # One clock: the application's
 //! Every time in the table is written and compared in Unix milliseconds from the
@@ -156,7 +157,9 @@ struct Inner {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TableSetup {
-    /// Creates the table and its index if they are missing (`CREATE ... IF NOT EXISTS`).
+    /// Creates the table and its indexes if they are missing (`CREATE ... IF NOT EXISTS`),
+    /// and adds the `user_key` column to a table an earlier build created
+    /// ([`SqlStore::user_key_migration`]).
     CreateIfMissing,
     /// Leaves the schema alone: the application's migrations create the table.
     Existing,
@@ -269,7 +272,18 @@ impl SqlStoreBuilder {
         }
         let queries = dialect.queries(&self.table, self.schema.as_deref());
         if self.table_setup == TableSetup::CreateIfMissing {
-            tokio::time::timeout(self.timeout, pool.create_table(&queries))
+            let setup = async {
+                if let Err(error) = pool.create_table(&queries).await {
+                    // A table an earlier build created lacks the column a new index is on:
+                    // add it, then create what is still missing.
+                    if pool.add_missing_columns(&queries).await.is_err() {
+                        return Err(error);
+                    }
+                    pool.create_table(&queries).await?;
+                }
+                pool.add_missing_columns(&queries).await
+            };
+            tokio::time::timeout(self.timeout, setup)
                 .await
                 .map_err(|_| StoreError::unavailable(BACKEND, TimedOut(self.timeout)))??;
         }

@@ -265,6 +265,24 @@ impl SqlPool {
 
     /// Creates the table if it is missing; on PostgreSQL under an advisory lock, because
     /// concurrent `CREATE TABLE IF NOT EXISTS` can fail there on a catalog unique index.
+    /// Adds the `user_key` column and its index to a table an earlier build created,
+    /// unless it has them; a failed step that another process's upgrade explains is no
+    /// error.
+    pub(crate) async fn add_missing_columns(&self, queries: &Queries) -> Result<(), StoreError> {
+        if self.execute(&queries.probe_user_key, &[]).await.is_ok() {
+            return Ok(());
+        }
+        for statement in &queries.add_user_key {
+            if let Err(error) = self.execute(statement, &[]).await {
+                if self.execute(&queries.probe_user_key, &[]).await.is_ok() {
+                    return Ok(());
+                }
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) async fn create_table(&self, queries: &Queries) -> Result<(), StoreError> {
         match self {
             #[cfg(feature = "postgres")]

@@ -348,3 +348,70 @@ async fn prefix_ranges_are_byte_wise_and_literal() {
     run_sql(store.pool(), &alter).await;
     check_ranges("postgres und-x-icu", &store).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_with_create_if_missing_upgrades_an_old_table() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("session-sql");
+    std::fs::create_dir_all(&dir).unwrap();
+    let sqlite_url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.join(format!("{}.db", unique("auto"))).display()
+    );
+    let schema = unique("auto");
+    let mysql_table = unique("auto");
+    let postgres = SqlPool::from(sqlx::PgPool::connect(&postgres_url()).await.unwrap());
+    let mysql = SqlPool::from(sqlx::MySqlPool::connect(&mysql_url()).await.unwrap());
+    let sqlite = SqlPool::from(sqlx::SqlitePool::connect(&sqlite_url).await.unwrap());
+    run_sql(&postgres, &format!("CREATE SCHEMA \"{schema}\"")).await;
+    let expires_at = in_an_hour()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    for (pool, table, schema, qualified) in [
+        (
+            postgres,
+            "sessions".to_owned(),
+            Some(schema.as_str()),
+            format!("\"{schema}\".\"sessions\""),
+        ),
+        (mysql, mysql_table.clone(), None, format!("`{mysql_table}`")),
+        (
+            sqlite,
+            "sessions".to_owned(),
+            None,
+            "\"sessions\"".to_owned(),
+        ),
+    ] {
+        let dialect = pool.dialect();
+        let index = match dialect {
+            Dialect::MySql => format!("`{table}_expires_at`"),
+            _ => format!("\"{table}_expires_at\""),
+        };
+        run_sql(&pool, &old_table(dialect, &qualified, &index, expires_at)).await;
+        let connect = || {
+            let mut builder = SqlStore::from_pool(pool.clone())
+                .table(&table)
+                .table_setup(TableSetup::CreateIfMissing);
+            if let Some(schema) = schema {
+                builder = builder.schema(schema);
+            }
+            builder.connect()
+        };
+        let store = connect().await.unwrap();
+        let old = StoreKey::from_stored("mig:old");
+        assert!(store.load(&old).await.unwrap().is_some(), "{dialect:?}");
+        let user = UserKey::new("mig:", "alice");
+        let key = new_key("mig:");
+        store
+            .create_bound(&key, b"new", in_an_hour(), &user)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.list_bound(&user).await.unwrap().len(),
+            1,
+            "{dialect:?}"
+        );
+        // Upgraded once: the next connect finds nothing to do.
+        connect().await.unwrap();
+    }
+}
