@@ -294,6 +294,7 @@ impl SessionManager {
         };
         let mut origin = Origin {
             id,
+            key,
             revision: loaded.revision(),
             expires_at: loaded.expires_at(),
             resign,
@@ -337,7 +338,7 @@ impl SessionManager {
                 self.refresh(&state, &origin, touch, resend, now).await
             }
             Plan::End { then_create } => {
-                let _turn = self.writes.turn(&self.key(&origin.id)).await;
+                let _turn = self.writes.turn(&origin.key).await;
                 let ended = Box::pin(self.end(origin)).await?;
                 if ended {
                     Event::Destroyed.count();
@@ -351,11 +352,11 @@ impl SessionManager {
                 }
             }
             Plan::Regenerate => {
-                let _turn = self.writes.turn(&self.key(&origin.id)).await;
+                let _turn = self.writes.turn(&origin.key).await;
                 Box::pin(self.regenerate(state, origin, now)).await
             }
             Plan::WriteBack { resend } => {
-                let _turn = self.writes.turn(&self.key(&origin.id)).await;
+                let _turn = self.writes.turn(&origin.key).await;
                 Box::pin(self.write_back(state, origin, resend, now)).await
             }
         }
@@ -365,7 +366,7 @@ impl SessionManager {
     /// was gone already (ended by another request, whose answer removed the cookie: this
     /// one must not remove a cookie that may be a newer login's by now).
     async fn end(&self, origin: Origin) -> Result<bool, Error> {
-        let key = self.key(&origin.id);
+        let key = origin.key.clone();
         let ended = self.delete_whatever(&key, origin.revision).await?;
         if ended {
             self.unbind(origin.user.as_deref(), &key).await;
@@ -405,10 +406,10 @@ impl SessionManager {
         now: SystemTime,
     ) -> Result<CookieUpdate, Error> {
         if touch {
-            let key = self.key(&origin.id);
+            let key = &origin.key;
             let expires_at = plan::expiry(&self.config, &state.record, now);
             match self
-                .call(Operation::Touch, self.store.touch(&key, expires_at))
+                .call(Operation::Touch, self.store.touch(key, expires_at))
                 .await
             {
                 Ok(()) => {}
@@ -433,7 +434,7 @@ impl SessionManager {
         resend: bool,
         now: SystemTime,
     ) -> Result<CookieUpdate, Error> {
-        let key = self.key(&origin.id);
+        let key = origin.key.clone();
         for attempt in 1..=WRITE_ATTEMPTS {
             let started = Instant::now();
             let result = if state.is_empty() {
@@ -505,8 +506,7 @@ impl SessionManager {
         match (moved, copy_key) {
             (Ok(Moved::Done), Some((_, id))) => {
                 Event::Regenerated.count();
-                self.unbind(origin.user.as_deref(), &self.key(&origin.id))
-                    .await;
+                self.unbind(origin.user.as_deref(), &origin.key).await;
                 Ok(self.set_cookie(&id, &state.record, now))
             }
             (Ok(moved), copy) => {
@@ -519,8 +519,7 @@ impl SessionManager {
                 Ok(match moved {
                     Moved::Emptied => {
                         Event::Destroyed.count();
-                        self.unbind(origin.user.as_deref(), &self.key(&origin.id))
-                            .await;
+                        self.unbind(origin.user.as_deref(), &origin.key).await;
                         self.removal()
                     }
                     Moved::Done | Moved::Vanished => self.vanished(),
@@ -548,7 +547,7 @@ impl SessionManager {
         copy: &mut Option<(SessionId, Revision)>,
         now: SystemTime,
     ) -> Result<Moved, Error> {
-        let old_key = self.key(&origin.id);
+        let old_key = origin.key.clone();
         for attempt in 1..=WRITE_ATTEMPTS {
             let started = Instant::now();
             if state.is_empty() {

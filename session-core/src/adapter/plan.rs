@@ -154,8 +154,10 @@ mod tests {
         state.insert("k", 1).unwrap();
         let mut record = state.record.clone();
         record.cookie_sent_at = cookie_sent_at;
+        let id = SessionId::generate(IdLength::default()).unwrap();
         let origin = Origin {
-            id: SessionId::generate(IdLength::default()).unwrap(),
+            key: crate::store::StoreKey::new("test:", &id),
+            id,
             revision: Revision::FIRST,
             expires_at,
             resign,

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::codec::{Data, Device, Record};
 use crate::keyed::Keyed;
-use crate::store::{Revision, SessionHandle};
+use crate::store::{Revision, SessionHandle, StoreKey};
 use crate::{SessionId, SessionValue};
 
 /// How a key differs from the record that was loaded.
@@ -116,6 +116,8 @@ impl std::error::Error for RedactedSerdeError {}
 #[derive(Clone)]
 pub(crate) struct Origin {
     pub(crate) id: SessionId,
+    /// The id's store key, computed once per request (it hashes the id).
+    pub(crate) key: StoreKey,
     /// The revision the write-back is conditional on.
     pub(crate) revision: Revision,
     /// When the stored record expires, if the store said.
@@ -676,8 +678,10 @@ mod tests {
     }
 
     fn stored(data: &[(&str, Value)]) -> SessionState {
+        let id = SessionId::generate(IdLength::default()).unwrap();
         let origin = Origin {
-            id: SessionId::generate(IdLength::default()).unwrap(),
+            key: StoreKey::new("test:", &id),
+            id,
             revision: Revision::FIRST,
             expires_at: None,
             resign: false,
