@@ -287,14 +287,15 @@ impl Session {
         self.read(SessionState::len)
     }
 
-    /// Whether the session has no keys (an empty session is neither stored nor given a
-    /// cookie).
+    /// Whether the session holds nothing: no keys, and no user logged in with
+    /// [`Session::log_in`] (an empty session is neither stored nor given a cookie).
     pub fn is_empty(&self) -> Result<bool, SessionError> {
         self.read(SessionState::is_empty)
     }
 
-    /// Removes every key, including any a concurrent request adds; at write-back the
-    /// record is deleted and the cookie removed.
+    /// Removes every key, including any a concurrent request adds, and logs the user out
+    /// ([`Session::log_in`]'s binding goes too); at write-back the record is deleted and the
+    /// cookie removed.
     pub fn clear(&self) -> Result<(), SessionError> {
         self.write(SessionState::clear)
     }
@@ -413,7 +414,8 @@ impl Session {
     }
 
     /// Ends every session of the logged-in user, this one included ("log out
-    /// everywhere"); returns how many others it ended.
+    /// everywhere"); returns how many others it ended. Call it before
+    /// [`Session::destroy`], not after: a destroyed session has no user any more.
     pub async fn end_all_sessions(&self) -> Result<usize, SessionError> {
         let ended = self.end_other_sessions().await?;
         self.destroy()?;

@@ -25,7 +25,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/", web::get().to(index))
         .route("/login", web::get().to(login_form))
         .route("/login", web::post().to(login))
-        .route("/logout", web::get().to(logout))
+        .route("/logout", web::post().to(logout))
         .route("/sessions", web::get().to(sessions))
         .route("/sessions/revoke-others", web::post().to(revoke_others))
         .route("/sessions/{handle}/revoke", web::post().to(revoke));
@@ -57,7 +57,8 @@ async fn index(session: Session) -> Result<HttpResponse, SessionError> {
     let page = match session.user()? {
         Some(name) => format!(
             "<p>Logged in as {}</p><nav><a href=\"/sessions\">Your devices</a>\
-             <a href=\"/logout\">Log out</a></nav>",
+             <form class=\"inline\" method=\"post\" action=\"/logout\">\
+             <button type=\"submit\">Log out</button></form></nav>",
             escape(&name)
         ),
         None => "<p>You are not logged in</p><nav><a href=\"/login\">Log in</a></nav>".to_owned(),
@@ -69,7 +70,8 @@ async fn login_form() -> HttpResponse {
     html(
         "Log in",
         &format!(
-            "<form method=\"post\" action=\"/login\">\
+            "<p class=\"muted\">A demo: any name logs in, without a password.</p>\
+             <form method=\"post\" action=\"/login\">\
              <label>Username <input name=\"username\" required maxlength=\"{MAX_NAME}\" autofocus></label> \
              <button type=\"submit\">Log in</button></form>"
         ),

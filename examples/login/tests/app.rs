@@ -92,7 +92,7 @@ async fn login_flow_logs_in_shows_the_escaped_name_and_logs_out_for_good() {
     assert!(form.body.contains("method=\"post\""));
 
     // A pre-login session (planted or not) must not survive the login under its id.
-    let visit = send(&app, TestRequest::get().uri("/logout"), None).await;
+    let visit = send(&app, TestRequest::post().uri("/logout"), None).await;
     assert_eq!(visit.status, StatusCode::SEE_OTHER);
 
     let login = send(&app, post_login("%3Cb%3EZo%C3%AB%3C%2Fb%3E"), None).await;
@@ -106,7 +106,7 @@ async fn login_flow_logs_in_shows_the_escaped_name_and_logs_out_for_good() {
         "{}",
         home.body
     );
-    assert!(home.body.contains("href=\"/logout\""));
+    assert!(home.body.contains("action=\"/logout\""));
     // The login's message, escaped, shown once.
     assert!(
         home.body.contains(
@@ -128,7 +128,10 @@ async fn login_flow_logs_in_shows_the_escaped_name_and_logs_out_for_good() {
     );
     let cookie = relogin.cookie();
 
-    let logout = send(&app, TestRequest::get().uri("/logout"), Some(&cookie)).await;
+    // Only a POST logs out: a link on another site cannot.
+    let get = send(&app, TestRequest::get().uri("/logout"), Some(&cookie)).await;
+    assert!(get.status.is_client_error(), "{:?}", get.status);
+    let logout = send(&app, TestRequest::post().uri("/logout"), Some(&cookie)).await;
     assert_eq!(logout.status, StatusCode::SEE_OTHER);
     // The logout's message lives in a new session: the old id is gone, and the new
     // cookie shows "Logged out" once, then its session ends.

@@ -632,7 +632,12 @@ impl SessionManager {
                 }
             };
             match created {
-                Ok(revision) => return Ok((id, revision)),
+                Ok(revision) => {
+                    if let Some(user) = &user {
+                        self.prune(user).await;
+                    }
+                    return Ok((id, revision));
+                }
                 Err(StoreError::DuplicateId) if attempt < CREATE_ATTEMPTS => continue,
                 Err(error) => return Err(error.into()),
             }
@@ -765,6 +770,20 @@ impl SessionManager {
     /// The index key of `user`.
     pub(crate) fn user_key(&self, user: &str) -> UserKey {
         UserKey::new(&self.config.key_prefix, user)
+    }
+
+    /// Lists `user`'s index, which prunes the entries of sessions that ended without a
+    /// logout (expired), so that an index no one looks at does not grow with every login.
+    /// A failure is logged and not passed on: the login itself succeeded.
+    async fn prune(&self, user: &UserKey) {
+        let list = self.store.list_bound(user);
+        if let Err(error) = self.call(Operation::ListBound, list).await {
+            tracing::warn!(
+                backend = self.store.backend(),
+                error = &error as &dyn std::error::Error,
+                "could not prune a user's index after a login; it is pruned when next listed"
+            );
+        }
     }
 
     /// Takes `key` out of `user`'s index after its record went. A failure is logged and

@@ -7,7 +7,7 @@ use super::manager::{Error, SessionManager};
 use super::plan;
 use crate::codec::{Codec, Device, Record};
 use crate::metrics::Operation;
-use crate::store::{Listed, ScanCursor, SessionHandle, StoreKey, UserKey};
+use crate::store::{ScanCursor, SessionHandle, StoreKey, UserKey};
 
 /// One session as a devices page shows it.
 ///
@@ -24,7 +24,8 @@ pub struct SessionInfo {
     pub user: Option<String>,
     /// When it was created (for a login: when the user logged in).
     pub created_at: SystemTime,
-    /// When it was last used, to within the refresh threshold.
+    /// When it was last used, to within the refresh threshold. Once an absolute timeout
+    /// caps the expiry, refreshes no longer move it, and this stays where the cap began.
     pub last_active: SystemTime,
     /// When it expires unless used again.
     pub expires_at: SystemTime,
@@ -33,6 +34,19 @@ pub struct SessionInfo {
     /// The browser that logged in, when [`DeviceInfo::Keep`](crate::DeviceInfo::Keep) is
     /// configured.
     pub device: Option<Device>,
+}
+
+/// How many times [`SessionManager::end_sessions`] lists a user's sessions again to end
+/// what requests running meanwhile moved to new ids.
+const END_PASSES: usize = 4;
+
+/// An entry of a user's index, as the manager reads it.
+struct Entry {
+    key: StoreKey,
+    /// `None` for a key that is not under this configuration's prefix.
+    handle: Option<SessionHandle>,
+    /// `None` when the session cannot be shown (unreadable, or past its deadline).
+    info: Option<SessionInfo>,
 }
 
 impl SessionManager {
@@ -66,7 +80,8 @@ impl SessionManager {
             .bound(user)
             .await?
             .into_iter()
-            .map(|(_, info)| SessionInfo {
+            .filter_map(|entry| entry.info)
+            .map(|info| SessionInfo {
                 current: current == Some(&info.handle),
                 ..info
             })
@@ -79,9 +94,9 @@ impl SessionManager {
     /// session. A handle of another user's session ends nothing.
     pub async fn end_session(&self, user: &str, handle: &SessionHandle) -> Result<bool, Error> {
         let user_key = self.user_key(user);
-        for (key, info) in self.bound(user).await? {
-            if &info.handle == handle {
-                self.end_bound(&user_key, &key).await?;
+        for entry in self.bound(user).await? {
+            if entry.handle.as_ref() == Some(handle) {
+                self.end_bound(&user_key, &entry.key).await?;
                 return Ok(true);
             }
         }
@@ -91,9 +106,12 @@ impl SessionManager {
     /// Ends every session of `user` except the one named by `except` (the current one, for
     /// "log out everywhere else"); returns how many it ended.
     ///
-    /// Every session that was live when it started is ended, and a request still running
-    /// in one of them cannot bring it back. A login that completes at the same moment may
-    /// survive; it is listed by [`sessions_of`](Self::sessions_of) like any other.
+    /// Sessions a devices page would not show are ended too (past their absolute timeout,
+    /// or stored in a format this build cannot read). A request still running in one of
+    /// them cannot bring it back: one that moved its session to a new id meanwhile
+    /// (`regenerate`) is met by another pass, until a pass finds nothing more to end. A login
+    /// that completes at the same moment may survive; it is listed by
+    /// [`sessions_of`](Self::sessions_of) like any other.
     pub async fn end_sessions(
         &self,
         user: &str,
@@ -101,11 +119,18 @@ impl SessionManager {
     ) -> Result<usize, Error> {
         let user_key = self.user_key(user);
         let mut ended = 0;
-        for (key, info) in self.bound(user).await? {
-            if except != Some(&info.handle) {
-                self.end_bound(&user_key, &key).await?;
-                ended += 1;
+        for _ in 0..END_PASSES {
+            let mut this_pass = 0;
+            for entry in self.bound(user).await? {
+                if except.is_none() || entry.handle.as_ref() != except {
+                    self.end_bound(&user_key, &entry.key).await?;
+                    this_pass += 1;
+                }
             }
+            if this_pass == 0 {
+                break;
+            }
+            ended += this_pass;
         }
         Ok(ended)
     }
@@ -137,32 +162,47 @@ impl SessionManager {
         let sessions = page
             .records
             .into_iter()
-            .filter_map(|listed| self.info(listed, now).map(|(_, info)| info))
+            .filter_map(|listed| {
+                let (key, value, expires_at) = listed.into_parts();
+                let config = self.config();
+                let handle = SessionHandle::of_key(config.key_prefix(), config.key_scheme(), &key)?;
+                let record = Codec::decode(&value).ok()?;
+                self.info(handle, &record, expires_at, now)
+            })
             .collect();
         Ok((sessions, page.next))
     }
 
-    /// The live sessions bound to `user` with their keys; entries that lead to a session
-    /// of another user (which only a store fault could make) are taken out of the index.
-    async fn bound(&self, user: &str) -> Result<Vec<(StoreKey, SessionInfo)>, Error> {
+    /// The sessions bound to `user`: every index entry whose record is live and not
+    /// another user's, with what a devices page shows of it where it can be shown. Entries
+    /// that lead to a session of another user (which only a store fault could make) are
+    /// taken out of the index.
+    async fn bound(&self, user: &str) -> Result<Vec<Entry>, Error> {
         let user_key = self.user_key(user);
         let listed = self
             .call(Operation::ListBound, self.store().list_bound(&user_key))
             .await?;
+        let config = self.config();
         let now = SystemTime::now();
-        let mut sessions = Vec::with_capacity(listed.len());
+        let mut entries = Vec::with_capacity(listed.len());
         for listed in listed {
-            let key = listed.key().clone();
-            match self.info(listed, now) {
-                Some((record, info)) if record.user() == Some(user) => sessions.push((key, info)),
-                Some(_) => {
+            let (key, value, expires_at) = listed.into_parts();
+            let handle = SessionHandle::of_key(config.key_prefix(), config.key_scheme(), &key);
+            let info = match Codec::decode(&value) {
+                Ok(record) if record.user() != Some(user) => {
                     let unbind = self.store().unbind(&user_key, &key);
                     self.call(Operation::Unbind, unbind).await?;
+                    continue;
                 }
-                None => {}
-            }
+                Ok(record) => handle
+                    .clone()
+                    .and_then(|handle| self.info(handle, &record, expires_at, now)),
+                // Unreadable here, perhaps a newer deployment's: still the user's to end.
+                Err(_) => None,
+            };
+            entries.push(Entry { key, handle, info });
         }
-        Ok(sessions)
+        Ok(entries)
     }
 
     /// Deletes a bound session and its index entry.
@@ -174,14 +214,17 @@ impl SessionManager {
         Ok(())
     }
 
-    /// A listed record as a [`SessionInfo`], or `None` when it cannot be decoded, its key
-    /// is not a session's, or it is past its absolute deadline.
-    fn info(&self, listed: Listed, now: SystemTime) -> Option<(Record, SessionInfo)> {
+    /// What a devices page shows of `record`, stored under the session `handle` and
+    /// expiring at `expires_at`; `None` once it is past its absolute deadline.
+    fn info(
+        &self,
+        handle: SessionHandle,
+        record: &Record,
+        expires_at: SystemTime,
+        now: SystemTime,
+    ) -> Option<SessionInfo> {
         let config = self.config();
-        let (key, value, expires_at) = listed.into_parts();
-        let handle = SessionHandle::of_key(config.key_prefix(), config.key_scheme(), &key)?;
-        let record = Codec::decode(&value).ok()?;
-        if plan::deadline(config, &record).is_some_and(|deadline| deadline <= now) {
+        if plan::deadline(config, record).is_some_and(|deadline| deadline <= now) {
             return None;
         }
         let created_at = record.created_at();
@@ -190,7 +233,7 @@ impl SessionManager {
             .unwrap_or(created_at)
             .max(created_at)
             .min(now.max(created_at));
-        let info = SessionInfo {
+        Some(SessionInfo {
             handle,
             user: record.user.clone(),
             created_at,
@@ -198,7 +241,6 @@ impl SessionManager {
             expires_at,
             current: false,
             device: record.device.clone(),
-        };
-        Some((record, info))
+        })
     }
 }

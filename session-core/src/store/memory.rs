@@ -228,7 +228,14 @@ impl Store for MemoryStore {
         let mut entries = self.lock();
         let before = entries.len();
         entries.retain(|_, entry| entry.is_live(now));
-        Ok((before - entries.len()) as u64)
+        let removed = before - entries.len();
+        let inner = &mut *entries;
+        let records = &inner.entries;
+        inner.users.retain(|_, keys| {
+            keys.retain(|key| records.contains_key(key));
+            !keys.is_empty()
+        });
+        Ok(removed as u64)
     }
 
     async fn create_bound(
