@@ -35,9 +35,9 @@
 //! | `touch` | `PEXPIREAT key ms` | 0 = `UnknownId` |
 //! | `delete` | `DEL key` | |
 //! | `delete_if_unchanged` | `EVALSHA <sha1> 1 key <rev>` | nil = `UnknownId`; bulk = `Conflict` |
-//! | `create_bound` | `MULTI`, `SADD user key`, `SET key ... NX PXAT ms`, `EXEC` (cluster: `SADD`, then `SET`) | nil = `DuplicateId`, then `SREM` of an entry it added |
+//! | `create_bound` | `MULTI`, `SADD user key`, `SET key ... NX PXAT ms`, `EXEC` (cluster: `SADD`, then `SET`, then `SADD` again) | nil = `DuplicateId`, then `SREM` of an entry it added |
 //! | `unbind` | `SREM user key` | |
-//! | `list_bound` | `SMEMBERS user`, then `GET key` and `PTTL key` per member, `SREM user <gone keys>` | nil or -2 = gone |
+//! | `list_bound` | `SMEMBERS user`, then `GET key` and `PTTL key` per member, `SREM user <gone keys>` (cluster: then `EXISTS key` per gone key, `SADD user <keys that exist>`) | nil or -2 = gone |
 //! | `count` | `SCAN <cursor> MATCH <prefix>* COUNT 1000` until the cursor is 0, on each master | |
 //! | `scan` | `SCAN` steps, then `GET key` and `PTTL key` per key found | |
 //!
@@ -59,12 +59,14 @@
 //! value and TTL without touching it and removes the members whose key is gone. On a
 //! single server `create_bound` adds the entry and creates the record in one `MULTI`
 //! transaction, one round trip; on a cluster the set and the record have different slots,
-//! so the entry is added first and the record created by a second command, and a listing
-//! of that user that runs between the two can drop the entry of the session being
-//! created. `count` and `scan` walk the keys with `SCAN ... MATCH <prefix>*` (glob
-//! characters of the prefix escaped), on every master of a cluster in turn: a scan cursor
-//! is Redis's cursor, prefixed on a cluster with the lowest slot of the master it is on
-//! (`<slot>:<cursor>`). A page takes `SCAN` steps until it holds `limit` sessions or the
+//! so the entry is added first, the record created by a second command, and the entry
+//! added again by a third. A listing of that user that runs between the first two finds
+//! the record absent and prunes the entry; it then checks the keys it pruned again and
+//! puts back those that exist now, so that, with the create's second `SADD`, a live
+//! session never drops out of its user's index. `count` and `scan` walk the keys with
+//! `SCAN ... MATCH <prefix>*` (glob characters of the prefix escaped), on every master of
+//! a cluster in turn: a scan cursor is Redis's cursor, prefixed on a cluster with the
+//! lowest slot of the master it is on (`<slot>:<cursor>`). A page takes `SCAN` steps until it holds `limit` sessions or the
 //! keys run out, so a prefix that few keys match costs several round trips per page. As
 //! with `SCAN` itself, a session that lives through a whole scan is listed at least once,
 //! possibly twice, and `count` can count a key twice while Redis resizes its key table.

@@ -197,7 +197,9 @@ impl RedisStore {
     }
 
     /// `SADD` of the index entry, then `SET NX` of the record: in one transaction on a
-    /// single server, as two commands on a cluster, where the two keys have different slots.
+    /// single server; on a cluster, where the two keys have different slots, as two
+    /// commands, and once the record is created a second `SADD` of the entry, which a
+    /// listing may have pruned in between (see [`Self::bound_records`]).
     /// When the record is refused (`DuplicateId`), an entry that this call added is taken
     /// out again with `SREM`: the record there is not this user's.
     pub(crate) async fn create_and_bind(
@@ -211,7 +213,11 @@ impl RedisStore {
         let (added, created): (i64, Option<()>) = if self.is_cluster() {
             // The entry first, so that it exists no later than the record.
             let added = self.query(&add).await?;
-            (added, self.query(&create(key, value, at)).await?)
+            let created: Option<()> = self.query(&create(key, value, at)).await?;
+            if created.is_some() {
+                self.query::<i64>(&add).await?;
+            }
+            (added, created)
         } else {
             // Atomic, so that a listing never meets the entry before its record exists and
             // prunes it.
@@ -245,7 +251,15 @@ impl RedisStore {
     }
 
     /// `SMEMBERS`, then each member's value and TTL; members whose key is gone are removed
-    /// with one `SREM`.
+    /// with one `SREM`, and on a cluster those keys are checked again and any that exists
+    /// now is put back.
+    ///
+    /// On a cluster both sides look again after their own write, so a listing between a
+    /// `create_bound`'s `SADD` and `SET` never loses the entry: if the create's second
+    /// `SADD` runs after this `SREM` it puts the entry back, and if it runs before, the
+    /// record existed before this `SREM`, so the `EXISTS` sent after it finds the record.
+    /// A single server needs no second look: there the entry and the record are created in
+    /// one transaction, and a key once gone is never created again.
     pub(crate) async fn bound_records(&self, user: &UserKey) -> Result<Vec<Listed>, StoreError> {
         let mut members = Cmd::with_capacity(2, "SMEMBERS".len() + user.as_str().len());
         members.arg("SMEMBERS").arg(user.as_str());
@@ -268,8 +282,36 @@ impl RedisStore {
             let mut prune = redis::cmd("SREM");
             prune.arg(user.as_str()).arg(&gone);
             self.query::<i64>(&prune).await?;
+            if self.is_cluster() {
+                self.restore_created(user, gone).await?;
+            }
         }
         Ok(listed)
+    }
+
+    /// On a cluster, `EXISTS` of each of the keys just pruned from `user`'s index, one
+    /// command per key (their slots differ), sent together; then one `SADD` of those that
+    /// exist now: records created since they were read.
+    async fn restore_created(&self, user: &UserKey, pruned: Vec<String>) -> Result<(), StoreError> {
+        let connection = self.connection().await?;
+        let checks = pruned.iter().map(|key| {
+            let mut connection = connection.clone();
+            let mut exists = Cmd::with_capacity(2, "EXISTS".len() + key.len());
+            exists.arg("EXISTS").arg(key);
+            async move { connection.query::<i64>(&exists).await }
+        });
+        let exists = try_join_all(checks).await.map_err(|e| self.failed(e))?;
+        let created: Vec<String> = pruned
+            .into_iter()
+            .zip(exists)
+            .filter_map(|(key, exists)| (exists > 0).then_some(key))
+            .collect();
+        if !created.is_empty() {
+            let mut add = redis::cmd("SADD");
+            add.arg(user.as_str()).arg(&created);
+            self.query::<i64>(&add).await?;
+        }
+        Ok(())
     }
 
     /// What each of `keys` holds, read without touching: one pipeline on a single server;

@@ -90,3 +90,74 @@ mod revisions {
         }
     }
 }
+
+mod users {
+    use std::collections::BTreeSet;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, SystemTime};
+
+    use session_core::store::conformance::new_key;
+    use session_core::store::{Store, StoreKey, UserKey};
+    use session_core::{IdLength, SessionId};
+    use session_redis::RedisStore;
+
+    const LOGINS: usize = 200;
+    const LISTERS: usize = 4;
+
+    /// On a cluster a login's index entry and record are written by separate commands: a
+    /// listing that runs between them finds the record absent and prunes the entry, which
+    /// the login's and the listing's second looks must put back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn logins_concurrent_with_listings_all_stay_in_the_index() {
+        let store = RedisStore::connect(&super::url()).await.unwrap();
+        let user = SessionId::generate(IdLength::default()).unwrap();
+        let user = UserKey::new("conformance:", user.as_str());
+        let done = Arc::new(AtomicBool::new(false));
+        let listers: Vec<_> = (0..LISTERS)
+            .map(|_| {
+                let (store, user, done) = (store.clone(), user.clone(), done.clone());
+                tokio::spawn(async move {
+                    let mut listings = 0u64;
+                    while !done.load(Ordering::Relaxed) {
+                        store.list_bound(&user).await.unwrap();
+                        listings += 1;
+                    }
+                    listings
+                })
+            })
+            .collect();
+        let at = SystemTime::now() + Duration::from_secs(600);
+        let logins: Vec<_> = (0..LOGINS)
+            .map(|_| {
+                let (store, user) = (store.clone(), user.clone());
+                tokio::spawn(async move {
+                    let key = new_key();
+                    store.create_bound(&key, b"{}", at, &user).await.unwrap();
+                    key
+                })
+            })
+            .collect();
+        let mut created = BTreeSet::new();
+        for login in logins {
+            created.insert(login.await.unwrap());
+        }
+        done.store(true, Ordering::Relaxed);
+        for lister in listers {
+            assert!(lister.await.unwrap() > 0, "a lister never listed");
+        }
+        let listed: BTreeSet<StoreKey> = store
+            .list_bound(&user)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|listed| listed.key().clone())
+            .collect();
+        let missing = created.difference(&listed).count();
+        assert_eq!(missing, 0, "{missing} of {LOGINS} sessions left the index");
+        for key in &created {
+            store.delete(key).await.unwrap();
+            store.unbind(&user, key).await.unwrap();
+        }
+    }
+}
