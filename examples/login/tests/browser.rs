@@ -249,7 +249,11 @@ async fn walk(first: &Client, second: &Client, base: &str) -> Result<(), String>
         .get_named_cookie(COOKIE)
         .await
         .step("the session cookie before logging out")?;
-    click(first, Locator::XPath("//button[normalize-space()='Log out']")).await?;
+    click(
+        first,
+        Locator::XPath("//button[normalize-space()='Log out']"),
+    )
+    .await?;
     shows(first, "You are not logged in").await?;
     first
         .delete_cookie(COOKIE)
