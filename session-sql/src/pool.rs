@@ -154,6 +154,31 @@ impl<DB: Database> Drop for Checkout<DB> {
     }
 }
 
+/// How long a connection must have sat unused in the pool before it is checked with a
+/// ping on its way out: sqlx checks every connection as it comes back, so only one that
+/// idled since (through a database restart, a firewall's idle timeout) needs another look.
+pub(crate) const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
+
+/// The pool settings every dialect shares: `timeout` to get a connection, and a ping
+/// before use only for a connection idle for [`IDLE_BEFORE_PING`], instead of sqlx's
+/// default ping before every use, which costs a round trip per statement.
+fn checked<DB: Database>(
+    options: sqlx::pool::PoolOptions<DB>,
+    timeout: Duration,
+) -> sqlx::pool::PoolOptions<DB> {
+    options
+        .acquire_timeout(timeout)
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= IDLE_BEFORE_PING {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
+}
+
 /// A lost or unobtainable connection is `Unavailable` (503); anything else the database
 /// said is a `Backend` error.
 fn failed(error: sqlx::Error) -> StoreError {
@@ -210,15 +235,13 @@ impl SqlPool {
         let scheme = url.split(':').next().unwrap_or_default();
         match scheme {
             #[cfg(feature = "postgres")]
-            "postgres" | "postgresql" => sqlx::postgres::PgPoolOptions::new()
-                .acquire_timeout(timeout)
+            "postgres" | "postgresql" => checked(sqlx::postgres::PgPoolOptions::new(), timeout)
                 .connect(url)
                 .await
                 .map(Self::Postgres)
                 .map_err(failed),
             #[cfg(feature = "mysql")]
-            "mysql" | "mariadb" => sqlx::mysql::MySqlPoolOptions::new()
-                .acquire_timeout(timeout)
+            "mysql" | "mariadb" => checked(sqlx::mysql::MySqlPoolOptions::new(), timeout)
                 .connect(url)
                 .await
                 .map(Self::MySql)
@@ -239,7 +262,7 @@ impl SqlPool {
             .map_err(failed)?
             .create_if_missing(true)
             .busy_timeout(timeout);
-        let mut pool = SqlitePoolOptions::new().acquire_timeout(timeout);
+        let mut pool = checked(SqlitePoolOptions::new(), timeout);
         if in_memory {
             // Every connection to `:memory:` is a database of its own: keep exactly one,
             // forever, or the sessions vanish with it.

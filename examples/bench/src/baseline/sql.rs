@@ -67,6 +67,25 @@ macro_rules! on_pool {
     };
 }
 
+/// `SqlStore`'s pool settings: `timeout` to get a connection, and a ping before use only
+/// for a connection idle for a second.
+fn checked<DB: sqlx::Database>(
+    options: sqlx::pool::PoolOptions<DB>,
+    timeout: Duration,
+) -> sqlx::pool::PoolOptions<DB> {
+    options
+        .acquire_timeout(timeout)
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= Duration::from_secs(1) {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
+}
+
 impl Sql {
     /// The pool for `url`, made as `SqlStore` makes its own, and the baseline's table,
     /// created if missing.
@@ -75,13 +94,11 @@ impl Sql {
         let unreachable = |e: sqlx::Error| format!("cannot reach the database: {e}");
         let scheme = url.split(':').next().unwrap_or_default();
         let pool = match scheme {
-            "postgres" | "postgresql" => PgPoolOptions::new()
-                .acquire_timeout(timeout)
+            "postgres" | "postgresql" => checked(PgPoolOptions::new(), timeout)
                 .connect(url)
                 .await
                 .map(Pool::Postgres),
-            "mysql" | "mariadb" => MySqlPoolOptions::new()
-                .acquire_timeout(timeout)
+            "mysql" | "mariadb" => checked(MySqlPoolOptions::new(), timeout)
                 .connect(url)
                 .await
                 .map(Pool::MySql),
@@ -92,8 +109,7 @@ impl Sql {
                     .busy_timeout(timeout)
                     // Readers do not wait for the writer.
                     .journal_mode(SqliteJournalMode::Wal);
-                SqlitePoolOptions::new()
-                    .acquire_timeout(timeout)
+                checked(SqlitePoolOptions::new(), timeout)
                     .connect_with(options)
                     .await
                     .map(Pool::Sqlite)
