@@ -110,6 +110,16 @@
 //! until the database answered. A statement given up on may still be applied by the
 //! database later, as with any answer that was lost. The pool opens new connections as
 //! needed, so the store works again as soon as the database does, without a restart.
+//!
+//! # Pool
+//! A store made from a URL opens a sqlx pool of sqlx's default size (10 connections; a
+//! request holds one for one statement at a time), whose wait for a connection is the
+//! store's timeout. sqlx checks a connection with a ping as it comes back to the pool; the
+//! store pings it again before use only when it sat idle for a second or more, instead of
+//! sqlx's default ping before every use, which costs a round trip per statement
+//! (`docs/performance.md` has the measurement). A pool you pass to
+//! [`SqlStore::from_pool`] keeps its own settings: consider the same
+//! `test_before_acquire(false)` with a `before_acquire` that pings idle connections.
 
 mod dialect;
 mod pool;
@@ -297,6 +307,24 @@ impl SqlStoreBuilder {
     }
 }
 
+/// The statements for `table` (in `schema`), once both names are checked.
+fn checked_queries(
+    dialect: Dialect,
+    table: &str,
+    schema: Option<&str>,
+) -> Result<Queries, NameError> {
+    check_name(table)?;
+    if let Some(schema) = schema {
+        check_name(schema)?;
+    }
+    Ok(dialect.queries(table, schema))
+}
+
+/// Statements as one script, each ended by `;`.
+fn script(statements: &[String]) -> String {
+    statements.join(";\n") + ";\n"
+}
+
 /// A statement took longer than the store's timeout.
 #[derive(Debug, thiserror::Error)]
 #[error("the database did not answer within {0:?}")]
@@ -368,11 +396,9 @@ impl SqlStore {
         table: &str,
         schema: Option<&str>,
     ) -> Result<String, NameError> {
-        check_name(table)?;
-        if let Some(schema) = schema {
-            check_name(schema)?;
-        }
-        Ok(dialect.queries(table, schema).create_table.join(";\n") + ";\n")
+        Ok(script(
+            &checked_queries(dialect, table, schema)?.create_table,
+        ))
     }
 
     /// The statements that bring a table created without the `user_key` column (by an
@@ -392,11 +418,9 @@ impl SqlStore {
         table: &str,
         schema: Option<&str>,
     ) -> Result<String, NameError> {
-        check_name(table)?;
-        if let Some(schema) = schema {
-            check_name(schema)?;
-        }
-        Ok(dialect.queries(table, schema).add_user_key.join(";\n") + ";\n")
+        Ok(script(
+            &checked_queries(dialect, table, schema)?.add_user_key,
+        ))
     }
 
     /// The pool.

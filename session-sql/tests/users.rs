@@ -188,16 +188,17 @@ fn old_table(dialect: Dialect, t: &str, index: &str, expires_at: i64) -> String 
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_user_key_migration_brings_an_old_table_to_the_new_shape() {
+/// A table of the shape this crate created before it had `user_key`, holding one session,
+/// in each database: the pool, the table's name and schema.
+async fn old_tables(name: &str) -> Vec<(SqlPool, String, Option<String>)> {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("session-sql");
     std::fs::create_dir_all(&dir).unwrap();
     let sqlite_url = format!(
         "sqlite://{}?mode=rwc",
-        dir.join(format!("{}.db", unique("old"))).display()
+        dir.join(format!("{}.db", unique(name))).display()
     );
-    let schema = unique("old");
-    let mysql_table = unique("old");
+    let schema = unique(name);
+    let mysql_table = unique(name);
     let postgres = SqlPool::from(sqlx::PgPool::connect(&postgres_url()).await.unwrap());
     let mysql = SqlPool::from(sqlx::MySqlPool::connect(&mysql_url()).await.unwrap());
     let sqlite = SqlPool::from(sqlx::SqlitePool::connect(&sqlite_url).await.unwrap());
@@ -206,11 +207,12 @@ async fn the_user_key_migration_brings_an_old_table_to_the_new_shape() {
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
+    let mut tables = Vec::new();
     for (pool, table, schema, qualified) in [
         (
             postgres,
             "sessions".to_owned(),
-            Some(schema.as_str()),
+            Some(schema.clone()),
             format!("\"{schema}\".\"sessions\""),
         ),
         (mysql, mysql_table.clone(), None, format!("`{mysql_table}`")),
@@ -227,6 +229,16 @@ async fn the_user_key_migration_brings_an_old_table_to_the_new_shape() {
             _ => format!("\"{table}_expires_at\""),
         };
         run_sql(&pool, &old_table(dialect, &qualified, &index, expires_at)).await;
+        tables.push((pool, table, schema));
+    }
+    tables
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_user_key_migration_brings_an_old_table_to_the_new_shape() {
+    for (pool, table, schema) in old_tables("old").await {
+        let schema = schema.as_deref();
+        let dialect = pool.dialect();
         let migration = SqlStore::user_key_migration(dialect, &table, schema).unwrap();
         run_sql(&pool, &migration).await;
 
@@ -351,43 +363,9 @@ async fn prefix_ranges_are_byte_wise_and_literal() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_with_create_if_missing_upgrades_an_old_table() {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("session-sql");
-    std::fs::create_dir_all(&dir).unwrap();
-    let sqlite_url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.join(format!("{}.db", unique("auto"))).display()
-    );
-    let schema = unique("auto");
-    let mysql_table = unique("auto");
-    let postgres = SqlPool::from(sqlx::PgPool::connect(&postgres_url()).await.unwrap());
-    let mysql = SqlPool::from(sqlx::MySqlPool::connect(&mysql_url()).await.unwrap());
-    let sqlite = SqlPool::from(sqlx::SqlitePool::connect(&sqlite_url).await.unwrap());
-    run_sql(&postgres, &format!("CREATE SCHEMA \"{schema}\"")).await;
-    let expires_at = in_an_hour()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    for (pool, table, schema, qualified) in [
-        (
-            postgres,
-            "sessions".to_owned(),
-            Some(schema.as_str()),
-            format!("\"{schema}\".\"sessions\""),
-        ),
-        (mysql, mysql_table.clone(), None, format!("`{mysql_table}`")),
-        (
-            sqlite,
-            "sessions".to_owned(),
-            None,
-            "\"sessions\"".to_owned(),
-        ),
-    ] {
+    for (pool, table, schema) in old_tables("auto").await {
+        let schema = schema.as_deref();
         let dialect = pool.dialect();
-        let index = match dialect {
-            Dialect::MySql => format!("`{table}_expires_at`"),
-            _ => format!("\"{table}_expires_at\""),
-        };
-        run_sql(&pool, &old_table(dialect, &qualified, &index, expires_at)).await;
         let connect = || {
             let mut builder = SqlStore::from_pool(pool.clone())
                 .table(&table)
