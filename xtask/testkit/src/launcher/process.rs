@@ -31,11 +31,34 @@ pub(crate) fn user_ids(name: &str) -> Option<(u32, u32)> {
     })
 }
 
-/// A loopback port that nothing listens on right now.
+/// Where [`free_port`] looks: below the kernel's ephemeral ports (32768 and up here), so
+/// that no port the kernel hands out meanwhile (to a client's connection, or to another
+/// `bind` to port 0) can take one it gave before its server binds it, and below the Redis
+/// Cluster nodes that xtask starts (20000-29999, their bus ports 10000 higher).
+const FREE_PORTS: std::ops::Range<u32> = 10_000..20_000;
+
+/// A loopback port that nothing listens on right now, and that no other call in this
+/// process has returned: tests start servers on such ports in parallel, and a port that
+/// two of them were given would connect a client to the wrong server.
 pub fn free_port() -> std::io::Result<u16> {
-    TcpListener::bind("127.0.0.1:0")?
-        .local_addr()
-        .map(|addr| addr.port())
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let span = FREE_PORTS.end - FREE_PORTS.start;
+    // Processes running at once start at different places.
+    let start = std::process::id().wrapping_mul(7_919) % span;
+    for _ in 0..span {
+        let step = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let offset = start.wrapping_add(step) % span;
+        let Ok(port) = u16::try_from(FREE_PORTS.start + offset) else {
+            continue;
+        };
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrNotAvailable,
+        "no free loopback port between 10000 and 19999",
+    ))
 }
 
 /// Whether something accepts connections on `127.0.0.1:port`.
