@@ -34,6 +34,32 @@ fn login_binary_serves_the_login_flow() {
         .filter(|n| n.starts_with("session:"))
         .collect();
     assert_eq!(files.len(), 1, "{files:?}");
+    // Nothing in the store, names or contents, is the cookie's id: a copy of the
+    // directory logs no one in.
+    let id = cookie
+        .split_once('=')
+        .and_then(|(_, value)| value.split_once('.'))
+        .map(|(id, _)| id.to_owned())
+        .unwrap();
+    let mut pending = vec![dir.path().to_path_buf()];
+    while let Some(path) = pending.pop() {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            !name.contains(&id),
+            "{} is named after the id",
+            path.display()
+        );
+        if path.is_dir() {
+            pending.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else {
+            let bytes = std::fs::read(&path).unwrap();
+            assert!(
+                !bytes.windows(id.len()).any(|w| w == id.as_bytes()),
+                "{} holds the id",
+                path.display()
+            );
+        }
+    }
 }
 
 #[test]
@@ -84,4 +110,71 @@ fn login_binary_uses_a_redis_cluster() {
 fn service_url(var: &str) -> String {
     std::env::var(var)
         .unwrap_or_else(|_| panic!("{var} is not set: run `cargo xtask test examples`"))
+}
+
+/// `POST path` with the session cookie and no body, as a form with only a button sends it.
+fn post(app: &App, path: &str, cookie: &str) -> session_testkit::Answer {
+    app.send(&format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    ))
+}
+
+/// Two logins of one user and one of another on the store at `url`: "log out everywhere
+/// else" from the first logs the second out, and neither the first nor the other user.
+fn devices_page_ends_the_other_session(url: &str) {
+    let app = App::start(LOGIN, url);
+    // A user of its own per run, as the servers are shared.
+    let user = format!(
+        "ada-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let login = |name: &str| {
+        let answer = app.post_form("/login", &format!("username={name}"));
+        assert!(answer.is(303), "{url}: {answer:?}");
+        answer.session_cookie()
+    };
+    let first = login(&user);
+    let second = login(&user);
+    let other = login(&format!("{user}-other"));
+    let page = app.get("/sessions", Some(&first));
+    assert!(page.is(200), "{url}: {page:?}");
+    // The header row and one row per session.
+    assert_eq!(page.body.matches("<tr").count(), 3, "{url}: {}", page.body);
+    assert_eq!(page.body.matches("This device").count(), 1, "{url}");
+    let revoked = post(&app, "/sessions/revoke-others", &first);
+    assert!(revoked.is(303), "{url}: {revoked:?}");
+    let logged_in = |cookie: &str| app.get("/", Some(cookie)).body.contains("Logged in as");
+    assert!(!logged_in(&second), "{url}: the other session survived");
+    assert!(logged_in(&first), "{url}: the current session was ended");
+    assert!(logged_in(&other), "{url}: another user was logged out");
+    let page = app.get("/sessions", Some(&first));
+    assert_eq!(page.body.matches("<tr").count(), 2, "{url}: {}", page.body);
+}
+
+#[test]
+fn the_devices_page_works_on_every_backend() {
+    let dir = tempfile::Builder::new()
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .tempdir()
+        .unwrap();
+    let mut urls = vec![
+        format!("file://{}", dir.path().join("files").display()),
+        format!("sqlite://{}", dir.path().join("sessions.db").display()),
+    ];
+    for var in [
+        "SESSION_TEST_REDIS_URL",
+        "SESSION_TEST_REDIS_CLUSTER_URL",
+        "SESSION_TEST_MEMCACHED_URL",
+        "SESSION_TEST_MONGODB_URL",
+        "SESSION_TEST_POSTGRES_URL",
+        "SESSION_TEST_MYSQL_URL",
+    ] {
+        urls.push(service_url(var));
+    }
+    for url in &urls {
+        devices_page_ends_the_other_session(url);
+    }
 }
