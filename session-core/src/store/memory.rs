@@ -35,25 +35,11 @@ struct Inner {
     users: HashMap<UserKey, BTreeSet<StoreKey>>,
 }
 
-impl std::ops::Deref for Inner {
-    type Target = HashMap<StoreKey, Entry>;
-
-    fn deref(&self) -> &Self::Target {
-        &self.entries
-    }
-}
-
-impl std::ops::DerefMut for Inner {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.entries
-    }
-}
-
 /// Keys are session ids and values session data: only their number shows.
 impl std::fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MemoryStore")
-            .field("records", &self.lock().len())
+            .field("records", &self.lock().entries.len())
             .finish()
     }
 }
@@ -108,7 +94,11 @@ impl MemoryStore {
     /// The number of live sessions.
     pub fn len(&self) -> usize {
         let now = SystemTime::now();
-        self.lock().values().filter(|e| e.is_live(now)).count()
+        self.lock()
+            .entries
+            .values()
+            .filter(|e| e.is_live(now))
+            .count()
     }
 
     /// Whether there are no live sessions.
@@ -121,6 +111,36 @@ impl MemoryStore {
         // critical section is a single map operation), so a poisoned lock is still usable.
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// `create`, and with `user` also `create_bound`: the record and its index entry
+    /// appear under one lock.
+    fn insert(
+        &self,
+        key: &StoreKey,
+        value: &[u8],
+        at: SystemTime,
+        user: Option<&UserKey>,
+    ) -> Result<Revision, StoreError> {
+        let now = SystemTime::now();
+        let mut inner = self.lock();
+        if inner.entries.get(key).is_some_and(|e| e.is_live(now)) {
+            return Err(StoreError::DuplicateId);
+        }
+        let entry = Entry {
+            value: value.to_vec(),
+            revision: Revision::FIRST,
+            expires_at: at,
+        };
+        inner.entries.insert(key.clone(), entry);
+        if let Some(user) = user {
+            inner
+                .users
+                .entry(user.clone())
+                .or_default()
+                .insert(key.clone());
+        }
+        Ok(Revision::FIRST)
+    }
 }
 
 #[async_trait]
@@ -131,7 +151,7 @@ impl Store for MemoryStore {
 
     async fn load(&self, key: &StoreKey) -> Result<Option<Loaded>, StoreError> {
         let now = SystemTime::now();
-        let mut entries = self.lock();
+        let entries = &mut self.lock().entries;
         match entries.get(key) {
             Some(entry) if entry.is_live(now) => Ok(Some(entry.loaded())),
             Some(_) => {
@@ -148,20 +168,7 @@ impl Store for MemoryStore {
         value: &[u8],
         at: SystemTime,
     ) -> Result<Revision, StoreError> {
-        let now = SystemTime::now();
-        let mut entries = self.lock();
-        if entries.get(key).is_some_and(|e| e.is_live(now)) {
-            return Err(StoreError::DuplicateId);
-        }
-        entries.insert(
-            key.clone(),
-            Entry {
-                value: value.to_vec(),
-                revision: Revision::FIRST,
-                expires_at: at,
-            },
-        );
-        Ok(Revision::FIRST)
+        self.insert(key, value, at, None)
     }
 
     async fn update(
@@ -172,7 +179,7 @@ impl Store for MemoryStore {
         revision: Revision,
     ) -> Result<Revision, StoreError> {
         let now = SystemTime::now();
-        match self.lock().get_mut(key) {
+        match self.lock().entries.get_mut(key) {
             Some(entry) if !entry.is_live(now) => Err(StoreError::UnknownId),
             Some(entry) if entry.revision != revision => {
                 Err(StoreError::conflict_with(entry.loaded()))
@@ -189,7 +196,7 @@ impl Store for MemoryStore {
 
     async fn touch(&self, key: &StoreKey, at: SystemTime) -> Result<(), StoreError> {
         let now = SystemTime::now();
-        match self.lock().get_mut(key) {
+        match self.lock().entries.get_mut(key) {
             Some(entry) if entry.is_live(now) => {
                 entry.expires_at = at;
                 Ok(())
@@ -199,7 +206,7 @@ impl Store for MemoryStore {
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
-        self.lock().remove(key);
+        self.lock().entries.remove(key);
         Ok(())
     }
 
@@ -209,7 +216,7 @@ impl Store for MemoryStore {
         revision: Revision,
     ) -> Result<(), StoreError> {
         let now = SystemTime::now();
-        let mut entries = self.lock();
+        let entries = &mut self.lock().entries;
         match entries.get(key) {
             Some(entry) if !entry.is_live(now) => Err(StoreError::UnknownId),
             Some(entry) if entry.revision != revision => {
@@ -225,11 +232,10 @@ impl Store for MemoryStore {
 
     async fn delete_expired(&self) -> Result<u64, StoreError> {
         let now = SystemTime::now();
-        let mut entries = self.lock();
-        let before = entries.len();
-        entries.retain(|_, entry| entry.is_live(now));
-        let removed = before - entries.len();
-        let inner = &mut *entries;
+        let inner = &mut *self.lock();
+        let before = inner.entries.len();
+        inner.entries.retain(|_, entry| entry.is_live(now));
+        let removed = before - inner.entries.len();
         let records = &inner.entries;
         inner.users.retain(|_, keys| {
             keys.retain(|key| records.contains_key(key));
@@ -245,23 +251,7 @@ impl Store for MemoryStore {
         at: SystemTime,
         user: &UserKey,
     ) -> Result<Revision, StoreError> {
-        let now = SystemTime::now();
-        let mut inner = self.lock();
-        if inner.get(key).is_some_and(|e| e.is_live(now)) {
-            return Err(StoreError::DuplicateId);
-        }
-        let entry = Entry {
-            value: value.to_vec(),
-            revision: Revision::FIRST,
-            expires_at: at,
-        };
-        inner.entries.insert(key.clone(), entry);
-        inner
-            .users
-            .entry(user.clone())
-            .or_default()
-            .insert(key.clone());
-        Ok(Revision::FIRST)
+        self.insert(key, value, at, Some(user))
     }
 
     async fn unbind(&self, user: &UserKey, key: &StoreKey) -> Result<(), StoreError> {
@@ -297,6 +287,7 @@ impl Store for MemoryStore {
         let now = SystemTime::now();
         let inner = self.lock();
         let live = inner
+            .entries
             .iter()
             .filter(|(key, entry)| is_session_key(prefix, key.as_str()) && entry.is_live(now))
             .count();
@@ -313,6 +304,7 @@ impl Store for MemoryStore {
         let limit = limit.max(1);
         let inner = self.lock();
         let mut keys: Vec<&StoreKey> = inner
+            .entries
             .iter()
             .filter(|(key, entry)| {
                 is_session_key(prefix, key.as_str())
@@ -326,7 +318,7 @@ impl Store for MemoryStore {
         keys.truncate(limit);
         let records: Vec<Listed> = keys
             .iter()
-            .filter_map(|key| inner.get(*key).map(|entry| entry.listed(key)))
+            .filter_map(|key| inner.entries.get(*key).map(|entry| entry.listed(key)))
             .collect();
         let next = more
             .then(|| keys.last().map(|key| ScanCursor::new(key.as_str())))
