@@ -419,49 +419,12 @@ impl Dir {
     /// The session file names in the index of `user`: regular files with a name the store
     /// gives a session; nothing if there is no index. Anything else is left alone.
     pub(crate) fn index(&self, user: &str) -> io::Result<Vec<String>> {
-        let entries = match fs::read_dir(self.path.join(USERS).join(user)) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e),
-        };
-        let mut names = Vec::new();
-        for entry in entries {
-            let entry = entry?;
-            let Ok(name) = entry.file_name().into_string() else {
-                continue;
-            };
-            if !is_session_file(&name) {
-                continue;
-            }
-            match entry.file_type() {
-                Ok(kind) if kind.is_file() => names.push(name),
-                Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
-                _ => {}
-            }
-        }
-        Ok(names)
+        named_entries(&self.path.join(USERS).join(user), fs::FileType::is_file)
     }
 
     /// The users that have an index (their directory names under `.users`).
     pub(crate) fn indexes(&self) -> io::Result<Vec<String>> {
-        let entries = match fs::read_dir(self.path.join(USERS)) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e),
-        };
-        let mut users = Vec::new();
-        for entry in entries {
-            let entry = entry?;
-            let Ok(name) = entry.file_name().into_string() else {
-                continue;
-            };
-            match entry.file_type() {
-                Ok(kind) if kind.is_dir() && is_session_file(&name) => users.push(name),
-                Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
-                _ => {}
-            }
-        }
-        Ok(users)
+        named_entries(&self.path.join(USERS), fs::FileType::is_dir)
     }
 
     /// Keeps `key` in `.keys/<name>`, for a session whose file name `name` is shortened:
@@ -618,4 +581,31 @@ fn umask() -> Option<u32> {
         .lines()
         .find_map(|line| line.strip_prefix("Umask:"))?;
     u32::from_str_radix(line.trim(), 8).ok()
+}
+
+/// The entries of the directory `path` whose name the store gives a session and whose type
+/// `kind` accepts; nothing if the directory is not there. Entries that vanish while they
+/// are read are skipped.
+fn named_entries(path: &Path, kind: fn(&fs::FileType) -> bool) -> io::Result<Vec<String>> {
+    let entries = match fs::read_dir(path) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        if !is_session_file(&name) {
+            continue;
+        }
+        match entry.file_type() {
+            Ok(found) if kind(&found) => names.push(name),
+            Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(names)
 }
