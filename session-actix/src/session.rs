@@ -126,6 +126,15 @@ impl Session {
             .ok_or(SessionError::Finished)
     }
 
+    /// The logged-in user and this session's handle (`None` before it is stored), or
+    /// `None` when no one is logged in.
+    fn logged_in(&self) -> Result<Option<(String, Option<SessionHandle>)>, SessionError> {
+        self.read(|state| {
+            let user = state.user()?.to_owned();
+            Some((user, state.handle()))
+        })
+    }
+
     fn write<R>(&self, write: impl FnOnce(&mut SessionState) -> R) -> Result<R, SessionError> {
         self.0
             .state
@@ -358,9 +367,7 @@ impl Session {
     /// }
     /// ```
     pub async fn sessions(&self) -> Result<Vec<SessionInfo>, SessionError> {
-        let (user, current) =
-            self.read(|state| (state.user().map(str::to_owned), state.handle()))?;
-        let Some(user) = user else {
+        let Some((user, current)) = self.logged_in()? else {
             return Ok(Vec::new());
         };
         self.0
@@ -373,9 +380,7 @@ impl Session {
     /// Ends the logged-in user's session named by `handle` (a "Revoke" button); `false`
     /// when the user has no such session. The current session's handle logs out.
     pub async fn end_session(&self, handle: &SessionHandle) -> Result<bool, SessionError> {
-        let (user, current) =
-            self.read(|state| (state.user().map(str::to_owned), state.handle()))?;
-        let Some(user) = user else {
+        let Some((user, current)) = self.logged_in()? else {
             return Ok(false);
         };
         if current.as_ref() == Some(handle) {
@@ -401,9 +406,7 @@ impl Session {
     /// }
     /// ```
     pub async fn end_other_sessions(&self) -> Result<usize, SessionError> {
-        let (user, current) =
-            self.read(|state| (state.user().map(str::to_owned), state.handle()))?;
-        let Some(user) = user else {
+        let Some((user, current)) = self.logged_in()? else {
             return Ok(0);
         };
         self.0

@@ -164,8 +164,7 @@ impl SessionManager {
             .into_iter()
             .filter_map(|listed| {
                 let (key, value, expires_at) = listed.into_parts();
-                let config = self.config();
-                let handle = SessionHandle::of_key(config.key_prefix(), config.key_scheme(), &key)?;
+                let handle = self.handle(&key)?;
                 let record = Codec::decode(&value).ok()?;
                 self.info(handle, &record, expires_at, now)
             })
@@ -182,12 +181,11 @@ impl SessionManager {
         let listed = self
             .call(Operation::ListBound, self.store().list_bound(&user_key))
             .await?;
-        let config = self.config();
         let now = SystemTime::now();
         let mut entries = Vec::with_capacity(listed.len());
         for listed in listed {
             let (key, value, expires_at) = listed.into_parts();
-            let handle = SessionHandle::of_key(config.key_prefix(), config.key_scheme(), &key);
+            let handle = self.handle(&key);
             let info = match Codec::decode(&value) {
                 Ok(record) if record.user() != Some(user) => {
                     let unbind = self.store().unbind(&user_key, &key);
@@ -203,6 +201,13 @@ impl SessionManager {
             entries.push(Entry { key, handle, info });
         }
         Ok(entries)
+    }
+
+    /// The handle of the session stored under `key`; `None` for a key that is not under
+    /// this configuration's prefix.
+    fn handle(&self, key: &StoreKey) -> Option<SessionHandle> {
+        let config = self.config();
+        SessionHandle::of_key(config.key_prefix(), config.key_scheme(), key)
     }
 
     /// Deletes a bound session and its index entry.
