@@ -118,7 +118,7 @@ mod connection;
 mod target;
 mod users;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -152,6 +152,9 @@ struct Inner {
     /// Identifies this store's connections in each thread's cache.
     id: u64,
     target: Target,
+    /// Set once a server refused `SET ... IFEQ` (Redis before 8.4, Valkey before 8.1):
+    /// conditional writes then run the script.
+    scripted: AtomicBool,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -258,6 +261,7 @@ impl RedisStoreBuilder {
             inner: Arc::new(Inner {
                 id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
                 target,
+                scripted: AtomicBool::new(false),
             }),
         })
     }
@@ -379,6 +383,21 @@ fn create(key: &StoreKey, value: &[u8], expires_at: SystemTime) -> Cmd {
     command
 }
 
+/// `SET key <revision+value> IFEQ <loaded revision+value> GET PXAT ms`: the native
+/// conditional write of Valkey 8.1 and Redis 8.4, which answers the value it found.
+fn set_if_equal(key: &StoreKey, value: Framed<'_>, loaded: Framed<'_>, at: SystemTime) -> Cmd {
+    let more_bytes = 2 * REVISION_LEN + value.1.len() + loaded.1.len() + 15 + TIMESTAMP_LEN;
+    let mut command = command("SET", key, 6, more_bytes);
+    command
+        .arg(value)
+        .arg("IFEQ")
+        .arg(loaded)
+        .arg("GET")
+        .arg("PXAT")
+        .arg(pxat(at));
+    command
+}
+
 /// `EVALSHA <sha1> 1 key <expected> [<revision+value> ms]`: the conditional-write script
 /// on `key`, with a new value for an update, without for a delete.
 fn if_unchanged(
@@ -438,6 +457,15 @@ impl ToRedisArgs for Framed<'_> {
     }
 }
 
+impl Framed<'_> {
+    /// Whether `stored` is this record as stored.
+    fn is(&self, stored: &[u8]) -> bool {
+        stored.len() == REVISION_LEN + self.1.len()
+            && stored[..REVISION_LEN] == hex(self.0)
+            && stored[REVISION_LEN..] == *self.1
+    }
+}
+
 /// A revision as 16 lowercase hex digits.
 fn hex(revision: Revision) -> [u8; REVISION_LEN] {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -476,6 +504,15 @@ fn unframe(mut value: Vec<u8>) -> Option<Loaded> {
 /// Whether Redis does not know the script by its SHA1.
 fn is_noscript(error: &RedisError) -> bool {
     error.kind() == ErrorKind::Server(ServerErrorKind::NoScript)
+}
+
+/// Whether a server refused a command for an option it does not know, as servers without
+/// `SET ... IFEQ` answer it.
+fn is_unknown_option(error: &RedisError) -> bool {
+    error.kind() == ErrorKind::Server(ServerErrorKind::ResponseError)
+        && error
+            .detail()
+            .is_some_and(|detail| detail.contains("syntax error"))
 }
 
 /// A reply of the conditional-write script that none of its branches returns.
@@ -572,6 +609,46 @@ impl Store for RedisStore {
         let command = if_unchanged(key, revision, Some((Framed(next, value), at)));
         self.if_unchanged(&command).await?;
         Ok(next)
+    }
+
+    async fn update_loaded(
+        &self,
+        key: &StoreKey,
+        value: &[u8],
+        at: SystemTime,
+        loaded: &Loaded,
+    ) -> Result<Revision, StoreError> {
+        let revision = loaded.revision();
+        if self.inner.scripted.load(Ordering::Relaxed) {
+            return self.update(key, value, at, revision).await;
+        }
+        let next = revision.next();
+        let loaded = Framed(revision, loaded.value());
+        let command = set_if_equal(key, Framed(next, value), loaded, at);
+        let mut connection = self.connection().await?;
+        match connection.query::<Option<Vec<u8>>>(&command).await {
+            Ok(Some(found)) if loaded.is(&found) => Ok(next),
+            Ok(Some(current)) => Err(match unframe(current) {
+                Some(current) => StoreError::conflict_with(current),
+                // Not a record: absent, as `load` finds it.
+                None => StoreError::UnknownId,
+            }),
+            // Absent; or, on a server whose `GET` answers nil when the condition fails,
+            // another record, which a read tells apart. Boxed: a rare path.
+            Ok(None) => match Box::pin(self.load(key)).await? {
+                Some(current) => Err(StoreError::conflict_with(current)),
+                None => Err(StoreError::UnknownId),
+            },
+            Err(error) if is_unknown_option(&error) => {
+                self.inner.scripted.store(true, Ordering::Relaxed);
+                tracing::debug!(
+                    backend = BACKEND,
+                    "the server has no SET ... IFEQ; conditional writes run a script"
+                );
+                Box::pin(self.update(key, value, at, revision)).await
+            }
+            Err(error) => Err(self.failed(error)),
+        }
     }
 
     async fn touch(&self, key: &StoreKey, at: SystemTime) -> Result<(), StoreError> {

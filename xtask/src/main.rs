@@ -19,6 +19,7 @@ mod process;
 mod services;
 mod soak;
 mod test;
+mod valkey;
 
 use std::process::ExitCode;
 

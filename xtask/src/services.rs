@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use session_testkit::launcher::{backends, free_port, listening, Server, Spec};
 
-use crate::mongoeco;
 use crate::process::{on_path, run, state_dir};
+use crate::{mongoeco, valkey};
 
 /// What runs a server process.
 enum Launcher {
@@ -21,6 +21,8 @@ enum Launcher {
     Program(&'static str),
     /// mongoeco's wire server, from this Python.
     Mongoeco(PathBuf),
+    /// A server binary xtask fetched, such as Valkey's.
+    Fetched(PathBuf),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,6 +30,8 @@ pub(crate) enum Kind {
     Redis,
     /// Three masters on free loopback ports, made into a cluster with `redis-cli`.
     RedisCluster,
+    /// A Valkey server (8.1, which has `SET ... IFEQ`), always private to the run.
+    Valkey,
     Memcached,
     /// Two memcached servers, for the tests that spread keys over several.
     MemcachedPair,
@@ -36,9 +40,10 @@ pub(crate) enum Kind {
     Mysql,
 }
 
-const ALL: [Kind; 7] = [
+const ALL: [Kind; 8] = [
     Kind::Redis,
     Kind::RedisCluster,
+    Kind::Valkey,
     Kind::Memcached,
     Kind::MemcachedPair,
     Kind::Mongodb,
@@ -74,6 +79,7 @@ impl Kind {
         match self {
             Self::Redis => "redis",
             Self::RedisCluster => "redis-cluster",
+            Self::Valkey => "valkey",
             Self::Memcached => "memcached",
             Self::MemcachedPair => "memcached-pair",
             Self::Mongodb => "mongodb",
@@ -88,6 +94,7 @@ impl Kind {
         match self {
             Self::Redis => "SESSION_TEST_REDIS_URL",
             Self::RedisCluster => "SESSION_TEST_REDIS_CLUSTER_URL",
+            Self::Valkey => "SESSION_TEST_VALKEY_URL",
             Self::Memcached => "SESSION_TEST_MEMCACHED_URL",
             Self::MemcachedPair => "SESSION_TEST_MEMCACHED_PAIR_URL",
             Self::Mongodb => "SESSION_TEST_MONGODB_URL",
@@ -101,7 +108,7 @@ impl Kind {
     fn default_port(self) -> Option<u16> {
         Some(match self {
             Self::Redis => 6379,
-            Self::RedisCluster => return None,
+            Self::RedisCluster | Self::Valkey => return None,
             // Always a private server: the suite needs `-I 2m`, which a memcached found
             // running may not have.
             Self::Memcached | Self::MemcachedPair => return None,
@@ -124,7 +131,7 @@ impl Kind {
         let hosts: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
         let hosts = hosts.join(",");
         match self {
-            Self::Redis => format!("redis://{hosts}"),
+            Self::Redis | Self::Valkey => format!("redis://{hosts}"),
             Self::RedisCluster => format!("redis+cluster://{hosts}"),
             Self::Memcached | Self::MemcachedPair => format!("memcache://{hosts}"),
             Self::Mongodb => format!("mongodb://{hosts}"),
@@ -137,6 +144,8 @@ impl Kind {
     fn program(self) -> Option<(&'static str, &'static str)> {
         match self {
             Self::Redis | Self::RedisCluster => Some(("redis-server", "redis-server")),
+            // Fetched by `valkey::prepare`, not from a package.
+            Self::Valkey => None,
             Self::Memcached | Self::MemcachedPair => Some(("memcached", "memcached")),
             // No registry reachable here ships mongod; without one on PATH, mongoeco runs
             // instead (see `launcher`).
@@ -152,9 +161,10 @@ impl Kind {
         let program = match launcher {
             Launcher::Program(program) => PathBuf::from(program),
             Launcher::Mongoeco(python) => return Ok(backends::mongoeco(python.clone())),
+            Launcher::Fetched(program) => program.clone(),
         };
         Ok(match self {
-            Self::Redis => backends::redis(program),
+            Self::Redis | Self::Valkey => backends::redis(program),
             Self::RedisCluster => backends::redis_cluster_node(program),
             Self::Memcached | Self::MemcachedPair => backends::memcached(program),
             Self::Mongodb => backends::mongod(program),
@@ -187,7 +197,7 @@ pub(crate) fn command(args: &[String]) -> Result<(), String> {
                 service.detach();
             }
             if args.len() == 1 {
-                for (var, path) in fault_programs()? {
+                for (var, path) in fault_programs()?.into_iter().chain([valkey_program()?]) {
                     println!("{:<14} (export {var}={})", "program", path.display());
                 }
             }
@@ -286,6 +296,9 @@ fn ensure(kind: Kind) -> Result<Running, String> {
 fn launcher(kind: Kind) -> Result<Launcher, String> {
     if kind == Kind::Mongodb && !on_path("mongod") {
         return mongoeco::prepare().map(Launcher::Mongoeco);
+    }
+    if kind == Kind::Valkey {
+        return valkey::prepare().map(Launcher::Fetched);
     }
     install_program(kind).map(Launcher::Program)
 }
@@ -506,6 +519,11 @@ pub(crate) fn fault_programs() -> Result<Vec<(&'static str, PathBuf)>, String> {
         located("mariadb-install-db")?,
     ));
     Ok(programs)
+}
+
+/// Valkey's server, with the variable that names it to the tests.
+pub(crate) fn valkey_program() -> Result<(&'static str, PathBuf), String> {
+    Ok((backends::VALKEY_SERVER_BIN, valkey::prepare()?))
 }
 
 /// mongoeco's Python, with the variable that names it to the tests.

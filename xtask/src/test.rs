@@ -50,7 +50,7 @@ const PARTS: &[Part] = &[
     part(
         "redis",
         &["session-redis"],
-        &[Kind::Redis, Kind::RedisCluster],
+        &[Kind::Redis, Kind::RedisCluster, Kind::Valkey],
     ),
     part("sql", &["session-sql"], &[Kind::Postgres, Kind::Mysql]),
     part(
@@ -140,6 +140,10 @@ pub(crate) fn command(args: &[String]) -> Result<(), String> {
     } else {
         Vec::new()
     };
+    // session-redis's tests of `SET ... IFEQ` start private Valkey servers.
+    if selected("session-redis") {
+        programs.push(services::valkey_program()?);
+    }
     // The login app's browser test drives a real Chromium, which it never skips.
     if selected("login") {
         programs.extend(browser_programs()?);

@@ -220,7 +220,7 @@ fn sessions(app: &App, what: &str) -> Vec<String> {
 fn store_url(backend: Backend, server: &Server) -> String {
     let address = server.address();
     let base = match backend {
-        Backend::Redis => format!("redis://{address}"),
+        Backend::Redis | Backend::Valkey => format!("redis://{address}"),
         Backend::Memcached => format!("memcache://{address}"),
         Backend::Mongodb => format!("mongodb://{address}/faults"),
         Backend::Postgres => format!("postgres://postgres@{address}/postgres"),

@@ -292,18 +292,16 @@ impl SessionManager {
         let Some(loaded) = loaded else {
             return Ok(SessionState::new(config.permanent));
         };
-        let mut origin = Origin {
-            id,
-            key,
-            revision: loaded.revision(),
-            expires_at: loaded.expires_at(),
-            resign,
-            user: None,
-        };
-        let Some(record) = self.decode(loaded) else {
+        let Some(record) = self.decode(&loaded) else {
             return Ok(SessionState::new(config.permanent));
         };
-        origin.user.clone_from(&record.user);
+        let origin = Origin {
+            id,
+            key,
+            loaded,
+            resign,
+            user: record.user.clone(),
+        };
         if plan::deadline(&self.config, &record).is_some_and(|deadline| deadline <= now) {
             Event::Expired.count();
             return Ok(SessionState::ended(origin, config.permanent));
@@ -367,7 +365,7 @@ impl SessionManager {
     /// one must not remove a cookie that may be a newer login's by now).
     async fn end(&self, origin: Origin) -> Result<bool, Error> {
         let key = origin.key.clone();
-        let ended = self.delete_whatever(&key, origin.revision).await?;
+        let ended = self.delete_whatever(&key, origin.loaded.revision()).await?;
         if ended {
             self.unbind(origin.user.as_deref(), &key).await;
         }
@@ -440,7 +438,8 @@ impl SessionManager {
             let result = if state.is_empty() {
                 self.call(
                     Operation::DeleteIfUnchanged,
-                    self.store.delete_if_unchanged(&key, origin.revision),
+                    self.store
+                        .delete_if_unchanged(&key, origin.loaded.revision()),
                 )
                 .await
                 .map(|()| None)
@@ -454,7 +453,8 @@ impl SessionManager {
                 let expires_at = plan::expiry(&self.config, &state.record, now);
                 self.call(
                     Operation::Update,
-                    self.store.update(&key, &bytes, expires_at, origin.revision),
+                    self.store
+                        .update_loaded(&key, &bytes, expires_at, &origin.loaded),
                 )
                 .await
                 .map(Some)
@@ -480,8 +480,9 @@ impl SessionManager {
             let Some(current) = self.current(&key, current).await? else {
                 return Ok(self.vanished());
             };
-            origin.revision = current.0;
-            self.merge(&mut state, current.1, attempt, started.elapsed())
+            let (loaded, record) = current;
+            origin.loaded = loaded;
+            self.merge(&mut state, record, attempt, started.elapsed())
                 .await;
         }
         Err(self.contended())
@@ -573,7 +574,9 @@ impl SessionManager {
                     }
                 }
             }
-            let delete = self.store.delete_if_unchanged(&old_key, origin.revision);
+            let delete = self
+                .store
+                .delete_if_unchanged(&old_key, origin.loaded.revision());
             let current = match self.call(Operation::DeleteIfUnchanged, delete).await {
                 Ok(()) if state.is_empty() => return Ok(Moved::Emptied),
                 Ok(()) => return Ok(Moved::Done),
@@ -584,10 +587,10 @@ impl SessionManager {
             if attempt == WRITE_ATTEMPTS {
                 break;
             }
-            let Some((revision, record)) = self.current(&old_key, current).await? else {
+            let Some((loaded, record)) = self.current(&old_key, current).await? else {
                 return Ok(Moved::Vanished);
             };
-            origin.revision = revision;
+            origin.loaded = loaded;
             self.merge(state, record, attempt, started.elapsed()).await;
         }
         Err(self.contended())
@@ -650,17 +653,16 @@ impl SessionManager {
         &self,
         key: &StoreKey,
         reported: Option<Loaded>,
-    ) -> Result<Option<(Revision, Record)>, Error> {
+    ) -> Result<Option<(Loaded, Record)>, Error> {
         let Some(loaded) = self.reported_or_loaded(key, reported).await? else {
             return Ok(None);
         };
-        let revision = loaded.revision();
         // Written by a format this build cannot read: merging into it would destroy it.
-        let record = Codec::decode(&loaded.into_value()).map_err(|error| {
+        let record = Codec::decode(loaded.value()).map_err(|error| {
             Event::Undecodable.count();
             Error::Unmergeable(error)
         })?;
-        Ok(Some((revision, record)))
+        Ok(Some((loaded, record)))
     }
 
     /// The record a conflict reported, or, from a store that does not report it, the one
@@ -729,8 +731,8 @@ impl SessionManager {
     }
 
     /// The stored record, or `None` (logged) when it cannot be decoded.
-    fn decode(&self, loaded: Loaded) -> Option<Record> {
-        match Codec::decode(&Loaded::into_value(loaded)) {
+    fn decode(&self, loaded: &Loaded) -> Option<Record> {
+        match Codec::decode(loaded.value()) {
             Ok(record) => Some(record),
             Err(error) => {
                 Event::Undecodable.count();

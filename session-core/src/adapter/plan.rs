@@ -78,7 +78,8 @@ pub(crate) fn decide(
     let touch = config.refresh_each_request
         && !refreshed_on_load
         && origin
-            .expires_at
+            .loaded
+            .expires_at()
             .is_none_or(|stored| expiry(config, record, now) > stored + config.refresh_threshold);
     // The cookie's Max-Age follows the stored expiry, so it is sent again only when that
     // moves, or when the cookie must be re-signed under the current key.
@@ -129,7 +130,7 @@ mod tests {
 
     use super::*;
     use crate::adapter::state::Origin;
-    use crate::store::Revision;
+    use crate::store::{Loaded, Revision};
     use crate::{IdLength, Keyring, SessionId};
 
     const MINUTE: Duration = Duration::from_secs(60);
@@ -158,8 +159,10 @@ mod tests {
         let origin = Origin {
             key: crate::store::StoreKey::new("test:", &id),
             id,
-            revision: Revision::FIRST,
-            expires_at,
+            loaded: match expires_at {
+                Some(at) => Loaded::new(Vec::new(), Revision::FIRST).with_expiry(at),
+                None => Loaded::new(Vec::new(), Revision::FIRST),
+            },
             resign,
             user: None,
         };

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::codec::{Data, Device, Record};
 use crate::keyed::Keyed;
-use crate::store::{Revision, SessionHandle, StoreKey};
+use crate::store::{Loaded, SessionHandle, StoreKey};
 use crate::{SessionId, SessionValue};
 
 /// How a key differs from the record that was loaded.
@@ -118,10 +118,9 @@ pub(crate) struct Origin {
     pub(crate) id: SessionId,
     /// The id's store key, computed once per request (it hashes the id).
     pub(crate) key: StoreKey,
-    /// The revision the write-back is conditional on.
-    pub(crate) revision: Revision,
-    /// When the stored record expires, if the store said.
-    pub(crate) expires_at: Option<SystemTime>,
+    /// The stored record as loaded (its bytes, revision and expiry, if the store said):
+    /// the write-back is conditional on it.
+    pub(crate) loaded: Loaded,
     /// The cookie verified under an old key and should be re-signed.
     pub(crate) resign: bool,
     /// The user the stored record is bound to, whose index entry goes with the record.
@@ -682,8 +681,7 @@ mod tests {
         let origin = Origin {
             key: StoreKey::new("test:", &id),
             id,
-            revision: Revision::FIRST,
-            expires_at: None,
+            loaded: Loaded::new(Vec::new(), crate::store::Revision::FIRST),
             resign: false,
             user: None,
         };

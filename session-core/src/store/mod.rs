@@ -48,6 +48,7 @@ pub use shared::SharedStore;
 /// | [`load`](Store::load) | return the value and its revision, or `None` if absent or expired |
 /// | [`create`](Store::create) | insert only if absent; otherwise [`StoreError::DuplicateId`] and no write |
 /// | [`update`](Store::update) | replace only if present, live and still at the given revision; absent is [`StoreError::UnknownId`], another revision is [`StoreError::Conflict`]; never a resurrection |
+/// | [`update_loaded`](Store::update_loaded) | `update`, given the whole record as loaded rather than its revision |
 /// | [`touch`](Store::touch) | set a new expiry without rewriting the value or changing the revision; absent is [`StoreError::UnknownId`] |
 /// | [`delete`](Store::delete) | remove; absent is not an error |
 /// | [`delete_if_unchanged`](Store::delete_if_unchanged) | remove only if still at the given revision, with the answers of `update` |
@@ -88,6 +89,22 @@ pub trait Store: Send + Sync + 'static {
         expires_at: SystemTime,
         revision: Revision,
     ) -> Result<Revision, StoreError>;
+
+    /// [`update`](Store::update) of the record this request read as `loaded`: the write
+    /// happens only if the stored record is still that one.
+    ///
+    /// The answers are `update`'s. The default calls `update` with `loaded`'s revision; a
+    /// store whose server compares whole values natively (Valkey's and Redis's
+    /// `SET ... IFEQ`) overrides it to write without a server-side script.
+    async fn update_loaded(
+        &self,
+        key: &StoreKey,
+        value: &[u8],
+        expires_at: SystemTime,
+        loaded: &Loaded,
+    ) -> Result<Revision, StoreError> {
+        self.update(key, value, expires_at, loaded.revision()).await
+    }
 
     /// Moves the expiry of a live record without rewriting its value or changing its
     /// revision.

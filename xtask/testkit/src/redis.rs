@@ -20,6 +20,12 @@ impl RedisServer {
         Server::start(Backend::Redis.spec()?).map(Self)
     }
 
+    /// Starts a `valkey-server` instead (the one in `SESSION_TEST_VALKEY_SERVER_BIN`, which
+    /// `cargo xtask test` fetches), for what differs on a server with `SET ... IFEQ`.
+    pub fn start_valkey() -> Result<Self, Error> {
+        Server::start(Backend::Valkey.spec()?).map(Self)
+    }
+
     /// `redis://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("redis://{}", self.0.address())

@@ -123,6 +123,17 @@ impl Store for CountingStore {
         self.add("update");
         self.inner.update(key, value, at, revision).await
     }
+    /// Counted as an `update`: it is one, handed the whole loaded record.
+    async fn update_loaded(
+        &self,
+        key: &StoreKey,
+        value: &[u8],
+        at: SystemTime,
+        loaded: &Loaded,
+    ) -> Result<Revision, StoreError> {
+        self.add("update");
+        self.inner.update_loaded(key, value, at, loaded).await
+    }
     async fn touch(&self, key: &StoreKey, at: SystemTime) -> Result<(), StoreError> {
         self.add("touch");
         self.inner.touch(key, at).await
@@ -220,6 +231,15 @@ mod tests {
         ) -> Result<Revision, StoreError> {
             Ok(Revision::FIRST)
         }
+        async fn update_loaded(
+            &self,
+            _: &StoreKey,
+            _: &[u8],
+            _: SystemTime,
+            _: &Loaded,
+        ) -> Result<Revision, StoreError> {
+            Ok(Revision::new(9))
+        }
         async fn touch(&self, _: &StoreKey, _: SystemTime) -> Result<(), StoreError> {
             Err(StoreError::UnknownId)
         }
@@ -262,6 +282,12 @@ mod tests {
             assert_eq!(store.delete_expired().await.unwrap(), 7);
             let loaded = store.load_and_touch(&key, at).await.unwrap().unwrap();
             assert_eq!(loaded.value(), b"native");
+            let updated = store.update_loaded(&key, b"v", at, &loaded).await.unwrap();
+            assert_eq!(
+                updated,
+                Revision::new(9),
+                "update_loaded went through the default"
+            );
         });
         assert_eq!(store.count("load_and_touch"), 1);
         assert_eq!(
@@ -274,7 +300,8 @@ mod tests {
             0,
             "load_and_touch went through the default"
         );
-        assert_eq!(store.total(), 2);
+        assert_eq!(store.count("update"), 1);
+        assert_eq!(store.total(), 3);
         store.reset();
         assert_eq!(store.total(), 0);
     }

@@ -53,6 +53,9 @@ macro_rules! store_conformance_tests {
             delete_if_unchanged_removes_only_the_loaded_revision,
             delete_if_unchanged_of_an_absent_key_is_unknown_id,
             concurrent_conditional_updates_lose_nothing,
+            update_loaded_writes_only_over_the_record_it_loaded,
+            update_loaded_of_an_absent_or_foreign_record_is_unknown_id,
+            concurrent_loaded_updates_lose_nothing,
             sessions_with_unicode_round_trip,
             absolute_timeout_ends_a_session,
             idle_timeout_ends_a_session,
@@ -471,9 +474,90 @@ pub mod checks {
         );
     }
 
+    pub async fn update_loaded_writes_only_over_the_record_it_loaded(store: SharedStore) {
+        let key = new_key();
+        store.create(&key, b"v1", hour()).await.unwrap();
+        let stale = store.load(&key).await.unwrap().unwrap();
+        // Touches move the expiry, not the record: the loaded record still writes.
+        store.touch(&key, hour()).await.unwrap();
+        store.load_and_touch(&key, hour()).await.unwrap().unwrap();
+        let second = store
+            .update_loaded(&key, b"v2", hour(), &stale)
+            .await
+            .unwrap();
+        assert_ne!(
+            second,
+            stale.revision(),
+            "an update must change the revision"
+        );
+        let current = store.load(&key).await.unwrap().unwrap();
+        assert_eq!((current.value(), current.revision()), (&b"v2"[..], second));
+        match store.update_loaded(&key, b"lost", hour(), &stale).await {
+            Err(StoreError::Conflict {
+                current: Some(record),
+            }) => assert_eq!((record.value(), record.revision()), (&b"v2"[..], second)),
+            Err(StoreError::Conflict { current: None }) => {}
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+        assert_eq!(
+            value(&*store, &key).await.as_deref(),
+            Some(&b"v2"[..]),
+            "a stale update was written"
+        );
+        // What `update` wrote, `update_loaded` of its load writes over, and the other way.
+        let third = store
+            .update_loaded(&key, b"v3", hour(), &current)
+            .await
+            .unwrap();
+        store.update(&key, b"v4", hour(), third).await.unwrap();
+        let fourth = store.load(&key).await.unwrap().unwrap();
+        store
+            .update_loaded(&key, b"v5", hour(), &fourth)
+            .await
+            .unwrap();
+        assert_eq!(value(&*store, &key).await.as_deref(), Some(&b"v5"[..]));
+    }
+
+    pub async fn update_loaded_of_an_absent_or_foreign_record_is_unknown_id(store: SharedStore) {
+        let key = new_key();
+        store.create(&key, b"v1", hour()).await.unwrap();
+        let loaded = store.load(&key).await.unwrap().unwrap();
+        store.delete(&key).await.unwrap();
+        assert_unknown(
+            store.update_loaded(&key, b"zombie", hour(), &loaded).await,
+            "update_loaded after delete",
+        );
+        assert_eq!(value(&*store, &key).await, None, "deleted record came back");
+        // A record loaded under another key says nothing about this one.
+        let other = new_key();
+        assert_unknown(
+            store
+                .update_loaded(&other, b"zombie", hour(), &loaded)
+                .await,
+            "update_loaded of a key never created",
+        );
+        assert_eq!(value(&*store, &other).await, None);
+    }
+
     /// Tasks that each add one to a counter with load and conditional update, retrying on
     /// conflict, count exactly: no conditional write may pass a write it did not see.
     pub async fn concurrent_conditional_updates_lose_nothing(store: SharedStore) {
+        add_concurrently(store, Condition::Revision).await;
+    }
+
+    /// [`concurrent_conditional_updates_lose_nothing`] with [`Store::update_loaded`].
+    pub async fn concurrent_loaded_updates_lose_nothing(store: SharedStore) {
+        add_concurrently(store, Condition::Loaded).await;
+    }
+
+    /// What a conditional update is handed.
+    #[derive(Clone, Copy)]
+    enum Condition {
+        Revision,
+        Loaded,
+    }
+
+    async fn add_concurrently(store: SharedStore, condition: Condition) {
         const TASKS: usize = 16;
         let key = new_key();
         store.create(&key, b"0", hour()).await.unwrap();
@@ -489,10 +573,19 @@ pub mod checks {
                             .parse()
                             .unwrap();
                         let next = (n + 1).to_string();
-                        match store
-                            .update(&key, next.as_bytes(), hour(), loaded.revision())
-                            .await
-                        {
+                        let written = match condition {
+                            Condition::Revision => {
+                                store
+                                    .update(&key, next.as_bytes(), hour(), loaded.revision())
+                                    .await
+                            }
+                            Condition::Loaded => {
+                                store
+                                    .update_loaded(&key, next.as_bytes(), hour(), &loaded)
+                                    .await
+                            }
+                        };
+                        match written {
                             Ok(_) => return conflicts,
                             Err(StoreError::Conflict {
                                 current: Some(current),

@@ -10,6 +10,8 @@ use super::{is_root, Error, Spec};
 
 /// The variable naming `redis-server` (else it is looked up on PATH).
 pub const REDIS_SERVER_BIN: &str = "SESSION_TEST_REDIS_SERVER_BIN";
+/// The variable naming a `valkey-server` with `SET ... IFEQ`, which xtask fetches.
+pub const VALKEY_SERVER_BIN: &str = "SESSION_TEST_VALKEY_SERVER_BIN";
 /// The variable naming `memcached` (else it is looked up on PATH).
 pub const MEMCACHED_BIN: &str = "SESSION_TEST_MEMCACHED_BIN";
 /// The variable naming the Python that runs mongoeco, which xtask prepares.
@@ -146,6 +148,8 @@ pub fn program(var: &str, fallback: Option<&str>) -> Result<PathBuf, Error> {
 pub enum Backend {
     /// `redis-server`.
     Redis,
+    /// `valkey-server`, run as [`redis`] runs Redis.
+    Valkey,
     /// `memcached`.
     Memcached,
     /// mongoeco's wire server.
@@ -161,6 +165,7 @@ impl Backend {
     pub fn name(self) -> &'static str {
         match self {
             Self::Redis => "redis",
+            Self::Valkey => "valkey",
             Self::Memcached => "memcached",
             Self::Mongodb => "mongodb",
             Self::Postgres => "postgres",
@@ -169,7 +174,7 @@ impl Backend {
     }
 
     /// Whether the server keeps its data across a kill and a restart: these servers of
-    /// Redis, memcached and mongoeco keep theirs in memory only.
+    /// Redis, Valkey, memcached and mongoeco keep theirs in memory only.
     pub fn keeps_data(self) -> bool {
         matches!(self, Self::Postgres | Self::Mariadb)
     }
@@ -178,6 +183,7 @@ impl Backend {
     pub fn spec(self) -> Result<Spec, Error> {
         Ok(match self {
             Self::Redis => redis(program(REDIS_SERVER_BIN, Some("redis-server"))?),
+            Self::Valkey => redis(program(VALKEY_SERVER_BIN, None)?),
             Self::Memcached => memcached(program(MEMCACHED_BIN, Some("memcached"))?),
             Self::Mongodb => mongoeco(program(MONGOECO_PYTHON, None)?),
             Self::Postgres => postgres(&program(POSTGRES_BIN_DIR, None)?),
