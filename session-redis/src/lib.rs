@@ -31,6 +31,7 @@
 //! | `load` | `GET key` | nil = absent |
 //! | `load_and_touch` (refresh on read) | `GETEX key PXAT ms` | nil = absent |
 //! | `create` | `SET key <rev><value> NX PXAT ms` | nil = `DuplicateId` |
+//! | `update_loaded` (how a request writes back) | `SET key <rev+1><value> IFEQ <rev><loaded value> GET PXAT ms`, or `update`'s script on a server without `IFEQ` | the loaded value = written; another bulk = `Conflict`; nil = `UnknownId` (or, where nil means refused, `GET key` tells) |
 //! | `update` | `EVALSHA <sha1> 1 key <rev> <rev+1><value> ms` | nil = `UnknownId`; bulk = `Conflict` |
 //! | `touch` | `PEXPIREAT key ms` | 0 = `UnknownId` |
 //! | `delete` | `DEL key` | |
@@ -71,6 +72,12 @@
 //! with `SCAN` itself, a session that lives through a whole scan is listed at least once,
 //! possibly twice, and `count` can count a key twice while Redis resizes its key table.
 //!
+//! # Performance
+//! Entering a script costs Redis several times what a `SET` costs, which shows as
+//! throughput wherever Redis's CPU is the limit: prefer Valkey 8.1+ or Redis 8.4+ for
+//! sessions that change on most requests. The repository's `docs/performance.md` has the
+//! figures.
+//!
 //! # Stored values and revisions
 //! A value is the record's revision as 16 lowercase hex digits followed directly by the
 //! record (the encoded session), so `redis-cli GET session:<digest>` shows
@@ -80,8 +87,19 @@
 //! it loads as absent, and an update or a conditional delete of it is `UnknownId` and
 //! leaves it as it is.
 //!
-//! `update` and `delete_if_unchanged` run one Lua script, atomically, on the key's server
-//! (its slot's master in a cluster, as the script touches only that key):
+//! # Conditional writes
+//! A request writes its session back with `update_loaded`, handing the store the record it
+//! loaded. On a server with `SET ... IFEQ` (Valkey 8.1 and later, Redis 8.4 and later)
+//! that is one native command, compared on the whole stored value, which holds the
+//! revision, so a value that matches is the record the request loaded. With `GET`, a
+//! refused write answers the value found, which is the conflict's current record. A
+//! server that does not know the option answers a syntax error: the store then sends that
+//! write, and every later one, through the script below (an `INFO` check at connect would
+//! miss a server replaced by an older one; the error cannot be missed).
+//!
+//! `update`, `delete_if_unchanged`, and `update_loaded` on a server without `IFEQ` run one
+//! Lua script, atomically, on the key's server (its slot's master in a cluster, as the
+//! script touches only that key):
 //! ```lua
 #![doc = include_str!("if_unchanged.lua")]
 //! ```

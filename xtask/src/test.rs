@@ -140,8 +140,9 @@ pub(crate) fn command(args: &[String]) -> Result<(), String> {
     } else {
         Vec::new()
     };
-    // session-redis's tests of `SET ... IFEQ` start private Valkey servers.
-    if selected("session-redis") {
+    // session-redis's and the bench app's tests of `SET ... IFEQ` start private Valkey
+    // servers.
+    if selected("session-redis") || selected("bench") {
         programs.push(services::valkey_program()?);
     }
     // The login app's browser test drives a real Chromium, which it never skips.

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::Collection;
 use session_core::store::time::unix_millis_i64;
-use session_core::store::{Revision, Store, StoreKey};
+use session_core::store::{Loaded, Revision, Store, StoreKey};
 use session_core::{IdLength, SessionId};
 use session_sql::{SqlPool, SqlStore};
 
@@ -72,23 +72,26 @@ pub trait Side {
     ) -> BoxFuture<'a, Result<(), String>>;
 }
 
-/// Our store, with the revision it last wrote of each key, which a conditional update
+/// Our store, with the record it last wrote of each key, which a conditional update
 /// needs and a request would have from its load.
-pub struct Ours(pub Arc<dyn Store>, Mutex<HashMap<StoreKey, Revision>>);
+pub struct Ours(pub Arc<dyn Store>, Mutex<HashMap<StoreKey, Arc<Loaded>>>);
 
 impl Ours {
     fn new(store: Arc<dyn Store>) -> Self {
         Self(store, Mutex::default())
     }
 
-    fn revision(&self, key: &StoreKey) -> Revision {
-        let revisions = self.1.lock().unwrap_or_else(|e| e.into_inner());
-        revisions.get(key).copied().unwrap_or(Revision::FIRST)
+    fn loaded(&self, key: &StoreKey) -> Arc<Loaded> {
+        let records = self.1.lock().unwrap_or_else(|e| e.into_inner());
+        match records.get(key) {
+            Some(loaded) => Arc::clone(loaded),
+            None => Arc::new(Loaded::new(RECORD.to_vec(), Revision::FIRST)),
+        }
     }
 
-    fn wrote(&self, key: &StoreKey, revision: Revision) {
-        let mut revisions = self.1.lock().unwrap_or_else(|e| e.into_inner());
-        revisions.insert(key.clone(), revision);
+    fn wrote(&self, key: &StoreKey, loaded: Loaded) {
+        let mut records = self.1.lock().unwrap_or_else(|e| e.into_inner());
+        records.insert(key.clone(), Arc::new(loaded));
     }
 }
 
@@ -107,9 +110,10 @@ impl Side for Ours {
                         .ok_or(session_core::store::StoreError::UnknownId)
                 }),
                 Operation::Update => {
-                    match self.0.update(key, RECORD, at, self.revision(key)).await {
+                    let loaded = self.loaded(key);
+                    match self.0.update_loaded(key, RECORD, at, &loaded).await {
                         Ok(revision) => {
-                            self.wrote(key, revision);
+                            self.wrote(key, Loaded::new(RECORD.to_vec(), revision));
                             Ok(())
                         }
                         // Another task wrote the key first: one round trip all the same.
@@ -119,7 +123,7 @@ impl Side for Ours {
                                 None => self.0.load(key).await.map_err(|e| e.to_string())?,
                             };
                             if let Some(current) = current {
-                                self.wrote(key, current.revision());
+                                self.wrote(key, current);
                             }
                             Ok(())
                         }
@@ -130,7 +134,7 @@ impl Side for Ours {
                     .0
                     .create(key, RECORD, at)
                     .await
-                    .map(|revision| self.wrote(key, revision)),
+                    .map(|revision| self.wrote(key, Loaded::new(RECORD.to_vec(), revision))),
             };
             result.map_err(|e| e.to_string())
         })

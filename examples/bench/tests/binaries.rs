@@ -127,6 +127,9 @@ fn overlapping_requests_lose_nothing_in_memory_and_files() {
 fn overlapping_requests_lose_nothing_on_redis() {
     let redis = RedisServer::start().unwrap();
     overlapping_requests_lose_nothing(&redis.url());
+    // Valkey writes with `SET ... IFEQ` where Redis 7 runs the script.
+    let valkey = RedisServer::start_valkey().unwrap();
+    overlapping_requests_lose_nothing(&valkey.url());
     overlapping_requests_lose_nothing(&service_url("SESSION_TEST_REDIS_CLUSTER_URL"));
 }
 

@@ -36,6 +36,7 @@ pub(super) fn parse(args: &[String]) -> Result<Options, String> {
                     "file",
                     "memory",
                     "redis",
+                    "valkey",
                     "redis-cluster",
                     "memcached",
                     "mongodb",

@@ -1,4 +1,4 @@
-//! The stores to benchmark: the URL each server gets, the private Redis, and what to
+//! The stores to benchmark: the URL each server gets, the private Redis or Valkey, and what to
 //! clean between runs.
 
 use std::path::{Path, PathBuf};
@@ -79,13 +79,18 @@ impl Target {
                 "memory://".into(),
                 "memory://".into(),
             ),
-            "redis" => {
+            "redis" | "valkey" => {
                 // A private server: /new makes a million keys, and the counts of commands
                 // must be ours alone. On the load generator's CPU, as if on another host:
                 // the server's CPU then does the server's work only. Left to the scheduler,
                 // Redis lands on the server's CPU part of the time, and each run's ratio
                 // then depends on where it happened to land.
-                let running = services::start_private(Kind::Redis)?;
+                let kind = if store == "redis" {
+                    Kind::Redis
+                } else {
+                    Kind::Valkey
+                };
+                let running = services::start_private(kind)?;
                 for pid in running.pids() {
                     run(Command::new("taskset")
                         .args(["-pc", LOAD_CPU, &pid.to_string()])
@@ -93,7 +98,7 @@ impl Target {
                 }
                 let url = running.url.clone();
                 Self {
-                    label: "redis".to_owned(),
+                    label: store.to_owned(),
                     library_url: url.clone(),
                     baseline_url: url.clone(),
                     redis: Some((url, vec![running])),
