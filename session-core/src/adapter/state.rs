@@ -608,34 +608,33 @@ impl SessionState {
         let cleared = self.cleared;
         let old = match new {
             _ if unchanged => None,
-            Some(value) => self.record.data.insert(key.clone(), value),
+            // Replaced in place: the key is moved into the edits below, not cloned.
+            Some(value) => match self.record.data.get_mut(&key) {
+                Some(slot) => Some(std::mem::replace(slot, value)),
+                None => self.record.data.insert(key.clone(), value),
+            },
             None => self.record.data.remove(&key),
+        };
+        let Some(edit) = self.edits.get_mut(&key) else {
+            // After a clear the loaded value is gone: there is nothing to replay on.
+            let how = match replay {
+                Some(replay) if !cleared => How::Replay(vec![replay]),
+                _ => How::Set,
+            };
+            self.edits.insert(key, Edit { original: old, how });
+            return;
         };
         // Even a write that leaves the value as it is says how it came about: a closure is
         // replayed with the others, and a plain write makes the value final.
-        let undone = match self.edits.get_mut(&key) {
-            Some(edit) => {
-                match (&mut edit.how, replay) {
-                    (How::Replay(replays), Some(replay)) => replays.push(replay),
-                    (how, _) => *how = How::Set,
-                }
-                // A final value equal to the loaded one is no change at all, unless a
-                // clear means the loaded values are not carried over.
-                !cleared
-                    && matches!(edit.how, How::Set)
-                    && edit.original.as_ref() == self.record.data.get(&key)
-            }
-            None => {
-                // After a clear the loaded value is gone: there is nothing to replay on.
-                let how = match replay {
-                    Some(replay) if !cleared => How::Replay(vec![replay]),
-                    _ => How::Set,
-                };
-                let edit = Edit { original: old, how };
-                self.edits.insert(key.clone(), edit);
-                false
-            }
-        };
+        match (&mut edit.how, replay) {
+            (How::Replay(replays), Some(replay)) => replays.push(replay),
+            (how, _) => *how = How::Set,
+        }
+        // A final value equal to the loaded one is no change at all, unless a clear means
+        // the loaded values are not carried over.
+        let undone = !cleared
+            && matches!(edit.how, How::Set)
+            && edit.original.as_ref() == self.record.data.get(&key);
         if undone {
             self.edits.remove(&key);
         }
