@@ -31,7 +31,7 @@
 //! | `load` | `GET key` | nil = absent |
 //! | `load_and_touch` (refresh on read) | `GETEX key PXAT ms` | nil = absent |
 //! | `create` | `SET key <rev><value> NX PXAT ms` | nil = `DuplicateId` |
-//! | `update_loaded` (how a request writes back) | `SET key <rev+1><value> IFEQ <rev><loaded value> GET PXAT ms`, or `update`'s script on a server without `IFEQ` | the loaded value = written; another bulk = `Conflict`; nil = `UnknownId` (or, where nil means refused, `GET key` tells) |
+//! | `update_loaded` (how a request writes back) | `SET key <rev+1><value> IFEQ <rev><loaded value> GET PXAT ms`, or `update`'s script on a server without `IFEQ` | the loaded value = written; another bulk = `Conflict`; nil, confirmed by a `GET key` (some servers answer nil for a refused write too) = `UnknownId` |
 //! | `update` | `EVALSHA <sha1> 1 key <rev> <rev+1><value> ms` | nil = `UnknownId`; bulk = `Conflict` |
 //! | `touch` | `PEXPIREAT key ms` | 0 = `UnknownId` |
 //! | `delete` | `DEL key` | |
@@ -44,8 +44,8 @@
 //!
 //! `<rev>` is a revision as 16 hex digits (`create` writes 1, `update` the next one). An
 //! `update` never creates a record, so a deleted session is never brought back; a
-//! `Conflict` carries the current record (the bulk string), read by the same script run
-//! (see below).
+//! `Conflict` carries the current record (the bulk string), read by the same command (see
+//! below).
 //!
 //! Keys are `<prefix><SHA-256 of the id>` (`session:` by default; see
 //! `session_core::store::KeyScheme`), so `redis-cli --scan --pattern 'session:*'` lists
@@ -75,8 +75,11 @@
 //! # Performance
 //! Entering a script costs Redis several times what a `SET` costs, which shows as
 //! throughput wherever Redis's CPU is the limit: prefer Valkey 8.1+ or Redis 8.4+ for
-//! sessions that change on most requests. The repository's `docs/performance.md` has the
-//! figures.
+//! sessions that change on most requests. The native write sends the loaded record along
+//! for the comparison and gets it back, so a write moves about three times the session's
+//! size over the network, where the script moves it once: for sessions of many kilobytes
+//! on a slow link, that is the price of the native command. The repository's
+//! `docs/performance.md` has the figures.
 //!
 //! # Stored values and revisions
 //! A value is the record's revision as 16 lowercase hex digits followed directly by the
@@ -94,8 +97,11 @@
 //! revision, so a value that matches is the record the request loaded. With `GET`, a
 //! refused write answers the value found, which is the conflict's current record. A
 //! server that does not know the option answers a syntax error: the store then sends that
-//! write, and every later one, through the script below (an `INFO` check at connect would
-//! miss a server replaced by an older one; the error cannot be missed).
+//! write, and every later one, through the script below, and logs so once at `info` (an
+//! `INFO` check at connect would miss a server replaced by an older one; the error cannot
+//! be missed). Any other error the server answers to the `SET` also sends that one write
+//! through the script. A store that switched stays on the script until the process
+//! restarts.
 //!
 //! `update`, `delete_if_unchanged`, and `update_loaded` on a server without `IFEQ` run one
 //! Lua script, atomically, on the key's server (its slot's master in a cluster, as the
@@ -109,7 +115,9 @@
 //! FLUSH`, a cluster node that has not run it yet) answers `NOSCRIPT`, and the client then
 //! sends the source once with `EVAL`, which also caches it on that server.
 //!
-//! `INFO commandstats` counts the calls a script makes under their own names, besides the
+//! `INFO commandstats` counts a native conditional write as one `set` (and a `get` when
+//! the `SET` answered nil), and the `SET` a server without `IFEQ` refused as a `set` with
+//! a failed call. It counts the calls a script makes under their own names, besides the
 //! `evalsha` itself: an `update` shows as `evalsha`, `getrange` and `set` (or `get` on a
 //! conflict, `exists` when the key is absent), a `delete_if_unchanged` as `evalsha`,
 //! `getrange` and `del`; after a `NOSCRIPT`, the failed `evalsha` (also counted in its
@@ -657,12 +665,17 @@ impl Store for RedisStore {
                 Some(current) => Err(StoreError::conflict_with(current)),
                 None => Err(StoreError::UnknownId),
             },
-            Err(error) if is_unknown_option(&error) => {
-                self.inner.scripted.store(true, Ordering::Relaxed);
-                tracing::debug!(
-                    backend = BACKEND,
-                    "the server has no SET ... IFEQ; conditional writes run a script"
-                );
+            // Refused, so nothing was written: the script does this write.
+            Err(error) if matches!(error.kind(), ErrorKind::Server(_)) => {
+                let first =
+                    is_unknown_option(&error) && !self.inner.scripted.swap(true, Ordering::Relaxed);
+                if first {
+                    tracing::info!(
+                        backend = BACKEND,
+                        "the server has no SET ... IFEQ (Valkey 8.1, Redis 8.4); \
+                         conditional writes run a Lua script, which costs the server more"
+                    );
+                }
                 Box::pin(self.update(key, value, at, revision)).await
             }
             Err(error) => Err(self.failed(error)),

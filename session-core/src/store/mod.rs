@@ -96,6 +96,11 @@ pub trait Store: Send + Sync + 'static {
     /// The answers are `update`'s. The default calls `update` with `loaded`'s revision; a
     /// store whose server compares whole values natively (Valkey's and Redis's
     /// `SET ... IFEQ`) overrides it to write without a server-side script.
+    ///
+    /// `loaded` must be exactly what this store returned (from a load, or in a
+    /// [`StoreError::Conflict`]). A wrapper that changes values on their way to the inner
+    /// store (encryption, compression) keeps this default rather than forwarding the call,
+    /// since the inner store would compare its stored bytes with the wrapper's.
     async fn update_loaded(
         &self,
         key: &StoreKey,

@@ -19,6 +19,7 @@ use session_core::SharedStore;
 pub fn assert_small_futures(store: &dyn Store) {
     let key = new_key();
     let at = SystemTime::now() + Duration::from_secs(3600);
+    let loaded = Loaded::new(b"v".to_vec(), Revision::FIRST);
     let sizes = [
         ("load", std::mem::size_of_val(&*store.load(&key))),
         (
@@ -32,6 +33,10 @@ pub fn assert_small_futures(store: &dyn Store) {
         (
             "update",
             std::mem::size_of_val(&*store.update(&key, b"v", at, Revision::FIRST)),
+        ),
+        (
+            "update_loaded",
+            std::mem::size_of_val(&*store.update_loaded(&key, b"v", at, &loaded)),
         ),
         (
             "delete_if_unchanged",
