@@ -133,6 +133,11 @@ impl std::fmt::Debug for MemcachedStore {
     }
 }
 
+/// How many connections to each server the pool keeps open between calls by default: as
+/// many as the requests a busy process has in flight, so that none is closed after a call
+/// only to be opened again for the next.
+pub const DEFAULT_IDLE_CONNECTIONS: usize = 64;
+
 /// Configures a [`MemcachedStore`]: made by [`MemcachedStore::builder`] from a URL or by
 /// [`MemcachedStore::from_client`] from a client, and finished by
 /// [`connect`](MemcachedStoreBuilder::connect).
@@ -142,6 +147,7 @@ pub struct MemcachedStoreBuilder {
     source: Source,
     timeout: Duration,
     max_item_size: usize,
+    idle_connections: usize,
 }
 
 /// Where a builder's store finds its servers.
@@ -161,6 +167,7 @@ impl std::fmt::Debug for MemcachedStoreBuilder {
             .field("source", &source)
             .field("timeout", &self.timeout)
             .field("max_item_size", &self.max_item_size)
+            .field("idle_connections", &self.idle_connections)
             .finish()
     }
 }
@@ -197,6 +204,24 @@ impl MemcachedStoreBuilder {
         self
     }
 
+    /// How many connections to each server stay open between calls. A call takes an idle
+    /// connection or opens one; one more than this many idle is closed after its call, so
+    /// a process with more calls in flight than this opens and closes a connection for
+    /// many of its calls. A client given to [`MemcachedStore::from_client`] keeps its own
+    /// setting.
+    ///
+    /// # Default
+    /// [`DEFAULT_IDLE_CONNECTIONS`], 64 (the `memcache` crate's own default is 8).
+    ///
+    /// # Performance
+    /// Opening a connection costs both the process and memcached far more than a call on
+    /// an open one; with too few kept, a busy process spends its time connecting (measured
+    /// in the repository's `docs/performance.md`).
+    pub fn idle_connections(mut self, connections: usize) -> Self {
+        self.idle_connections = connections;
+        self
+    }
+
     /// Resolves the servers and checks that every one answers.
     ///
     /// # Errors
@@ -209,6 +234,7 @@ impl MemcachedStoreBuilder {
                 AsyncMetaClient::builder()
                     .connect_timeout(Some(self.timeout))
                     .io_timeout(Some(self.timeout))
+                    .max_idle(self.idle_connections)
                     .connect_multiple_async(servers.iter().map(String::as_str))
                     .await
                     .map_err(failed)?
@@ -452,6 +478,7 @@ impl MemcachedStore {
             source,
             timeout: Duration::from_secs(1),
             max_item_size: DEFAULT_MAX_ITEM_SIZE,
+            idle_connections: DEFAULT_IDLE_CONNECTIONS,
         }
     }
 

@@ -194,3 +194,37 @@ async fn errors_never_show_the_key() {
     let bytes = format!("{:?}", id.as_bytes());
     assert!(!text.contains(&bytes[1..20]), "{text}");
 }
+
+/// Calls in flight together, as one busy actix worker has them, reuse the pool's
+/// connections: none is closed after its call only to be opened again for the next.
+#[tokio::test]
+async fn concurrent_calls_reuse_their_connections() {
+    const IN_FLIGHT: usize = 32;
+    let server = MemcachedServer::start().unwrap();
+    let url = format!("memcache://{}", server.address());
+    let store = MemcachedStore::connect(&url).await.unwrap();
+    let key = key();
+    store.create(&key, b"v", hour()).await.unwrap();
+    let burst = || {
+        let loads = (0..IN_FLIGHT).map(|_| store.load(&key));
+        futures_util::future::join_all(loads)
+    };
+    for loaded in burst().await {
+        assert!(loaded.unwrap().is_some());
+    }
+    // `stats` itself opens one connection per reading.
+    let opened = || session_testkit::memcached::stat(&server.address(), "total_connections");
+    let before = opened().unwrap();
+    for _ in 0..10 {
+        for loaded in burst().await {
+            assert!(loaded.unwrap().is_some());
+        }
+    }
+    let new = opened().unwrap() - before - 1;
+    assert_eq!(
+        new,
+        0,
+        "{new} connections opened for {} calls",
+        10 * IN_FLIGHT
+    );
+}

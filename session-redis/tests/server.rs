@@ -179,3 +179,42 @@ async fn a_hung_server_fails_waiting_commands_after_the_timeout_and_the_store_re
         loaded.value()
     );
 }
+
+/// A process that stops running for a while (a paused VM, a stopped container, a long
+/// stall of its CPU) finds the answers to its commands waiting in the socket when it runs
+/// again: the watchdog must not take the pause for a hung server.
+#[tokio::test]
+async fn a_paused_process_does_not_take_its_answers_for_a_hang() {
+    let server = RedisServer::start().unwrap();
+    let timeout = Duration::from_millis(200);
+    let store = RedisStore::builder(server.url())
+        .timeout(timeout)
+        .connect()
+        .await
+        .unwrap();
+    let key = StoreKey::new(
+        "session:",
+        &SessionId::generate(IdLength::default()).unwrap(),
+    );
+    let expiry = SystemTime::now() + Duration::from_secs(3600);
+    store.create(&key, b"kept", expiry).await.unwrap();
+    for _ in 0..5 {
+        let loads: Vec<_> = (0..32)
+            .map(|_| {
+                let (store, key) = (store.clone(), key.clone());
+                tokio::spawn(async move { store.load(&key).await })
+            })
+            .collect();
+        // The loads send their commands; then the thread stops for several timeouts, as a
+        // paused process would, while Redis answers.
+        tokio::task::yield_now().await;
+        std::thread::sleep(timeout * 4);
+        for load in loads {
+            let loaded = load.await.unwrap();
+            assert!(
+                matches!(&loaded, Ok(Some(record)) if record.value() == b"kept"),
+                "a command failed after the pause: {loaded:?}"
+            );
+        }
+    }
+}

@@ -254,6 +254,7 @@ impl Raw {
             "memcache" => {
                 let servers: Vec<&str> = url["memcache://".len()..].split(',').collect();
                 let client = memcache::exp::AsyncMetaClient::builder()
+                    .max_idle(session_memcached::DEFAULT_IDLE_CONNECTIONS)
                     .connect_multiple_async(servers.iter().copied())
                     .await
                     .map_err(|e| unreachable(&e))?;

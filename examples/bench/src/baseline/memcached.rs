@@ -47,6 +47,7 @@ impl Memcached {
         let client = AsyncMetaClient::builder()
             .connect_timeout(Some(timeout))
             .io_timeout(Some(timeout))
+            .max_idle(idle_connections())
             .connect_multiple_async(servers.iter().map(String::as_str))
             .await
             .map_err(unreachable)?;
@@ -127,4 +128,13 @@ async fn new(client: web::Data<AsyncMetaClient>) -> HttpResponse {
         Ok(MutationStatus::Applied) => with_cookie(&sid, "0"),
         _ => failure(),
     }
+}
+
+/// The store's default, or `BASELINE_MEMCACHED_IDLE`, to measure what another pool size
+/// costs.
+fn idle_connections() -> usize {
+    std::env::var("BASELINE_MEMCACHED_IDLE")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(session_memcached::DEFAULT_IDLE_CONNECTIONS)
 }

@@ -7,7 +7,8 @@
 //!
 //! `BASELINE_SHARED_CONNECTION=1` makes it open one Redis connection in `main()` and share
 //! it among the workers, the setup most session libraries use, to measure what a thread
-//! hop per request costs.
+//! hop per request costs. `BASELINE_MEMCACHED_IDLE=N` keeps N idle memcached connections
+//! per server instead of the store's default, to measure what a smaller pool costs.
 
 use std::process::ExitCode;
 
