@@ -70,6 +70,7 @@ pub(crate) fn command(args: &[String]) -> Result<(), String> {
         let results = rounds::measure(&release, &target, &options)?;
         report.add_store_rows(&store_bench::table_rows(
             &release,
+            store,
             &target.library_url,
             &options,
         )?);
