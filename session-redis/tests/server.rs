@@ -126,10 +126,12 @@ async fn an_outage_answers_503_quickly_and_the_store_recovers_by_itself() {
     assert_eq!(test::read_body(response).await, "1");
 }
 
-#[tokio::test]
-async fn a_hung_server_fails_waiting_commands_after_the_timeout_and_the_store_recovers() {
-    let server = RedisServer::start().unwrap();
-    let timeout = Duration::from_millis(300);
+/// A store on `server` with `timeout`, and the key of a session stored as `kept` that
+/// expires at the time returned.
+async fn one_session(
+    server: &RedisServer,
+    timeout: Duration,
+) -> (RedisStore, StoreKey, SystemTime) {
     let store = RedisStore::builder(server.url())
         .timeout(timeout)
         .connect()
@@ -140,7 +142,16 @@ async fn a_hung_server_fails_waiting_commands_after_the_timeout_and_the_store_re
         &SessionId::generate(IdLength::default()).unwrap(),
     );
     let expiry = SystemTime::now() + Duration::from_secs(3600);
-    let revision = store.create(&key, b"kept", expiry).await.unwrap();
+    store.create(&key, b"kept", expiry).await.unwrap();
+    (store, key, expiry)
+}
+
+#[tokio::test]
+async fn a_hung_server_fails_waiting_commands_after_the_timeout_and_the_store_recovers() {
+    let server = RedisServer::start().unwrap();
+    let timeout = Duration::from_millis(300);
+    let (store, key, expiry) = one_session(&server, timeout).await;
+    let revision = store.load(&key).await.unwrap().unwrap().revision();
 
     // Frozen, Redis keeps its connections open and answers nothing: only the watchdog can
     // end the commands waiting on it.
@@ -187,17 +198,7 @@ async fn a_hung_server_fails_waiting_commands_after_the_timeout_and_the_store_re
 async fn a_paused_process_does_not_take_its_answers_for_a_hang() {
     let server = RedisServer::start().unwrap();
     let timeout = Duration::from_millis(200);
-    let store = RedisStore::builder(server.url())
-        .timeout(timeout)
-        .connect()
-        .await
-        .unwrap();
-    let key = StoreKey::new(
-        "session:",
-        &SessionId::generate(IdLength::default()).unwrap(),
-    );
-    let expiry = SystemTime::now() + Duration::from_secs(3600);
-    store.create(&key, b"kept", expiry).await.unwrap();
+    let (store, key, _) = one_session(&server, timeout).await;
     for _ in 0..5 {
         let loads: Vec<_> = (0..32)
             .map(|_| {

@@ -179,23 +179,6 @@ async fn no_key_value_or_index_member_holds_a_session_id() {
     assert_eq!(ttl, -1);
 }
 
-/// The calls of each command the server executed while `operation` ran.
-async fn calls<F: std::future::Future>(
-    server: &RedisServer,
-    operation: F,
-) -> (F::Output, BTreeMap<String, u64>) {
-    let before = server.calls().unwrap();
-    let output = operation.await;
-    let mut after = server.calls().unwrap();
-    for (name, calls) in before {
-        if let Some(now) = after.get_mut(&name) {
-            *now -= calls;
-        }
-    }
-    after.retain(|_, calls| *calls > 0);
-    (output, after)
-}
-
 const INDEX_COMMANDS: [&str; 6] = ["sadd", "srem", "smembers", "multi", "exec", "scan"];
 
 #[tokio::test]
@@ -210,12 +193,13 @@ async fn requests_on_a_bound_session_send_no_index_commands() {
     store.reset();
 
     // A read: load, and save of the unchanged session.
-    let ((), commands) = calls(&server, async {
-        let state = sessions.load(cookie.clone()).await.unwrap();
-        assert_eq!(state.user(), Some("bob"));
-        assert_eq!(sessions.save(state).await.unwrap(), CookieUpdate::Keep);
-    })
-    .await;
+    let ((), commands) = server
+        .calls_during(async {
+            let state = sessions.load(cookie.clone()).await.unwrap();
+            assert_eq!(state.user(), Some("bob"));
+            assert_eq!(sessions.save(state).await.unwrap(), CookieUpdate::Keep);
+        })
+        .await;
     for name in INDEX_COMMANDS {
         assert!(
             !commands.contains_key(name),
@@ -224,12 +208,13 @@ async fn requests_on_a_bound_session_send_no_index_commands() {
     }
     assert!(!commands.is_empty(), "the read sent nothing at all");
     // A write: the session changes, its binding does not.
-    let ((), commands) = calls(&server, async {
-        let mut state = sessions.load(cookie.clone()).await.unwrap();
-        state.insert("n", 1).unwrap();
-        sessions.save(state).await.unwrap();
-    })
-    .await;
+    let ((), commands) = server
+        .calls_during(async {
+            let mut state = sessions.load(cookie.clone()).await.unwrap();
+            state.insert("n", 1).unwrap();
+            sessions.save(state).await.unwrap();
+        })
+        .await;
     for name in INDEX_COMMANDS {
         assert!(
             !commands.contains_key(name),
@@ -248,14 +233,18 @@ async fn create_bound_is_one_transaction_and_a_refused_one_leaves_no_entry() {
     let store = RedisStore::connect(&server.url()).await.unwrap();
     let (alice, bob) = (UserKey::new(PREFIX, "alice"), UserKey::new(PREFIX, "bob"));
     let key = StoreKey::new(PREFIX, &SessionId::generate(IdLength::default()).unwrap());
-    let (created, commands) = calls(&server, store.create_bound(&key, b"a", hour(), &alice)).await;
+    let (created, commands) = server
+        .calls_during(store.create_bound(&key, b"a", hour(), &alice))
+        .await;
     created.unwrap();
     let one = |names: &[&str]| -> BTreeMap<String, u64> {
         names.iter().map(|name| ((*name).to_owned(), 1)).collect()
     };
     assert_eq!(commands, one(&["exec", "multi", "sadd", "set"]));
 
-    let (refused, commands) = calls(&server, store.create_bound(&key, b"b", hour(), &bob)).await;
+    let (refused, commands) = server
+        .calls_during(store.create_bound(&key, b"b", hour(), &bob))
+        .await;
     assert!(
         matches!(refused, Err(StoreError::DuplicateId)),
         "{refused:?}"
@@ -271,7 +260,7 @@ async fn create_bound_is_one_transaction_and_a_refused_one_leaves_no_entry() {
 
     // Listing prunes the entries of deleted records with one `SREM`, and nothing else.
     store.delete(&key).await.unwrap();
-    let (listed, commands) = calls(&server, store.list_bound(&alice)).await;
+    let (listed, commands) = server.calls_during(store.list_bound(&alice)).await;
     assert!(listed.unwrap().is_empty());
     assert_eq!(commands, one(&["get", "pttl", "smembers", "srem"]));
     let mut raw = raw(&server).await;

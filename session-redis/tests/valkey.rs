@@ -30,23 +30,6 @@ mod commands {
         SystemTime::now() + Duration::from_secs(3600)
     }
 
-    /// The calls `server` counted while `operation` ran, by command.
-    async fn calls<F: std::future::Future>(
-        server: &RedisServer,
-        operation: F,
-    ) -> (F::Output, BTreeMap<String, u64>) {
-        let before = server.calls().unwrap();
-        let output = operation.await;
-        let mut after = server.calls().unwrap();
-        for (name, calls) in before {
-            if let Some(now) = after.get_mut(&name) {
-                *now -= calls;
-            }
-        }
-        after.retain(|_, calls| *calls > 0);
-        (output, after)
-    }
-
     fn only(name: &str) -> BTreeMap<String, u64> {
         BTreeMap::from([(name.to_owned(), 1)])
     }
@@ -59,15 +42,17 @@ mod commands {
         store.create(&key, b"v1", hour()).await.unwrap();
         let stale = store.load(&key).await.unwrap().unwrap();
 
-        let (written, sent) =
-            calls(&server, store.update_loaded(&key, b"v2", hour(), &stale)).await;
+        let (written, sent) = server
+            .calls_during(store.update_loaded(&key, b"v2", hour(), &stale))
+            .await;
         let second = written.unwrap();
         assert_eq!(sent, only("set"), "not one native SET");
         let current = store.load(&key).await.unwrap().unwrap();
         assert_eq!((current.value(), current.revision()), (&b"v2"[..], second));
 
-        let (refused, sent) =
-            calls(&server, store.update_loaded(&key, b"lost", hour(), &stale)).await;
+        let (refused, sent) = server
+            .calls_during(store.update_loaded(&key, b"lost", hour(), &stale))
+            .await;
         match refused {
             Err(StoreError::Conflict {
                 current: Some(record),
@@ -77,11 +62,9 @@ mod commands {
         assert_eq!(sent, only("set"), "the conflict took more than the SET");
 
         store.delete(&key).await.unwrap();
-        let (gone, sent) = calls(
-            &server,
-            store.update_loaded(&key, b"zombie", hour(), &current),
-        )
-        .await;
+        let (gone, sent) = server
+            .calls_during(store.update_loaded(&key, b"zombie", hour(), &current))
+            .await;
         assert!(matches!(gone, Err(StoreError::UnknownId)), "{gone:?}");
         // Valkey answers nil for an absent key, which a read tells from a refused write.
         assert_eq!(
@@ -99,8 +82,9 @@ mod commands {
         store.create(&key, b"v1", hour()).await.unwrap();
         let loaded = store.load(&key).await.unwrap().unwrap();
 
-        let (written, sent) =
-            calls(&server, store.update_loaded(&key, b"v2", hour(), &loaded)).await;
+        let (written, sent) = server
+            .calls_during(store.update_loaded(&key, b"v2", hour(), &loaded))
+            .await;
         let second = written.unwrap();
         assert_eq!(
             sent.get("set"),
@@ -111,8 +95,9 @@ mod commands {
 
         let loaded = store.load(&key).await.unwrap().unwrap();
         assert_eq!((loaded.value(), loaded.revision()), (&b"v2"[..], second));
-        let (written, sent) =
-            calls(&server, store.update_loaded(&key, b"v3", hour(), &loaded)).await;
+        let (written, sent) = server
+            .calls_during(store.update_loaded(&key, b"v3", hour(), &loaded))
+            .await;
         written.unwrap();
         assert_eq!(
             sent,
@@ -126,7 +111,9 @@ mod commands {
         // A clone shares what the first write learnt.
         let clone = store.clone();
         let loaded = clone.load(&key).await.unwrap().unwrap();
-        let (_, sent) = calls(&server, clone.update_loaded(&key, b"v4", hour(), &loaded)).await;
+        let (_, sent) = server
+            .calls_during(clone.update_loaded(&key, b"v4", hour(), &loaded))
+            .await;
         assert_eq!(sent.get("set"), Some(&1), "{sent:?}");
     }
 }

@@ -67,6 +67,28 @@ impl RedisServer {
     pub fn calls(&self) -> io::Result<BTreeMap<String, u64>> {
         calls(self.0.port())
     }
+
+    /// Runs `operation`, and returns its output with the calls of each command the server
+    /// executed meanwhile, the commands it did not execute left out.
+    ///
+    /// # Panics
+    /// If the server's counts cannot be read: this is for tests.
+    #[allow(clippy::expect_used)] // test machinery: a panic is the failure report
+    pub async fn calls_during<F: std::future::Future>(
+        &self,
+        operation: F,
+    ) -> (F::Output, BTreeMap<String, u64>) {
+        let before = self.calls().expect("INFO commandstats");
+        let output = operation.await;
+        let mut after = self.calls().expect("INFO commandstats");
+        for (name, calls) in before {
+            if let Some(now) = after.get_mut(&name) {
+                *now -= calls;
+            }
+        }
+        after.retain(|_, calls| *calls > 0);
+        (output, after)
+    }
 }
 
 /// The number of commands clients sent the Redis on `port`, as the sum of [`calls`]

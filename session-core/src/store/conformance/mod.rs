@@ -139,6 +139,22 @@ fn assert_unknown<T: std::fmt::Debug>(result: Result<T, StoreError>, what: &str)
     );
 }
 
+/// Fails unless `result` is a conflict whose current record, where the backend reports
+/// one, is `current` (its value and revision).
+fn assert_conflict<T: std::fmt::Debug>(result: Result<T, StoreError>, current: (&[u8], Revision)) {
+    match result {
+        Err(StoreError::Conflict {
+            current: Some(record),
+        }) => assert_eq!(
+            (record.value(), record.revision()),
+            current,
+            "the conflict's record is not the current one"
+        ),
+        Err(StoreError::Conflict { current: None }) => {}
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+}
+
 async fn value(store: &dyn Store, key: &StoreKey) -> Option<Vec<u8>> {
     store.load(key).await.unwrap().map(|l| l.into_value())
 }
@@ -406,20 +422,10 @@ pub mod checks {
         let key = new_key();
         let stale = store.create(&key, b"v1", hour()).await.unwrap();
         let current = store.update(&key, b"v2", hour(), stale).await.unwrap();
-        match store.update(&key, b"lost", hour(), stale).await {
-            Err(StoreError::Conflict {
-                current: Some(record),
-            }) => {
-                assert_eq!(
-                    record.value(),
-                    b"v2",
-                    "the conflict's record is not the current one"
-                );
-                assert_eq!(record.revision(), current);
-            }
-            Err(StoreError::Conflict { current: None }) => {}
-            other => panic!("expected a conflict, got {other:?}"),
-        }
+        assert_conflict(
+            store.update(&key, b"lost", hour(), stale).await,
+            (b"v2", current),
+        );
         assert_eq!(
             value(&*store, &key).await.as_deref(),
             Some(&b"v2"[..]),
@@ -444,15 +450,10 @@ pub mod checks {
         let key = new_key();
         let stale = store.create(&key, b"v1", hour()).await.unwrap();
         let current = store.update(&key, b"v2", hour(), stale).await.unwrap();
-        match store.delete_if_unchanged(&key, stale).await {
-            Err(StoreError::Conflict {
-                current: Some(record),
-            }) => {
-                assert_eq!((record.value(), record.revision()), (&b"v2"[..], current));
-            }
-            Err(StoreError::Conflict { current: None }) => {}
-            other => panic!("expected a conflict, got {other:?}"),
-        }
+        assert_conflict(
+            store.delete_if_unchanged(&key, stale).await,
+            (b"v2", current),
+        );
         assert_eq!(
             value(&*store, &key).await.as_deref(),
             Some(&b"v2"[..]),
@@ -492,13 +493,10 @@ pub mod checks {
         );
         let current = store.load(&key).await.unwrap().unwrap();
         assert_eq!((current.value(), current.revision()), (&b"v2"[..], second));
-        match store.update_loaded(&key, b"lost", hour(), &stale).await {
-            Err(StoreError::Conflict {
-                current: Some(record),
-            }) => assert_eq!((record.value(), record.revision()), (&b"v2"[..], second)),
-            Err(StoreError::Conflict { current: None }) => {}
-            other => panic!("expected a conflict, got {other:?}"),
-        }
+        assert_conflict(
+            store.update_loaded(&key, b"lost", hour(), &stale).await,
+            (b"v2", second),
+        );
         assert_eq!(
             value(&*store, &key).await.as_deref(),
             Some(&b"v2"[..]),
