@@ -249,19 +249,8 @@ impl Dir {
         &self,
         mut visit: impl FnMut(String, Header) -> ControlFlow<()>,
     ) -> io::Result<()> {
-        for entry in fs::read_dir(&self.path)? {
-            let entry = entry?;
-            let Ok(name) = entry.file_name().into_string() else {
-                continue;
-            };
-            if !is_session_file(&name) {
-                continue;
-            }
-            match entry.file_type() {
-                Ok(kind) if kind.is_file() => {}
-                Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
-                _ => continue,
-            }
+        for name in session_names(fs::read_dir(&self.path)?, fs::FileType::is_file) {
+            let name = name?;
             let header = match self.read_header(&name) {
                 Ok(Entry::Session(header)) => header,
                 Ok(Entry::Absent | Entry::Foreign) => continue,
@@ -592,20 +581,30 @@ fn named_entries(path: &Path, kind: fn(&fs::FileType) -> bool) -> io::Result<Vec
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e),
     };
-    let mut names = Vec::new();
-    for entry in entries {
-        let entry = entry?;
-        let Ok(name) = entry.file_name().into_string() else {
-            continue;
+    session_names(entries, kind).collect()
+}
+
+/// The names among `entries` that the store gives a session, of the entries whose type
+/// `kind` accepts. Names that are not UTF-8 and entries that vanish while they are read
+/// are skipped.
+fn session_names(
+    entries: fs::ReadDir,
+    kind: fn(&fs::FileType) -> bool,
+) -> impl Iterator<Item = io::Result<String>> {
+    entries.filter_map(move |entry| {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => return Some(Err(e)),
         };
-        if !is_session_file(&name) {
-            continue;
-        }
+        let name = entry
+            .file_name()
+            .into_string()
+            .ok()
+            .filter(|name| is_session_file(name))?;
         match entry.file_type() {
-            Ok(found) if kind(&found) => names.push(name),
-            Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
-            _ => {}
+            Ok(found) if kind(&found) => Some(Ok(name)),
+            Err(e) if e.kind() != ErrorKind::NotFound => Some(Err(e)),
+            _ => None,
         }
-    }
-    Ok(names)
+    })
 }

@@ -412,7 +412,8 @@ fn create(key: &StoreKey, value: &[u8], expires_at: SystemTime) -> Cmd {
 /// `SET key <revision+value> IFEQ <loaded revision+value> GET PXAT ms`: the native
 /// conditional write of Valkey 8.1 and Redis 8.4, which answers the value it found.
 fn set_if_equal(key: &StoreKey, value: Framed<'_>, loaded: Framed<'_>, at: SystemTime) -> Cmd {
-    let more_bytes = 2 * REVISION_LEN + value.1.len() + loaded.1.len() + 15 + TIMESTAMP_LEN;
+    let options = "IFEQ".len() + "GET".len() + "PXAT".len();
+    let more_bytes = 2 * REVISION_LEN + value.1.len() + loaded.1.len() + options + TIMESTAMP_LEN;
     let mut command = command("SET", key, 6, more_bytes);
     command
         .arg(value)
@@ -573,12 +574,17 @@ fn answer(reply: Value) -> Result<(), StoreError> {
     match reply {
         Value::Okay | Value::Int(1) => Ok(()),
         Value::Nil | Value::Int(0) => Err(StoreError::UnknownId),
-        Value::BulkString(current) => match unframe(current) {
-            Some(current) => Err(StoreError::conflict_with(current)),
-            // Not a record: absent, as `load` finds it.
-            None => Err(StoreError::UnknownId),
-        },
+        Value::BulkString(current) => Err(refused(current)),
         _ => Err(StoreError::backend(BACKEND, UnexpectedReply)),
+    }
+}
+
+/// A conditional write refused because the key holds `current`: a conflict with that
+/// record, or, for a value that is not a record, absent, as `load` finds it.
+fn refused(current: Vec<u8>) -> StoreError {
+    match unframe(current) {
+        Some(current) => StoreError::conflict_with(current),
+        None => StoreError::UnknownId,
     }
 }
 
@@ -654,11 +660,7 @@ impl Store for RedisStore {
         let mut connection = self.connection().await?;
         match connection.query::<Option<Vec<u8>>>(&command).await {
             Ok(Some(found)) if loaded.is(&found) => Ok(next),
-            Ok(Some(current)) => Err(match unframe(current) {
-                Some(current) => StoreError::conflict_with(current),
-                // Not a record: absent, as `load` finds it.
-                None => StoreError::UnknownId,
-            }),
+            Ok(Some(current)) => Err(refused(current)),
             // Absent; or, on a server whose `GET` answers nil when the condition fails,
             // another record, which a read tells apart. Boxed: a rare path.
             Ok(None) => match Box::pin(self.load(key)).await? {
