@@ -318,44 +318,52 @@ impl SessionManager {
     /// are merged into what that request wrote; an unmodified one is only touched, when the
     /// refresh threshold has passed. A session deleted meanwhile is never brought back.
     /// Callers skip this entirely when the handler answered 5xx.
-    pub async fn save(&self, mut state: SessionState) -> Result<CookieUpdate, Error> {
-        let now = SystemTime::now();
-        let plan = plan::decide(&state, &self.config, self.store.touches_on_load(), now);
-        let Some(origin) = state.origin.take() else {
-            // A session that is not stored yet can only be created, or left alone.
-            return match plan {
-                Plan::Create => Box::pin(self.create(state, now)).await,
-                _ => Ok(CookieUpdate::Keep),
+    // Not an `async fn`: one keeps its arguments twice in its future
+    // (rust-lang/rust#62958), and a request allocates this future and the ones below, which
+    // must stay small enough for the allocator's fast path (`small_futures` below).
+    pub fn save(
+        &self,
+        mut state: SessionState,
+    ) -> impl Future<Output = Result<CookieUpdate, Error>> + '_ {
+        async move {
+            let now = SystemTime::now();
+            let plan = plan::decide(&state, &self.config, self.store.touches_on_load(), now);
+            let Some(origin) = state.origin.take() else {
+                // A session that is not stored yet can only be created, or left alone.
+                return match plan {
+                    Plan::Create => Box::pin(self.create(state, now)).await,
+                    _ => Ok(CookieUpdate::Keep),
+                };
             };
-        };
-        match plan {
-            Plan::Nothing => Ok(CookieUpdate::Keep),
-            Plan::Create => Box::pin(self.create(state, now)).await,
-            // Unmodified sessions never wait for the write queue.
-            Plan::Refresh { touch, resend } => {
-                self.refresh(&state, &origin, touch, resend, now).await
-            }
-            Plan::End { then_create } => {
-                let _turn = self.writes.turn(&origin.key).await;
-                let ended = Box::pin(self.end(origin)).await?;
-                if ended {
-                    Event::Destroyed.count();
+            match plan {
+                Plan::Nothing => Ok(CookieUpdate::Keep),
+                Plan::Create => Box::pin(self.create(state, now)).await,
+                // Unmodified sessions never wait for the write queue.
+                Plan::Refresh { touch, resend } => {
+                    self.refresh(&state, &origin, touch, resend, now).await
                 }
-                if then_create {
-                    Box::pin(self.create(state, now)).await
-                } else if ended {
-                    Ok(self.removal())
-                } else {
-                    Ok(self.vanished())
+                Plan::End { then_create } => {
+                    let _turn = self.writes.turn(&origin.key).await;
+                    let ended = Box::pin(self.end(origin)).await?;
+                    if ended {
+                        Event::Destroyed.count();
+                    }
+                    if then_create {
+                        Box::pin(self.create(state, now)).await
+                    } else if ended {
+                        Ok(self.removal())
+                    } else {
+                        Ok(self.vanished())
+                    }
                 }
-            }
-            Plan::Regenerate => {
-                let _turn = self.writes.turn(&origin.key).await;
-                Box::pin(self.regenerate(state, origin, now)).await
-            }
-            Plan::WriteBack { resend } => {
-                let _turn = self.writes.turn(&origin.key).await;
-                Box::pin(self.write_back(state, origin, resend, now)).await
+                Plan::Regenerate => {
+                    let _turn = self.writes.turn(&origin.key).await;
+                    Box::pin(self.regenerate(state, origin, now)).await
+                }
+                Plan::WriteBack { resend } => {
+                    let _turn = self.writes.turn(&origin.key).await;
+                    Box::pin(self.write_back(state, origin, resend, now)).await
+                }
             }
         }
     }
@@ -425,115 +433,119 @@ impl SessionManager {
 
     /// A modified session under its own id: a conditional update (or, once emptied, a
     /// conditional delete), merged and retried when another request wrote it first.
-    async fn write_back(
+    // Not an `async fn`, as `save`.
+    fn write_back(
         &self,
         mut state: SessionState,
         mut origin: Origin,
         resend: bool,
         now: SystemTime,
-    ) -> Result<CookieUpdate, Error> {
-        let key = origin.key.clone();
-        for attempt in 1..=WRITE_ATTEMPTS {
-            let started = Instant::now();
-            let result = if state.is_empty() {
-                self.call(
-                    Operation::DeleteIfUnchanged,
-                    self.store
-                        .delete_if_unchanged(&key, origin.loaded.revision()),
-                )
-                .await
-                .map(|()| None)
-            } else {
-                if resend {
-                    // Recorded in the write that happens anyway, so that the next requests
-                    // know the browser's copy is fresh.
-                    state.record.cookie_sent_at = Some(now);
+    ) -> impl Future<Output = Result<CookieUpdate, Error>> + '_ {
+        async move {
+            let key = origin.key.clone();
+            for attempt in 1..=WRITE_ATTEMPTS {
+                let started = Instant::now();
+                let result = if state.is_empty() {
+                    self.call(
+                        Operation::DeleteIfUnchanged,
+                        self.store
+                            .delete_if_unchanged(&key, origin.loaded.revision()),
+                    )
+                    .await
+                    .map(|()| None)
+                } else {
+                    if resend {
+                        // Recorded in the write that happens anyway, so that the next requests
+                        // know the browser's copy is fresh.
+                        state.record.cookie_sent_at = Some(now);
+                    }
+                    let bytes = self.config.codec.encode(&state.record)?;
+                    let expires_at = plan::expiry(&self.config, &state.record, now);
+                    self.call(
+                        Operation::Update,
+                        self.store
+                            .update_loaded(&key, &bytes, expires_at, &origin.loaded),
+                    )
+                    .await
+                    .map(Some)
+                };
+                let current = match result {
+                    Ok(Some(_)) if resend => {
+                        return Ok(self.set_cookie(&origin.id, &state.record, now))
+                    }
+                    Ok(Some(_)) => return Ok(CookieUpdate::Keep),
+                    // This request removed the last key: it ended the session.
+                    Ok(None) => {
+                        Event::Destroyed.count();
+                        Box::pin(self.unbind(origin.user.as_deref(), &key)).await;
+                        return Ok(self.removal());
+                    }
+                    Err(StoreError::Conflict { current }) => current,
+                    Err(StoreError::UnknownId) => return Ok(self.vanished()),
+                    Err(error) => return Err(error.into()),
+                };
+                if attempt == WRITE_ATTEMPTS {
+                    break;
                 }
-                let bytes = self.config.codec.encode(&state.record)?;
-                let expires_at = plan::expiry(&self.config, &state.record, now);
-                self.call(
-                    Operation::Update,
-                    self.store
-                        .update_loaded(&key, &bytes, expires_at, &origin.loaded),
-                )
-                .await
-                .map(Some)
-            };
-            let current = match result {
-                Ok(Some(_)) if resend => {
-                    return Ok(self.set_cookie(&origin.id, &state.record, now))
-                }
-                Ok(Some(_)) => return Ok(CookieUpdate::Keep),
-                // This request removed the last key: it ended the session.
-                Ok(None) => {
-                    Event::Destroyed.count();
-                    self.unbind(origin.user.as_deref(), &key).await;
-                    return Ok(self.removal());
-                }
-                Err(StoreError::Conflict { current }) => current,
-                Err(StoreError::UnknownId) => return Ok(self.vanished()),
-                Err(error) => return Err(error.into()),
-            };
-            if attempt == WRITE_ATTEMPTS {
-                break;
+                let Some(current) = Box::pin(self.current(&key, current)).await? else {
+                    return Ok(self.vanished());
+                };
+                let (loaded, record) = current;
+                origin.loaded = loaded;
+                Box::pin(self.merge(&mut state, record, attempt, started.elapsed())).await;
             }
-            let Some(current) = self.current(&key, current).await? else {
-                return Ok(self.vanished());
-            };
-            let (loaded, record) = current;
-            origin.loaded = loaded;
-            self.merge(&mut state, record, attempt, started.elapsed())
-                .await;
+            Err(self.contended())
         }
-        Err(self.contended())
     }
 
     /// A regenerated session: its data, merged with what other requests wrote, moves to a
     /// new id. The new record is created before the old one is deleted, and the old one
     /// only if it is still at the revision merged, so a failure in between leaves the old
     /// session working and an ended session stays ended.
-    async fn regenerate(
+    // Not an `async fn`, as `save`.
+    fn regenerate(
         &self,
         mut state: SessionState,
         mut origin: Origin,
         now: SystemTime,
-    ) -> Result<CookieUpdate, Error> {
-        let mut copy = None;
-        let moved = self
-            .move_to_new_id(&mut state, &mut origin, &mut copy, now)
-            .await;
-        let copy_key = copy.map(|(id, _)| (self.key(&id), id));
-        let new_user = state.record.user.clone();
-        match (moved, copy_key) {
-            (Ok(Moved::Done), Some((_, id))) => {
-                Event::Regenerated.count();
-                self.unbind(origin.user.as_deref(), &origin.key).await;
-                Ok(self.set_cookie(&id, &state.record, now))
-            }
-            (Ok(moved), copy) => {
-                // Emptied or ended meanwhile: the copy must not linger until it expires.
-                if let Some((key, _)) = copy {
-                    self.call(Operation::Delete, self.store.delete(&key))
-                        .await?;
-                    self.unbind(new_user.as_deref(), &key).await;
+    ) -> impl Future<Output = Result<CookieUpdate, Error>> + '_ {
+        async move {
+            let mut copy = None;
+            let moved =
+                Box::pin(self.move_to_new_id(&mut state, &mut origin, &mut copy, now)).await;
+            let copy_key = copy.map(|(id, _)| (self.key(&id), id));
+            let new_user = state.record.user.clone();
+            match (moved, copy_key) {
+                (Ok(Moved::Done), Some((_, id))) => {
+                    Event::Regenerated.count();
+                    self.unbind(origin.user.as_deref(), &origin.key).await;
+                    Ok(self.set_cookie(&id, &state.record, now))
                 }
-                Ok(match moved {
-                    Moved::Emptied => {
-                        Event::Destroyed.count();
-                        self.unbind(origin.user.as_deref(), &origin.key).await;
-                        self.removal()
+                (Ok(moved), copy) => {
+                    // Emptied or ended meanwhile: the copy must not linger until it expires.
+                    if let Some((key, _)) = copy {
+                        self.call(Operation::Delete, self.store.delete(&key))
+                            .await?;
+                        self.unbind(new_user.as_deref(), &key).await;
                     }
-                    Moved::Done | Moved::Vanished => self.vanished(),
-                })
-            }
-            (Err(error), copy) => {
-                // The old session still works. The copy is removed too; its own failure
-                // changes nothing for the caller, who gets the first error.
-                if let Some((key, _)) = copy {
-                    let _ = self.call(Operation::Delete, self.store.delete(&key)).await;
-                    self.unbind(new_user.as_deref(), &key).await;
+                    Ok(match moved {
+                        Moved::Emptied => {
+                            Event::Destroyed.count();
+                            self.unbind(origin.user.as_deref(), &origin.key).await;
+                            self.removal()
+                        }
+                        Moved::Done | Moved::Vanished => self.vanished(),
+                    })
                 }
-                Err(error)
+                (Err(error), copy) => {
+                    // The old session still works. The copy is removed too; its own failure
+                    // changes nothing for the caller, who gets the first error.
+                    if let Some((key, _)) = copy {
+                        let _ = self.call(Operation::Delete, self.store.delete(&key)).await;
+                        self.unbind(new_user.as_deref(), &key).await;
+                    }
+                    Err(error)
+                }
             }
         }
     }
@@ -596,18 +608,21 @@ impl SessionManager {
         Err(self.contended())
     }
 
-    async fn create(
+    // Not an `async fn`, as `save`.
+    fn create(
         &self,
         mut state: SessionState,
         now: SystemTime,
-    ) -> Result<CookieUpdate, Error> {
-        state.record.cookie_sent_at = Some(now);
-        let bytes = self.config.codec.encode(&state.record)?;
-        let expires_at = plan::expiry(&self.config, &state.record, now);
-        let user = state.record.user.as_deref();
-        let (id, _) = self.create_record(&bytes, expires_at, user).await?;
-        Event::Created.count();
-        Ok(self.set_cookie(&id, &state.record, now))
+    ) -> impl Future<Output = Result<CookieUpdate, Error>> + '_ {
+        async move {
+            state.record.cookie_sent_at = Some(now);
+            let bytes = self.config.codec.encode(&state.record)?;
+            let expires_at = plan::expiry(&self.config, &state.record, now);
+            let user = state.record.user.as_deref();
+            let (id, _) = self.create_record(&bytes, expires_at, user).await?;
+            Event::Created.count();
+            Ok(self.set_cookie(&id, &state.record, now))
+        }
     }
 
     /// Stores `bytes` under a fresh id, bound to `user` if any; a taken id (astronomically
@@ -882,4 +897,58 @@ async fn traced<T>(
     span.record("outcome", outcome(&result).as_str());
     span.record("duration_us", took.as_micros() as u64);
     (result, took)
+}
+
+#[cfg(test)]
+mod small_futures {
+    #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
+
+    use super::*;
+    use crate::{Keyring, MemoryStore};
+    use session_testkit::MAX_FUTURE_BYTES;
+
+    /// Every request boxes the futures of `save` and of the write it makes; past
+    /// `MAX_FUTURE_BYTES` glibc's allocator leaves its per-thread cache for its slow path
+    /// (`_int_malloc`, consolidating its fast bins). The futures are made, never polled.
+    #[tokio::test]
+    async fn a_request_allocates_only_small_futures() {
+        let config = Config::builder(Keyring::new([[7u8; 32]]).unwrap())
+            .build()
+            .unwrap();
+        let manager = SessionManager::new(MemoryStore::new(), config);
+        let mut new = manager.load(RequestCookie::Absent).await.unwrap();
+        new.insert("counter", 1).unwrap();
+        let CookieUpdate::Set(header) = manager.save(new).await.unwrap() else {
+            panic!("a new session sets a cookie");
+        };
+        let cookie = manager.verify([header.split(';').next().unwrap()]);
+        let loaded = || async { manager.load(cookie.clone()).await.unwrap() };
+        let now = SystemTime::now();
+
+        let mut sizes = vec![
+            ("save", size_of_val(&manager.save(loaded().await))),
+            (
+                "create",
+                size_of_val(&manager.create(SessionState::new(false), now)),
+            ),
+        ];
+        let mut state = loaded().await;
+        let origin = state.origin.take().unwrap();
+        sizes.push((
+            "write_back",
+            size_of_val(&manager.write_back(state, origin, true, now)),
+        ));
+        let mut state = loaded().await;
+        let origin = state.origin.take().unwrap();
+        sizes.push((
+            "regenerate",
+            size_of_val(&manager.regenerate(state, origin, now)),
+        ));
+        for (future, bytes) in sizes {
+            assert!(
+                bytes <= MAX_FUTURE_BYTES,
+                "`{future}`'s future is {bytes} bytes, more than {MAX_FUTURE_BYTES}"
+            );
+        }
+    }
 }
