@@ -321,6 +321,7 @@ impl SessionManager {
     // Not an `async fn`: one keeps its arguments twice in its future
     // (rust-lang/rust#62958), and a request allocates this future and the ones below, which
     // must stay small enough for the allocator's fast path (`small_futures` below).
+    #[allow(clippy::manual_async_fn)]
     pub fn save(
         &self,
         mut state: SessionState,
@@ -434,6 +435,7 @@ impl SessionManager {
     /// A modified session under its own id: a conditional update (or, once emptied, a
     /// conditional delete), merged and retried when another request wrote it first.
     // Not an `async fn`, as `save`.
+    #[allow(clippy::manual_async_fn)]
     fn write_back(
         &self,
         mut state: SessionState,
@@ -442,14 +444,14 @@ impl SessionManager {
         now: SystemTime,
     ) -> impl Future<Output = Result<CookieUpdate, Error>> + '_ {
         async move {
-            let key = origin.key.clone();
+            let key = &origin.key;
             for attempt in 1..=WRITE_ATTEMPTS {
                 let started = Instant::now();
                 let result = if state.is_empty() {
                     self.call(
                         Operation::DeleteIfUnchanged,
                         self.store
-                            .delete_if_unchanged(&key, origin.loaded.revision()),
+                            .delete_if_unchanged(key, origin.loaded.revision()),
                     )
                     .await
                     .map(|()| None)
@@ -464,7 +466,7 @@ impl SessionManager {
                     self.call(
                         Operation::Update,
                         self.store
-                            .update_loaded(&key, &bytes, expires_at, &origin.loaded),
+                            .update_loaded(key, &bytes, expires_at, &origin.loaded),
                     )
                     .await
                     .map(Some)
@@ -477,7 +479,7 @@ impl SessionManager {
                     // This request removed the last key: it ended the session.
                     Ok(None) => {
                         Event::Destroyed.count();
-                        Box::pin(self.unbind(origin.user.as_deref(), &key)).await;
+                        Box::pin(self.unbind(origin.user.as_deref(), key)).await;
                         return Ok(self.removal());
                     }
                     Err(StoreError::Conflict { current }) => current,
@@ -487,7 +489,7 @@ impl SessionManager {
                 if attempt == WRITE_ATTEMPTS {
                     break;
                 }
-                let Some(current) = Box::pin(self.current(&key, current)).await? else {
+                let Some(current) = Box::pin(self.current(key, current)).await? else {
                     return Ok(self.vanished());
                 };
                 let (loaded, record) = current;
@@ -503,6 +505,7 @@ impl SessionManager {
     /// only if it is still at the revision merged, so a failure in between leaves the old
     /// session working and an ended session stays ended.
     // Not an `async fn`, as `save`.
+    #[allow(clippy::manual_async_fn)]
     fn regenerate(
         &self,
         mut state: SessionState,
@@ -609,6 +612,7 @@ impl SessionManager {
     }
 
     // Not an `async fn`, as `save`.
+    #[allow(clippy::manual_async_fn)]
     fn create(
         &self,
         mut state: SessionState,

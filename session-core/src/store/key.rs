@@ -64,7 +64,12 @@ impl StoreKey {
     /// The key for `id` under `prefix`, in `scheme`.
     pub fn with_scheme(prefix: &str, id: &SessionId, scheme: KeyScheme) -> Self {
         match scheme {
-            KeyScheme::HashedId => Self(joined(prefix, &digest(id.as_str()))),
+            KeyScheme::HashedId => {
+                let mut key = String::with_capacity(prefix.len() + DIGEST_LEN);
+                key.push_str(prefix);
+                push_digest(&mut key, id.as_str());
+                Self(key.into())
+            }
             KeyScheme::PlainId => Self(joined(prefix, id.as_str())),
         }
     }
@@ -109,7 +114,7 @@ impl UserKey {
         let mut key = String::with_capacity(prefix.len() + USER_INFIX.len() + DIGEST_LEN);
         key.push_str(prefix);
         key.push_str(USER_INFIX);
-        key.push_str(&digest(user));
+        push_digest(&mut key, user);
         Self(key.into())
     }
 
@@ -186,7 +191,14 @@ impl fmt::Debug for SessionHandle {
 }
 
 fn digest(text: &str) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(text.as_bytes()))
+    let mut digest = String::with_capacity(DIGEST_LEN);
+    push_digest(&mut digest, text);
+    digest
+}
+
+/// Appends the digest of `text` to `out`, which the key being built already holds room for.
+fn push_digest(out: &mut String, text: &str) {
+    URL_SAFE_NO_PAD.encode_string(Sha256::digest(text.as_bytes()), out);
 }
 
 fn joined(prefix: &str, rest: &str) -> Box<str> {
