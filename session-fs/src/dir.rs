@@ -6,14 +6,18 @@
 //! was deleted (by a temp cleaner, say) would fail every create until a restart, where by
 //! path it works again as soon as the directory is back.
 
+use std::ffi::CStr;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, ErrorKind, IoSliceMut, Read as _, Write as _};
 use std::ops::ControlFlow;
+use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::{
     DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _,
 };
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rustix::fs::{Mode, OFlags};
 
 use crate::error::{ExposedDirectory, FileStoreError, OpenStep};
 use crate::layout::{is_session_file, Header, HEADER_LEN};
@@ -25,7 +29,13 @@ pub(crate) const NO_FOLLOW: i32 = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
 /// The flags of every open of an existing session file: [`NO_FOLLOW`], and `O_NONBLOCK`
 /// so that a FIFO put in the directory does not make the open wait for a writer (regular
 /// files ignore it).
-const EXISTING_FILE: i32 = NO_FOLLOW | rustix::fs::OFlags::NONBLOCK.bits() as i32;
+const EXISTING: OFlags = OFlags::NOFOLLOW.union(OFlags::NONBLOCK);
+
+/// [`EXISTING`], for `OpenOptions`.
+const EXISTING_FILE: i32 = EXISTING.bits() as i32;
+
+/// The longest full path of a file built on the stack; a longer one goes on the heap.
+const STACK_PATH: usize = 512;
 
 /// The users' indexes: `.users/<user>/<session file name>`, one empty file per session
 /// bound to the user. The leading `.` keeps it out of every walk of the sessions.
@@ -155,6 +165,8 @@ const FIRST_READ: usize = 1000;
 #[derive(Debug)]
 pub(crate) struct Dir {
     path: PathBuf,
+    /// `path` and a `/`, as bytes: the start of every file's full path.
+    prefix: Vec<u8>,
     /// Permission bits of new files.
     mode: u32,
     /// Whether the process umask takes bits off `mode`, so that each new file needs an
@@ -168,8 +180,11 @@ pub(crate) struct Dir {
 impl Dir {
     /// The existing directory at `path`, whose new files get permission bits `mode`.
     pub(crate) fn new(path: &Path, mode: u32) -> Self {
+        let mut prefix = path.as_os_str().as_bytes().to_vec();
+        prefix.push(b'/');
         Self {
             path: path.to_owned(),
+            prefix,
             preallocates: is_ext4(path),
             mode,
             umask_strips_mode: umask().is_none_or(|mask| mask & mode != 0),
@@ -184,20 +199,44 @@ impl Dir {
         self.path.join(name)
     }
 
+    /// Calls `call` with the full path of the file `name`, built on the stack when it
+    /// fits: the calls of every request go by path, and this spares each of them a
+    /// `PathBuf` on the heap.
+    fn at<T>(&self, name: &str, call: impl FnOnce(&CStr) -> io::Result<T>) -> io::Result<T> {
+        let len = self.prefix.len() + name.len();
+        let mut stack = [0u8; STACK_PATH];
+        let mut heap = Vec::new();
+        let buf = if len < STACK_PATH {
+            &mut stack[..=len]
+        } else {
+            heap.resize(len + 1, 0);
+            &mut heap[..]
+        };
+        buf[..self.prefix.len()].copy_from_slice(&self.prefix);
+        buf[self.prefix.len()..len].copy_from_slice(name.as_bytes());
+        // A name with a NUL in it names no file; the store never makes one.
+        let path =
+            CStr::from_bytes_with_nul(buf).map_err(|_| io::Error::from(ErrorKind::InvalidInput))?;
+        call(path)
+    }
+
+    /// The file `name`, opened with `flags` (and [`NO_FOLLOW`]); `mode` for a new one.
+    fn open(&self, name: &str, flags: OFlags, mode: u32) -> io::Result<File> {
+        let flags = flags | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = self.at(name, |path| {
+            Ok(rustix::fs::open(path, flags, Mode::from_raw_mode(mode))?)
+        })?;
+        Ok(File::from(fd))
+    }
+
     /// The file `name`, open for writing in place (`touch`).
     pub(crate) fn open_for_writing(&self, name: &str) -> io::Result<File> {
-        OpenOptions::new()
-            .write(true)
-            .custom_flags(EXISTING_FILE)
-            .open(self.file(name))
+        self.open(name, OFlags::WRONLY | EXISTING, 0)
     }
 
     /// The file `name`, open for reading.
     fn open_for_reading(&self, name: &str) -> io::Result<File> {
-        OpenOptions::new()
-            .read(true)
-            .custom_flags(EXISTING_FILE)
-            .open(self.file(name))
+        self.open(name, OFlags::RDONLY | EXISTING, 0)
     }
 
     /// What the file `name` holds: its header if it is a session file. One shorter than
@@ -340,11 +379,11 @@ impl Dir {
             name: format!(".tmp-{}-{serial}", std::process::id()),
             renamed: false,
         };
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(self.mode)
-            .open(self.file(&temp.name))?;
+        let mut file = self.open(
+            &temp.name,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL,
+            self.mode,
+        )?;
         if self.umask_strips_mode {
             file.set_permissions(fs::Permissions::from_mode(self.mode))?;
         }
@@ -459,7 +498,7 @@ impl Dir {
 
     /// Removes the file `name`; `false` if there was none.
     pub(crate) fn remove(&self, name: &str) -> io::Result<bool> {
-        match fs::remove_file(self.file(name)) {
+        match self.at(name, |path| Ok(rustix::fs::unlink(path)?)) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
             Err(e) => Err(e),
@@ -492,7 +531,9 @@ pub(crate) struct TempFile<'a> {
 impl TempFile<'_> {
     /// Renames the file to `name`, replacing whatever is there.
     pub(crate) fn rename_over(mut self, name: &str) -> io::Result<()> {
-        fs::rename(self.dir.file(&self.name), self.dir.file(name))?;
+        self.dir.at(&self.name, |from| {
+            self.dir.at(name, |to| Ok(rustix::fs::rename(from, to)?))
+        })?;
         self.renamed = true;
         Ok(())
     }
@@ -503,15 +544,25 @@ impl TempFile<'_> {
     pub(crate) fn rename_unless_exists(mut self, name: &str) -> io::Result<Option<Self>> {
         use rustix::fs::{renameat_with, RenameFlags, CWD};
         use rustix::io::Errno;
-        let (from, to) = (self.dir.file(&self.name), self.dir.file(name));
-        match renameat_with(CWD, &from, CWD, &to, RenameFlags::NOREPLACE) {
+        let renamed = self.dir.at(&self.name, |from| {
+            self.dir.at(name, |to| {
+                Ok(renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE)?)
+            })
+        });
+        match renamed {
             Ok(()) => {
                 self.renamed = true;
                 Ok(None)
             }
             // EINVAL: a filesystem without RENAME_NOREPLACE; ENOSYS: a kernel before 3.15.
-            Err(Errno::EXIST | Errno::INVAL | Errno::NOSYS) => Ok(Some(self)),
-            Err(errno) => Err(errno.into()),
+            Err(e)
+                if [Errno::EXIST, Errno::INVAL, Errno::NOSYS]
+                    .iter()
+                    .any(|errno| e.raw_os_error() == Some(errno.raw_os_error())) =>
+            {
+                Ok(Some(self))
+            }
+            Err(e) => Err(e),
         }
     }
 

@@ -92,3 +92,28 @@ async fn long_named_sessions_are_the_stores_own_for_cleanup_and_the_limit() {
         assert!(session_names(&dir).len() <= 4, "{:?}", session_names(&dir));
     }
 }
+
+#[tokio::test]
+async fn a_directory_whose_paths_pass_the_stack_buffer_works() {
+    // Full paths of some 1,100 bytes, past the buffer a file's path is built in on the stack.
+    let mut dir = scratch_dir("long-keys");
+    for part in ["a", "b"] {
+        dir.push(part.repeat(250));
+    }
+    fs::create_dir_all(&dir).unwrap();
+    // The session directory itself is the store's to create, private.
+    dir.push("c".repeat(250));
+    let store = FileStore::open(&dir).unwrap();
+    let key = longest_key();
+    assert!(dir.as_os_str().len() + 255 > 1000);
+    let revision = store.create(&key, b"first", hour()).await.unwrap();
+    let revision = store
+        .update(&key, b"second", hour(), revision)
+        .await
+        .unwrap();
+    store.touch(&key, hour()).await.unwrap();
+    assert_eq!(store.load(&key).await.unwrap().unwrap().value(), b"second");
+    store.delete_if_unchanged(&key, revision).await.unwrap();
+    assert!(store.load(&key).await.unwrap().is_none());
+    assert!(session_names(&dir).is_empty());
+}
