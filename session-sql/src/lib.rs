@@ -120,6 +120,13 @@
 //! (`docs/performance.md` has the measurement). A pool you pass to
 //! [`SqlStore::from_pool`] keeps its own settings: consider the same
 //! `test_before_acquire(false)` with a `before_acquire` that pings idle connections.
+//!
+//! A PostgreSQL or MySQL connection is served by the tokio runtime it was opened on, for
+//! as long as it lives. `connect` runs on the caller's runtime (an app's `main`, usually),
+//! so the store closes the connections its setup opened before it returns, and the pool
+//! opens new ones on the workers that use them; kept, every answer on one would first
+//! wake `main`'s thread, which then wakes the worker. A pool you pass in is left as it
+//! is: open it where it will be used, or let it start empty (`connect_lazy`).
 
 mod dialect;
 mod pool;
@@ -268,9 +275,9 @@ impl SqlStoreBuilder {
     /// PostgreSQL, or DDL the database refuses; `StoreError::Unavailable` if the database
     /// cannot be reached within the timeout.
     pub async fn connect(self) -> Result<SqlStore, StoreError> {
-        let pool = match self.source {
-            Source::Url(url) => SqlPool::connect(&url, self.timeout).await?,
-            Source::Pool(pool) => pool,
+        let (pool, own_pool) = match self.source {
+            Source::Url(url) => (SqlPool::connect(&url, self.timeout).await?, true),
+            Source::Pool(pool) => (pool, false),
         };
         let dialect = pool.dialect();
         check_name(&self.table).map_err(|e| StoreError::backend(BACKEND, e))?;
@@ -296,6 +303,9 @@ impl SqlStoreBuilder {
             tokio::time::timeout(self.timeout, setup)
                 .await
                 .map_err(|_| StoreError::unavailable(BACKEND, TimedOut(self.timeout)))??;
+        }
+        if own_pool {
+            pool.close_idle().await;
         }
         Ok(SqlStore {
             inner: Arc::new(Inner {

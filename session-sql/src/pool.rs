@@ -231,6 +231,39 @@ impl SqlPool {
         }
     }
 
+    /// Closes the connections that sit idle in the pool. A network connection is driven by
+    /// the runtime it was opened on for as long as it lives, and the store's setup runs on
+    /// the caller's (an app's `main`, typically, not the workers that serve requests): each
+    /// answer on such a connection would wake that runtime's thread, which then wakes the
+    /// worker. The pool opens new connections where they are needed. SQLite's connections
+    /// have threads of their own, and `:memory:`'s one connection is the database, so
+    /// they stay.
+    pub(crate) async fn close_idle(&self) {
+        #[cfg(any(feature = "postgres", feature = "mysql"))]
+        async fn close<DB: Database>(pool: &Pool<DB>) {
+            // A connection goes back to the pool by a task of its own, which may talk to the
+            // database first: let those arrive, for a second at most.
+            for _ in 0..1000 {
+                if pool.num_idle() >= pool.size() as usize {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+            while let Some(connection) = pool.try_acquire() {
+                // A failed goodbye still drops the socket.
+                let _ = connection.detach().close().await;
+            }
+        }
+        match self {
+            #[cfg(feature = "postgres")]
+            Self::Postgres(pool) => close(pool).await,
+            #[cfg(feature = "mysql")]
+            Self::MySql(pool) => close(pool).await,
+            #[allow(unreachable_patterns)]
+            _ => {}
+        }
+    }
+
     pub(crate) async fn connect(url: &str, timeout: Duration) -> Result<Self, StoreError> {
         let scheme = url.split(':').next().unwrap_or_default();
         match scheme {

@@ -272,3 +272,26 @@ async fn a_create_over_an_expired_row_starts_at_the_first_revision() {
         );
     }
 }
+
+/// The connections the setup opened run on the runtime that made the store (an app's
+/// `main`), which would then have to wake the worker on each answer: none is kept, and
+/// the pool opens new ones where the requests are.
+#[tokio::test]
+async fn a_store_from_a_url_keeps_no_connection_its_setup_opened() {
+    for (database, url) in [("postgres", postgres_url()), ("mysql", mysql_url())] {
+        let store = SqlStore::builder(url)
+            .table(unique("idle"))
+            .connect()
+            .await
+            .unwrap_or_else(|e| panic!("{database}: {e:?}"));
+        let open = || match store.pool() {
+            SqlPool::Postgres(pool) => pool.size(),
+            SqlPool::MySql(pool) => pool.size(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(open(), 0, "{database}: connections left by the setup");
+        let key = StoreKey::new("idle:", &SessionId::generate(IdLength::default()).unwrap());
+        assert!(store.load(&key).await.unwrap().is_none(), "{database}");
+        assert_eq!(open(), 1, "{database}: the pool opens one as needed");
+    }
+}
