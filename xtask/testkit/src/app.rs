@@ -108,6 +108,12 @@ impl AppBuilder {
             assert!(Instant::now() < deadline, "the app did not start");
             std::thread::sleep(Duration::from_millis(25));
         }
+        // Something else may hold the port: then the app exits, unable to listen, and the
+        // connection above reached the other listener.
+        if let Ok(Some(status)) = child.try_wait() {
+            let log = std::fs::read_to_string(&log).unwrap_or_default();
+            panic!("the app exited ({status}) once its port answered: {log}");
+        }
         App {
             child,
             port,
@@ -216,6 +222,11 @@ impl Drop for App {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A failing test shows what the app logged, which goes with its scratch directory.
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            eprintln!("--- the app's log ({}) ---\n{log}", self.log.display());
+        }
     }
 }
 
