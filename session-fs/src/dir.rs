@@ -7,6 +7,7 @@
 //! path it works again as soon as the directory is back.
 
 use std::ffi::CStr;
+use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, ErrorKind, IoSliceMut, Read as _, Write as _};
 use std::ops::ControlFlow;
@@ -24,7 +25,7 @@ use crate::layout::{is_session_file, Header, HEADER_LEN};
 
 /// `O_NOFOLLOW`: a symbolic link put in the directory is never read, written or created
 /// through.
-pub(crate) const NO_FOLLOW: i32 = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
+pub(crate) const NO_FOLLOW: i32 = OFlags::NOFOLLOW.bits() as i32;
 
 /// The flags of every open of an existing session file: [`NO_FOLLOW`], and `O_NONBLOCK`
 /// so that a FIFO put in the directory does not make the open wait for a writer (regular
@@ -34,7 +35,8 @@ const EXISTING: OFlags = OFlags::NOFOLLOW.union(OFlags::NONBLOCK);
 /// [`EXISTING`], for `OpenOptions`.
 const EXISTING_FILE: i32 = EXISTING.bits() as i32;
 
-/// The longest full path of a file built on the stack; a longer one goes on the heap.
+/// The size of the stack buffer a file's full path is built in, its closing NUL included;
+/// a longer path goes on the heap.
 const STACK_PATH: usize = 512;
 
 /// The users' indexes: `.users/<user>/<session file name>`, one empty file per session
@@ -162,7 +164,6 @@ fn tightened(mode: u32, file_mode: u32) -> u32 {
 const FIRST_READ: usize = 1000;
 
 /// The session directory, and how files are made in it.
-#[derive(Debug)]
 pub(crate) struct Dir {
     path: PathBuf,
     /// `path` and a `/`, as bytes: the start of every file's full path.
@@ -175,6 +176,18 @@ pub(crate) struct Dir {
     /// Whether the directory is on ext4, where preallocating a file keeps `rename` from
     /// writing it out (see [`preallocate`]); elsewhere that is one system call for nothing.
     preallocates: bool,
+}
+
+/// `prefix` repeats `path`, as bytes.
+impl fmt::Debug for Dir {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dir")
+            .field("path", &self.path)
+            .field("mode", &format_args!("{:o}", self.mode))
+            .field("umask_strips_mode", &self.umask_strips_mode)
+            .field("preallocates", &self.preallocates)
+            .finish()
+    }
 }
 
 impl Dir {
@@ -223,8 +236,13 @@ impl Dir {
     /// The file `name`, opened with `flags` (and [`NO_FOLLOW`]); `mode` for a new one.
     fn open(&self, name: &str, flags: OFlags, mode: u32) -> io::Result<File> {
         let flags = flags | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        // `mode_t` is narrower than `u32` on some systems; permission bits fit any of them.
+        #[allow(clippy::cast_possible_truncation, clippy::useless_conversion)]
+        let mode = Mode::from_raw_mode(mode as rustix::fs::RawMode);
         let fd = self.at(name, |path| {
-            Ok(rustix::fs::open(path, flags, Mode::from_raw_mode(mode))?)
+            Ok(rustix::io::retry_on_intr(|| {
+                rustix::fs::open(path, flags, mode)
+            })?)
         })?;
         Ok(File::from(fd))
     }
@@ -554,15 +572,11 @@ impl TempFile<'_> {
                 self.renamed = true;
                 Ok(None)
             }
-            // EINVAL: a filesystem without RENAME_NOREPLACE; ENOSYS: a kernel before 3.15.
-            Err(e)
-                if [Errno::EXIST, Errno::INVAL, Errno::NOSYS]
-                    .iter()
-                    .any(|errno| e.raw_os_error() == Some(errno.raw_os_error())) =>
-            {
-                Ok(Some(self))
-            }
-            Err(e) => Err(e),
+            Err(e) => match Errno::from_io_error(&e) {
+                // EINVAL: a filesystem without RENAME_NOREPLACE; ENOSYS: a kernel before 3.15.
+                Some(Errno::EXIST | Errno::INVAL | Errno::NOSYS) => Ok(Some(self)),
+                _ => Err(e),
+            },
         }
     }
 

@@ -122,11 +122,16 @@
 //! `test_before_acquire(false)` with a `before_acquire` that pings idle connections.
 //!
 //! A PostgreSQL or MySQL connection is served by the tokio runtime it was opened on, for
-//! as long as it lives. `connect` runs on the caller's runtime (an app's `main`, usually),
-//! so the store closes the connections its setup opened before it returns, and the pool
-//! opens new ones on the workers that use them; kept, every answer on one would first
-//! wake `main`'s thread, which then wakes the worker. A pool you pass in is left as it
-//! is: open it where it will be used, or let it start empty (`connect_lazy`).
+//! as long as it lives, and every answer on a connection opened elsewhere first wakes
+//! that runtime's thread, which then wakes the one waiting. `connect` runs on the
+//! caller's runtime (an app's `main`, usually), so the store closes the connections its
+//! setup opened before it returns, and the pool opens new ones as requests need them, on
+//! the runtime of the request that needs one. Three things still open one elsewhere:
+//! a [`spawn_cleanup`](SqlStore::spawn_cleanup) task on `main` when no connection is idle
+//! (the pool replaces every connection within its lifetime, 30 minutes by default),
+//! several actix workers sharing the pool (each connection belongs to one worker's runtime
+//! and serves them all), and a pool you pass in, which is left as it is: open it where it
+//! will be used, or let it start empty (`connect_lazy`).
 
 mod dialect;
 mod pool;
@@ -305,7 +310,7 @@ impl SqlStoreBuilder {
                 .map_err(|_| StoreError::unavailable(BACKEND, TimedOut(self.timeout)))??;
         }
         if own_pool {
-            pool.close_idle().await;
+            pool.close_idle(self.timeout).await;
         }
         Ok(SqlStore {
             inner: Arc::new(Inner {
@@ -365,7 +370,8 @@ impl SqlStore {
     /// timeout included; the store's timeout bounds each statement on top. A SQLite pool
     /// gets none of what the store does for one it opens from a URL: a database file only
     /// the server's user can read, WAL mode, and for `:memory:` the one connection kept
-    /// open that holds the whole database.
+    /// open that holds the whole database. Nor are the connections the setup opened closed
+    /// (see [Pool](crate#pool)): a pool opened in `main` keeps them on `main`'s runtime.
     ///
     /// ```no_run
     /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {

@@ -235,33 +235,35 @@ impl SqlPool {
     /// the runtime it was opened on for as long as it lives, and the store's setup runs on
     /// the caller's (an app's `main`, typically, not the workers that serve requests): each
     /// answer on such a connection would wake that runtime's thread, which then wakes the
-    /// worker. The pool opens new connections where they are needed. SQLite's connections
-    /// have threads of their own, and `:memory:`'s one connection is the database, so
-    /// they stay.
-    pub(crate) async fn close_idle(&self) {
+    /// worker. The pool opens new connections as requests need them. SQLite's
+    /// connections have threads of their own, and `:memory:`'s one connection is the
+    /// database, so they stay. Bounded by `timeout` as a whole: a database that stops
+    /// answering leaves the rest to be dropped with the pool's own checks.
+    pub(crate) async fn close_idle(&self, timeout: Duration) {
         #[cfg(any(feature = "postgres", feature = "mysql"))]
         async fn close<DB: Database>(pool: &Pool<DB>) {
             // A connection goes back to the pool by a task of its own, which may talk to the
             // database first: let those arrive, for a second at most.
-            for _ in 0..1000 {
-                if pool.num_idle() >= pool.size() as usize {
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+            while pool.num_idle() < pool.size() as usize && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(1)).await;
             }
             while let Some(connection) = pool.try_acquire() {
                 // A failed goodbye still drops the socket.
                 let _ = connection.detach().close().await;
             }
         }
-        match self {
-            #[cfg(feature = "postgres")]
-            Self::Postgres(pool) => close(pool).await,
-            #[cfg(feature = "mysql")]
-            Self::MySql(pool) => close(pool).await,
-            #[allow(unreachable_patterns)]
-            _ => {}
-        }
+        let closing = async {
+            match self {
+                #[cfg(feature = "postgres")]
+                Self::Postgres(pool) => close(pool).await,
+                #[cfg(feature = "mysql")]
+                Self::MySql(pool) => close(pool).await,
+                #[cfg(feature = "sqlite")]
+                Self::Sqlite(_) => {}
+            }
+        };
+        let _ = tokio::time::timeout(timeout, closing).await;
     }
 
     pub(crate) async fn connect(url: &str, timeout: Duration) -> Result<Self, StoreError> {

@@ -911,7 +911,7 @@ mod small_futures {
     use crate::{Keyring, MemoryStore};
     use session_testkit::MAX_FUTURE_BYTES;
 
-    /// Every request boxes the futures of `save` and of the write it makes; past
+    /// Every request boxes the futures of `load`, `save` and of the write it makes; past
     /// `MAX_FUTURE_BYTES` glibc's allocator leaves its per-thread cache for its slow path
     /// (`_int_malloc`, consolidating its fast bins). The futures are made, never polled.
     #[tokio::test]
@@ -930,6 +930,7 @@ mod small_futures {
         let now = SystemTime::now();
 
         let mut sizes = vec![
+            ("load", size_of_val(&manager.load(cookie.clone()))),
             ("save", size_of_val(&manager.save(loaded().await))),
             (
                 "create",
@@ -942,6 +943,14 @@ mod small_futures {
             "write_back",
             size_of_val(&manager.write_back(state, origin, true, now)),
         ));
+        let mut state = loaded().await;
+        let mut origin = state.origin.take().unwrap();
+        let mut copy = None;
+        sizes.push((
+            "move_to_new_id",
+            size_of_val(&manager.move_to_new_id(&mut state, &mut origin, &mut copy, now)),
+        ));
+        sizes.push(("end", size_of_val(&manager.end(origin))));
         let mut state = loaded().await;
         let origin = state.origin.take().unwrap();
         sizes.push((

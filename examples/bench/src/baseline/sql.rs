@@ -87,30 +87,31 @@ fn checked<DB: sqlx::Database>(
 }
 
 impl Sql {
-    /// The pool for `url`, made as `SqlStore` makes its own, and the baseline's table,
-    /// created if missing.
-    /// Closes the connections the setup left idle, as `SqlStore` does: they would stay
-    /// driven by `main()`'s runtime, which then wakes the worker on every answer.
-    async fn close_idle(&self) {
+    /// Closes the connections the setup left idle, as `SqlStore` does (same bounds): they
+    /// would stay driven by `main()`'s runtime, which then wakes the worker on every answer.
+    async fn close_idle(&self, timeout: Duration) {
         async fn close<DB: sqlx::Database>(pool: &sqlx::Pool<DB>) {
-            for _ in 0..1000 {
-                if pool.num_idle() >= pool.size() as usize {
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+            while pool.num_idle() < pool.size() as usize && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(1)).await;
             }
             while let Some(connection) = pool.try_acquire() {
                 let _ = connection.detach().close().await;
             }
         }
-        match &self.pool {
-            Pool::Postgres(pool) => close(pool).await,
-            Pool::MySql(pool) => close(pool).await,
-            // SQLite's connections have threads of their own.
-            Pool::Sqlite(_) => {}
-        }
+        let closing = async {
+            match &self.pool {
+                Pool::Postgres(pool) => close(pool).await,
+                Pool::MySql(pool) => close(pool).await,
+                // SQLite's connections have threads of their own.
+                Pool::Sqlite(_) => {}
+            }
+        };
+        let _ = tokio::time::timeout(timeout, closing).await;
     }
 
+    /// The pool for `url`, made as `SqlStore` makes its own, and the baseline's table,
+    /// created if missing.
     pub(super) async fn connect(url: &str, timeout: Option<Duration>) -> Result<Self, String> {
         let timeout = timeout.unwrap_or(TIMEOUT);
         let unreachable = |e: sqlx::Error| format!("cannot reach the database: {e}");
@@ -140,7 +141,7 @@ impl Sql {
         .map_err(unreachable)?;
         let sql = Self::statements(pool);
         sql.create_table().await.map_err(unreachable)?;
-        sql.close_idle().await;
+        sql.close_idle(timeout).await;
         Ok(sql)
     }
 
