@@ -10,7 +10,7 @@ use std::fs;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use session_core::store::{Store, StoreError, StoreKey};
+use session_core::store::{Revision, Store, StoreError, StoreKey};
 use session_core::{Config, IdLength, SessionId};
 use session_fs::FileStore;
 
@@ -22,6 +22,16 @@ fn longest_key() -> StoreKey {
     let prefix = "/".repeat(Config::MAX_KEY_PREFIX_LEN);
     let id = SessionId::generate(IdLength::new(64).unwrap()).unwrap();
     StoreKey::new(&prefix, &id)
+}
+
+/// Creates `key`, reads it back, updates and touches it; the revision written last.
+async fn create_update_touch(store: &FileStore, key: &StoreKey) -> Revision {
+    let revision = store.create(key, b"first", hour()).await.unwrap();
+    assert_eq!(store.load(key).await.unwrap().unwrap().value(), b"first");
+    let revision = store.update(key, b"second", hour(), revision).await.unwrap();
+    store.touch(key, hour()).await.unwrap();
+    assert_eq!(store.load(key).await.unwrap().unwrap().value(), b"second");
+    revision
 }
 
 /// The names of the entries the store made for sessions (not its `.locks`).
@@ -38,15 +48,7 @@ async fn a_key_whose_escaped_name_is_too_long_for_a_file_name_still_works() {
     let dir = scratch_dir("long-keys");
     let store = FileStore::open(&dir).unwrap();
     let key = longest_key();
-    let revision = store.create(&key, b"first", hour()).await.unwrap();
-    let loaded = store.load(&key).await.unwrap().unwrap();
-    assert_eq!(loaded.value(), b"first");
-    let revision = store
-        .update(&key, b"second", hour(), revision)
-        .await
-        .unwrap();
-    store.touch(&key, hour()).await.unwrap();
-    assert_eq!(store.load(&key).await.unwrap().unwrap().value(), b"second");
+    let revision = create_update_touch(&store, &key).await;
     assert!(matches!(
         store.create(&key, b"again", hour()).await,
         Err(StoreError::DuplicateId)
@@ -106,13 +108,7 @@ async fn a_directory_whose_paths_pass_the_stack_buffer_works() {
     let store = FileStore::open(&dir).unwrap();
     let key = longest_key();
     assert!(dir.as_os_str().len() + 255 > 1000);
-    let revision = store.create(&key, b"first", hour()).await.unwrap();
-    let revision = store
-        .update(&key, b"second", hour(), revision)
-        .await
-        .unwrap();
-    store.touch(&key, hour()).await.unwrap();
-    assert_eq!(store.load(&key).await.unwrap().unwrap().value(), b"second");
+    let revision = create_update_touch(&store, &key).await;
     store.delete_if_unchanged(&key, revision).await.unwrap();
     assert!(store.load(&key).await.unwrap().is_none());
     assert!(session_names(&dir).is_empty());
