@@ -28,7 +28,10 @@ fn longest_key() -> StoreKey {
 async fn create_update_touch(store: &FileStore, key: &StoreKey) -> Revision {
     let revision = store.create(key, b"first", hour()).await.unwrap();
     assert_eq!(store.load(key).await.unwrap().unwrap().value(), b"first");
-    let revision = store.update(key, b"second", hour(), revision).await.unwrap();
+    let revision = store
+        .update(key, b"second", hour(), revision)
+        .await
+        .unwrap();
     store.touch(key, hour()).await.unwrap();
     assert_eq!(store.load(key).await.unwrap().unwrap().value(), b"second");
     revision
