@@ -108,11 +108,31 @@ impl AppBuilder {
             assert!(Instant::now() < deadline, "the app did not start");
             std::thread::sleep(Duration::from_millis(25));
         }
-        // Something else may hold the port: then the app exits, unable to listen, and the
-        // connection above reached the other listener.
-        if let Ok(Some(status)) = child.try_wait() {
-            let log = std::fs::read_to_string(&log).unwrap_or_default();
-            panic!("the app exited ({status}) once its port answered: {log}");
+        // Listening is not yet answering: a first request right after the port opened has
+        // been reset now and then, so the app counts as started once it answers HTTP (a
+        // 404 for a path no app has, which touches no session and no store).
+        loop {
+            let probe = exchange(
+                port,
+                "GET /__testkit_ready HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+            );
+            if probe
+                .as_deref()
+                .is_ok_and(|bytes| parse_response(bytes).is_some())
+            {
+                break;
+            }
+            // Something else may hold the port: then the app exits, unable to listen, and
+            // the connection reached the other listener.
+            if let Ok(Some(status)) = child.try_wait() {
+                let log = std::fs::read_to_string(&log).unwrap_or_default();
+                panic!("the app exited ({status}) once its port answered: {log}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the app listens but does not answer HTTP: {probe:?}"
+            );
+            std::thread::sleep(Duration::from_millis(25));
         }
         App {
             child,
