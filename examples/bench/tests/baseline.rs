@@ -29,7 +29,8 @@ fn counts(url: &str) {
 }
 
 #[test]
-fn baseline_counts_in_files_sqlite_and_redis() {
+fn baseline_counts_in_memory_files_sqlite_and_redis() {
+    counts("memory://");
     let dir = tempfile::tempdir().unwrap();
     counts(&format!("file://{}", dir.path().join("files").display()));
     counts(&format!(
@@ -61,8 +62,8 @@ fn baseline_takes_the_store_timeout_off_the_url() {
 }
 
 #[test]
-fn memory_baseline_has_no_session() {
-    let app = App::start(BASELINE, "memory://");
+fn none_baseline_has_no_session() {
+    let app = App::start(BASELINE, "none://");
     let new = app.get("/new", None);
     assert!(new.is(200) && new.body == "0", "{new:?}");
     assert!(new.cookie.is_none(), "{new:?}");

@@ -185,7 +185,9 @@ impl Store for MemoryStore {
                 Err(StoreError::conflict_with(entry.loaded()))
             }
             Some(entry) => {
-                entry.value = value.to_vec();
+                // In place: a session's record keeps about the same size from write to write.
+                entry.value.clear();
+                entry.value.extend_from_slice(value);
                 entry.revision = revision.next();
                 entry.expires_at = at;
                 Ok(entry.revision)

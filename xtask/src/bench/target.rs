@@ -15,7 +15,7 @@ pub(crate) struct Target {
     /// The store URL of the `bench` server.
     pub(crate) library_url: String,
     /// The store URL of `bench-baseline`: the library's own for a store with a by-hand
-    /// baseline, which keeps its sessions apart (see `bench::baseline`); `memory://`
+    /// baseline, which keeps its sessions apart (see `bench::baseline`); `none://`
     /// otherwise, which then compares with no session at all.
     pub(super) baseline_url: String,
     redis: Option<(String, Vec<services::Running>)>,
@@ -74,11 +74,7 @@ impl Target {
                 target.cleanup = Some(dir);
                 target
             }
-            "memory" => simple(
-                "memory (baseline: no session)",
-                "memory://".into(),
-                "memory://".into(),
-            ),
+            "memory" => same("memory", "memory://".into()),
             "redis" | "valkey" => {
                 // A private server: /new makes a million keys, and the counts of commands
                 // must be ours alone. On the load generator's CPU, as if on another host:
@@ -118,7 +114,7 @@ impl Target {
             url if url.contains("://") => simple(
                 &format!("{url} (baseline: no session)"),
                 url.to_owned(),
-                "memory://".into(),
+                "none://".into(),
             ),
             other => return Err(format!("unknown store `{other}`")),
         })

@@ -7,7 +7,8 @@
 //!
 //! | store | `/read` | `/incr` | `/new` |
 //! |---|---|---|---|
-//! | `memory://` | nothing | nothing | nothing |
+//! | `memory://` | copy the live value out of a map behind a mutex | rewrite it in place | insert one |
+//! | `none://` | nothing | nothing | nothing |
 //! | `redis://`, `redis+cluster://` | `GET` | `GET`, `SET ... EX` | `SET ... EX` |
 //! | `file://DIR` | read the file | read it, write a temporary file renamed over it | write a temporary file, rename it |
 //! | `memcache://` | `mg v c T` | `mg v c T`, `ms T C<cas>` | `ms T ME` (add) |
@@ -20,6 +21,7 @@
 
 mod files;
 mod memcached;
+mod memory;
 mod mongo;
 mod redis_kv;
 mod sql;
@@ -49,8 +51,11 @@ pub const TABLE: &str = "baseline_sessions";
 /// Where the baseline keeps its sessions.
 #[derive(Clone, Debug)]
 pub enum Baseline {
-    /// No sessions at all.
-    Memory,
+    /// A map in this process, shared by the workers.
+    Memory(memory::Memory),
+    /// No sessions at all: for a store without a by-hand baseline, the cost of the whole
+    /// session, store included.
+    None,
     /// Redis at this URL.
     Redis(redis::Client),
     /// A Redis Cluster, with the connection settings of `RedisStore`.
@@ -74,13 +79,14 @@ impl Baseline {
             return Err("the baseline needs a store URL".to_owned());
         };
         let (url, timeout) = match scheme {
-            "file" | "memory" => (url.to_owned(), None),
+            "file" | "memory" | "none" => (url.to_owned(), None),
             _ => example_server::store_url::take_timeout(url)?,
         };
         let url = url.as_str();
         let rest = url.split_once("://").map_or("", |(_, rest)| rest);
         Ok(match scheme {
-            "memory" => Self::Memory,
+            "memory" => Self::Memory(memory::Memory::default()),
+            "none" => Self::None,
             "redis" => redis::Client::open(url)
                 .map(Self::Redis)
                 .map_err(|e| format!("invalid Redis URL: {e}"))?,
@@ -96,13 +102,11 @@ impl Baseline {
             "postgres" | "postgresql" | "mysql" | "mariadb" | "sqlite" => {
                 Self::Sql(sql::Sql::connect(url, timeout).await?)
             }
-            _ => {
-                return Err(
-                    "the baseline supports memory://, redis://, redis+cluster://, file://, \
+            _ => return Err(
+                "the baseline supports none://, memory://, redis://, redis+cluster://, file://, \
                      memcache://, mongodb://, postgres://, mysql:// and sqlite:// only"
-                        .to_owned(),
-                )
-            }
+                    .to_owned(),
+            ),
         })
     }
 
@@ -110,7 +114,8 @@ impl Baseline {
     /// connection from the app's data, one per worker (see the `bench-baseline` binary).
     pub fn routes(&self, config: &mut web::ServiceConfig) {
         match self {
-            Self::Memory => {
+            Self::Memory(memory) => memory.routes(config),
+            Self::None => {
                 config
                     .route("/read", web::get().to(|| async { "0" }))
                     .route("/incr", web::get().to(|| async { "1" }))
