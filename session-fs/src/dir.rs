@@ -18,7 +18,7 @@ use std::os::unix::fs::{
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::{FileType, Mode, OFlags};
 
 use crate::error::{ExposedDirectory, FileStoreError, OpenStep};
 use crate::layout::{is_session_file, Header, HEADER_LEN};
@@ -208,10 +208,6 @@ impl Dir {
         &self.path
     }
 
-    fn file(&self, name: &str) -> PathBuf {
-        self.path.join(name)
-    }
-
     /// Calls `call` with the full path of the file `name`, built on the stack when it
     /// fits: the calls of every request go by path, and this spares each of them a
     /// `PathBuf` on the heap.
@@ -290,9 +286,9 @@ impl Dir {
         if error.kind() == ErrorKind::NotFound {
             return Ok(Entry::Absent);
         }
-        match fs::symlink_metadata(self.file(name)) {
+        match self.at(name, |path| Ok(rustix::fs::lstat(path)?)) {
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(Entry::Absent),
-            Ok(meta) if !meta.is_file() => Ok(Entry::Foreign),
+            Ok(stat) if !FileType::from_raw_mode(stat.st_mode).is_file() => Ok(Entry::Foreign),
             _ => Err(error),
         }
     }
