@@ -130,8 +130,8 @@
 //! a [`spawn_cleanup`](SqlStore::spawn_cleanup) task on `main` when no connection is idle
 //! (the pool replaces every connection within its lifetime, 30 minutes by default),
 //! several actix workers sharing the pool (each connection belongs to one worker's runtime
-//! and serves them all), and a pool you pass in, which is left as it is: open it where it
-//! will be used, or let it start empty (`connect_lazy`).
+//! and serves them all), and a pool you pass in, which is left as it is: call
+//! [`SqlPool::close_idle`] on it after the setup, or let it start empty (`connect_lazy`).
 
 mod dialect;
 mod pool;
@@ -371,7 +371,8 @@ impl SqlStore {
     /// gets none of what the store does for one it opens from a URL: a database file only
     /// the server's user can read, WAL mode, and for `:memory:` the one connection kept
     /// open that holds the whole database. Nor are the connections the setup opened closed
-    /// (see [Pool](crate#pool)): a pool opened in `main` keeps them on `main`'s runtime.
+    /// (see [Pool](crate#pool)): for a pool opened in `main`, call
+    /// [`SqlPool::close_idle`] once the setup is done.
     ///
     /// ```no_run
     /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {

@@ -231,15 +231,35 @@ impl SqlPool {
         }
     }
 
-    /// Closes the connections that sit idle in the pool. A network connection is driven by
-    /// the runtime it was opened on for as long as it lives, and the store's setup runs on
-    /// the caller's (an app's `main`, typically, not the workers that serve requests): each
-    /// answer on such a connection would wake that runtime's thread, which then wakes the
-    /// worker. The pool opens new connections as requests need them. SQLite's
-    /// connections have threads of their own, and `:memory:`'s one connection is the
-    /// database, so they stay. Bounded by `timeout` as a whole: a database that stops
-    /// answering leaves the rest to be dropped with the pool's own checks.
-    pub(crate) async fn close_idle(&self, timeout: Duration) {
+    /// Closes the connections that sit idle in the pool; the pool opens new ones as
+    /// requests need them, on the runtime of the request that needs one.
+    ///
+    /// A PostgreSQL or MySQL connection is driven by the tokio runtime it was opened on for
+    /// as long as it lives: opened in an app's `main()`, every answer on it wakes `main`'s
+    /// thread first, which then wakes the worker waiting for it. A store made from a URL
+    /// calls this on the pool it opens; call it yourself on a pool you opened in `main()`
+    /// and passed to [`SqlStore::from_pool`], once the setup is done and before serving.
+    ///
+    /// Waits up to a second for connections still on their way back to the pool, and
+    /// returns within `timeout` in any case: a database that stops answering leaves the
+    /// rest to the pool's own checks. SQLite's connections have threads of their own (and
+    /// `:memory:`'s one connection is the database), so they stay.
+    ///
+    /// [`SqlStore::from_pool`]: crate::SqlStore::from_pool
+    ///
+    /// # Example
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use session_sql::{SqlPool, SqlStore};
+    ///
+    /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = SqlPool::from(sqlx::PgPool::connect("postgres://localhost/app").await?);
+    /// let store = SqlStore::from_pool(pool.clone()).connect().await?;
+    /// // The table's setup ran on connections `main()` would keep driving: let them go.
+    /// pool.close_idle(Duration::from_secs(3)).await;
+    /// # Ok(()) }
+    /// ```
+    pub async fn close_idle(&self, timeout: Duration) {
         #[cfg(any(feature = "postgres", feature = "mysql"))]
         async fn close<DB: Database>(pool: &Pool<DB>) {
             // A connection goes back to the pool by a task of its own, which may talk to the

@@ -295,3 +295,34 @@ async fn a_store_from_a_url_keeps_no_connection_its_setup_opened() {
         assert_eq!(open(), 1, "{database}: the pool opens one as needed");
     }
 }
+
+/// A pool passed in keeps what its setup opened until the application lets it go with
+/// `SqlPool::close_idle`; the store then works on connections opened as needed.
+#[tokio::test]
+async fn close_idle_lets_go_of_a_pool_s_setup_connections() {
+    for (database, url) in [("postgres", postgres_url()), ("mysql", mysql_url())] {
+        let pool = match database {
+            "postgres" => SqlPool::from(sqlx::PgPool::connect(&url).await.unwrap()),
+            _ => SqlPool::from(sqlx::MySqlPool::connect(&url).await.unwrap()),
+        };
+        let open = || match &pool {
+            SqlPool::Postgres(pool) => pool.size(),
+            SqlPool::MySql(pool) => pool.size(),
+            other => panic!("{other:?}"),
+        };
+        let store = SqlStore::from_pool(pool.clone())
+            .table(unique("handed"))
+            .connect()
+            .await
+            .unwrap_or_else(|e| panic!("{database}: {e:?}"));
+        assert!(open() >= 1, "{database}: the setup used no connection");
+        pool.close_idle(Duration::from_secs(3)).await;
+        assert_eq!(open(), 0, "{database}: connections left after close_idle");
+        let key = StoreKey::new(
+            "handed:",
+            &SessionId::generate(IdLength::default()).unwrap(),
+        );
+        assert!(store.load(&key).await.unwrap().is_none(), "{database}");
+        assert_eq!(open(), 1, "{database}: the pool opens one as needed");
+    }
+}

@@ -16,6 +16,7 @@ use std::str::FromStr as _;
 use std::time::{Duration, SystemTime};
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use session_sql::SqlPool;
 use sqlx::mysql::MySqlPoolOptions;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
@@ -87,27 +88,16 @@ fn checked<DB: sqlx::Database>(
 }
 
 impl Sql {
-    /// Closes the connections the setup left idle, as `SqlStore` does (same bounds): they
-    /// would stay driven by `main()`'s runtime, which then wakes the worker on every answer.
+    /// Closes the connections the setup left idle, as `SqlStore` does with the same call:
+    /// they would stay driven by `main()`'s runtime, which then wakes the worker on every
+    /// answer.
     async fn close_idle(&self, timeout: Duration) {
-        async fn close<DB: sqlx::Database>(pool: &sqlx::Pool<DB>) {
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
-            while pool.num_idle() < pool.size() as usize && tokio::time::Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-            while let Some(connection) = pool.try_acquire() {
-                let _ = connection.detach().close().await;
-            }
-        }
-        let closing = async {
-            match &self.pool {
-                Pool::Postgres(pool) => close(pool).await,
-                Pool::MySql(pool) => close(pool).await,
-                // SQLite's connections have threads of their own.
-                Pool::Sqlite(_) => {}
-            }
+        let pool = match &self.pool {
+            Pool::Postgres(pool) => SqlPool::from(pool.clone()),
+            Pool::MySql(pool) => SqlPool::from(pool.clone()),
+            Pool::Sqlite(pool) => SqlPool::from(pool.clone()),
         };
-        let _ = tokio::time::timeout(timeout, closing).await;
+        pool.close_idle(timeout).await;
     }
 
     /// The pool for `url`, made as `SqlStore` makes its own, and the baseline's table,
