@@ -243,7 +243,12 @@ impl SqlPool {
     /// Waits up to a second for connections still on their way back to the pool, and
     /// returns within `timeout` in any case: a database that stops answering leaves the
     /// rest to the pool's own checks. SQLite's connections have threads of their own (and
-    /// `:memory:`'s one connection is the database), so they stay.
+    /// `:memory:`'s one connection is the database), so they stay. A pool with
+    /// `min_connections` set reopens that many on the caller's runtime as soon as they
+    /// close, so this does not help one.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime with its timer enabled.
     ///
     /// [`SqlStore::from_pool`]: crate::SqlStore::from_pool
     ///

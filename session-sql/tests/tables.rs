@@ -315,7 +315,10 @@ async fn close_idle_lets_go_of_a_pool_s_setup_connections() {
             .connect()
             .await
             .unwrap_or_else(|e| panic!("{database}: {e:?}"));
-        assert!(open() >= 1, "{database}: the setup used no connection");
+        assert!(
+            open() >= 1,
+            "{database}: the pool kept no connection of its setup"
+        );
         pool.close_idle(Duration::from_secs(3)).await;
         assert_eq!(open(), 0, "{database}: connections left after close_idle");
         let key = StoreKey::new(

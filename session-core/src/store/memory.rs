@@ -185,9 +185,14 @@ impl Store for MemoryStore {
                 Err(StoreError::conflict_with(entry.loaded()))
             }
             Some(entry) => {
-                // In place: a session's record keeps about the same size from write to write.
-                entry.value.clear();
-                entry.value.extend_from_slice(value);
+                // In place, as a session's record keeps about the same size from write to
+                // write; anew when it shrank a lot, so that it does not keep the room.
+                if entry.value.capacity() > 2 * value.len() {
+                    entry.value = value.to_vec();
+                } else {
+                    entry.value.clear();
+                    entry.value.extend_from_slice(value);
+                }
                 entry.revision = revision.next();
                 entry.expires_at = at;
                 Ok(entry.revision)

@@ -24,13 +24,15 @@ pub(crate) struct Target {
 
 /// Whether `bench-baseline` has a by-hand baseline for the store at `url` that can share
 /// the store with the library: a server, or an SQLite file, where it keeps its sessions
-/// under keys, or in a table or collection, of its own. Not for files, whose directory the
-/// file store would have to share, nor for TLS or SQLite in memory.
+/// under keys, or in a table or collection, of its own, or memory, where each server has
+/// its own map. Not for files, whose directory the file store would have to share, nor
+/// for TLS or SQLite in memory.
 fn has_baseline(url: &str) -> bool {
     let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
     matches!(
         scheme,
-        "redis"
+        "memory"
+            | "redis"
             | "redis+cluster"
             | "memcache"
             | "mongodb"

@@ -7,7 +7,7 @@
 //!
 //! | store | `/read` | `/incr` | `/new` |
 //! |---|---|---|---|
-//! | `memory://` | copy the live value out of a map behind a mutex | rewrite it in place | insert one |
+//! | `memory://` | copy the live value out of a map behind a mutex | that copy, then rewrite it in place at its revision | insert one where none is |
 //! | `none://` | nothing | nothing | nothing |
 //! | `redis://`, `redis+cluster://` | `GET` | `GET`, `SET ... EX` | `SET ... EX` |
 //! | `file://DIR` | read the file | read it, write a temporary file renamed over it | write a temporary file, rename it |
@@ -149,7 +149,13 @@ fn new_sid() -> String {
     let mut bytes = [0u8; 32];
     // A failing OS RNG leaves zeros: acceptable for a benchmark baseline, never for ids.
     let _ = getrandom::fill(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut sid = String::with_capacity(64);
+    for b in bytes {
+        sid.push(char::from(HEX[usize::from(b >> 4)]));
+        sid.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    sid
 }
 
 /// The counter stored as decimal digits; anything else reads as 0.
