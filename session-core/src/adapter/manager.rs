@@ -179,6 +179,7 @@ struct WriteQueues(Box<[tokio::sync::Mutex<()>]>);
 
 /// Queues per manager: enough that unrelated sessions rarely share one.
 const WRITE_QUEUES: usize = 1024;
+const _: () = assert!(WRITE_QUEUES.is_power_of_two());
 
 impl WriteQueues {
     fn new() -> Self {
@@ -191,19 +192,29 @@ impl WriteQueues {
 
     /// Waits for the turn of the session stored under `key`.
     async fn turn(&self, key: &StoreKey) -> tokio::sync::MutexGuard<'_, ()> {
-        // FNV-1a over the key: ids are random, so any mix of their bytes spreads well.
-        let hash = key
-            .as_str()
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-                (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-            });
-        let index = usize::try_from(hash % WRITE_QUEUES as u64).unwrap_or(0);
-        match self.0.get(index) {
-            Some(queue) => queue.lock().await,
-            None => self.0[0].lock().await,
+        let queue = &self.0[queue_index(key.as_str())];
+        // A free queue is taken without an `Acquire` future; a busy one is never barged
+        // into, since tokio hands a released turn to the oldest waiter first.
+        match queue.try_lock() {
+            Ok(turn) => turn,
+            Err(_) => queue.lock().await,
         }
     }
+}
+
+/// The queue of a store key: a key ends in a random id or its digest, so its last eight
+/// bytes, multiplied by an odd constant, spread keys evenly over the queues.
+fn queue_index(key: &str) -> usize {
+    let bytes = key.as_bytes();
+    let tail = bytes
+        .len()
+        .checked_sub(8)
+        .and_then(|start| bytes.get(start..))
+        .and_then(|tail| <[u8; 8]>::try_from(tail).ok())
+        .map_or(0, u64::from_le_bytes);
+    let hash = tail.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    // The top bits of the product mix every byte of the tail.
+    (hash >> (u64::BITS - WRITE_QUEUES.trailing_zeros())) as usize
 }
 
 impl std::fmt::Debug for SessionManager {
@@ -278,9 +289,9 @@ impl SessionManager {
         let resign = verified.needs_resigning();
         let id = verified.into_id();
         let key = self.key(&id);
-        let now = SystemTime::now();
+        // The clock is read only where it is needed: most configurations load without it.
         let loaded = if self.refreshes_on_load() {
-            let expires_at = now + config.lifetime;
+            let expires_at = SystemTime::now() + config.lifetime;
             self.call(
                 Operation::LoadAndTouch,
                 self.store.load_and_touch(&key, expires_at),
@@ -302,7 +313,9 @@ impl SessionManager {
             resign,
             user: record.user.clone(),
         };
-        if plan::deadline(&self.config, &record).is_some_and(|deadline| deadline <= now) {
+        if plan::deadline(&self.config, &record)
+            .is_some_and(|deadline| deadline <= SystemTime::now())
+        {
             Event::Expired.count();
             return Ok(SessionState::ended(origin, config.permanent));
         }
@@ -446,7 +459,7 @@ impl SessionManager {
         async move {
             let key = &origin.key;
             for attempt in 1..=WRITE_ATTEMPTS {
-                let started = Instant::now();
+                let started = attempt_started(attempt);
                 let result = if state.is_empty() {
                     self.call(
                         Operation::DeleteIfUnchanged,
@@ -494,7 +507,7 @@ impl SessionManager {
                 };
                 let (loaded, record) = current;
                 origin.loaded = loaded;
-                Box::pin(self.merge(&mut state, record, attempt, started.elapsed())).await;
+                Box::pin(self.merge(&mut state, record, attempt, started)).await;
             }
             Err(self.contended())
         }
@@ -565,7 +578,7 @@ impl SessionManager {
     ) -> Result<Moved, Error> {
         let old_key = origin.key.clone();
         for attempt in 1..=WRITE_ATTEMPTS {
-            let started = Instant::now();
+            let started = attempt_started(attempt);
             if state.is_empty() {
                 // Nothing to move: the copy goes, and so does the old record, unless
                 // another request wrote to it meanwhile.
@@ -606,7 +619,7 @@ impl SessionManager {
                 return Ok(Moved::Vanished);
             };
             origin.loaded = loaded;
-            self.merge(state, record, attempt, started.elapsed()).await;
+            self.merge(state, record, attempt, started).await;
         }
         Err(self.contended())
     }
@@ -699,13 +712,14 @@ impl SessionManager {
 
     /// Re-applies the request's changes onto `current`. Once the first retries have
     /// failed, it first waits a random pause whose ceiling grows with the attempts and with
-    /// `took`, what the failed attempt took, so that contending requests spread out.
+    /// what the failed attempt took since it `started`, so that contending requests spread
+    /// out.
     async fn merge(
         &self,
         state: &mut SessionState,
         current: Record,
         attempt: usize,
-        took: Duration,
+        started: Option<Instant>,
     ) {
         let overwritten = state.rebase(current);
         Event::ConflictMerged.count();
@@ -717,6 +731,7 @@ impl SessionManager {
         );
         if attempt > EAGER_RETRIES {
             let factor = 1u32 << (attempt - EAGER_RETRIES).min(MAX_BACKOFF_FACTOR.ilog2() as usize);
+            let took = started.map_or(Duration::ZERO, |started| started.elapsed());
             let ceiling = took
                 .max(MIN_BACKOFF_UNIT)
                 .saturating_mul(factor)
@@ -889,6 +904,12 @@ fn outcome<T>(result: &Result<T, StoreError>) -> Outcome {
     }
 }
 
+/// When a write attempt started, read only for the attempts whose failure pauses in
+/// proportion to how long the attempt took (see `merge`).
+fn attempt_started(attempt: usize) -> Option<Instant> {
+    (attempt > EAGER_RETRIES).then(Instant::now)
+}
+
 /// Runs `call` inside `span`, recording its outcome and duration there; returns the
 /// duration too, for the metrics.
 async fn traced<T>(
@@ -963,5 +984,57 @@ mod small_futures {
                 "`{future}`'s future is {bytes} bytes, more than {MAX_FUTURE_BYTES}"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod write_queues {
+    #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
+
+    use super::*;
+    use crate::store::KeyScheme;
+    use crate::IdLength;
+
+    /// Store keys of random ids land on every queue, none on many more than its share.
+    #[test]
+    fn keys_spread_over_every_queue() {
+        let mut counts = vec![0usize; WRITE_QUEUES];
+        for _ in 0..WRITE_QUEUES * 16 {
+            let id = SessionId::generate(IdLength::default()).unwrap();
+            for scheme in [KeyScheme::HashedId, KeyScheme::PlainId] {
+                let key = StoreKey::with_scheme("session:", &id, scheme);
+                counts[queue_index(key.as_str())] += 1;
+            }
+        }
+        assert!(counts.iter().all(|&count| count > 0), "a queue no key uses");
+        let most = counts.iter().max().copied().unwrap_or(0);
+        assert!(most < 32 * 3, "one queue took {most} of 32 keys' share");
+        assert_eq!(queue_index(""), 0);
+    }
+
+    /// A request that finds the queue free takes it at once, but never ahead of one that
+    /// was already waiting when the turn was released.
+    #[tokio::test]
+    async fn a_released_turn_goes_to_the_waiting_request() {
+        let queues = Arc::new(WriteQueues::new());
+        let id = SessionId::generate(IdLength::default()).unwrap();
+        let key = StoreKey::new("session:", &id);
+        let first = queues.turn(&key).await;
+        let waiter = tokio::spawn({
+            let (queues, key) = (Arc::clone(&queues), key.clone());
+            async move {
+                let _turn = queues.turn(&key).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        // Let the waiter queue up behind `first`.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        drop(first);
+        assert!(
+            queues.0[queue_index(key.as_str())].try_lock().is_err(),
+            "a later request took the turn the waiting one was due"
+        );
+        waiter.await.unwrap();
+        assert!(queues.0[queue_index(key.as_str())].try_lock().is_ok());
     }
 }
