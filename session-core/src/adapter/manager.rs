@@ -1,6 +1,7 @@
 //! Loading a session at the start of a request and writing it back at the end: the
 //! session semantics of `docs/design.md`, in one place, for any web framework.
 
+use std::cell::OnceCell;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -179,7 +180,8 @@ struct WriteQueues(Box<[tokio::sync::Mutex<()>]>);
 
 /// Queues per manager: enough that unrelated sessions rarely share one.
 const WRITE_QUEUES: usize = 1024;
-const _: () = assert!(WRITE_QUEUES.is_power_of_two());
+// `queue_index` keeps the top bits of a 64-bit hash, as many as index the queues.
+const _: () = assert!(WRITE_QUEUES.is_power_of_two() && WRITE_QUEUES > 1);
 
 impl WriteQueues {
     fn new() -> Self {
@@ -289,9 +291,12 @@ impl SessionManager {
         let resign = verified.needs_resigning();
         let id = verified.into_id();
         let key = self.key(&id);
-        // The clock is read only where it is needed: most configurations load without it.
+        // Read once, and only if this load needs the time: to refresh on load, or to check
+        // an absolute deadline.
+        let clock = OnceCell::new();
+        let now = || *clock.get_or_init(SystemTime::now);
         let loaded = if self.refreshes_on_load() {
-            let expires_at = SystemTime::now() + config.lifetime;
+            let expires_at = now() + config.lifetime;
             self.call(
                 Operation::LoadAndTouch,
                 self.store.load_and_touch(&key, expires_at),
@@ -313,9 +318,7 @@ impl SessionManager {
             resign,
             user: record.user.clone(),
         };
-        if plan::deadline(&self.config, &record)
-            .is_some_and(|deadline| deadline <= SystemTime::now())
-        {
+        if plan::deadline(&self.config, &record).is_some_and(|deadline| deadline <= now()) {
             Event::Expired.count();
             return Ok(SessionState::ended(origin, config.permanent));
         }
@@ -713,7 +716,8 @@ impl SessionManager {
     /// Re-applies the request's changes onto `current`. Once the first retries have
     /// failed, it first waits a random pause whose ceiling grows with the attempts and with
     /// what the failed attempt took since it `started`, so that contending requests spread
-    /// out.
+    /// out. `started` may be `None` only for the first `EAGER_RETRIES` attempts, which do
+    /// not pause (see `attempt_started`).
     async fn merge(
         &self,
         state: &mut SessionState,
@@ -992,49 +996,63 @@ mod write_queues {
     #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
 
     use super::*;
+    use std::task::{Context, Poll, Waker};
+
+    use crate::id::MIN_ID_BYTES;
     use crate::store::KeyScheme;
     use crate::IdLength;
 
-    /// Store keys of random ids land on every queue, none on many more than its share.
+    /// Store keys of random ids, of the shortest and the default length, hashed or
+    /// plain, land on every queue, none on many more than its share.
     #[test]
     fn keys_spread_over_every_queue() {
-        let mut counts = vec![0usize; WRITE_QUEUES];
-        for _ in 0..WRITE_QUEUES * 16 {
-            let id = SessionId::generate(IdLength::default()).unwrap();
+        for bytes in [MIN_ID_BYTES, IdLength::default().bytes()] {
+            let length = IdLength::new(bytes).unwrap();
             for scheme in [KeyScheme::HashedId, KeyScheme::PlainId] {
-                let key = StoreKey::with_scheme("session:", &id, scheme);
-                counts[queue_index(key.as_str())] += 1;
+                let mut counts = vec![0usize; WRITE_QUEUES];
+                for _ in 0..WRITE_QUEUES * 32 {
+                    let id = SessionId::generate(length).unwrap();
+                    let key = StoreKey::with_scheme("session:", &id, scheme);
+                    counts[queue_index(key.as_str())] += 1;
+                }
+                let (fewest, most) = (counts.iter().min(), counts.iter().max());
+                let (fewest, most) = (fewest.copied().unwrap(), most.copied().unwrap());
+                // 32 keys a queue on average, a standard deviation under 6.
+                assert!(
+                    fewest >= 4 && most <= 64,
+                    "{bytes}-byte ids, {scheme:?}: queues took {fewest} to {most} keys"
+                );
             }
         }
-        assert!(counts.iter().all(|&count| count > 0), "a queue no key uses");
-        let most = counts.iter().max().copied().unwrap_or(0);
-        assert!(most < 32 * 3, "one queue took {most} of 32 keys' share");
         assert_eq!(queue_index(""), 0);
     }
 
     /// A request that finds the queue free takes it at once, but never ahead of one that
     /// was already waiting when the turn was released.
-    #[tokio::test]
+    #[tokio::test(flavor = "current_thread")]
     async fn a_released_turn_goes_to_the_waiting_request() {
         let queues = Arc::new(WriteQueues::new());
         let id = SessionId::generate(IdLength::default()).unwrap();
         let key = StoreKey::new("session:", &id);
-        let first = queues.turn(&key).await;
+        let queue = &queues.0[queue_index(key.as_str())];
+        let mut first = std::pin::pin!(queues.turn(&key));
+        let mut context = Context::from_waker(Waker::noop());
+        let Poll::Ready(first) = first.as_mut().poll(&mut context) else {
+            panic!("a free queue made the request wait");
+        };
         let waiter = tokio::spawn({
             let (queues, key) = (Arc::clone(&queues), key.clone());
-            async move {
-                let _turn = queues.turn(&key).await;
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            async move { drop(queues.turn(&key).await) }
         });
-        // Let the waiter queue up behind `first`.
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // On this one thread, the waiter runs up to its wait behind `first`.
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
         drop(first);
         assert!(
-            queues.0[queue_index(key.as_str())].try_lock().is_err(),
+            queue.try_lock().is_err(),
             "a later request took the turn the waiting one was due"
         );
         waiter.await.unwrap();
-        assert!(queues.0[queue_index(key.as_str())].try_lock().is_ok());
+        assert!(queue.try_lock().is_ok());
     }
 }
