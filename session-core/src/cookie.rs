@@ -125,7 +125,7 @@ impl CookieSettings {
                 header,
                 "; Max-Age={}; Expires={}",
                 max_age.as_secs(),
-                httpdate::fmt_http_date(expires)
+                httpdate::HttpDate::from(expires)
             );
         }
         header
