@@ -1,5 +1,6 @@
 //! An in-process store for tests and single-process development.
 
+use std::collections::hash_map::Entry as Slot;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
@@ -123,15 +124,23 @@ impl MemoryStore {
     ) -> Result<Revision, StoreError> {
         let now = SystemTime::now();
         let mut inner = self.lock();
-        if inner.entries.get(key).is_some_and(|e| e.is_live(now)) {
-            return Err(StoreError::DuplicateId);
-        }
         let entry = Entry {
             value: value.to_vec(),
             revision: Revision::FIRST,
             expires_at: at,
         };
-        inner.entries.insert(key.clone(), entry);
+        // One lookup, for the check and the insertion: the key is hashed once.
+        match inner.entries.entry(key.clone()) {
+            Slot::Occupied(slot) if slot.get().is_live(now) => {
+                return Err(StoreError::DuplicateId);
+            }
+            Slot::Occupied(mut slot) => {
+                slot.insert(entry);
+            }
+            Slot::Vacant(slot) => {
+                slot.insert(entry);
+            }
+        }
         if let Some(user) = user {
             inner
                 .users
