@@ -134,11 +134,9 @@ impl MemoryStore {
             Slot::Occupied(slot) if slot.get().is_live(now) => {
                 return Err(StoreError::DuplicateId);
             }
-            Slot::Occupied(mut slot) => {
-                slot.insert(entry);
-            }
-            Slot::Vacant(slot) => {
-                slot.insert(entry);
+            // Vacant, or an expired record's: either way the new one takes the slot.
+            slot => {
+                slot.insert_entry(entry);
             }
         }
         if let Some(user) = user {
