@@ -60,6 +60,11 @@ impl<V> Keyed<V> {
         Some(self.entries.remove(index).1)
     }
 
+    /// Keeps the entries for which `keep` answers `true`.
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&str, &V) -> bool) {
+        self.entries.retain(|(key, value)| keep(key, value));
+    }
+
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &V)> {
         self.entries
             .iter()

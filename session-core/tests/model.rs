@@ -219,30 +219,19 @@ struct Request {
 }
 
 impl Request {
-    /// A plain write: a value equal to the current one changes nothing, except that it
-    /// makes a read-modify-written value final.
+    /// A plain write: recorded even when it leaves the value as it is, so that a later
+    /// read-modify-write of the key starts from a value this request set.
     fn set(&mut self, key: &str, value: Option<i64>) {
-        if self.local.get(key).copied() == value && !self.touched.contains_key(key) {
-            return;
-        }
         match value {
             Some(v) => self.local.insert(key.to_owned(), v),
             None => self.local.remove(key),
         };
-        if !self.cleared && self.loaded.get(key).copied() == value {
-            self.touched.remove(key); // back to what was loaded: untouched
-        } else {
-            self.touched.insert(key.to_owned(), Touch::Set);
-        }
+        self.touched.insert(key.to_owned(), Touch::Set);
     }
 
     /// A read-modify-write, recorded to run again unless the value is already final.
     fn step(&mut self, key: &str, step: Step) {
-        let current = self.local.get(key).copied();
-        let next = step.apply(current);
-        if current == Some(next) && !self.touched.contains_key(key) {
-            return; // no change, and nothing to replay it after
-        }
+        let next = step.apply(self.local.get(key).copied());
         self.local.insert(key.to_owned(), next);
         let touch = match self.touched.remove(key) {
             None if !self.cleared => Touch::Replayed(vec![step]),
@@ -252,10 +241,13 @@ impl Request {
             }
             _ => Touch::Set,
         };
-        if matches!(touch, Touch::Set) && !self.cleared && self.loaded.get(key) == Some(&next) {
-            return; // a final value equal to the loaded one: untouched
-        }
         self.touched.insert(key.to_owned(), touch);
+    }
+
+    /// Whether this request left `key` as it was loaded (and did not clear): such a key
+    /// takes the value stored at commit.
+    fn left_as_loaded(&self, key: &str) -> bool {
+        !self.cleared && self.local.get(key) == self.loaded.get(key)
     }
 
     /// This request's changes applied onto what is stored when it commits.
@@ -266,6 +258,9 @@ impl Request {
             current.clone()
         };
         for (key, touch) in &self.touched {
+            if self.left_as_loaded(key) {
+                continue;
+            }
             let value = match touch {
                 Touch::Set => self.local.get(key).copied(),
                 Touch::Replayed(steps) => {

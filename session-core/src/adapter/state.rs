@@ -364,9 +364,8 @@ impl SessionState {
     /// Removes `key` and returns its value, if it had one.
     pub fn remove(&mut self, key: &str) -> Option<Value> {
         let old = self.record.data.get(key).cloned();
-        if old.is_some() {
-            self.set(key.to_owned(), None, None);
-        }
+        // Recorded even for an absent key: a later `update` of it starts from nothing.
+        self.set(key.to_owned(), None, None);
         old
     }
 
@@ -516,7 +515,13 @@ impl SessionState {
 
     /// Whether anything (data or metadata) differs from what was loaded.
     pub fn is_modified(&self) -> bool {
-        !self.edits.is_empty() || self.permanence_changed || self.cleared || self.binding_changed
+        self.cleared
+            || self.permanence_changed
+            || self.binding_changed
+            || self
+                .edits
+                .iter()
+                .any(|(key, edit)| !edit.is_inert(self.record.data.get(key), self.cleared))
     }
 
     pub(crate) fn permanence_changed(&self) -> bool {
@@ -530,6 +535,9 @@ impl SessionState {
     /// What happened to each key since the session was loaded.
     pub fn changes(&self) -> impl Iterator<Item = (&str, Change)> {
         self.edits.iter().filter_map(|(key, edit)| {
+            if edit.is_inert(self.record.data.get(key), self.cleared) {
+                return None;
+            }
             match (edit.original.is_some(), self.record.data.contains_key(key)) {
                 (false, true) => Some((key, Change::Inserted)),
                 (true, true) => Some((key, Change::Changed)),
@@ -552,10 +560,11 @@ impl SessionState {
     /// Re-applies this request's changes onto `current`, the record another request
     /// stored meanwhile, and makes it the record this state writes back.
     ///
-    /// Keys this request did not touch take `current`'s values; keys it set keep its
-    /// values; keys it changed with [`update`](SessionState::update) get its closures run
-    /// again on `current`'s value. Returns how many keys both requests set to different
-    /// values (the later write wins for those).
+    /// Keys this request did not touch, or left as they were loaded, take `current`'s
+    /// values; keys it set keep its values; keys it changed with
+    /// [`update`](SessionState::update) get its closures run again on `current`'s value.
+    /// Returns how many keys both requests set to different values (the later write wins
+    /// for those).
     pub(crate) fn rebase(&mut self, current: Record) -> usize {
         let mut overwritten = 0;
         let mut data = if self.cleared {
@@ -563,6 +572,11 @@ impl SessionState {
         } else {
             current.data
         };
+        // A key left as loaded is forgotten before it takes `current`'s value, so that a
+        // later rebase does not mistake that value for one this request wrote.
+        let (record, cleared) = (&self.record, self.cleared);
+        self.edits
+            .retain(|key, edit| !edit.is_inert(record.data.get(key), cleared));
         for (key, edit) in self.edits.iter() {
             let ours = self.record.data.get(key);
             let value = match &edit.how {
@@ -600,12 +614,14 @@ impl SessionState {
 
     /// The single place where data changes and the change record is kept. `replay` is the
     /// closure of an [`update`](SessionState::update) that produced `new`.
+    ///
+    /// Every write is recorded, even one that leaves the value as it is: a later
+    /// `update` of the key then starts from a value this request set, which a conflict
+    /// must not replace with another request's. Whether the key counts as changed is
+    /// decided at the end, by comparing with the loaded value ([`Edit::is_inert`]).
     fn set(&mut self, key: String, new: Option<Value>, replay: Option<Replay>) {
-        let unchanged = self.record.data.get(&key) == new.as_ref();
-        if unchanged && !self.edits.contains_key(&key) {
-            return;
-        }
         let cleared = self.cleared;
+        let unchanged = self.record.data.get(&key) == new.as_ref();
         let old = match new {
             _ if unchanged => None,
             // Replaced in place: the key is moved into the edits below, not cloned.
@@ -616,12 +632,17 @@ impl SessionState {
             None => self.record.data.remove(&key),
         };
         let Some(edit) = self.edits.get_mut(&key) else {
+            let original = if unchanged {
+                self.record.data.get(&key).cloned()
+            } else {
+                old
+            };
             // After a clear the loaded value is gone: there is nothing to replay on.
             let how = match replay {
                 Some(replay) if !cleared => How::Replay(vec![replay]),
                 _ => How::Set,
             };
-            self.edits.insert(key, Edit { original: old, how });
+            self.edits.insert(key, Edit { original, how });
             return;
         };
         // Even a write that leaves the value as it is says how it came about: a closure is
@@ -630,14 +651,15 @@ impl SessionState {
             (How::Replay(replays), Some(replay)) => replays.push(replay),
             (how, _) => *how = How::Set,
         }
-        // A final value equal to the loaded one is no change at all, unless a clear means
-        // the loaded values are not carried over.
-        let undone = !cleared
-            && matches!(edit.how, How::Set)
-            && edit.original.as_ref() == self.record.data.get(&key);
-        if undone {
-            self.edits.remove(&key);
-        }
+    }
+}
+
+impl Edit {
+    /// Whether the key ended where it was loaded, so that this request did not change it:
+    /// nothing to write for it, and another request's value for it is kept. After a
+    /// `clear` no key is inert, as the loaded values are not carried over.
+    fn is_inert(&self, now: Option<&Value>, cleared: bool) -> bool {
+        !cleared && self.original.as_ref() == now
     }
 }
 
