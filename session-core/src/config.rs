@@ -319,16 +319,19 @@ impl ConfigBuilder {
     }
 
     /// Whether a request that reads but does not modify the session extends its expiry
-    /// (default `true`). The data is never rewritten for it: the store's `touch` moves only
-    /// the expiry.
+    /// (default `true`). The data is never changed for it: the store's `touch` moves only
+    /// the expiry. A permanent cookie is sent again, so that its `Max-Age` follows, once
+    /// per refresh threshold, together with one conditional write of the unchanged record
+    /// that notes when it was sent.
     pub fn refresh_each_request(mut self, refresh: bool) -> Self {
         self.config.refresh_each_request = refresh;
         self
     }
 
     /// How much later than the stored expiry a refresh must move it before it is worth a
-    /// `touch` (default 60 s), so a busy session is touched at most once per threshold; at
-    /// most [`Config::MAX_DURATION`].
+    /// `touch` (default 60 s), so a busy session is touched at most once per threshold,
+    /// and how old a permanent cookie must be before it is sent again; at most
+    /// [`Config::MAX_DURATION`].
     pub fn refresh_threshold(mut self, threshold: Duration) -> Self {
         self.config.refresh_threshold = threshold;
         self

@@ -355,10 +355,12 @@ impl SessionManager {
             match plan {
                 Plan::Nothing => Ok(CookieUpdate::Keep),
                 Plan::Create => Box::pin(self.create(state, now)).await,
-                // Unmodified sessions never wait for the write queue.
-                Plan::Refresh { touch, resend } => {
-                    self.refresh(&state, &origin, touch, resend, now).await
+                // Unmodified sessions never wait for the write queue. Boxed: a resend is
+                // due at most once per refresh threshold.
+                Plan::Refresh { resend: true, .. } => {
+                    Box::pin(self.resend(state, &origin, now)).await
                 }
+                Plan::Refresh { touch, .. } => self.refresh(&state, &origin, touch, now).await,
                 Plan::End { then_create } => {
                     let _turn = self.writes.turn(&origin.key).await;
                     let ended = Box::pin(self.end(origin)).await?;
@@ -418,34 +420,55 @@ impl SessionManager {
         Ok(true)
     }
 
-    /// An unmodified session: its expiry is extended and its cookie sent again, as
-    /// planned, with no rewrite of its data.
+    /// An unmodified session whose cookie is not due: its expiry is extended if planned.
     async fn refresh(
         &self,
         state: &SessionState,
         origin: &Origin,
         touch: bool,
-        resend: bool,
         now: SystemTime,
     ) -> Result<CookieUpdate, Error> {
         if touch {
-            let key = &origin.key;
             let expires_at = plan::expiry(&self.config, &state.record, now);
-            match self
-                .call(Operation::Touch, self.store.touch(key, expires_at))
-                .await
-            {
+            let touch = self.store.touch(&origin.key, expires_at);
+            match self.call(Operation::Touch, touch).await {
                 Ok(()) => {}
                 // Ended by another request meanwhile: that request removed the cookie.
                 Err(StoreError::UnknownId) => return Ok(CookieUpdate::Keep),
                 Err(error) => return Err(error.into()),
             }
         }
-        Ok(if resend {
-            self.set_cookie(&origin.id, &state.record, now)
-        } else {
-            CookieUpdate::Keep
-        })
+        Ok(CookieUpdate::Keep)
+    }
+
+    /// Sends an unmodified session's cookie again, with one conditional write of its
+    /// record that moves its expiry and notes when the cookie went out (so the next
+    /// requests do not send it again). If another request changed the record meanwhile
+    /// (its permanence, say), regenerated it (a login) or ended it, that request answered
+    /// with the cookie the browser should keep: this request's, made from the record it
+    /// loaded, would undo it, so none is sent.
+    async fn resend(
+        &self,
+        mut state: SessionState,
+        origin: &Origin,
+        now: SystemTime,
+    ) -> Result<CookieUpdate, Error> {
+        state.record.cookie_sent_at = Some(now);
+        let bytes = self.config.codec.encode(&state.record)?;
+        // Without refresh-each-request, a resend (a re-signing) leaves the expiry where
+        // it was, where the store tells it.
+        let kept = (!self.config.refresh_each_request)
+            .then(|| origin.loaded.expires_at())
+            .flatten();
+        let expires_at = kept.unwrap_or_else(|| plan::expiry(&self.config, &state.record, now));
+        let write = self
+            .store
+            .update_loaded(&origin.key, &bytes, expires_at, &origin.loaded);
+        match self.call(Operation::Update, write).await {
+            Ok(_) => Ok(self.set_cookie(&origin.id, &state.record, now)),
+            Err(StoreError::Conflict { .. } | StoreError::UnknownId) => Ok(CookieUpdate::Keep),
+            Err(error) => Err(error.into()),
+        }
     }
 
     /// A modified session under its own id: a conditional update (or, once emptied, a

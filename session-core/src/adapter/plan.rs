@@ -16,7 +16,9 @@ pub(crate) enum Plan {
     /// A new session with data: stored under a fresh id, and its cookie sent.
     Create,
     /// A stored session this request did not change: its expiry moved (`touch`) and its
-    /// cookie sent again, each only when due. Never a rewrite of its data.
+    /// cookie sent again, each only when due. Its data is never changed; a resend goes
+    /// with a conditional write of the record as loaded, so that a cookie made from it
+    /// never follows another request's change of the session.
     Refresh {
         /// Move the stored expiry.
         touch: bool,
