@@ -187,6 +187,8 @@ pub struct SessionState {
     edits: Keyed<Edit>,
     /// `clear` was called: what other requests stored is not carried over either.
     cleared: bool,
+    /// Merged onto another request's record at least once.
+    rebased: bool,
     permanence_changed: bool,
     /// `log_in` or `clear` changed the user the session is bound to.
     binding_changed: bool,
@@ -223,6 +225,7 @@ impl SessionState {
             },
             edits: Keyed::new(),
             cleared: false,
+            rebased: false,
             permanence_changed: false,
             binding_changed: false,
             default_permanent: permanent,
@@ -236,6 +239,7 @@ impl SessionState {
             record,
             edits: Keyed::new(),
             cleared: false,
+            rebased: false,
             permanence_changed: false,
             binding_changed: false,
             default_permanent,
@@ -521,7 +525,7 @@ impl SessionState {
             || self
                 .edits
                 .iter()
-                .any(|(key, edit)| !edit.is_inert(self.record.data.get(key), self.cleared))
+                .any(|(key, edit)| !self.is_inert(key, edit))
     }
 
     pub(crate) fn permanence_changed(&self) -> bool {
@@ -535,7 +539,7 @@ impl SessionState {
     /// What happened to each key since the session was loaded.
     pub fn changes(&self) -> impl Iterator<Item = (&str, Change)> {
         self.edits.iter().filter_map(|(key, edit)| {
-            if edit.is_inert(self.record.data.get(key), self.cleared) {
+            if self.is_inert(key, edit) {
                 return None;
             }
             match (edit.original.is_some(), self.record.data.contains_key(key)) {
@@ -572,11 +576,14 @@ impl SessionState {
         } else {
             current.data
         };
-        // A key left as loaded is forgotten before it takes `current`'s value, so that a
-        // later rebase does not mistake that value for one this request wrote.
-        let (record, cleared) = (&self.record, self.cleared);
-        self.edits
-            .retain(|key, edit| !edit.is_inert(record.data.get(key), cleared));
+        // A key left as loaded is forgotten before it takes `current`'s value; what stays
+        // is what this request changed, whatever values later rebases give it.
+        if self.can_be_inert() {
+            let record = &self.record;
+            self.edits
+                .retain(|key, edit| edit.original.as_ref() != record.data.get(key));
+        }
+        self.rebased = true;
         for (key, edit) in self.edits.iter() {
             let ours = self.record.data.get(key);
             let value = match &edit.how {
@@ -618,7 +625,7 @@ impl SessionState {
     /// Every write is recorded, even one that leaves the value as it is: a later
     /// `update` of the key then starts from a value this request set, which a conflict
     /// must not replace with another request's. Whether the key counts as changed is
-    /// decided at the end, by comparing with the loaded value ([`Edit::is_inert`]).
+    /// decided at the end, by comparing with the loaded value (`is_inert`).
     fn set(&mut self, key: String, new: Option<Value>, replay: Option<Replay>) {
         let cleared = self.cleared;
         let unchanged = self.record.data.get(&key) == new.as_ref();
@@ -654,12 +661,18 @@ impl SessionState {
     }
 }
 
-impl Edit {
-    /// Whether the key ended where it was loaded, so that this request did not change it:
-    /// nothing to write for it, and another request's value for it is kept. After a
-    /// `clear` no key is inert, as the loaded values are not carried over.
-    fn is_inert(&self, now: Option<&Value>, cleared: bool) -> bool {
-        !cleared && self.original.as_ref() == now
+impl SessionState {
+    /// Whether `edit` left `key` where it was loaded, so that this request did not change
+    /// it: nothing to write for it, and another request's value for it is kept.
+    fn is_inert(&self, key: &str, edit: &Edit) -> bool {
+        self.can_be_inert() && edit.original.as_ref() == self.record.data.get(key)
+    }
+
+    /// Whether a key can be left as loaded: not after a `clear`, as the loaded values are
+    /// not carried over, nor after a rebase, where a closure run again on another
+    /// request's value may give the loaded one and is still this request's change.
+    fn can_be_inert(&self) -> bool {
+        !self.cleared && !self.rebased
     }
 }
 
