@@ -37,9 +37,11 @@
 //! - the cookie is verified before the handler runs, without I/O; a forged, malformed,
 //!   unknown or expired one gets a fresh session;
 //! - the store is read only when a handler extracts [`Session`];
-//! - after the handler, a modified session is written once; an unmodified one is only
-//!   touched (at most once per refresh threshold); an empty one is not stored and gets no
-//!   cookie; nothing is written when the handler answered 5xx;
+//! - after the handler, a modified session is written once; an unmodified one's data is
+//!   never changed: it is touched at most once per refresh threshold, and its permanent
+//!   cookie sent again as often, with a conditional write of the unchanged record so that
+//!   a late response never undoes another request's login or logout; an empty one is not
+//!   stored and gets no cookie; nothing is written when the handler answered 5xx;
 //! - every response whose handler read the session carries `Vary: Cookie`;
 //! - a store failure is logged and answered with 503 (configurable); a failure of this
 //!   process (encoding the session, drawing a random id) with 500.

@@ -332,7 +332,9 @@ impl SessionManager {
     /// id; a regenerated one moves to a fresh id; a modified one is written back only if
     /// no other request wrote it since it was loaded, and otherwise this request's changes
     /// are merged into what that request wrote; an unmodified one is only touched, when the
-    /// refresh threshold has passed. A session deleted meanwhile is never brought back.
+    /// refresh threshold has passed, and its permanent cookie sent again with a conditional
+    /// write of the unchanged record when due. A session deleted meanwhile is never
+    /// brought back.
     /// Callers skip this entirely when the handler answered 5xx.
     // Not an `async fn`: one keeps its arguments twice in its future
     // (rust-lang/rust#62958), and a request allocates this future and the ones below, which
@@ -355,9 +357,10 @@ impl SessionManager {
             match plan {
                 Plan::Nothing => Ok(CookieUpdate::Keep),
                 Plan::Create => Box::pin(self.create(state, now)).await,
-                // Unmodified sessions never wait for the write queue. Boxed: a resend is
-                // due at most once per refresh threshold.
+                // A resend writes the record, so it takes its turn like any write (boxed:
+                // it is due at most once per refresh threshold); a touch never waits.
                 Plan::Refresh { resend: true, .. } => {
+                    let _turn = self.writes.turn(&origin.key).await;
                     Box::pin(self.resend(state, &origin, now)).await
                 }
                 Plan::Refresh { touch, .. } => self.refresh(&state, &origin, touch, now).await,

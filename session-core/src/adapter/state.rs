@@ -168,7 +168,8 @@ enum How {
 /// Every mutation goes through one private method that compares the new value with the
 /// current one and updates the change record, so "is it modified" has a single answer:
 /// [`SessionState::is_modified`]. Writing an equal value, or removing an absent key, is
-/// not a modification.
+/// not a modification, but still counts for the `update`s of that key that follow it when
+/// another request's write is merged.
 ///
 /// ```
 /// use session_core::adapter::SessionState;
