@@ -660,9 +660,7 @@ impl SessionState {
             (how, _) => *how = How::Set,
         }
     }
-}
 
-impl SessionState {
     /// Whether `edit` left `key` where it was loaded, so that this request did not change
     /// it: nothing to write for it, and another request's value for it is kept.
     fn is_inert(&self, key: &str, edit: &Edit) -> bool {
