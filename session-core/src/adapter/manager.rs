@@ -1043,7 +1043,8 @@ mod write_queues {
                 }
                 let (fewest, most) = (counts.iter().min(), counts.iter().max());
                 let (fewest, most) = (fewest.copied().unwrap(), most.copied().unwrap());
-                // 32 keys a queue on average, a standard deviation under 6.
+                // An even spread keeps every queue well inside these bounds: only a skewed
+                // index falls outside them.
                 assert!(
                     fewest >= 4 && most <= 64,
                     "{bytes}-byte ids, {scheme:?}: queues took {fewest} to {most} keys"

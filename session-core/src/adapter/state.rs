@@ -630,9 +630,10 @@ impl SessionState {
     fn set(&mut self, key: String, new: Option<Value>, replay: Option<Replay>) {
         let cleared = self.cleared;
         let unchanged = self.record.data.get(&key) == new.as_ref();
+        // The value before this write: `new` itself when it is equal, else the one it
+        // replaces, moved out in place rather than cloned.
         let old = match new {
-            _ if unchanged => None,
-            // Replaced in place: the key is moved into the edits below, not cloned.
+            new if unchanged => new,
             Some(value) => match self.record.data.get_mut(&key) {
                 Some(slot) => Some(std::mem::replace(slot, value)),
                 None => self.record.data.insert(key.clone(), value),
@@ -640,17 +641,12 @@ impl SessionState {
             None => self.record.data.remove(&key),
         };
         let Some(edit) = self.edits.get_mut(&key) else {
-            let original = if unchanged {
-                self.record.data.get(&key).cloned()
-            } else {
-                old
-            };
             // After a clear the loaded value is gone: there is nothing to replay on.
             let how = match replay {
                 Some(replay) if !cleared => How::Replay(vec![replay]),
                 _ => How::Set,
             };
-            self.edits.insert(key, Edit { original, how });
+            self.edits.insert(key, Edit { original: old, how });
             return;
         };
         // Even a write that leaves the value as it is says how it came about: a closure is
