@@ -1,16 +1,18 @@
 //! A model-based test of the session manager: random interleavings of several requests
-//! of one session (load, insert, remove, read-modify-write, clear, regenerate, destroy,
-//! save, abandon), with store failures injected into saves, checked against a reference
-//! model written from the rules rather than from the code: the stored session equals the
-//! committed requests applied in commit order, key by key; nothing ended comes back; no
-//! write loses another request's keys.
+//! of one session (load, insert, remove, read-modify-write, clear, permanence, regenerate,
+//! destroy, save, abandon), with store failures injected into saves, checked against a
+//! reference model written from the rules rather than from the code: the stored session
+//! equals the committed requests applied in commit order, key by key, permanence
+//! included; nothing ended comes back; no write loses another request's keys; a cookie
+//! goes out only when the rules send one, and an unmodified request's resend only when
+//! no other request wrote the session since it was loaded.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use proptest::prelude::*;
@@ -149,6 +151,7 @@ enum Op {
     /// `update` to at most 1: a closure that often leaves the value as it is.
     Cap(usize, usize),
     Clear(usize),
+    Permanent(usize, bool),
     Regenerate(usize),
     Destroy(usize),
     /// Save, with the store failing at the given call of the save, if any.
@@ -172,6 +175,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (r.clone(), k.clone()).prop_map(|(r, k)| Op::Incr(r, k)),
         1 => (r.clone(), k).prop_map(|(r, k)| Op::Cap(r, k)),
         1 => r.clone().prop_map(Op::Clear),
+        2 => (r.clone(), proptest::bool::ANY).prop_map(|(r, p)| Op::Permanent(r, p)),
         1 => r.clone().prop_map(Op::Regenerate),
         1 => r.clone().prop_map(Op::Destroy),
         4 => (r.clone(), proptest::option::weighted(0.2, 0..4usize)).prop_map(|(r, f)| Op::Save(r, f)),
@@ -210,6 +214,10 @@ enum Touch {
 struct Request {
     state: SessionState,
     generation: u64,
+    /// The model's write count when this request loaded.
+    version: u64,
+    loaded_permanent: bool,
+    permanent: bool,
     loaded: Data,
     local: Data,
     touched: BTreeMap<String, Touch>,
@@ -248,6 +256,18 @@ impl Request {
     /// takes the value stored at commit.
     fn left_as_loaded(&self, key: &str) -> bool {
         !self.cleared && self.local.get(key) == self.loaded.get(key)
+    }
+
+    fn permanence_changed(&self) -> bool {
+        self.permanent != self.loaded_permanent
+    }
+
+    /// Whether the rules write this request back: it changed a key's value, cleared, or
+    /// changed the permanence.
+    fn is_modified(&self) -> bool {
+        self.cleared
+            || self.permanence_changed()
+            || self.touched.keys().any(|key| !self.left_as_loaded(key))
     }
 
     /// This request's changes applied onto what is stored when it commits.
@@ -302,6 +322,11 @@ fn open(requests: &mut [Option<Request>], r: usize) -> Option<&mut Request> {
 struct Model {
     sessions: SessionManager,
     stored: Option<Data>,
+    permanent: bool,
+    /// Writes of the stored session so far: a resend goes only if none came after its load.
+    version: u64,
+    /// Whether a permanent cookie is due on every request (a zero refresh threshold).
+    always_due: bool,
     generation: u64,
     cookie: RequestCookie,
     old_cookies: Vec<RequestCookie>,
@@ -330,6 +355,17 @@ impl Model {
             prop_assert_eq!(update, CookieUpdate::Keep, "a write to an ended session");
             return Ok(());
         }
+        if !req.regenerated && !req.is_modified() {
+            // Unmodified: only a due permanent cookie goes, with a conditional write of the
+            // record as loaded, which another request's write since then refuses.
+            if self.always_due && req.loaded_permanent && req.version == self.version {
+                self.expect_cookie(&update, "a due cookie")?;
+                self.version += 1;
+            } else {
+                prop_assert_eq!(update, CookieUpdate::Keep, "an unmodified request");
+            }
+            return Ok(());
+        }
         let merged = req.applied_to(self.stored.as_ref().unwrap());
         if merged.is_empty() {
             prop_assert!(
@@ -338,22 +374,41 @@ impl Model {
                 update
             );
             self.stored = None;
-        } else if req.regenerated {
+            return Ok(());
+        }
+        if req.permanence_changed() {
+            self.permanent = req.permanent;
+        }
+        self.stored = Some(merged);
+        self.version += 1;
+        if req.regenerated {
             let CookieUpdate::Set(header) = &update else {
                 return Err(TestCaseError::fail(format!("regenerate: {update:?}")));
             };
+            prop_assert_eq!(header.contains("Max-Age"), self.permanent, "{}", header);
             let new = cookie_of(&self.sessions, header);
             self.old_cookies
                 .push(std::mem::replace(&mut self.cookie, new));
             self.generation += 1;
-            self.stored = Some(merged);
+        } else if req.permanence_changed() || (self.always_due && req.permanent) {
+            self.expect_cookie(&update, "a permanence change or a due cookie")?;
         } else {
-            if let CookieUpdate::Set(header) = &update {
-                prop_assert_eq!(&cookie_of(&self.sessions, header), &self.cookie, "a new id");
-            }
-            prop_assert!(!matches!(update, CookieUpdate::Remove(_)));
-            self.stored = Some(merged);
+            prop_assert_eq!(
+                update,
+                CookieUpdate::Keep,
+                "a write-back with no cookie due"
+            );
         }
+        Ok(())
+    }
+
+    /// `update` sets the current id's cookie, permanent as the stored session is.
+    fn expect_cookie(&self, update: &CookieUpdate, why: &str) -> Result<(), TestCaseError> {
+        let CookieUpdate::Set(header) = update else {
+            return Err(TestCaseError::fail(format!("{why}: {update:?}")));
+        };
+        prop_assert_eq!(&cookie_of(&self.sessions, header), &self.cookie, "a new id");
+        prop_assert_eq!(header.contains("Max-Age"), self.permanent, "{}", header);
         Ok(())
     }
 
@@ -361,6 +416,9 @@ impl Model {
     async fn check(&self, store: &Flaky, stray_possible: bool) -> Result<(), TestCaseError> {
         let now = self.sessions.load(self.cookie.clone()).await.unwrap();
         prop_assert_eq!(&data_of(&now), &self.stored.clone().unwrap_or_default());
+        if self.stored.is_some() {
+            prop_assert_eq!(now.is_permanent(), self.permanent, "the permanence");
+        }
         for old in &self.old_cookies {
             let state = self.sessions.load(old.clone()).await.unwrap();
             prop_assert!(state.is_empty(), "an old id works");
@@ -373,14 +431,26 @@ impl Model {
     }
 }
 
-async fn run(ops: Vec<Op>, strip_current: bool) -> Result<(), TestCaseError> {
+async fn run(ops: Vec<Op>, strip_current: bool, always_due: bool) -> Result<(), TestCaseError> {
     let store = Arc::new(Flaky {
         strip_current,
         ..Flaky::default()
     });
     store.fail_in(None);
     let keyring = Keyring::new([[9u8; 32]]).unwrap();
-    let config = || Config::builder(keyring.clone()).build().unwrap();
+    // A zero threshold makes a permanent cookie due on every request, so that every
+    // unmodified request resends it with a conditional write; the default never does here.
+    let threshold = if always_due {
+        Duration::ZERO
+    } else {
+        Duration::from_secs(3600)
+    };
+    let config = || {
+        Config::builder(keyring.clone())
+            .refresh_threshold(threshold)
+            .build()
+            .unwrap()
+    };
     let sessions = SessionManager::new(store.clone(), config());
     // Saves run in the middle of another save come from another process: within one,
     // write-backs of a session take turns.
@@ -395,6 +465,9 @@ async fn run(ops: Vec<Op>, strip_current: bool) -> Result<(), TestCaseError> {
         cookie: cookie_of(&sessions, &header),
         sessions: sessions.clone(),
         stored: Some([("a".to_owned(), 0)].into()),
+        permanent: true,
+        version: 0,
+        always_due,
         generation: 0,
         old_cookies: Vec::new(),
     };
@@ -412,9 +485,13 @@ async fn run(ops: Vec<Op>, strip_current: bool) -> Result<(), TestCaseError> {
                 }
                 let state = sessions.load(model.cookie.clone()).await.unwrap();
                 prop_assert_eq!(&data_of(&state), current, "a load missed the last commit");
+                prop_assert_eq!(state.is_permanent(), model.permanent);
                 requests[r] = Some(Request {
                     state,
                     generation: model.generation,
+                    version: model.version,
+                    loaded_permanent: model.permanent,
+                    permanent: model.permanent,
                     loaded: current.clone(),
                     local: current.clone(),
                     touched: BTreeMap::new(),
@@ -460,6 +537,13 @@ async fn run(ops: Vec<Op>, strip_current: bool) -> Result<(), TestCaseError> {
                     req.set(&key, None);
                 }
                 req.cleared = true;
+            }
+            Op::Permanent(r, permanent) => {
+                let Some(req) = open(&mut requests, r) else {
+                    continue;
+                };
+                req.state.set_permanent(permanent);
+                req.permanent = permanent;
             }
             Op::Regenerate(r) => {
                 let Some(req) = open(&mut requests, r) else {
@@ -527,8 +611,9 @@ proptest! {
     fn interleaved_requests_commit_as_the_model_says(
         ops in proptest::collection::vec(op(), 1..40),
         strip_current in proptest::bool::ANY,
+        always_due in proptest::bool::ANY,
     ) {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        runtime.block_on(run(ops, strip_current))?;
+        runtime.block_on(run(ops, strip_current, always_due))?;
     }
 }
