@@ -1,11 +1,12 @@
 //! A model-based test of the session manager: random interleavings of several requests
 //! of one session (load, insert, remove, read-modify-write, clear, permanence, regenerate,
-//! destroy, save, abandon), with store failures injected into saves, checked against a
-//! reference model written from the rules rather than from the code: the stored session
-//! equals the committed requests applied in commit order, key by key, permanence
-//! included; nothing ended comes back; no write loses another request's keys; a cookie
-//! goes out only when the rules send one, and an unmodified request's resend only when
-//! no other request wrote the session since it was loaded.
+//! login, destroy, save, abandon) and of "log out everywhere", with store failures
+//! injected into saves, checked against a reference model written from the rules rather
+//! than from the code: the stored session equals the committed requests applied in commit
+//! order, key by key, permanence and user included; nothing ended comes back; no write
+//! loses another request's keys; the user's sessions list the session exactly when it is
+//! bound to the user; a cookie goes out only when the rules send one, and an unmodified
+//! request's resend only when no other request wrote the session since it was loaded.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
 
@@ -17,25 +18,28 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use proptest::prelude::*;
 use session_core::adapter::{CookieUpdate, RequestCookie, SessionManager, SessionState};
-use session_core::store::{Loaded, Revision, Store, StoreError, StoreKey};
+use session_core::store::{Listed, Loaded, Revision, Store, StoreError, StoreKey, UserKey};
 use session_core::{Config, Keyring, MemoryStore};
 
 /// `MemoryStore`, except that the call numbered `fail_at` fails before reaching it, as a
 /// store that goes down between two steps of a write-back; that a hook can save another
-/// request just before a given call, as a request that overlaps this one's write-back; and
+/// request just before a given write of a record, as a request that overlaps this one's
+/// write-back (a record write, since the index calls after an ending come after the
+/// ending has committed); and
 /// that conflicts can come without the current record, as from stores that cannot return
 /// it in the same round trip.
 #[derive(Default)]
 struct Flaky {
     inner: MemoryStore,
     calls: AtomicUsize,
+    writes: AtomicUsize,
     fail_at: AtomicUsize,
     strip_current: bool,
     hook: Mutex<Option<Hook>>,
     hooked: Mutex<Option<Result<CookieUpdate, session_core::adapter::Error>>>,
 }
 
-/// Another request's save, run just before the store call numbered `at`.
+/// Another request's save, run just before the record write numbered `at`.
 struct Hook {
     at: usize,
     sessions: SessionManager,
@@ -43,17 +47,22 @@ struct Hook {
 }
 
 impl Flaky {
-    async fn check(&self) -> Result<(), StoreError> {
+    /// Counts a call (and a record write, if `write`), failing it or running the hook first
+    /// if it is their turn.
+    async fn check(&self, write: bool) -> Result<(), StoreError> {
         let call = self.calls.fetch_add(1, Ordering::SeqCst);
         if call == self.fail_at.load(Ordering::SeqCst) {
             return Err(StoreError::unavailable("memory", "injected failure"));
         }
-        let hook = {
+        let hook = if write {
+            let at = self.writes.fetch_add(1, Ordering::SeqCst);
             let mut hook = self.hook.lock().unwrap();
             match hook.as_ref() {
-                Some(h) if h.at == call => hook.take(),
+                Some(h) if h.at == at => hook.take(),
                 _ => None,
             }
+        } else {
+            None
         };
         if let Some(Hook {
             sessions, state, ..
@@ -78,9 +87,9 @@ impl Flaky {
         self.fail_at.store(at, Ordering::SeqCst);
     }
 
-    /// Saves `state` just before the `n`th store call from now.
+    /// Saves `state` just before the `n`th record write from now.
     fn save_in(&self, n: usize, sessions: &SessionManager, state: SessionState) {
-        let at = self.calls.load(Ordering::SeqCst) + n;
+        let at = self.writes.load(Ordering::SeqCst) + n;
         let sessions = sessions.clone();
         *self.hook.lock().unwrap() = Some(Hook {
             at,
@@ -102,7 +111,7 @@ impl Store for Flaky {
         "memory"
     }
     async fn load(&self, key: &StoreKey) -> Result<Option<Loaded>, StoreError> {
-        self.check().await?;
+        self.check(false).await?;
         self.inner.load(key).await
     }
     async fn create(
@@ -111,7 +120,7 @@ impl Store for Flaky {
         v: &[u8],
         at: SystemTime,
     ) -> Result<Revision, StoreError> {
-        self.check().await?;
+        self.check(true).await?;
         self.inner.create(key, v, at).await
     }
     async fn update(
@@ -121,15 +130,15 @@ impl Store for Flaky {
         at: SystemTime,
         revision: Revision,
     ) -> Result<Revision, StoreError> {
-        self.check().await?;
+        self.check(true).await?;
         self.answer(self.inner.update(key, v, at, revision).await)
     }
     async fn touch(&self, key: &StoreKey, at: SystemTime) -> Result<(), StoreError> {
-        self.check().await?;
+        self.check(true).await?;
         self.inner.touch(key, at).await
     }
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
-        self.check().await?;
+        self.check(true).await?;
         self.inner.delete(key).await
     }
     async fn delete_if_unchanged(
@@ -137,8 +146,26 @@ impl Store for Flaky {
         key: &StoreKey,
         revision: Revision,
     ) -> Result<(), StoreError> {
-        self.check().await?;
+        self.check(true).await?;
         self.answer(self.inner.delete_if_unchanged(key, revision).await)
+    }
+    async fn create_bound(
+        &self,
+        key: &StoreKey,
+        v: &[u8],
+        at: SystemTime,
+        user: &UserKey,
+    ) -> Result<Revision, StoreError> {
+        self.check(true).await?;
+        self.inner.create_bound(key, v, at, user).await
+    }
+    async fn unbind(&self, user: &UserKey, key: &StoreKey) -> Result<(), StoreError> {
+        self.check(false).await?;
+        self.inner.unbind(user, key).await
+    }
+    async fn list_bound(&self, user: &UserKey) -> Result<Vec<Listed>, StoreError> {
+        self.check(false).await?;
+        self.inner.list_bound(user).await
     }
 }
 
@@ -153,16 +180,20 @@ enum Op {
     Clear(usize),
     Permanent(usize, bool),
     Regenerate(usize),
+    LogIn(usize),
     Destroy(usize),
+    /// "Log out everywhere": the user's sessions ended, between two steps of the requests.
+    EndAll,
     /// Save, with the store failing at the given call of the save, if any.
     Save(usize, Option<usize>),
     /// Save the first request, with the second one's save run just before the first's
-    /// store call number 0 or 1, that is, before the first commits.
+    /// record write number 0 or 1, that is, before the first commits.
     SaveDuring(usize, usize, usize),
     Abandon(usize),
 }
 
 const REQUESTS: usize = 3;
+const USER: &str = "alice";
 const KEYS: [&str; 3] = ["a", "b", "c"];
 
 fn op() -> impl Strategy<Value = Op> {
@@ -174,9 +205,11 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (r.clone(), k.clone()).prop_map(|(r, k)| Op::Remove(r, k)),
         3 => (r.clone(), k.clone()).prop_map(|(r, k)| Op::Incr(r, k)),
         1 => (r.clone(), k).prop_map(|(r, k)| Op::Cap(r, k)),
-        1 => r.clone().prop_map(Op::Clear),
+        2 => r.clone().prop_map(Op::Clear),
         2 => (r.clone(), proptest::bool::ANY).prop_map(|(r, p)| Op::Permanent(r, p)),
         1 => r.clone().prop_map(Op::Regenerate),
+        1 => r.clone().prop_map(Op::LogIn),
+        1 => Just(Op::EndAll),
         1 => r.clone().prop_map(Op::Destroy),
         4 => (r.clone(), proptest::option::weighted(0.2, 0..4usize)).prop_map(|(r, f)| Op::Save(r, f)),
         2 => (r.clone(), r.clone(), 0..2usize).prop_map(|(r, x, at)| Op::SaveDuring(r, x, at)),
@@ -218,6 +251,8 @@ struct Request {
     version: u64,
     loaded_permanent: bool,
     permanent: bool,
+    user: Option<&'static str>,
+    binding_changed: bool,
     loaded: Data,
     local: Data,
     touched: BTreeMap<String, Touch>,
@@ -266,6 +301,7 @@ impl Request {
     /// changed the permanence.
     fn is_modified(&self) -> bool {
         self.cleared
+            || self.binding_changed
             || self.permanence_changed()
             || self.touched.keys().any(|key| !self.left_as_loaded(key))
     }
@@ -323,6 +359,7 @@ struct Model {
     sessions: SessionManager,
     stored: Option<Data>,
     permanent: bool,
+    user: Option<&'static str>,
     /// Writes of the stored session so far: a resend goes only if none came after its load.
     version: u64,
     /// Whether a permanent cookie is due on every request (a zero refresh threshold).
@@ -338,7 +375,7 @@ impl Model {
         let live = self.stored.is_some() && req.generation == self.generation;
         // `destroy`, and a `clear` that leaves nothing, end the session whatever other
         // requests wrote meanwhile; the cookie goes only if this request ended it.
-        if req.destroyed || (req.cleared && req.local.is_empty()) {
+        if req.destroyed || (req.cleared && req.local.is_empty() && req.user.is_none()) {
             if live {
                 prop_assert!(
                     matches!(update, CookieUpdate::Remove(_)),
@@ -367,7 +404,13 @@ impl Model {
             return Ok(());
         }
         let merged = req.applied_to(self.stored.as_ref().unwrap());
-        if merged.is_empty() {
+        let user = if req.binding_changed {
+            req.user
+        } else {
+            self.user
+        };
+        // A session bound to a user is kept without data.
+        if merged.is_empty() && user.is_none() {
             prop_assert!(
                 matches!(update, CookieUpdate::Remove(_)),
                 "emptied: {:?}",
@@ -379,6 +422,7 @@ impl Model {
         if req.permanence_changed() {
             self.permanent = req.permanent;
         }
+        self.user = user;
         self.stored = Some(merged);
         self.version += 1;
         if req.regenerated {
@@ -412,12 +456,51 @@ impl Model {
         Ok(())
     }
 
+    /// A new session, stored with one key (bound to the user if `logged_in`), in place of
+    /// the ended one: requests still holding that one find it ended.
+    async fn start(&mut self, logged_in: bool) {
+        let mut first = self.sessions.load(RequestCookie::Absent).await.unwrap();
+        first.insert("a", 0).unwrap();
+        if logged_in {
+            first.log_in(USER, None);
+        }
+        let CookieUpdate::Set(header) = self.sessions.save(first).await.unwrap() else {
+            panic!("no cookie for a new session")
+        };
+        let old = std::mem::replace(&mut self.cookie, cookie_of(&self.sessions, &header));
+        if old != RequestCookie::Absent {
+            self.old_cookies.push(old);
+        }
+        self.stored = Some([("a".to_owned(), 0)].into());
+        self.permanent = true;
+        self.user = logged_in.then_some(USER);
+        self.generation += 1;
+        self.version += 1;
+    }
+
     /// The store holds what the model says, and no old id works.
     async fn check(&self, store: &Flaky, stray_possible: bool) -> Result<(), TestCaseError> {
         let now = self.sessions.load(self.cookie.clone()).await.unwrap();
         prop_assert_eq!(&data_of(&now), &self.stored.clone().unwrap_or_default());
         if self.stored.is_some() {
             prop_assert_eq!(now.is_permanent(), self.permanent, "the permanence");
+            prop_assert_eq!(now.user(), self.user, "the user");
+        }
+        let listed = self.sessions.sessions_of(USER, None).await.unwrap();
+        let bound = self.stored.is_some() && self.user == Some(USER);
+        // A login whose store failed between its new record and that record's cleanup
+        // leaves it, bound, until it expires or the user ends it.
+        if stray_possible {
+            prop_assert!(listed.len() >= usize::from(bound), "the user's sessions");
+        } else {
+            prop_assert_eq!(listed.len(), usize::from(bound), "the user's sessions");
+        }
+        if bound {
+            let handle = now.handle();
+            prop_assert!(
+                listed.iter().any(|s| Some(&s.handle) == handle.as_ref()),
+                "the session is not among its user's"
+            );
         }
         for old in &self.old_cookies {
             let state = self.sessions.load(old.clone()).await.unwrap();
@@ -431,15 +514,30 @@ impl Model {
     }
 }
 
-async fn run(ops: Vec<Op>, strip_current: bool, always_due: bool) -> Result<(), TestCaseError> {
+/// How a case varies beyond its operations.
+#[derive(Clone, Copy, Debug)]
+struct Setup {
+    /// Conflicts come without the current record, as from stores that cannot return it.
+    strip_current: bool,
+    /// A zero refresh threshold: a permanent cookie is due on every request, so every
+    /// unmodified request resends it with a conditional write. The default never does here.
+    always_due: bool,
+    /// The session starts logged in.
+    logged_in: bool,
+}
+
+async fn run(ops: Vec<Op>, setup: Setup) -> Result<(), TestCaseError> {
+    let Setup {
+        strip_current,
+        always_due,
+        logged_in,
+    } = setup;
     let store = Arc::new(Flaky {
         strip_current,
         ..Flaky::default()
     });
     store.fail_in(None);
     let keyring = Keyring::new([[9u8; 32]]).unwrap();
-    // A zero threshold makes a permanent cookie due on every request, so that every
-    // unmodified request resends it with a conditional write; the default never does here.
     let threshold = if always_due {
         Duration::ZERO
     } else {
@@ -456,42 +554,44 @@ async fn run(ops: Vec<Op>, strip_current: bool, always_due: bool) -> Result<(), 
     // write-backs of a session take turns.
     let elsewhere = SessionManager::new(store.clone(), config());
 
-    let mut first = sessions.load(RequestCookie::Absent).await.unwrap();
-    first.insert("a", 0).unwrap();
-    let CookieUpdate::Set(header) = sessions.save(first).await.unwrap() else {
-        panic!("no cookie for a new session")
-    };
     let mut model = Model {
-        cookie: cookie_of(&sessions, &header),
+        cookie: RequestCookie::Absent,
         sessions: sessions.clone(),
-        stored: Some([("a".to_owned(), 0)].into()),
+        stored: None,
         permanent: true,
+        user: None,
         version: 0,
         always_due,
         generation: 0,
         old_cookies: Vec::new(),
     };
+    model.start(logged_in).await;
     let mut failed = false;
     let mut requests: Vec<Option<Request>> = (0..REQUESTS).map(|_| None).collect();
 
     for op in ops {
         match op {
             Op::Begin(r) => {
-                let Some(current) = &model.stored else {
-                    continue;
-                };
                 if requests[r].is_some() {
                     continue;
                 }
+                // Once a session ended, the browser starts another.
+                if model.stored.is_none() {
+                    model.start(logged_in).await;
+                }
+                let current = model.stored.as_ref().unwrap();
                 let state = sessions.load(model.cookie.clone()).await.unwrap();
                 prop_assert_eq!(&data_of(&state), current, "a load missed the last commit");
                 prop_assert_eq!(state.is_permanent(), model.permanent);
+                prop_assert_eq!(state.user(), model.user);
                 requests[r] = Some(Request {
                     state,
                     generation: model.generation,
                     version: model.version,
                     loaded_permanent: model.permanent,
                     permanent: model.permanent,
+                    user: model.user,
+                    binding_changed: false,
                     loaded: current.clone(),
                     local: current.clone(),
                     touched: BTreeMap::new(),
@@ -537,6 +637,9 @@ async fn run(ops: Vec<Op>, strip_current: bool, always_due: bool) -> Result<(), 
                     req.set(&key, None);
                 }
                 req.cleared = true;
+                if req.user.take().is_some() {
+                    req.binding_changed = true;
+                }
             }
             Op::Permanent(r, permanent) => {
                 let Some(req) = open(&mut requests, r) else {
@@ -551,6 +654,24 @@ async fn run(ops: Vec<Op>, strip_current: bool, always_due: bool) -> Result<(), 
                 };
                 req.state.regenerate();
                 req.regenerated = true;
+            }
+            Op::LogIn(r) => {
+                let Some(req) = open(&mut requests, r) else {
+                    continue;
+                };
+                req.state.log_in(USER, None);
+                req.user = Some(USER);
+                req.binding_changed = true;
+                req.regenerated = true;
+            }
+            Op::EndAll => {
+                let ended = sessions.end_sessions(USER, None).await.unwrap();
+                let bound = model.stored.is_some() && model.user == Some(USER);
+                prop_assert_eq!(ended, usize::from(bound), "sessions ended");
+                if bound {
+                    model.stored = None;
+                }
+                model.check(&store, failed).await?;
             }
             Op::Destroy(r) => {
                 let Some(req) = requests[r].as_mut() else {
@@ -605,15 +726,42 @@ async fn run(ops: Vec<Op>, strip_current: bool, always_due: bool) -> Result<(), 
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(ProptestConfig::with_cases(1024))]
 
     #[test]
     fn interleaved_requests_commit_as_the_model_says(
         ops in proptest::collection::vec(op(), 1..40),
         strip_current in proptest::bool::ANY,
         always_due in proptest::bool::ANY,
+        logged_in in proptest::bool::ANY,
     ) {
+        let setup = Setup { strip_current, always_due, logged_in };
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        runtime.block_on(run(ops, strip_current, always_due))?;
+        runtime.block_on(run(ops, setup))?;
     }
+}
+
+/// A request that cleared the session (a logout without `destroy`) and put a key back, and
+/// an overlapping one that only adds a key: the merge must not bind the session again.
+#[test]
+fn a_merge_keeps_another_requests_logout() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ops = vec![
+        Op::Begin(1),
+        Op::Begin(2),
+        Op::Clear(1),
+        Op::Insert(1, 0, 1),
+        Op::Save(1, None),
+        Op::Insert(2, 1, 1),
+        Op::Save(2, None),
+    ];
+    let setup = Setup {
+        strip_current: false,
+        always_due: false,
+        logged_in: true,
+    };
+    runtime.block_on(run(ops, setup)).unwrap();
 }
