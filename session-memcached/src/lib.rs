@@ -52,12 +52,15 @@
 //!
 //! Memcached enforces the idle expiry (the item's TTL, which `touch` moves without
 //! rewriting the value); the absolute timeout is checked on read against the creation
-//! time in the record. TTLs are whole seconds, rounded up; lifetimes over 30 days are
-//! sent as absolute Unix times, as the protocol requires, and end in January 2038 at the
-//! latest, the last time memcached can express. Keys are `<prefix><id>`, checked against
-//! the 250-byte key limit; a session larger than the item size limit (memcached's `-I`,
-//! 1 MiB by default: tell the store with [`MemcachedStoreBuilder::max_item_size`]) is
-//! refused with `StoreError::TooLarge` before anything is sent.
+//! time in the record. TTLs are whole seconds, rounded up (an expiry that has passed ends
+//! the item at once); lifetimes over 30 days are sent as absolute Unix times, as the
+//! protocol requires, and end in January 2038 at the latest, the last time memcached can
+//! express. Keys are `<prefix><id>`, checked against the 250-byte key limit; a session
+//! larger than the item size limit (memcached's `-I`, 1 MiB by default: tell the store
+//! with [`MemcachedStoreBuilder::max_item_size`]) is refused with `StoreError::TooLarge`
+//! before anything is sent. Never tell the store a larger limit than the servers': a
+//! server that refuses a write as too large deletes the item it would have replaced, so
+//! the session would end.
 //!
 //! # Users' indexes
 //! Memcached has no secondary index, so each user's index is one item of its own under
@@ -196,6 +199,10 @@ impl MemcachedStoreBuilder {
 
     /// The servers' item size limit, memcached's `-I`. Larger sessions are refused with
     /// `StoreError::TooLarge` before anything is sent.
+    ///
+    /// Never more than the smallest `-I` of the servers: memcached deletes the stored item
+    /// when it refuses a write as too large, so a session that outgrew the server's limit
+    /// would be ended instead of kept as it was.
     ///
     /// # Default
     /// [`DEFAULT_MAX_ITEM_SIZE`], 1 MiB, memcached's own default.
@@ -339,18 +346,26 @@ const LATEST_EXPIRY: Duration = Duration::from_secs(i32::MAX as u64);
 /// memcached reads a TTL above 30 days as an absolute Unix time.
 const MAX_RELATIVE_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
-/// Whole seconds from now until `at`, rounded up, at least 1; beyond 30 days, `at` itself
-/// (no later than [`LATEST_EXPIRY`]), computed once here so that the time it takes to send
-/// cannot push it past what memcached accepts.
+/// An absolute time memcached reads as already passed: the first one past the relative
+/// range.
+const PASSED: Duration = Duration::from_secs(MAX_RELATIVE_TTL.as_secs() + 1);
+
+/// Whole seconds from now until `at`, rounded up; beyond 30 days, `at` itself (no later
+/// than [`LATEST_EXPIRY`]), and a time in 1970 when `at` has passed, computed once here so
+/// that the time it takes to send cannot push it past what memcached accepts.
 fn ttl(at: SystemTime) -> Ttl {
     let left = at
         .duration_since(SystemTime::now())
         .unwrap_or(Duration::ZERO);
+    if left.is_zero() {
+        // A relative TTL is at least one second, which would serve an expired record.
+        return Ttl::at(SystemTime::UNIX_EPOCH + PASSED);
+    }
     if left > MAX_RELATIVE_TTL {
         return Ttl::at(at.min(SystemTime::UNIX_EPOCH + LATEST_EXPIRY));
     }
     let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
-    Ttl::secs(u32::try_from(secs.max(1)).unwrap_or(u32::MAX))
+    Ttl::secs(u32::try_from(secs).unwrap_or(u32::MAX))
 }
 
 /// An item's CAS as its revision. A live item's CAS is never 0 on a server with CAS
@@ -497,8 +512,9 @@ impl MemcachedStore {
 
     /// Sends a `ms` whose value fits the item size limit.
     async fn store(&self, set: Set, key: &str, value: &[u8]) -> Result<MutationResult, StoreError> {
-        // Refused here when the configured limit says so; the server's own refusal (a
-        // limit set lower than its `-I`) is the same typed error.
+        // Refused here when the configured limit says so. The server's own refusal (a
+        // `-I` lower than the limit configured) is the same typed error, but the server
+        // has deleted the item by then: `max_item_size` says so.
         if value.len() > self.value_limit(key) {
             return Err(self.too_large(key, value));
         }

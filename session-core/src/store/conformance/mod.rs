@@ -40,6 +40,7 @@ macro_rules! store_conformance_tests {
             touch_of_an_absent_key_is_unknown_id,
             delete_removes_and_absent_is_ok,
             expired_records_are_absent_on_read,
+            a_write_whose_expiry_has_passed_leaves_no_live_record,
             delete_expired_keeps_live_records,
             load_and_touch_extends_expiry,
             large_values_round_trip,
@@ -283,6 +284,41 @@ pub mod checks {
         // An expired id is free again.
         store.create(&key, b"again", hour()).await.unwrap();
         assert_eq!(value(&*store, &key).await.as_deref(), Some(&b"again"[..]));
+    }
+
+    /// An expiry can pass between a request's load and its write-back (an absolute timeout
+    /// reached meanwhile): the write must not leave the record readable, not even for the
+    /// shortest time-to-live a backend can express.
+    pub async fn a_write_whose_expiry_has_passed_leaves_no_live_record(store: SharedStore) {
+        let passed = || SystemTime::now() - Duration::from_secs(5);
+        let key = new_key();
+        let revision = store.create(&key, b"live", hour()).await.unwrap();
+        store
+            .update(&key, b"over", passed(), revision)
+            .await
+            .unwrap();
+        assert_eq!(
+            value(&*store, &key).await,
+            None,
+            "update to a passed expiry"
+        );
+        assert_unknown(store.touch(&key, hour()).await, "touch after that update");
+
+        let key = new_key();
+        store.create(&key, b"live", hour()).await.unwrap();
+        store.touch(&key, passed()).await.unwrap();
+        assert_eq!(value(&*store, &key).await, None, "touch to a passed expiry");
+
+        let key = new_key();
+        store.create(&key, b"dead", passed()).await.unwrap();
+        assert_eq!(
+            value(&*store, &key).await,
+            None,
+            "create at a passed expiry"
+        );
+        // Absent, so the id is free.
+        store.create(&key, b"new", hour()).await.unwrap();
+        assert_eq!(value(&*store, &key).await.as_deref(), Some(&b"new"[..]));
     }
 
     pub async fn delete_expired_keeps_live_records(store: SharedStore) {
