@@ -71,7 +71,11 @@ async fn items(session: Session) -> Result<String, SessionError> {
 fn get(port: u16, path: &str, cookie: Option<&str>) -> String {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let cookie = cookie.map_or(String::new(), |c| format!("Cookie: {c}\r\n"));
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{cookie}\r\n").unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{cookie}\r\n"
+    )
+    .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     response
@@ -80,7 +84,11 @@ fn get(port: u16, path: &str, cookie: Option<&str>) -> String {
 /// Sends `GET path` with `cookie`, and hangs up before the answer can come.
 fn get_and_hang_up(port: u16, path: &str, cookie: &str) {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\nCookie: {cookie}\r\n\r\n").unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: test\r\nCookie: {cookie}\r\n\r\n"
+    )
+    .unwrap();
     std::thread::sleep(WRITE_DELAY / 3);
     drop(stream);
 }
