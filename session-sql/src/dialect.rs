@@ -160,7 +160,14 @@ impl Dialect {
             // MySQL cannot select from the table it deletes from, but has DELETE ... LIMIT;
             // PostgreSQL has no DELETE ... LIMIT.
             Self::MySql => format!("DELETE FROM {t} WHERE expires_at <= ? LIMIT ?"),
-            Self::Postgres | Self::Sqlite => format!(
+            // Checked on the deleted row too: PostgreSQL re-checks only that row's own
+            // conditions after waiting for its lock, so a row a create took over meanwhile
+            // would still match the subquery's older snapshot.
+            Self::Postgres => format!(
+                "DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE expires_at <= $1 \
+                 LIMIT $2) AND expires_at <= $1"
+            ),
+            Self::Sqlite => format!(
                 "DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE expires_at <= ? LIMIT ?)"
             ),
         };
@@ -212,7 +219,8 @@ impl Dialect {
 }
 
 impl Queries {
-    /// PostgreSQL's placeholders are `$1`, `$2`, ...
+    /// PostgreSQL's placeholders are `$1`, `$2`, ...; a statement written with them
+    /// already has no `?` and is left as it is.
     fn numbered(self) -> Self {
         let number = |sql: String| {
             let mut out = String::with_capacity(sql.len() + 8);
@@ -282,6 +290,16 @@ mod tests {
         );
         assert!(q.create_table[0].contains("id TEXT COLLATE \"C\" PRIMARY KEY"));
         assert!(q.add_user_key[0].contains("COLLATE \"C\""));
+    }
+
+    #[test]
+    fn postgres_cleanup_checks_the_row_it_deletes() {
+        let q = Dialect::Postgres.queries("sessions", None);
+        assert_eq!(
+            q.delete_expired,
+            "DELETE FROM \"sessions\" WHERE id IN (SELECT id FROM \"sessions\" \
+             WHERE expires_at <= $1 LIMIT $2) AND expires_at <= $1"
+        );
     }
 
     #[test]
