@@ -384,20 +384,28 @@ impl Dir {
     /// before it is renamed into place. Written in one `write`, and chmod-ed only when the
     /// umask took bits off the mode.
     pub(crate) fn write_temp(&self, contents: &[u8]) -> io::Result<TempFile<'_>> {
-        // Unique across processes (pid) and within one (counter); `create_new` below makes a
-        // stale file of the same name an error rather than a shared file.
+        // Unique across processes (pid) and within one (counter); `O_EXCL` below makes a
+        // file of the same name, left by a dead process with this pid or made by one with
+        // it in another pid namespace, a reason to take the next name rather than a shared
+        // file.
         static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let serial = NEXT.fetch_add(1, Ordering::Relaxed);
-        let temp = TempFile {
-            dir: self,
-            name: format!(".tmp-{}-{serial}", std::process::id()),
-            renamed: false,
+        let (temp, mut file) = loop {
+            let serial = NEXT.fetch_add(1, Ordering::Relaxed);
+            let name = format!(".tmp-{}-{serial}", std::process::id());
+            let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL;
+            match self.open(&name, flags, self.mode) {
+                Ok(file) => {
+                    let temp = TempFile {
+                        dir: self,
+                        name,
+                        renamed: false,
+                    };
+                    break (temp, file);
+                }
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e),
+            }
         };
-        let mut file = self.open(
-            &temp.name,
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL,
-            self.mode,
-        )?;
         if self.umask_strips_mode {
             file.set_permissions(fs::Permissions::from_mode(self.mode))?;
         }
@@ -514,7 +522,10 @@ impl Dir {
     pub(crate) fn remove(&self, name: &str) -> io::Result<bool> {
         match self.at(name, |path| Ok(rustix::fs::unlink(path)?)) {
             Ok(()) => Ok(true),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            // A directory there is not the store's, so it is no session and stays.
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::IsADirectory) => {
+                Ok(false)
+            }
             Err(e) => Err(e),
         }
     }

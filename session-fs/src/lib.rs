@@ -81,15 +81,15 @@
 //!   the process and an advisory `flock` on `.locks/NN` across processes, so two processes
 //!   sharing a directory cannot resurrect, overwrite or tear each other's sessions.
 //!   Reads take no lock; `rename` makes them see a whole old or a whole new file.
-//! - A touch of a session this process wrote since it last saw another process remove
-//!   anything in that stripe does not re-read the file's header to know it is live: each
-//!   stripe remembers the expiry of the sessions this process wrote, and its lock file
-//!   counts every process's removals. An update or conditional delete at the revision this
-//!   process last wrote does not re-read it either, as long as no other process has
-//!   written a session of that stripe since: the lock file also names the stripe's last
-//!   writer (see `locks` in the source for why). A file removed or edited by hand, not
-//!   through a store, can be written again by an update that comes before the next
-//!   delete of it; a read sees the change at once.
+//! - A touch of a session this process wrote, as long as no other process has removed,
+//!   written or touched a session of that stripe since, does not re-read the file's
+//!   header to know it is live: each stripe remembers the expiry of the sessions this
+//!   process wrote, and its lock file counts every process's removals and names the
+//!   stripe's last writer. An update or conditional delete at the revision this process
+//!   last wrote does not re-read it either, on the same condition (see `locks` in the
+//!   source for why). A file removed or edited by hand, not through a store, can be
+//!   written again by an update that comes before the next delete of it; a read sees the
+//!   change at once.
 //! - A new session needs no lock on Linux: its file is renamed into place with
 //!   `renameat2(RENAME_NOREPLACE)`, which fails if any file has the name, and only then
 //!   (a dead file to replace, or a filesystem without the flag) does the lock decide.
@@ -792,6 +792,8 @@ impl Inner {
         if !known && self.state(&name, now).map_err(io_error)? != FileState::Live {
             return Err(StoreError::UnknownId);
         }
+        // Other processes may remember an expiry this moves earlier: they must look again.
+        guard.before_write().map_err(io_error)?;
         let (offset, bytes) = Header::expiry_field(expires_at);
         let written = self
             .dir

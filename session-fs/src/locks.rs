@@ -7,29 +7,30 @@
 //! a `close` by path, on top of the write itself) is a large share of a file update's
 //! cost (measured in `docs/performance.md`). Yet the answer is almost always already
 //! known: this process wrote the session moments ago, and nothing can make a session stop
-//! being live but time (its expiry, which is remembered with it) and a removal (a delete,
-//! an eviction, the expired sessions' cleanup). Removals in this process forget what they
-//! remove. Removals in other processes are counted in the stripe's lock file, under the
-//! lock: a holder that finds the count moved since it last looked forgets everything it
-//! knew about the stripe and goes back to reading headers. Reading the count is one
-//! `pread` on a descriptor that is already open, with no path to walk.
+//! being live but time (its expiry, which is remembered with it), a removal (a delete,
+//! an eviction, the expired sessions' cleanup), and another process's write or touch that
+//! moves the expiry earlier. Removals in this process forget what they remove. Removals in
+//! other processes are counted in the stripe's lock file, under the lock: a holder that
+//! finds the count moved since it last looked forgets everything it knew about the stripe
+//! and goes back to reading headers. Reading the count is one `pread` on a descriptor that
+//! is already open, with no path to walk. Other processes' writes and touches are noticed
+//! by the writer token below, with the same effect.
 //!
 //! # Why a stripe remembers revisions, and who last wrote
 //! A conditional `update` or `delete_if_unchanged` must find the file still at the revision
 //! its caller loaded. The revision is in the file's header, so checking it is that same
 //! header read; each stripe therefore also remembers the revision this process last wrote
-//! for each session it knows. But another process's update changes a revision without
-//! removing anything, which the removal count does not show. So the lock file also names
-//! the last process that wrote a session file of the stripe: each process (each store, in
-//! fact) has a random token, and writes it there, under the lock, before a write of a
-//! session file whenever the file names someone else. A holder that reads its own token
-//! knows that nobody else has written in the stripe since its own last write there, so
-//! the revisions it remembers are still the files'. Otherwise it stops trusting every
-//! revision it remembers for the stripe (not the expiries: a write does not end a session)
-//! and reads the header. Reading the token costs nothing more: it is in the same `pread`
-//! as the count. A process alone on its directory writes its token once per stripe;
-//! processes that take turns on a stripe write theirs at each turn, and read headers at
-//! each turn too.
+//! for each session it knows. But another process's update changes a revision, and its
+//! update or touch an expiry, without removing anything, which the removal count does not
+//! show. So the lock file also names the last process that wrote or touched a session file
+//! of the stripe: each process (each store, in fact) has a random token, and writes it
+//! there, under the lock, before such a write whenever the file names someone else. A
+//! holder that reads its own token knows that nobody else has written in the stripe since
+//! its own last write there, so the revisions and expiries it remembers are still the
+//! files'. Otherwise it forgets everything it knew about the stripe and reads the
+//! headers. Reading the token costs nothing more: it is in the same `pread` as the count.
+//! A process alone on its directory writes its token once per stripe; processes that take
+//! turns on a stripe write theirs at each turn, and read headers at each turn too.
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
@@ -84,6 +85,9 @@ pub(crate) struct Stripe {
     /// in the stripe, or removed from it); an entry's revision counts only if it was
     /// remembered in the current epoch.
     epoch: u64,
+    /// How many times this process locked the stripe: a lock-free create that sees it
+    /// moved knows a holder may have removed or rewritten its new file already.
+    holds: u64,
     /// Session file names known to be live until a Unix millisecond, because this process
     /// created, updated or touched them and no removal has happened since.
     known: HashMap<Box<str>, Known>,
@@ -125,7 +129,8 @@ impl Drop for Guard<'_> {
     }
 }
 
-/// Where a lock-free create stood before its rename (see [`Locks::before_new`]).
+/// Where a lock-free create stood before its rename (see [`Locks::before_new`]): how many
+/// times the stripe had been locked.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Epoch(u64);
 
@@ -176,6 +181,7 @@ impl Locks {
                     removals,
                     writer,
                     epoch: 0,
+                    holds: 0,
                     known: HashMap::new(),
                 }))
             })
@@ -186,8 +192,9 @@ impl Locks {
     /// Locks the stripe of the session file `name`, against this process's threads and
     /// other processes.
     pub(crate) fn lock(&self, name: &str) -> io::Result<Guard<'_>> {
-        let stripe = self.stripe(name);
+        let mut stripe = self.stripe(name);
         stripe.file.lock()?;
+        stripe.holds = stripe.holds.wrapping_add(1);
         Ok(Guard {
             stripe,
             caught_up: false,
@@ -197,15 +204,16 @@ impl Locks {
     /// Where the stripe of `name` stands, taken before a lock-free create renames its
     /// file into place, for [`Locks::remember_new`].
     pub(crate) fn before_new(&self, name: &str) -> Epoch {
-        Epoch(self.stripe(name).epoch)
+        Epoch(self.stripe(name).holds)
     }
 
     /// Remembers that this process just made `name` live until `expires_at` (Unix ms) at
     /// `revision` without the stripe's file lock: for a new session, renamed into a free
-    /// name. Only the mutex is taken. If the stripe caught up with another process since
-    /// `before` (taken before the rename), that process may have removed or rewritten the
-    /// new file already, so nothing is remembered; a change not caught up with yet is
-    /// still noticed by the next holder of the lock, which then stops trusting this too.
+    /// name. Only the mutex is taken. If the stripe was locked since `before` (taken
+    /// before the rename), that holder, or another process it caught up with, may have
+    /// removed or rewritten the new file already, so nothing is remembered; another
+    /// process's change not caught up with yet is still noticed by the next holder of the
+    /// lock, which then stops trusting this too.
     pub(crate) fn remember_new(
         &self,
         name: &str,
@@ -214,7 +222,7 @@ impl Locks {
         before: Epoch,
     ) {
         let mut stripe = self.stripe(name);
-        if stripe.epoch == before.0 {
+        if stripe.holds == before.0 {
             stripe.remember(name, expires_at, Some(revision));
         }
     }
@@ -253,7 +261,7 @@ impl Guard<'_> {
     }
 
     /// Names this store as the stripe's last writer in the lock file, if it is not yet;
-    /// call it before a write of a session file that can change its revision.
+    /// call it before a write of a session file that can change its revision or expiry.
     pub(crate) fn before_write(&mut self) -> io::Result<()> {
         self.catch_up()?;
         let stripe = &mut *self.stripe;
@@ -296,23 +304,21 @@ impl Guard<'_> {
     }
 
     /// Reads the lock file's removal count and writer, once per hold, and forgets what
-    /// another process may have made stale: everything if it removed a file, every
-    /// revision if it (or anyone but this store) was the last to write one.
+    /// another process may have made stale: everything, if it removed a file or if it (or
+    /// anyone but this store) was the last to write or touch one.
     fn catch_up(&mut self) -> io::Result<()> {
         if self.caught_up {
             return Ok(());
         }
         let stripe = &mut *self.stripe;
         let (removals, writer) = read_counts(&stripe.file)?;
-        if removals != stripe.removals {
+        // Not only when the writer changed: the same other process may have written again,
+        // and its write or touch may have moved an expiry earlier, not only a revision on.
+        if removals != stripe.removals || writer != stripe.token {
             stripe.known.clear();
-            stripe.removals = removals;
             stripe.epoch = stripe.epoch.wrapping_add(1);
         }
-        // Not only when the writer changed: the same other process may have written again.
-        if writer != stripe.token {
-            stripe.epoch = stripe.epoch.wrapping_add(1);
-        }
+        stripe.removals = removals;
         stripe.writer = writer;
         self.caught_up = true;
         Ok(())
