@@ -17,11 +17,15 @@ use std::os::unix::fs::{
 };
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime};
 
 use rustix::fs::{FileType, Mode, OFlags};
 
 use crate::error::{ExposedDirectory, FileStoreError, OpenStep};
 use crate::layout::{is_session_file, Header, HEADER_LEN};
+
+/// The start of a temporary file's name, which no session file has.
+const TEMP_PREFIX: &str = ".tmp-";
 
 /// `O_NOFOLLOW`: a symbolic link put in the directory is never read, written or created
 /// through.
@@ -318,6 +322,37 @@ impl Dir {
         Ok(())
     }
 
+    /// Removes the temporary files last changed more than `age` before `now`: a write's
+    /// own lives only from its open to its rename, so an old one was left by a process that
+    /// died in between. Returns how many it removed; other entries are left alone.
+    pub(crate) fn remove_stale_temps(&self, age: Duration, now: SystemTime) -> io::Result<u64> {
+        let mut removed = 0;
+        for entry in fs::read_dir(&self.path)? {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            let name = entry.file_name();
+            let Some(name) = name.to_str().filter(|n| n.starts_with(TEMP_PREFIX)) else {
+                continue;
+            };
+            // Not followed through a link: the entry itself must be a regular file.
+            let Ok(metadata) = entry.metadata() else {
+                continue;
+            };
+            let stale = metadata
+                .modified()
+                .ok()
+                .and_then(|changed| now.duration_since(changed).ok())
+                .is_some_and(|since| since > age);
+            if metadata.is_file() && stale && self.remove(name)? {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// The header and record of the session file `name`. The header into its own buffer
     /// and the record into its `Vec`, by one `readv`, so the record is never moved.
     pub(crate) fn read_session(&self, name: &str) -> io::Result<Stored> {
@@ -391,7 +426,7 @@ impl Dir {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let (temp, mut file) = loop {
             let serial = NEXT.fetch_add(1, Ordering::Relaxed);
-            let name = format!(".tmp-{}-{serial}", std::process::id());
+            let name = format!("{TEMP_PREFIX}{}-{serial}", std::process::id());
             let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL;
             match self.open(&name, flags, self.mode) {
                 Ok(file) => {

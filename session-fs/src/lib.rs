@@ -25,7 +25,8 @@
 //!
 //! Nothing removes the file of an expired session by itself (a session read after it
 //! expired is absent all the same): [`FileStore::spawn_cleanup`] removes them
-//! periodically, as `SqlStore::spawn_cleanup` does for rows.
+//! periodically, as `SqlStore::spawn_cleanup` does for rows, together with the temporary
+//! files of writes a crashed process never finished (once they are an hour old).
 //!
 //! # Default
 //! The directory is created if missing, private to the server's user (0700), and each
@@ -58,7 +59,7 @@
 //! | `delete_if_unchanged` | lock; the header's revision and expiry, unless known; `unlink` |
 //! | `touch` | lock; the header's expiry, unless known; an 8-byte `pwrite` of the expiry |
 //! | `delete` | lock; `unlink` |
-//! | `delete_expired` | directory scan, header reads; lock and `unlink` per expired file; then each user's index, a header read per entry |
+//! | `delete_expired` | directory scan, header reads; lock and `unlink` per expired file; then each user's index, a header read per entry; then `unlink` of temporary files an hour old |
 //! | `create_bound` | lock; the index entry (an empty file); then as `create` |
 //! | `unbind` | `unlink` of the index entry; `rmdir` of the user's index once empty |
 //! | `list_bound` | the user's index read; `open`, `readv`, `close` per entry; lock and `unlink` per entry pruned |
@@ -177,6 +178,10 @@ const BACKEND: &str = "file";
 
 /// Files are removed in batches of this many between re-reads of the directory listing.
 const DELETE_BATCH: usize = 1000;
+
+/// How old a temporary file is before the cleanup takes it for one a crashed write left:
+/// far longer than any write takes from its open to its rename.
+const STALE_TEMP_AGE: Duration = Duration::from_secs(3600);
 
 /// Which thread runs a [`FileStore`]'s file I/O; see [`FileStoreBuilder::io_thread`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -866,11 +871,14 @@ impl Inner {
         ))
     }
 
-    /// Removes expired session files, then prunes the users' indexes; returns how many
-    /// session files it removed.
+    /// Removes expired session files, then prunes the users' indexes and removes the
+    /// temporary files of writes that never finished; returns how many session files it
+    /// removed.
     fn delete_expired(&self) -> io::Result<u64> {
         let removed = self.delete_expired_files()?;
         self.prune_indexes()?;
+        self.dir
+            .remove_stale_temps(STALE_TEMP_AGE, SystemTime::now())?;
         Ok(removed)
     }
 
