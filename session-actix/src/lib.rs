@@ -41,7 +41,9 @@
 //!   never changed: it is touched at most once per refresh threshold, and its permanent
 //!   cookie sent again as often, with a conditional write of the unchanged record so that
 //!   a late response never undoes another request's login or logout; an empty one is not
-//!   stored and gets no cookie; nothing is written when the handler answered 5xx;
+//!   stored and gets no cookie; nothing is written when the handler answered 5xx; an
+//!   error from a middleware inside this one is an answer like a handler's (its 4xx keeps
+//!   the session's changes);
 //! - every response whose handler read the session carries `Vary: Cookie`;
 //! - a store failure is logged and answered with 503 (configurable); a failure of this
 //!   process (encoding the session, drawing a random id) with 500.

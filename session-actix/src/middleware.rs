@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform};
-use actix_web::http::header::{HeaderValue, COOKIE, SET_COOKIE, USER_AGENT, VARY};
+use actix_web::error::InternalError;
+use actix_web::http::header::{HeaderMap, HeaderValue, COOKIE, SET_COOKIE, USER_AGENT, VARY};
 use actix_web::http::StatusCode;
-use actix_web::{HttpMessage as _, ResponseError as _};
+use actix_web::{HttpMessage as _, HttpResponse, ResponseError as _};
 use session_core::adapter::{CookieUpdate, SessionManager};
 use session_core::{
     Codec, Config, ConfigBuilder, ConfigError, Device, DeviceInfo, KeyScheme, Keyring, SameSite,
@@ -253,47 +254,93 @@ where
         let response = self.service.call(req);
 
         Box::pin(async move {
-            let mut response = response.await?;
-            let Some(state) = session.take_loaded() else {
+            let result = response.await;
+            let Some(state) = session.finish() else {
                 // The handler never asked for the session: nothing to vary on or write.
-                return Ok(response.map_into_left_body());
+                return result.map(ServiceResponse::map_into_left_body);
             };
-            add_vary_cookie(response.headers_mut());
-            if response.status().is_server_error() {
-                return Ok(response.map_into_left_body());
-            }
-            let manager = session.manager();
-            match manager.save(state).await {
-                Ok(CookieUpdate::Keep) => {}
+            // An inner service's `Err` becomes the response actix-web would send for it,
+            // so that its 4xx keeps the session's changes and varies on the cookie as a
+            // handler's does.
+            let mut answer = match result {
+                Ok(response) => Answer::Response(response),
+                Err(error) => {
+                    let response = Box::new(error.error_response());
+                    Answer::Error(error, response)
+                }
+            };
+            let saved = if answer.status().is_server_error() {
+                Ok(CookieUpdate::Keep)
+            } else {
+                session.manager().save(state).await
+            };
+            add_vary_cookie(answer.headers_mut());
+            let source = match saved {
+                Ok(CookieUpdate::Keep) => return answer.into_service_result(),
                 Ok(CookieUpdate::Set(header) | CookieUpdate::Remove(header)) => {
                     match HeaderValue::try_from(header) {
                         Ok(value) => {
-                            response.headers_mut().append(SET_COOKIE, value);
+                            answer.headers_mut().append(SET_COOKIE, value);
                         }
                         Err(error) => tracing::error!(%error, "unencodable Set-Cookie header"),
                     }
+                    return answer.into_service_result();
                 }
-                Err(source) => {
-                    let backend = manager.store().backend();
-                    let error = SessionError::manager_failed(
-                        backend,
-                        source,
-                        session.error_status(),
-                        "saving",
-                    );
-                    let mut failure = error.error_response();
-                    add_vary_cookie(failure.headers_mut());
+                Err(source) => source,
+            };
+            let backend = session.manager().store().backend();
+            let error =
+                SessionError::manager_failed(backend, source, session.error_status(), "saving");
+            let mut failure = error.error_response();
+            add_vary_cookie(failure.headers_mut());
+            match answer {
+                Answer::Response(response) => {
                     let (request, _) = response.into_parts();
-                    return Ok(ServiceResponse::new(request, failure).map_into_right_body());
+                    Ok(ServiceResponse::new(request, failure).map_into_right_body())
                 }
+                Answer::Error(..) => Err(InternalError::from_response(error, failure).into()),
             }
-            Ok(response.map_into_left_body())
         })
     }
 }
 
+/// What the services inside the middleware answered.
+enum Answer<B> {
+    Response(ServiceResponse<B>),
+    /// An error, with the response actix-web makes of it (boxed: rare, and the future
+    /// that holds it must stay small).
+    Error(actix_web::Error, Box<HttpResponse>),
+}
+
+impl<B> Answer<B> {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::Response(response) => response.status(),
+            Self::Error(_, response) => response.status(),
+        }
+    }
+
+    fn headers_mut(&mut self) -> &mut HeaderMap {
+        match self {
+            Self::Response(response) => response.headers_mut(),
+            Self::Error(_, response) => response.headers_mut(),
+        }
+    }
+
+    /// The answer to pass on: an error keeps its cause, with the session's headers in the
+    /// response made of it.
+    fn into_service_result(self) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+        match self {
+            Self::Response(response) => Ok(response.map_into_left_body()),
+            Self::Error(error, response) => {
+                Err(InternalError::from_response(error, *response).into())
+            }
+        }
+    }
+}
+
 /// Responses that depend on the session must not be cached across users.
-fn add_vary_cookie(headers: &mut actix_web::http::header::HeaderMap) {
+fn add_vary_cookie(headers: &mut HeaderMap) {
     let already = headers.get_all(VARY).any(|value| {
         value.to_str().is_ok_and(|v| {
             v.split(',').any(|item| {

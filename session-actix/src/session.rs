@@ -1,9 +1,10 @@
 //! The `Session` extractor and the per-request state it shares with the middleware.
 
-use std::cell::RefCell;
-use std::future::{ready, Future};
+use std::cell::{Cell, RefCell};
+use std::future::{poll_fn, ready, Future};
 use std::pin::Pin;
 use std::rc::Rc;
+use std::task::{Poll, Waker};
 
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
@@ -24,7 +25,11 @@ pub(crate) struct RequestSession {
     /// `None` until a handler first extracts the session (lazy loading), and again after
     /// the middleware has taken it for write-back.
     state: RefCell<Option<SessionState>>,
-    loaded: std::cell::Cell<bool>,
+    loaded: Cell<bool>,
+    /// An extraction is reading the store; the others of this request wait for it.
+    loading: Cell<bool>,
+    /// The extractions waiting for that read.
+    waiting: RefCell<Vec<Waker>>,
     /// The browser, read by the middleware only when the configuration keeps it.
     device: Option<Device>,
 }
@@ -41,7 +46,9 @@ impl RequestSession {
             cookie,
             error_status,
             state: RefCell::new(None),
-            loaded: std::cell::Cell::new(false),
+            loaded: Cell::new(false),
+            loading: Cell::new(false),
+            waiting: RefCell::new(Vec::new()),
             device,
         }
     }
@@ -63,18 +70,34 @@ impl RequestSession {
         self.error_status
     }
 
-    /// The state, if a handler loaded it; `None` means the session was never touched.
-    pub(crate) fn take_loaded(&self) -> Option<SessionState> {
+    /// Ends the session's use by this request: the state, if a handler loaded it (`None`
+    /// means the session was never touched). A load that finishes later, or an extraction
+    /// from a request kept past its response, then sees `Finished` instead of a session
+    /// whose changes nothing would write.
+    pub(crate) fn finish(&self) -> Option<SessionState> {
+        self.loaded.set(true);
         self.state.borrow_mut().take()
     }
 
     async fn ensure_loaded(&self) -> Result<(), SessionError> {
+        // Extractors of one request are polled together: one reads the store, the others
+        // take its session, or read again themselves if it failed or was dropped.
+        poll_fn(|cx| {
+            if self.loading.get() && !self.loaded.get() {
+                self.waiting.borrow_mut().push(cx.waker().clone());
+                Poll::Pending
+            } else {
+                Poll::Ready(())
+            }
+        })
+        .await;
         if self.loaded.get() {
             return Ok(());
         }
+        let _loading = Loading::start(self);
         match self.manager.load(self.cookie.clone()).await {
             Ok(state) => {
-                // Two extractors may race in one request; the first load wins.
+                // After the response the session is finished: the state would be lost.
                 if !self.loaded.replace(true) {
                     *self.state.borrow_mut() = Some(state);
                 }
@@ -86,6 +109,26 @@ impl RequestSession {
                 self.error_status,
                 "loading",
             )),
+        }
+    }
+}
+
+/// A store read under way for a request's session; when it ends, however it ends, the
+/// extractions waiting for it go on.
+struct Loading<'a>(&'a RequestSession);
+
+impl<'a> Loading<'a> {
+    fn start(session: &'a RequestSession) -> Self {
+        session.loading.set(true);
+        Self(session)
+    }
+}
+
+impl Drop for Loading<'_> {
+    fn drop(&mut self) {
+        self.0.loading.set(false);
+        for waker in self.0.waiting.take() {
+            waker.wake();
         }
     }
 }
@@ -194,19 +237,13 @@ impl Session {
         self.write(|state| state.remove(key))
     }
 
-    /// Removes `key` and returns its value as a `T`.
+    /// Removes `key` and returns its value as a `T`; an error, and nothing removed, if the
+    /// value is not a `T`.
     pub fn remove_as<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
-        let value = self.remove(key)?;
-        value
-            .map(|value| {
-                T::deserialize(value).map_err(|source| {
-                    SessionError::Value(session_core::ValueError::Deserialize {
-                        key: key.to_owned(),
-                        source: source.into(),
-                    })
-                })
-            })
-            .transpose()
+        // Read before removing, so that a refused value stays, as `take_value` leaves it.
+        let value = self.get::<T>(key)?;
+        self.remove(key)?;
+        Ok(value)
     }
 
     /// The application's `T`, kept under [`SessionValue::KEY`], or `T::default()` when the
