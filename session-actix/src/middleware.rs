@@ -176,14 +176,22 @@ impl SessionMiddlewareBuilder {
         device_info(device_info: DeviceInfo);
     }
 
-    /// The status answered when the store fails (default 503 Service Unavailable).
+    /// The status answered when the store fails (default 503 Service Unavailable); it
+    /// must be 4xx or 5xx, which [`build`](Self::build) checks.
     pub fn error_status(mut self, status: StatusCode) -> Self {
         self.error_status = status;
         self
     }
 
     /// Checks the configuration.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] for a setting that cannot work, including an
+    /// [`error_status`](Self::error_status) that is not 4xx or 5xx.
     pub fn build(self) -> Result<SessionMiddleware, ConfigError> {
+        if !(self.error_status.is_client_error() || self.error_status.is_server_error()) {
+            return Err(ConfigError::ErrorStatus(self.error_status.as_u16()));
+        }
         let config = self.config.build()?;
         Ok(SessionMiddleware {
             manager: SessionManager::new(self.store, config),

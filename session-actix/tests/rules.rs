@@ -14,7 +14,7 @@ use actix_web::http::StatusCode;
 use actix_web::test::{self, TestRequest};
 use actix_web::{web, App, HttpResponse};
 use session_actix::{Session, SessionError, SessionMiddleware, SessionMiddlewareBuilder};
-use session_core::{IdLength, Keyring, MemoryStore, SessionId};
+use session_core::{ConfigError, IdLength, Keyring, MemoryStore, SessionId};
 use session_fs::FileStore;
 use session_testkit::CountingStore;
 
@@ -577,6 +577,31 @@ async fn a_store_failure_answers_503_and_is_configurable() {
     std::fs::remove_file(&dir).unwrap();
     std::fs::rename(dir.with_extension("moved"), &dir).unwrap();
     assert_eq!(get(&app503, "/read", Some(&cookie)).await.body, "1");
+}
+
+#[test]
+fn an_error_status_that_is_no_error_is_refused_at_build() {
+    let store = memory_store();
+    for status in [
+        StatusCode::OK,
+        StatusCode::SWITCHING_PROTOCOLS,
+        StatusCode::NOT_MODIFIED,
+    ] {
+        let built = builder(&store).error_status(status).build();
+        assert!(
+            matches!(built, Err(ConfigError::ErrorStatus(code)) if code == status.as_u16()),
+            "{status}: {built:?}"
+        );
+    }
+    for status in [
+        StatusCode::TOO_MANY_REQUESTS,
+        StatusCode::INTERNAL_SERVER_ERROR,
+    ] {
+        assert!(
+            builder(&store).error_status(status).build().is_ok(),
+            "{status}"
+        );
+    }
 }
 
 #[actix_web::test]

@@ -94,6 +94,10 @@ pub enum ConfigError {
         max = Config::MAX_KEY_PREFIX_LEN
     )]
     KeyPrefixTooLong(usize),
+    /// The HTTP status an adapter answers when the store fails is not an error status
+    /// (4xx or 5xx): a browser would take the failed request for a success or a redirect.
+    #[error("the status answered when the store fails must be 4xx or 5xx, not {0}")]
+    ErrorStatus(u16),
 }
 
 /// Everything a [`SessionManager`](crate::adapter::SessionManager) needs besides the store.
