@@ -27,6 +27,7 @@ use redis::aio::MultiplexedConnection;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, Slot, SlotAddr};
 use redis::{Cmd, FromRedisValue, Pipeline, RedisError, RedisResult};
+use tokio::runtime::{self, Handle};
 use tokio::sync::Notify;
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -185,35 +186,48 @@ async fn watch(health: Weak<Health>, timeout: Duration) {
     }
 }
 
-thread_local! {
-    /// This thread's connections, by store. A handful of entries at most: a linear scan
-    /// beats hashing.
-    static CONNECTIONS: RefCell<Vec<(u64, Connection)>> = const { RefCell::new(Vec::new()) };
+/// The runtime a connection was opened on, which drives it: a call on another runtime (one
+/// that replaced it on this thread, or one that takes turns with it) needs a connection of
+/// its own.
+fn current_runtime() -> Option<runtime::Id> {
+    Handle::try_current().ok().map(|runtime| runtime.id())
 }
 
-/// This thread's connection for store `store`, if it has one that is not hung.
+thread_local! {
+    /// This thread's connections, by store, with the runtime that opened each. A handful of
+    /// entries at most: a linear scan beats hashing.
+    static CONNECTIONS: RefCell<Vec<(u64, Option<runtime::Id>, Connection)>> =
+        const { RefCell::new(Vec::new()) };
+}
+
+/// This thread's connection for store `store`, if it has one that is not hung and was
+/// opened on the current runtime.
 pub(crate) fn cached(store: u64) -> Option<Connection> {
+    let runtime = current_runtime();
     CONNECTIONS.with_borrow_mut(|connections| {
-        let index = connections.iter().position(|(id, _)| *id == store)?;
-        if connections[index].1.is_hung() {
+        let index = connections.iter().position(|(id, ..)| *id == store)?;
+        let (_, opened_on, connection) = &connections[index];
+        if connection.is_hung() || *opened_on != runtime {
             connections.swap_remove(index);
             return None;
         }
-        Some(connections[index].1.clone())
+        Some(connection.clone())
     })
 }
 
-/// Keeps `connection` as this thread's connection for `store`.
+/// Keeps `connection`, opened on the current runtime, as this thread's connection for
+/// `store`.
 pub(crate) fn remember(store: u64, connection: Connection) {
+    let runtime = current_runtime();
     CONNECTIONS.with_borrow_mut(|connections| {
-        connections.retain(|(id, _)| *id != store);
-        connections.push((store, connection));
+        connections.retain(|(id, ..)| *id != store);
+        connections.push((store, runtime, connection));
     });
 }
 
 /// Drops this thread's connection for `store`, so the next call reconnects.
 pub(crate) fn forget(store: u64) {
-    CONNECTIONS.with_borrow_mut(|connections| connections.retain(|(id, _)| *id != store));
+    CONNECTIONS.with_borrow_mut(|connections| connections.retain(|(id, ..)| *id != store));
 }
 
 #[cfg(test)]
