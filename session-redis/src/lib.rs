@@ -88,7 +88,7 @@
 //! one; `touch` and `load_and_touch` leave the value, and so the revision, alone. A value
 //! whose first 16 bytes are not all lowercase hex digits is not a record this store wrote:
 //! it loads as absent, and an update or a conditional delete of it is `UnknownId` and
-//! leaves it as it is.
+//! leaves it as it is. So is a key of another type than a string, which listings skip.
 //!
 //! # Conditional writes
 //! A request writes its session back with `update_loaded`, handing the store the record it
@@ -126,7 +126,8 @@
 //!
 //! # Connections
 //! Each thread that uses the store gets its own multiplexed connection (or cluster
-//! connection), opened on first use and driven by that thread's runtime. actix-web runs one
+//! connection), opened on first use and driven by that thread's runtime (a thread that
+//! runs another runtime later opens another connection). actix-web runs one
 //! single-threaded runtime per worker, so every worker talks to Redis directly, with no
 //! hop to another thread per request. A connection that fails (Redis restarted, say) is
 //! dropped and the next call opens a new one. While Redis is down, calls fail at once (or
@@ -533,6 +534,11 @@ fn is_noscript(error: &RedisError) -> bool {
     error.kind() == ErrorKind::Server(ServerErrorKind::NoScript)
 }
 
+/// Whether the key holds another type than a string: not a record of this store.
+fn is_wrong_type(error: &RedisError) -> bool {
+    error.code() == Some("WRONGTYPE")
+}
+
 /// Whether a server refused a command for an option it does not know, as servers without
 /// `SET ... IFEQ` answer it.
 fn is_unknown_option(error: &RedisError) -> bool {
@@ -557,13 +563,28 @@ impl RedisStore {
     /// server: `Ok` if it wrote or deleted.
     async fn if_unchanged(&self, command: &Cmd) -> Result<(), StoreError> {
         let mut connection = self.connection().await?;
-        match connection.query::<Value>(command).await {
-            Ok(reply) => answer(reply),
+        let reply = match connection.query::<Value>(command).await {
             // Boxed: the fallback is rare, and its future would otherwise enlarge every
             // conditional write's.
             Err(error) if is_noscript(&error) => {
-                answer(Box::pin(self.query(&eval(command))).await?)
+                Box::pin(connection.query::<Value>(&eval(command))).await
             }
+            reply => reply,
+        };
+        match reply {
+            Ok(reply) => answer(reply),
+            Err(error) if is_wrong_type(&error) => Err(StoreError::UnknownId),
+            Err(error) => Err(self.failed(error)),
+        }
+    }
+
+    /// Sends a `GET` or a `GETEX`: the stored value, with a key of another type absent, as
+    /// this store never writes one.
+    async fn query_value(&self, command: &Cmd) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut connection = self.connection().await?;
+        match connection.query(command).await {
+            Ok(value) => Ok(value),
+            Err(error) if is_wrong_type(&error) => Ok(None),
             Err(error) => Err(self.failed(error)),
         }
     }
@@ -595,8 +616,7 @@ impl Store for RedisStore {
     }
 
     async fn load(&self, key: &StoreKey) -> Result<Option<Loaded>, StoreError> {
-        let command = command("GET", key, 0, 0);
-        let value: Option<Vec<u8>> = self.query(&command).await?;
+        let value = self.query_value(&command("GET", key, 0, 0)).await?;
         Ok(value.and_then(unframe))
     }
 
@@ -611,7 +631,7 @@ impl Store for RedisStore {
     ) -> Result<Option<Loaded>, StoreError> {
         let mut command = command("GETEX", key, 2, "PXAT".len() + TIMESTAMP_LEN);
         command.arg("PXAT").arg(pxat(expires_at));
-        let value: Option<Vec<u8>> = self.query(&command).await?;
+        let value = self.query_value(&command).await?;
         Ok(value
             .and_then(unframe)
             .map(|loaded| loaded.with_expiry(expires_at)))
@@ -667,6 +687,7 @@ impl Store for RedisStore {
                 Some(current) => Err(StoreError::conflict_with(current)),
                 None => Err(StoreError::UnknownId),
             },
+            Err(error) if is_wrong_type(&error) => Err(StoreError::UnknownId),
             // Refused, so nothing was written: the script does this write.
             Err(error) if matches!(error.kind(), ErrorKind::Server(_)) => {
                 let first =

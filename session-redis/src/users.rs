@@ -6,13 +6,13 @@ use std::time::{Duration, SystemTime};
 
 use futures_util::future::try_join_all;
 use redis::cluster_routing::Slot;
-use redis::{Cmd, FromRedisValue, Pipeline, Value};
+use redis::{Cmd, FromRedisValue, Pipeline, RedisResult, Value};
 use session_core::store::{
     is_session_key, Listed, Revision, ScanCursor, ScanPage, StoreError, StoreKey, UserKey,
 };
 
 use crate::target::Target;
-use crate::{create, unframe, RedisStore, BACKEND};
+use crate::{create, is_wrong_type, unframe, RedisStore, BACKEND};
 
 /// How many keys a `SCAN` step of `count` looks at, at most, unless a page asks for more.
 const SCAN_COUNT: usize = 1000;
@@ -74,8 +74,8 @@ enum Found {
     Live(Listed),
     /// Nothing: deleted or expired.
     Gone(String),
-    /// A value this store did not write (no revision in front, or no expiry): not a
-    /// session, and left alone.
+    /// A value this store did not write (no revision in front, no expiry, not a string):
+    /// not a session, and left alone.
     Other,
 }
 
@@ -96,9 +96,11 @@ fn index_command(name: &str, user: &UserKey, key: &StoreKey) -> Cmd {
     command
 }
 
-/// `GET key` and `PTTL key` for each key: its value and remaining lifetime, untouched.
+/// `GET key` and `PTTL key` for each key: its value and remaining lifetime, untouched. A
+/// `GET` refused is answered in its place, so that a key of another type spoils no other.
 fn value_and_ttl(keys: &[String]) -> Pipeline {
     let mut pipeline = Pipeline::with_capacity(2 * keys.len());
+    pipeline.ignore_errors();
     for key in keys {
         pipeline.cmd("GET").arg(key).cmd("PTTL").arg(key);
     }
@@ -320,7 +322,7 @@ impl RedisStore {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let replies: Vec<(Option<Vec<u8>>, i64)> = if self.is_cluster() {
+        let replies: Vec<(RedisResult<Option<Vec<u8>>>, i64)> = if self.is_cluster() {
             let connection = self.connection().await?;
             let reads = keys.iter().map(|key| {
                 let mut connection = connection.clone();
@@ -332,11 +334,14 @@ impl RedisStore {
             self.query_pipeline(&value_and_ttl(&keys)).await?
         };
         let now = SystemTime::now();
-        Ok(keys
-            .into_iter()
+        keys.into_iter()
             .zip(replies)
-            .map(|(key, (value, ttl))| found(key, value, ttl, now))
-            .collect())
+            .map(|(key, (value, ttl))| match value {
+                Ok(value) => Ok(found(key, value, ttl, now)),
+                Err(error) if is_wrong_type(&error) => Ok(Found::Other),
+                Err(error) => Err(self.failed(error)),
+            })
+            .collect()
     }
 
     /// The nodes a scan visits, in order: the server, or each master of a cluster (one
