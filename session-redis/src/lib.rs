@@ -31,8 +31,8 @@
 //! | `load` | `GET key` | nil = absent |
 //! | `load_and_touch` (refresh on read) | `GETEX key PXAT ms` | nil = absent |
 //! | `create` | `SET key <rev><value> NX PXAT ms` | nil = `DuplicateId` |
-//! | `update_loaded` (how a request writes back) | `SET key <rev+1><value> IFEQ <rev><loaded value> GET PXAT ms`, or `update`'s script on a server without `IFEQ` | the loaded value = written; another bulk = `Conflict`; nil, confirmed by a `GET key` (some servers answer nil for a refused write too) = `UnknownId` |
-//! | `update` | `EVALSHA <sha1> 1 key <rev> <rev+1><value> ms` | nil = `UnknownId`; bulk = `Conflict` |
+//! | `update_loaded` (how a request writes back) | `SET key <new rev><value> IFEQ <rev><loaded value> GET PXAT ms`, or `update`'s script on a server without `IFEQ` | the loaded value, or this write's own = written; another bulk = `Conflict`; nil, confirmed by a `GET key` (some servers answer nil for a refused write too) = `UnknownId` |
+//! | `update` | `EVALSHA <sha1> 1 key <rev> <new rev><value> ms` | nil = `UnknownId`; this write's own value = written; another bulk = `Conflict` |
 //! | `touch` | `PEXPIREAT key ms` | 0 = `UnknownId` |
 //! | `delete` | `DEL key` | |
 //! | `delete_if_unchanged` | `EVALSHA <sha1> 1 key <rev>` | nil = `UnknownId`; bulk = `Conflict` |
@@ -42,10 +42,13 @@
 //! | `count` | `SCAN <cursor> MATCH <prefix>* COUNT 1000` until the cursor is 0, on each master | |
 //! | `scan` | `SCAN` steps, then `GET key` and `PTTL key` per key found | |
 //!
-//! `<rev>` is a revision as 16 hex digits (`create` writes 1, `update` the next one). An
+//! `<rev>` is a revision as 16 hex digits (`create` writes 1, an update a random one). An
 //! `update` never creates a record, so a deleted session is never brought back; a
 //! `Conflict` carries the current record (the bulk string), read by the same command (see
-//! below).
+//! below). An update's revision is random rather than the next number so that a write the
+//! cluster client sends again after a dropped connection lost its reply (it retries such
+//! commands) recognizes its own record, instead of taking it for another request's and
+//! merging its changes into it a second time (an `update` closure run twice).
 //!
 //! Keys are `<prefix><SHA-256 of the id>` (`session:` by default; see
 //! `session_core::store::KeyScheme`), so `redis-cli --scan --pattern 'session:*'` lists
@@ -145,6 +148,8 @@ mod connection;
 mod target;
 mod users;
 
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -494,6 +499,21 @@ impl Framed<'_> {
     }
 }
 
+/// The revision of the next write of a record now at `current`: drawn at random, not
+/// counted on from it, so that a write the cluster client sent again after losing its
+/// reply (it retries on a dropped connection) finds its own record, not one another
+/// request wrote at the same count, and is not merged into itself a second time.
+fn fresh_revision(current: Revision) -> Revision {
+    loop {
+        // Each `RandomState` has keys of its own (seeded from the operating system once per
+        // thread, then stepped), so each hashes nothing to another number.
+        let number = RandomState::new().hash_one(());
+        if number != 0 && number != current.get() {
+            return Revision::new(number);
+        }
+    }
+}
+
 /// A revision as 16 lowercase hex digits.
 fn hex(revision: Revision) -> [u8; REVISION_LEN] {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -560,8 +580,9 @@ fn pxat(at: SystemTime) -> u64 {
 
 impl RedisStore {
     /// Runs the conditional-write script (`command`, from [`if_unchanged`]) on the key's
-    /// server: `Ok` if it wrote or deleted.
-    async fn if_unchanged(&self, command: &Cmd) -> Result<(), StoreError> {
+    /// server: `Ok` if it wrote or deleted, or if the key holds `own`, the value this very
+    /// command writes (a command sent again after its reply was lost).
+    async fn if_unchanged(&self, command: &Cmd, own: Option<Framed<'_>>) -> Result<(), StoreError> {
         let mut connection = self.connection().await?;
         let reply = match connection.query::<Value>(command).await {
             // Boxed: the fallback is rare, and its future would otherwise enlarge every
@@ -572,7 +593,7 @@ impl RedisStore {
             reply => reply,
         };
         match reply {
-            Ok(reply) => answer(reply),
+            Ok(reply) => answer(reply, own),
             Err(error) if is_wrong_type(&error) => Err(StoreError::UnknownId),
             Err(error) => Err(self.failed(error)),
         }
@@ -590,11 +611,13 @@ impl RedisStore {
     }
 }
 
-/// What the conditional-write script's reply means.
-fn answer(reply: Value) -> Result<(), StoreError> {
+/// What the conditional-write script's reply means, for a write of `own` (none for a
+/// delete): the key already holding `own` is this write, done by an earlier send.
+fn answer(reply: Value, own: Option<Framed<'_>>) -> Result<(), StoreError> {
     match reply {
         Value::Okay | Value::Int(1) => Ok(()),
         Value::Nil | Value::Int(0) => Err(StoreError::UnknownId),
+        Value::BulkString(current) if own.is_some_and(|own| own.is(&current)) => Ok(()),
         Value::BulkString(current) => Err(refused(current)),
         _ => Err(StoreError::backend(BACKEND, UnexpectedReply)),
     }
@@ -657,9 +680,10 @@ impl Store for RedisStore {
         at: SystemTime,
         revision: Revision,
     ) -> Result<Revision, StoreError> {
-        let next = revision.next();
-        let command = if_unchanged(key, revision, Some((Framed(next, value), at)));
-        self.if_unchanged(&command).await?;
+        let next = fresh_revision(revision);
+        let own = Framed(next, value);
+        let command = if_unchanged(key, revision, Some((own, at)));
+        self.if_unchanged(&command, Some(own)).await?;
         Ok(next)
     }
 
@@ -674,16 +698,20 @@ impl Store for RedisStore {
         if self.inner.scripted.load(Ordering::Relaxed) {
             return self.update(key, value, at, revision).await;
         }
-        let next = revision.next();
+        let next = fresh_revision(revision);
+        let own = Framed(next, value);
         let loaded = Framed(revision, loaded.value());
-        let command = set_if_equal(key, Framed(next, value), loaded, at);
+        let command = set_if_equal(key, own, loaded, at);
         let mut connection = self.connection().await?;
         match connection.query::<Option<Vec<u8>>>(&command).await {
-            Ok(Some(found)) if loaded.is(&found) => Ok(next),
+            // The loaded record replaced; or this very write, sent again after its reply
+            // was lost.
+            Ok(Some(found)) if loaded.is(&found) || own.is(&found) => Ok(next),
             Ok(Some(current)) => Err(refused(current)),
             // Absent; or, on a server whose `GET` answers nil when the condition fails,
-            // another record, which a read tells apart. Boxed: a rare path.
+            // another record (or this write), which a read tells apart. Boxed: a rare path.
             Ok(None) => match Box::pin(self.load(key)).await? {
+                Some(current) if current.revision() == next && current.value() == value => Ok(next),
                 Some(current) => Err(StoreError::conflict_with(current)),
                 None => Err(StoreError::UnknownId),
             },
@@ -725,7 +753,8 @@ impl Store for RedisStore {
         key: &StoreKey,
         revision: Revision,
     ) -> Result<(), StoreError> {
-        self.if_unchanged(&if_unchanged(key, revision, None)).await
+        self.if_unchanged(&if_unchanged(key, revision, None), None)
+            .await
     }
 
     async fn create_bound(
@@ -807,6 +836,38 @@ mod tests {
         for value in foreign {
             assert_eq!(unframe(value.to_vec()), None, "{value:?}");
         }
+    }
+
+    #[test]
+    fn a_conflict_with_this_very_write_is_the_write_done() {
+        let own = Framed(Revision::new(0xbeef), b"{\"n\":2}");
+        let mut stored = hex(Revision::new(0xbeef)).to_vec();
+        stored.extend_from_slice(b"{\"n\":2}");
+        assert!(answer(Value::BulkString(stored.clone()), Some(own)).is_ok());
+        // The same bytes another request wrote at another revision: a conflict.
+        let mut other = hex(Revision::new(0xcafe)).to_vec();
+        other.extend_from_slice(b"{\"n\":2}");
+        let refused = answer(Value::BulkString(other), Some(own));
+        assert!(
+            matches!(refused, Err(StoreError::Conflict { .. })),
+            "{refused:?}"
+        );
+        // A delete has no record of its own to find.
+        let refused = answer(Value::BulkString(stored), None);
+        assert!(
+            matches!(refused, Err(StoreError::Conflict { .. })),
+            "{refused:?}"
+        );
+    }
+
+    #[test]
+    fn fresh_revisions_are_new_every_time() {
+        let current = Revision::new(7);
+        let drawn: std::collections::HashSet<u64> = (0..100_000)
+            .map(|_| fresh_revision(current).get())
+            .collect();
+        assert_eq!(drawn.len(), 100_000, "a revision was drawn twice");
+        assert!(!drawn.contains(&0) && !drawn.contains(&7));
     }
 
     #[test]
