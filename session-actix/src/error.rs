@@ -1,5 +1,6 @@
 //! Errors a handler can meet through the [`Session`](crate::Session) extractor.
 
+use actix_web::http::header::{HeaderValue, SET_COOKIE};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 
@@ -106,5 +107,66 @@ mod tests {
         );
         // Another deployment's record: undecodable data is never a 500.
         assert_eq!(status(Error::Unmergeable(codec())), unavailable);
+    }
+}
+
+/// An error a service inside [`SessionMiddleware`](crate::SessionMiddleware) answered with
+/// (an authentication or CSRF check written as a middleware), after the session was read:
+/// its response carries the session's `Set-Cookie`, if any, and `Vary: Cookie`, as a
+/// handler's response does. Everything else about the response is the original error's.
+///
+/// An outer middleware that looks for its own error type finds it inside:
+///
+/// ```
+/// use session_actix::ErrorWithSession;
+///
+/// fn is_mine<E: actix_web::ResponseError + 'static>(error: &actix_web::Error) -> bool {
+///     let original = error
+///         .as_error::<ErrorWithSession>()
+///         .map_or(error, ErrorWithSession::inner);
+///     original.as_error::<E>().is_some()
+/// }
+/// ```
+#[derive(Debug)]
+pub struct ErrorWithSession {
+    inner: actix_web::Error,
+    set_cookie: Option<HeaderValue>,
+}
+
+impl ErrorWithSession {
+    pub(crate) fn new(inner: actix_web::Error, set_cookie: Option<HeaderValue>) -> Self {
+        Self { inner, set_cookie }
+    }
+
+    /// The error the inner service answered with.
+    pub fn inner(&self) -> &actix_web::Error {
+        &self.inner
+    }
+
+    /// The error the inner service answered with, without the session's headers.
+    pub fn into_inner(self) -> actix_web::Error {
+        self.inner
+    }
+}
+
+impl std::fmt::Display for ErrorWithSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.inner, f)
+    }
+}
+
+impl ResponseError for ErrorWithSession {
+    fn status_code(&self) -> StatusCode {
+        self.inner.as_response_error().status_code()
+    }
+
+    /// The original error's response, made again on each call, with the session's headers.
+    fn error_response(&self) -> HttpResponse {
+        let mut response = self.inner.error_response();
+        if let Some(cookie) = &self.set_cookie {
+            response.headers_mut().append(SET_COOKIE, cookie.clone());
+        }
+        crate::middleware::add_vary_cookie(response.headers_mut());
+        response
     }
 }

@@ -43,7 +43,7 @@
 //!   a late response never undoes another request's login or logout; an empty one is not
 //!   stored and gets no cookie; nothing is written when the handler answered 5xx; an
 //!   error from a middleware inside this one is an answer like a handler's (its 4xx keeps
-//!   the session's changes);
+//!   the session's changes), passed on as an [`ErrorWithSession`] that holds it;
 //! - every response whose handler read the session carries `Vary: Cookie`;
 //! - a store failure is logged and answered with 503 (configurable); a failure of this
 //!   process (encoding the session, drawing a random id) with 500.
@@ -55,7 +55,7 @@ mod error;
 mod middleware;
 mod session;
 
-pub use crate::error::SessionError;
+pub use crate::error::{ErrorWithSession, SessionError};
 pub use crate::middleware::{SessionMiddleware, SessionMiddlewareBuilder, SessionService};
 pub use crate::session::Session;
 pub use session_core::{

@@ -8,17 +8,16 @@ use std::time::Duration;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform};
-use actix_web::error::InternalError;
 use actix_web::http::header::{HeaderMap, HeaderValue, COOKIE, SET_COOKIE, USER_AGENT, VARY};
 use actix_web::http::StatusCode;
-use actix_web::{HttpMessage as _, HttpResponse, ResponseError as _};
-use session_core::adapter::{CookieUpdate, SessionManager};
+use actix_web::{HttpMessage as _, ResponseError as _};
+use session_core::adapter::{CookieUpdate, SessionManager, SessionState};
 use session_core::{
     Codec, Config, ConfigBuilder, ConfigError, Device, DeviceInfo, KeyScheme, Keyring, SameSite,
     SharedStore,
 };
 
-use crate::error::SessionError;
+use crate::error::{ErrorWithSession, SessionError};
 use crate::session::RequestSession;
 
 /// Server-side sessions for an actix-web app.
@@ -267,88 +266,71 @@ where
                 // The handler never asked for the session: nothing to vary on or write.
                 return result.map(ServiceResponse::map_into_left_body);
             };
-            // An inner service's `Err` becomes the response actix-web would send for it,
-            // so that its 4xx keeps the session's changes and varies on the cookie as a
-            // handler's does.
-            let mut answer = match result {
-                Ok(response) => Answer::Response(response),
-                Err(error) => {
-                    let response = Box::new(error.error_response());
-                    Answer::Error(error, response)
-                }
+            let mut response = match result {
+                Ok(response) => response,
+                // Boxed: rare, and the future that holds it must stay small.
+                Err(error) => return Err(Box::pin(answered_with(&session, state, error)).await),
             };
-            let saved = if answer.status().is_server_error() {
-                Ok(CookieUpdate::Keep)
-            } else {
-                session.manager().save(state).await
-            };
-            add_vary_cookie(answer.headers_mut());
-            let source = match saved {
-                Ok(CookieUpdate::Keep) => return answer.into_service_result(),
-                Ok(CookieUpdate::Set(header) | CookieUpdate::Remove(header)) => {
-                    match HeaderValue::try_from(header) {
-                        Ok(value) => {
-                            answer.headers_mut().append(SET_COOKIE, value);
-                        }
-                        Err(error) => tracing::error!(%error, "unencodable Set-Cookie header"),
-                    }
-                    return answer.into_service_result();
-                }
-                Err(source) => source,
-            };
-            let backend = session.manager().store().backend();
-            let error =
-                SessionError::manager_failed(backend, source, session.error_status(), "saving");
-            let mut failure = error.error_response();
-            add_vary_cookie(failure.headers_mut());
-            match answer {
-                Answer::Response(response) => {
-                    let (request, _) = response.into_parts();
-                    Ok(ServiceResponse::new(request, failure).map_into_right_body())
-                }
-                Answer::Error(..) => Err(InternalError::from_response(error, failure).into()),
+            add_vary_cookie(response.headers_mut());
+            if response.status().is_server_error() {
+                return Ok(response.map_into_left_body());
             }
+            let manager = session.manager();
+            match manager.save(state).await {
+                Ok(CookieUpdate::Keep) => {}
+                Ok(CookieUpdate::Set(header) | CookieUpdate::Remove(header)) => {
+                    if let Some(value) = header_value(header) {
+                        response.headers_mut().append(SET_COOKIE, value);
+                    }
+                }
+                Err(source) => {
+                    let mut failure = save_failed(&session, source).error_response();
+                    add_vary_cookie(failure.headers_mut());
+                    let (request, _) = response.into_parts();
+                    return Ok(ServiceResponse::new(request, failure).map_into_right_body());
+                }
+            }
+            Ok(response.map_into_left_body())
         })
     }
 }
 
-/// What the services inside the middleware answered.
-enum Answer<B> {
-    Response(ServiceResponse<B>),
-    /// An error, with the response actix-web makes of it (boxed: rare, and the future
-    /// that holds it must stay small).
-    Error(actix_web::Error, Box<HttpResponse>),
+/// Writes the session back after a service inside the middleware answered `error`, as
+/// after a handler's answer of the same status, and passes the error on with the
+/// session's headers.
+async fn answered_with(
+    session: &RequestSession,
+    state: SessionState,
+    error: actix_web::Error,
+) -> actix_web::Error {
+    if error.as_response_error().status_code().is_server_error() {
+        return ErrorWithSession::new(error, None).into();
+    }
+    match session.manager().save(state).await {
+        Ok(CookieUpdate::Keep) => ErrorWithSession::new(error, None).into(),
+        Ok(CookieUpdate::Set(header) | CookieUpdate::Remove(header)) => {
+            ErrorWithSession::new(error, header_value(header)).into()
+        }
+        Err(source) => ErrorWithSession::new(save_failed(session, source).into(), None).into(),
+    }
 }
 
-impl<B> Answer<B> {
-    fn status(&self) -> StatusCode {
-        match self {
-            Self::Response(response) => response.status(),
-            Self::Error(_, response) => response.status(),
-        }
-    }
+/// A `Set-Cookie` value; the configuration renders only valid ones, so a failure is logged
+/// and the cookie left out.
+fn header_value(header: String) -> Option<HeaderValue> {
+    HeaderValue::try_from(header)
+        .map_err(|error| tracing::error!(%error, "unencodable Set-Cookie header"))
+        .ok()
+}
 
-    fn headers_mut(&mut self) -> &mut HeaderMap {
-        match self {
-            Self::Response(response) => response.headers_mut(),
-            Self::Error(_, response) => response.headers_mut(),
-        }
-    }
-
-    /// The answer to pass on: an error keeps its cause, with the session's headers in the
-    /// response made of it.
-    fn into_service_result(self) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
-        match self {
-            Self::Response(response) => Ok(response.map_into_left_body()),
-            Self::Error(error, response) => {
-                Err(InternalError::from_response(error, *response).into())
-            }
-        }
-    }
+/// The error a failed write-back answers with (logged once, where it is made).
+fn save_failed(session: &RequestSession, source: session_core::adapter::Error) -> SessionError {
+    let backend = session.manager().store().backend();
+    SessionError::manager_failed(backend, source, session.error_status(), "saving")
 }
 
 /// Responses that depend on the session must not be cached across users.
-fn add_vary_cookie(headers: &mut HeaderMap) {
+pub(crate) fn add_vary_cookie(headers: &mut HeaderMap) {
     let already = headers.get_all(VARY).any(|value| {
         value.to_str().is_ok_and(|v| {
             v.split(',').any(|item| {

@@ -84,7 +84,12 @@ impl RequestSession {
         // take its session, or read again themselves if it failed or was dropped.
         poll_fn(|cx| {
             if self.loading.get() && !self.loaded.get() {
-                self.waiting.borrow_mut().push(cx.waker().clone());
+                let mut waiting = self.waiting.borrow_mut();
+                // Polled again before the read ended (by its handler's other extractors):
+                // one entry per task is enough.
+                if !waiting.iter().any(|waker| waker.will_wake(cx.waker())) {
+                    waiting.push(cx.waker().clone());
+                }
                 Poll::Pending
             } else {
                 Poll::Ready(())

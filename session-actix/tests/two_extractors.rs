@@ -1,5 +1,6 @@
-//! A handler that takes the session twice (directly and through another extractor built
-//! on it) reads the store once: loading is lazy and happens at most once per request.
+//! A handler that takes the session twice (as an application's own extractor built on it
+//! would, beside the handler's) reads the store once: its extractors are polled together,
+//! and the second waits for the first one's read.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
 
