@@ -48,7 +48,9 @@
 //! below). An update's revision is random rather than the next number so that a write the
 //! cluster client sends again after a dropped connection lost its reply (it retries such
 //! commands) recognizes its own record, instead of taking it for another request's and
-//! merging its changes into it a second time (an `update` closure run twice).
+//! merging its changes into it a second time (an `update` closure run twice). Only when
+//! another request writes between the first send and the resend is the resend a real
+//! conflict, and its changes merged again.
 //!
 //! Keys are `<prefix><SHA-256 of the id>` (`session:` by default; see
 //! `session_core::store::KeyScheme`), so `redis-cli --scan --pattern 'session:*'` lists
@@ -599,6 +601,21 @@ impl RedisStore {
         }
     }
 
+    /// `update` to the revision `next`, by the conditional-write script.
+    async fn update_to(
+        &self,
+        key: &StoreKey,
+        value: &[u8],
+        at: SystemTime,
+        revision: Revision,
+        next: Revision,
+    ) -> Result<Revision, StoreError> {
+        let own = Framed(next, value);
+        let command = if_unchanged(key, revision, Some((own, at)));
+        self.if_unchanged(&command, Some(own)).await?;
+        Ok(next)
+    }
+
     /// Sends a `GET` or a `GETEX`: the stored value, with a key of another type absent, as
     /// this store never writes one.
     async fn query_value(&self, command: &Cmd) -> Result<Option<Vec<u8>>, StoreError> {
@@ -680,11 +697,8 @@ impl Store for RedisStore {
         at: SystemTime,
         revision: Revision,
     ) -> Result<Revision, StoreError> {
-        let next = fresh_revision(revision);
-        let own = Framed(next, value);
-        let command = if_unchanged(key, revision, Some((own, at)));
-        self.if_unchanged(&command, Some(own)).await?;
-        Ok(next)
+        self.update_to(key, value, at, revision, fresh_revision(revision))
+            .await
     }
 
     async fn update_loaded(
@@ -727,7 +741,9 @@ impl Store for RedisStore {
                          conditional writes run a Lua script, which costs the server more"
                     );
                 }
-                Box::pin(self.update(key, value, at, revision)).await
+                // At the same new revision: the refused command may have been a resend of
+                // one that was applied, whose record the script must recognise.
+                Box::pin(self.update_to(key, value, at, revision, next)).await
             }
             Err(error) => Err(self.failed(error)),
         }
