@@ -92,6 +92,41 @@ const PUBLISHED: &[&str] = &[
     "session-sql",
 ];
 
+/// Removes the sources of this workspace's crates that an earlier `cargo package` unpacked
+/// into Cargo's registry cache. Cargo verifies each package against the others' packages,
+/// unpacked there under their version, and reuses what it finds: with the version
+/// unchanged, a crate would be built against another's code as it was at that earlier run.
+fn forget_unpacked_packages() -> Result<(), String> {
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")));
+    let Some(sources) = cargo_home.map(|home| home.join("registry").join("src")) else {
+        return Ok(());
+    };
+    let Ok(registries) = std::fs::read_dir(&sources) else {
+        return Ok(());
+    };
+    for registry in registries.flatten() {
+        let Ok(entries) = std::fs::read_dir(registry.path()) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let ours = PUBLISHED.iter().any(|crate_name| {
+                name.strip_prefix(crate_name)
+                    .and_then(|rest| rest.strip_prefix('-'))
+                    .is_some_and(|version| version.starts_with(|c: char| c.is_ascii_digit()))
+            });
+            if ours {
+                std::fs::remove_dir_all(entry.path())
+                    .map_err(|e| format!("cannot remove {}: {e}", entry.path().display()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn command(args: &[String]) -> Result<(), String> {
     let everything = args.is_empty();
     // `fuzz` is a part of its own: the fuzz crate is outside the workspace.
@@ -117,6 +152,7 @@ pub(crate) fn command(args: &[String]) -> Result<(), String> {
         .env("RUSTDOCFLAGS", "-D warnings"))?;
     // Each published crate packages and builds from its package alone: no file it needs
     // is left out, no path dependency lacks a version.
+    forget_unpacked_packages()?;
     let mut package = Command::new("cargo");
     package.args(["package", "--locked", "--allow-dirty"]);
     for crate_name in PUBLISHED {
