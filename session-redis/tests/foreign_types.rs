@@ -17,11 +17,34 @@ fn hour() -> SystemTime {
 }
 
 async fn start() -> (RedisServer, RedisStore, MultiplexedConnection) {
-    on(RedisServer::start().unwrap()).await
+    on(started(RedisServer::start)).await
+}
+
+/// A private server, started while no other test of this file starts one: this file's
+/// tests start theirs at the same time, on a machine the rest of the suite keeps busy.
+fn started(start: fn() -> Result<RedisServer, session_testkit::Error>) -> RedisServer {
+    static STARTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = STARTING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    start().unwrap()
 }
 
 async fn on(server: RedisServer) -> (RedisServer, RedisStore, MultiplexedConnection) {
-    let store = RedisStore::connect(&server.url()).await.unwrap();
+    // A server that listens may still refuse a connection or two while it finishes
+    // starting up on a loaded machine.
+    let mut attempts = 0;
+    let store = loop {
+        match RedisStore::connect(&server.url()).await {
+            Ok(store) => break store,
+            Err(error) if attempts < 20 => {
+                attempts += 1;
+                eprintln!("connecting to {}: {error}", server.url());
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(error) => panic!("cannot connect to {}: {error:?}", server.url()),
+        }
+    };
     let raw = redis::Client::open(server.url())
         .unwrap()
         .get_multiplexed_async_connection()
@@ -111,7 +134,7 @@ async fn a_session_key_holding_another_type_is_absent_and_left_alone() {
 /// The same on Valkey, whose `SET ... IFEQ` does `update_loaded` without the script.
 #[tokio::test]
 async fn on_valkey_a_session_key_holding_another_type_is_absent_and_left_alone() {
-    let (_server, store, mut raw) = on(RedisServer::start_valkey().unwrap()).await;
+    let (_server, store, mut raw) = on(started(RedisServer::start_valkey)).await;
     a_key_of_another_type_is_absent(&store, &mut raw).await;
 }
 
