@@ -81,15 +81,12 @@ pub(crate) struct Stripe {
     removals: u64,
     /// The writer token the lock file held when this process last read or wrote it.
     writer: u64,
-    /// Moves whenever the revisions in `known` stop being trusted (another process wrote
-    /// in the stripe, or removed from it); an entry's revision counts only if it was
-    /// remembered in the current epoch.
-    epoch: u64,
     /// How many times this process locked the stripe: a lock-free create that sees it
     /// moved knows a holder may have removed or rewritten its new file already.
     holds: u64,
     /// Session file names known to be live until a Unix millisecond, because this process
-    /// created, updated or touched them and no removal has happened since.
+    /// created, updated or touched them and no other process has removed, written or
+    /// touched a file of the stripe since (then it is emptied).
     known: HashMap<Box<str>, Known>,
 }
 
@@ -97,9 +94,8 @@ pub(crate) struct Stripe {
 #[derive(Debug, Clone, Copy)]
 struct Known {
     expires_at: u64,
-    /// The revision this process wrote, with the epoch it was written in; `None` if it
-    /// only touched the file.
-    revision: Option<(Revision, u64)>,
+    /// The revision this process wrote; `None` if it only touched the file.
+    revision: Option<Revision>,
 }
 
 /// Not derived: the names it knows are session ids, which are never logged.
@@ -107,7 +103,7 @@ impl std::fmt::Debug for Stripe {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Stripe")
             .field("removals", &self.removals)
-            .field("epoch", &self.epoch)
+            .field("holds", &self.holds)
             .field("known", &self.known.len())
             .finish_non_exhaustive()
     }
@@ -132,7 +128,7 @@ impl Drop for Guard<'_> {
 /// Where a lock-free create stood before its rename (see [`Locks::before_new`]): how many
 /// times the stripe had been locked.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Epoch(u64);
+pub(crate) struct Holds(u64);
 
 impl Locks {
     /// The lock files in `dir` (the store's `.locks`), created if missing. A link or
@@ -180,7 +176,6 @@ impl Locks {
                     token,
                     removals,
                     writer,
-                    epoch: 0,
                     holds: 0,
                     known: HashMap::new(),
                 }))
@@ -203,8 +198,8 @@ impl Locks {
 
     /// Where the stripe of `name` stands, taken before a lock-free create renames its
     /// file into place, for [`Locks::remember_new`].
-    pub(crate) fn before_new(&self, name: &str) -> Epoch {
-        Epoch(self.stripe(name).holds)
+    pub(crate) fn before_new(&self, name: &str) -> Holds {
+        Holds(self.stripe(name).holds)
     }
 
     /// Remembers that this process just made `name` live until `expires_at` (Unix ms) at
@@ -219,7 +214,7 @@ impl Locks {
         name: &str,
         expires_at: u64,
         revision: Revision,
-        before: Epoch,
+        before: Holds,
     ) {
         let mut stripe = self.stripe(name);
         if stripe.holds == before.0 {
@@ -250,14 +245,7 @@ impl Guard<'_> {
     /// or removed files of this stripe since this process last wrote this one.
     pub(crate) fn known_revision(&mut self, name: &str, now: u64) -> io::Result<Option<Revision>> {
         self.catch_up()?;
-        let epoch = self.stripe.epoch;
-        Ok(self
-            .stripe
-            .live(name, now)
-            .and_then(|known| match known.revision {
-                Some((revision, at)) if at == epoch => Some(revision),
-                _ => None,
-            }))
+        Ok(self.stripe.live(name, now).and_then(|known| known.revision))
     }
 
     /// Names this store as the stripe's last writer in the lock file, if it is not yet;
@@ -316,7 +304,6 @@ impl Guard<'_> {
         // and its write or touch may have moved an expiry earlier, not only a revision on.
         if removals != stripe.removals || writer != stripe.token {
             stripe.known.clear();
-            stripe.epoch = stripe.epoch.wrapping_add(1);
         }
         stripe.removals = removals;
         stripe.writer = writer;
@@ -334,10 +321,9 @@ impl Stripe {
             .filter(|known| known.expires_at > now)
     }
 
-    /// Remembers that `name` is live until `expires_at` (Unix ms), and at `revision` in
-    /// this epoch if given (else keeps what it knew of the revision).
+    /// Remembers that `name` is live until `expires_at` (Unix ms), and at `revision` if
+    /// given (else keeps what it knew of the revision).
     fn remember(&mut self, name: &str, expires_at: u64, revision: Option<Revision>) {
-        let revision = revision.map(|revision| (revision, self.epoch));
         if let Some(known) = self.known.get_mut(name) {
             known.expires_at = expires_at;
             if revision.is_some() {
