@@ -275,16 +275,13 @@ where
             if response.status().is_server_error() {
                 return Ok(response.map_into_left_body());
             }
-            let manager = session.manager();
-            match manager.save(state).await {
-                Ok(CookieUpdate::Keep) => {}
-                Ok(CookieUpdate::Set(header) | CookieUpdate::Remove(header)) => {
-                    if let Some(value) = header_value(header) {
-                        response.headers_mut().append(SET_COOKIE, value);
-                    }
+            match saved(&session, session.manager().save(state).await) {
+                Ok(None) => {}
+                Ok(Some(cookie)) => {
+                    response.headers_mut().append(SET_COOKIE, cookie);
                 }
-                Err(source) => {
-                    let mut failure = save_failed(&session, source).error_response();
+                Err(error) => {
+                    let mut failure = error.error_response();
                     add_vary_cookie(failure.headers_mut());
                     let (request, _) = response.into_parts();
                     return Ok(ServiceResponse::new(request, failure).map_into_right_body());
@@ -292,6 +289,31 @@ where
             }
             Ok(response.map_into_left_body())
         })
+    }
+}
+
+/// What a write-back's outcome adds to the answer: the `Set-Cookie` to send, if any, or
+/// the error to answer with instead (logged once, where it is made).
+fn saved(
+    session: &RequestSession,
+    outcome: Result<CookieUpdate, session_core::adapter::Error>,
+) -> Result<Option<HeaderValue>, SessionError> {
+    match outcome {
+        Ok(CookieUpdate::Keep) => Ok(None),
+        // The configuration renders only valid headers: a failure is logged and the cookie
+        // left out.
+        Ok(CookieUpdate::Set(header) | CookieUpdate::Remove(header)) => {
+            Ok(HeaderValue::try_from(header)
+                .map_err(|error| tracing::error!(%error, "unencodable Set-Cookie header"))
+                .ok())
+        }
+        Err(source) => {
+            let backend = session.manager().store().backend();
+            let status = session.error_status();
+            Err(SessionError::manager_failed(
+                backend, source, status, "saving",
+            ))
+        }
     }
 }
 
@@ -303,30 +325,14 @@ async fn answered_with(
     state: SessionState,
     error: actix_web::Error,
 ) -> actix_web::Error {
+    // As after a handler's answer: nothing is written after a 5xx.
     if error.as_response_error().status_code().is_server_error() {
         return ErrorWithSession::new(error, None).into();
     }
-    match session.manager().save(state).await {
-        Ok(CookieUpdate::Keep) => ErrorWithSession::new(error, None).into(),
-        Ok(CookieUpdate::Set(header) | CookieUpdate::Remove(header)) => {
-            ErrorWithSession::new(error, header_value(header)).into()
-        }
-        Err(source) => ErrorWithSession::new(save_failed(session, source).into(), None).into(),
+    match saved(session, session.manager().save(state).await) {
+        Ok(cookie) => ErrorWithSession::new(error, cookie).into(),
+        Err(failure) => ErrorWithSession::new(failure.into(), None).into(),
     }
-}
-
-/// A `Set-Cookie` value; the configuration renders only valid ones, so a failure is logged
-/// and the cookie left out.
-fn header_value(header: String) -> Option<HeaderValue> {
-    HeaderValue::try_from(header)
-        .map_err(|error| tracing::error!(%error, "unencodable Set-Cookie header"))
-        .ok()
-}
-
-/// The error a failed write-back answers with (logged once, where it is made).
-fn save_failed(session: &RequestSession, source: session_core::adapter::Error) -> SessionError {
-    let backend = session.manager().store().backend();
-    SessionError::manager_failed(backend, source, session.error_status(), "saving")
 }
 
 /// Responses that depend on the session must not be cached across users.
