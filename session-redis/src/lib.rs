@@ -479,7 +479,7 @@ fn eval(evalsha: &Cmd) -> Cmd {
 
 /// A record as stored: its revision in hex, then its bytes, in one argument written straight
 /// into the command's buffer.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 struct Framed<'a>(Revision, &'a [u8]);
 
 impl ToRedisArgs for Framed<'_> {
@@ -725,7 +725,7 @@ impl Store for RedisStore {
             // Absent; or, on a server whose `GET` answers nil when the condition fails,
             // another record (or this write), which a read tells apart. Boxed: a rare path.
             Ok(None) => match Box::pin(self.load(key)).await? {
-                Some(current) if current.revision() == next && current.value() == value => Ok(next),
+                Some(current) if Framed(current.revision(), current.value()) == own => Ok(next),
                 Some(current) => Err(StoreError::conflict_with(current)),
                 None => Err(StoreError::UnknownId),
             },
