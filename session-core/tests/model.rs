@@ -730,6 +730,15 @@ async fn run(ops: Vec<Op>, setup: Setup) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Runs one case on a runtime of its own.
+fn run_to_end(ops: Vec<Op>, setup: Setup) -> Result<(), TestCaseError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(run(ops, setup))
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(1024))]
 
@@ -740,9 +749,7 @@ proptest! {
         always_due in proptest::bool::ANY,
         logged_in in proptest::bool::ANY,
     ) {
-        let setup = Setup { strip_current, always_due, logged_in };
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        runtime.block_on(run(ops, setup))?;
+        run_to_end(ops, Setup { strip_current, always_due, logged_in })?;
     }
 }
 
@@ -750,10 +757,6 @@ proptest! {
 /// an overlapping one that only adds a key: the merge must not bind the session again.
 #[test]
 fn a_merge_keeps_another_requests_logout() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     let ops = vec![
         Op::Begin(1),
         Op::Begin(2),
@@ -768,17 +771,13 @@ fn a_merge_keeps_another_requests_logout() {
         always_due: false,
         logged_in: true,
     };
-    runtime.block_on(run(ops, setup)).unwrap();
+    run_to_end(ops, setup).unwrap();
 }
 
 /// A login whose store failed while it removed its new record (its old session ended
 /// meanwhile) leaves that record bound to the user: "log out everywhere" ends it too.
 #[test]
 fn log_out_everywhere_ends_what_a_failed_login_left() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     let ops = vec![
         Op::Begin(0),
         Op::Begin(1),
@@ -793,5 +792,5 @@ fn log_out_everywhere_ends_what_a_failed_login_left() {
         always_due: false,
         logged_in: false,
     };
-    runtime.block_on(run(ops, setup)).unwrap();
+    run_to_end(ops, setup).unwrap();
 }
