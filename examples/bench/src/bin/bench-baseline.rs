@@ -9,6 +9,9 @@
 //! it among the workers, the setup most session libraries use, to measure what a thread
 //! hop per request costs. `BASELINE_MEMCACHED_IDLE=N` keeps N idle memcached connections
 //! per server instead of the store's default, to measure what a smaller pool costs.
+//! `BASELINE_REDIS_SCRIPTED_SET=1` sends `/incr`'s `SET` from inside a script that does
+//! only that, to measure what any conditional write by script costs Redis (see
+//! `bench::baseline`'s Redis module).
 
 use std::process::ExitCode;
 
