@@ -12,7 +12,11 @@
 //! every command waiting on it fails with a timeout, and the next call opens a new
 //! connection. Answers that came before a command was sent do not postpone its failure. A
 //! server that is slow but answering is not hung, where per-command timeouts would fail
-//! its commands one by one. Cluster connections keep the client's own response timeout.
+//! its commands one by one. A command whose caller gave up before its answer (a request
+//! timeout shorter than the store's) stays unanswered in these counts, since its answer
+//! cannot be seen: a connection that then answers nothing for a whole timeout, dead or
+//! merely idle, is retired, and the next call opens a new one. Cluster connections keep
+//! the client's own response timeout.
 
 use std::cell::RefCell;
 use std::future::{poll_fn, Future};
@@ -126,22 +130,18 @@ impl Health {
             return Err(hung());
         }
         self.started.fetch_add(1, Ordering::Relaxed);
-        // Counted as finished however it ends, dropped mid-flight included.
-        let _finished = Finished(&self.finished);
         let mut command = pin!(command);
         poll_fn(|cx| match command.as_mut().poll(cx) {
-            Poll::Ready(result) => Poll::Ready(result),
+            Poll::Ready(result) => {
+                // Only an answer counts: a command dropped by a caller that gave up is
+                // still unanswered, or callers that always give up first would keep a
+                // dead connection looking alive.
+                self.finished.fetch_add(1, Ordering::Relaxed);
+                Poll::Ready(result)
+            }
             Poll::Pending => hang.as_mut().poll(cx).map(|()| Err(hung())),
         })
         .await
-    }
-}
-
-struct Finished<'a>(&'a AtomicU64);
-
-impl Drop for Finished<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -263,6 +263,50 @@ mod tests {
             health.hung.load(Ordering::Relaxed),
             "not declared hung within one and a half timeouts of silence"
         );
+    }
+
+    /// Callers that give up on every command before the store's timeout (a shorter
+    /// request timeout) do not keep a silent connection looking alive: it is declared hung
+    /// within one and a half timeouts, so the next call reconnects.
+    // On paused time: the ticks and the checks cannot trade places on a loaded machine.
+    #[tokio::test(start_paused = true)]
+    async fn commands_their_callers_gave_up_on_do_not_hide_a_silent_connection() {
+        let timeout = Duration::from_millis(400);
+        let health = Arc::new(Health::default());
+        tokio::spawn(watch(Arc::downgrade(&health), timeout));
+        let silent = || std::future::pending::<RedisResult<()>>();
+        let first = Instant::now();
+        // A caller every 50 ms that gives up after 100 ms, as a request timeout would.
+        while first.elapsed() < timeout * 3 / 2 + Duration::from_millis(100) {
+            let gave_up =
+                tokio::time::timeout(Duration::from_millis(100), health.track(silent())).await;
+            assert!(gave_up.is_err() || health.hung.load(Ordering::Relaxed));
+            sleep(Duration::from_millis(50)).await;
+        }
+        assert!(
+            health.hung.load(Ordering::Relaxed),
+            "a silent connection whose callers give up was never declared hung"
+        );
+        assert!(health.track(silent()).await.is_err());
+    }
+
+    /// Commands given up on, among others that are answered, do not make a connection
+    /// that keeps answering look hung.
+    #[tokio::test(start_paused = true)]
+    async fn commands_given_up_on_do_not_make_an_answering_connection_hung() {
+        let timeout = Duration::from_millis(200);
+        let health = Arc::new(Health::default());
+        tokio::spawn(watch(Arc::downgrade(&health), timeout));
+        for _ in 0..20 {
+            let silent = std::future::pending::<RedisResult<()>>();
+            let _ = tokio::time::timeout(Duration::from_millis(10), health.track(silent)).await;
+            health
+                .track(async { Ok::<_, RedisError>(()) })
+                .await
+                .expect("answered");
+            sleep(Duration::from_millis(60)).await;
+            assert!(!health.hung.load(Ordering::Relaxed));
+        }
     }
 
     /// A connection whose commands keep being answered, however slowly, is not hung.

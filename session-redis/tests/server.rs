@@ -191,6 +191,44 @@ async fn a_hung_server_fails_waiting_commands_after_the_timeout_and_the_store_re
     );
 }
 
+/// Callers that give up before the store's timeout (a request timeout shorter than the
+/// store's) must not keep a hung connection looking alive: a caller that waits still gets
+/// its failure in time, and the store recovers.
+#[tokio::test]
+async fn callers_that_give_up_early_do_not_hide_a_hung_server() {
+    let server = RedisServer::start().unwrap();
+    let timeout = Duration::from_millis(300);
+    let (store, key, _) = one_session(&server, timeout).await;
+
+    server.freeze().unwrap();
+    // Every 30 ms, a caller that gives up after 60 ms.
+    let impatient = {
+        let (store, key) = (store.clone(), key.clone());
+        tokio::spawn(async move {
+            loop {
+                let _ = tokio::time::timeout(Duration::from_millis(60), store.load(&key)).await;
+                tokio::time::sleep(Duration::from_millis(30)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    // Bounded, so that a broken watchdog fails the test instead of hanging it.
+    let patient = tokio::time::timeout(timeout * 10, store.load(&key))
+        .await
+        .expect("a waiting command never ended while other callers gave up");
+    let elapsed = started.elapsed();
+    impatient.abort();
+    server.thaw().unwrap();
+    assert!(
+        matches!(patient, Err(StoreError::Unavailable { .. })),
+        "{patient:?}"
+    );
+    assert!(elapsed < timeout * 3, "failed only after {elapsed:?}");
+    let loaded = store.load(&key).await.unwrap().unwrap();
+    assert_eq!(loaded.value(), b"kept");
+}
+
 /// A process that stops running for a while (a paused VM, a stopped container, a long
 /// stall of its CPU) finds the answers to its commands waiting in the socket when it runs
 /// again: the watchdog must not take the pause for a hung server.
