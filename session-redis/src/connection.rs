@@ -4,18 +4,22 @@
 //! # Why a watchdog and not a timeout per command
 //! A single-server connection has no per-command response timeout, because a tokio timer
 //! per command (registered in the timer wheel, then removed) costs the server measurable
-//! CPU on every request (see `docs/performance.md`). Instead, each connection counts the
-//! commands it started and finished, and a task wakes every half timeout and notes both
-//! counts: when a command counted as started two ticks ago is still unanswered and no
-//! command has finished since that tick (a whole timeout of silence while it waited, at
-//! most one and a half timeouts after it was sent), the connection is declared hung,
-//! every command waiting on it fails with a timeout, and the next call opens a new
-//! connection. Answers that came before a command was sent do not postpone its failure. A
-//! server that is slow but answering is not hung, where per-command timeouts would fail
-//! its commands one by one. A command whose caller gave up before its answer (a request
-//! timeout shorter than the store's) stays unanswered in these counts, since its answer
-//! cannot be seen: a connection that then answers nothing for a whole timeout, dead or
-//! merely idle, is retired, and the next call opens a new one. Cluster connections keep
+//! CPU on every request (see `docs/performance.md`). Instead, a task wakes every half
+//! timeout (a tick) and counts the answers the connection received; each command notes the
+//! tick it started in. When nothing was answered for two ticks, a whole timeout of
+//! silence, every command still waiting that started before that silence fails with a
+//! timeout, at most one and a half timeouts after it was sent, and the connection is
+//! dropped so the next call opens a new one. Answers that came before a command was sent
+//! do not postpone its failure, and a command sent during the silence is not failed with
+//! the older ones: it gets its own whole timeout. A server that is slow but answering is
+//! not hung, where per-command timeouts would fail its commands one by one.
+//!
+//! A command whose caller gave up before its answer (a request timeout shorter than the
+//! store's, an extractor beside the session that failed) is not an answer: callers that
+//! always give up first cannot keep a dead connection in use. Its own answer cannot be
+//! seen, so when such a command is followed by a whole timeout without any answer, the
+//! connection, dead or merely idle, is no longer handed out, and the next call opens a new
+//! one; commands already waiting on it keep their own timeouts. Cluster connections keep
 //! the client's own response timeout.
 
 use std::cell::RefCell;
@@ -35,9 +39,9 @@ use tokio::runtime::{self, Handle};
 use tokio::sync::Notify;
 use tokio::time::{Instant, MissedTickBehavior};
 
-/// Ticks, half a timeout apart, back to the one whose counts decide whether a connection is
-/// hung: a command started before it and still waiting, with nothing finished since, has
-/// had at least one timeout of silence, and was sent at most three half timeouts ago.
+/// Ticks, half a timeout apart, back to the reading that decides: a command started before
+/// it and still waiting, with nothing answered since, has had at least one timeout of
+/// silence, and was sent at most three half timeouts ago.
 const STALLED_TICKS: usize = 2;
 
 /// A connection to a single server or to a cluster. Cloning is cheap and shares it.
@@ -101,47 +105,117 @@ impl Connection {
         }
     }
 
-    /// Whether the watchdog gave up on this connection.
-    fn is_hung(&self) -> bool {
+    /// Whether the watchdog retired this connection.
+    fn is_retired(&self) -> bool {
         match self {
-            Self::Single(_, health) => health.hung.load(Ordering::Relaxed),
+            Self::Single(_, health) => health.retired.load(Ordering::Relaxed),
             Self::Cluster(_) => false,
         }
     }
 }
 
 /// What the watchdog of one connection sees.
-#[derive(Default)]
 pub(crate) struct Health {
-    started: AtomicU64,
-    finished: AtomicU64,
-    hung: AtomicBool,
-    /// Wakes the commands still waiting when the connection is declared hung.
-    hang: Notify,
+    /// The watchdog's ticks so far: a command notes the tick it started in.
+    ticks: AtomicU64,
+    /// Commands answered so far; not those whose callers gave up first.
+    answered: AtomicU64,
+    /// Commands that started in a tick before this one and are still waiting fail: they
+    /// have waited a whole timeout with nothing answered.
+    fail_before: AtomicU64,
+    /// The earliest tick a command started in whose caller gave up before its answer,
+    /// with no answer since; [`NONE`] if there is none.
+    abandoned_in: AtomicU64,
+    /// Commands timed out on it: it is dead, and every new command fails at once.
+    dead: AtomicBool,
+    /// It is not to be handed out again: dead, or silent after commands given up on.
+    retired: AtomicBool,
+    /// Wakes the waiting commands to look at `fail_before`.
+    silence: Notify,
+}
+
+/// No tick: in `abandoned_in`, no command given up on since the last answer.
+const NONE: u64 = u64::MAX;
+
+impl Default for Health {
+    fn default() -> Self {
+        Self {
+            ticks: AtomicU64::new(0),
+            answered: AtomicU64::new(0),
+            fail_before: AtomicU64::new(0),
+            abandoned_in: AtomicU64::new(NONE),
+            dead: AtomicBool::new(false),
+            retired: AtomicBool::new(false),
+            silence: Notify::new(),
+        }
+    }
 }
 
 impl Health {
-    /// Runs one command, counted, and failed with a timeout if the connection is declared
-    /// hung before it answers.
+    /// Runs one command, failed with a timeout if it waits a whole timeout with nothing
+    /// answered on the connection.
     async fn track<T>(&self, command: impl Future<Output = RedisResult<T>>) -> RedisResult<T> {
-        // Created before the check, so a hang declared in between still wakes it.
-        let mut hang = pin!(self.hang.notified());
-        if self.hung.load(Ordering::Relaxed) {
+        // Created before the check, so a silence declared in between still wakes it.
+        let mut silence = pin!(self.silence.notified());
+        if self.dead.load(Ordering::Relaxed) {
             return Err(hung());
         }
-        self.started.fetch_add(1, Ordering::Relaxed);
+        let mut pending = Pending {
+            health: self,
+            tick: self.ticks.load(Ordering::Relaxed),
+        };
         let mut command = pin!(command);
-        poll_fn(|cx| match command.as_mut().poll(cx) {
-            Poll::Ready(result) => {
-                // Only an answer counts: a command dropped by a caller that gave up is
-                // still unanswered, or callers that always give up first would keep a
-                // dead connection looking alive.
-                self.finished.fetch_add(1, Ordering::Relaxed);
-                Poll::Ready(result)
+        poll_fn(|cx| {
+            if let Poll::Ready(result) = command.as_mut().poll(cx) {
+                pending.answered();
+                return Poll::Ready(result);
             }
-            Poll::Pending => hang.as_mut().poll(cx).map(|()| Err(hung())),
+            while silence.as_mut().poll(cx).is_ready() {
+                if pending.tick < self.fail_before.load(Ordering::Relaxed) {
+                    pending.timed_out();
+                    return Poll::Ready(Err(hung()));
+                }
+                // Younger than the silence: waits on, for the next one.
+                silence.set(self.silence.notified());
+            }
+            Poll::Pending
         })
         .await
+    }
+}
+
+/// A command on its way; dropped before an answer, it was given up on.
+struct Pending<'a> {
+    health: &'a Health,
+    /// The tick it started in; [`NONE`] once it has ended.
+    tick: u64,
+}
+
+impl Pending<'_> {
+    fn answered(&mut self) {
+        self.tick = NONE;
+        let health = self.health;
+        health.answered.fetch_add(1, Ordering::Relaxed);
+        // An answer shows the connection alive after every command given up on so far.
+        if health.abandoned_in.load(Ordering::Relaxed) != NONE {
+            health.abandoned_in.store(NONE, Ordering::Relaxed);
+        }
+    }
+
+    fn timed_out(&mut self) {
+        self.tick = NONE;
+        self.health.dead.store(true, Ordering::Relaxed);
+        self.health.retired.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if self.tick != NONE {
+            self.health
+                .abandoned_in
+                .fetch_min(self.tick, Ordering::Relaxed);
+        }
     }
 }
 
@@ -153,36 +227,38 @@ fn hung() -> RedisError {
     .into()
 }
 
-/// Declares the connection hung when a command started [`STALLED_TICKS`] ticks of half a
-/// timeout ago is still waiting and none has finished since; ends with the connection.
+/// Every half timeout, counts the answers; after [`STALLED_TICKS`] ticks without one,
+/// fails the commands that were waiting before them, and retires the connection if a
+/// command given up on was among them. Ends with the connection.
 async fn watch(health: Weak<Health>, timeout: Duration) {
     let mut ticks = tokio::time::interval((timeout / 2).max(Duration::from_millis(1)));
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    // The (started, finished) counts at the last ticks, and when they were read, the oldest
-    // first.
-    let mut history = [(0u64, 0u64, Instant::now()); STALLED_TICKS];
-    loop {
+    // The answers counted at the last ticks, and when, the oldest first.
+    let mut history = [(0u64, Instant::now()); STALLED_TICKS];
+    for tick in 0u64.. {
         ticks.tick().await;
         let Some(health) = health.upgrade() else {
             return;
         };
-        // Finished first: a command counted as finished is then counted as started too.
-        let finished = health.finished.load(Ordering::Relaxed);
-        let started = health.started.load(Ordering::Relaxed);
-        let (started_then, finished_then, read_at) = history[0];
-        // Fewer commands finished than had started back then: one of those is waiting.
-        if finished == finished_then && finished < started_then {
-            // A tick is timed from when the last one was due, not from when its counts were
+        let answered = health.answered.load(Ordering::Relaxed);
+        let (answered_then, read_at) = history[0];
+        // Commands noted `tick - STALLED_TICKS` or earlier started before that reading.
+        let waited_from = tick.checked_sub(STALLED_TICKS as u64);
+        if let (Some(waited_from), true) = (waited_from, answered == answered_then) {
+            // A tick is timed from when the last one was due, not from when its count was
             // read: wait out the rest of a whole timeout since then, and look again.
             tokio::time::sleep_until(read_at + timeout).await;
-            if health.finished.load(Ordering::Relaxed) == finished_then {
-                health.hung.store(true, Ordering::Relaxed);
-                health.hang.notify_waiters();
-                return;
+            if health.answered.load(Ordering::Relaxed) == answered_then {
+                if health.abandoned_in.load(Ordering::Relaxed) <= waited_from {
+                    health.retired.store(true, Ordering::Relaxed);
+                }
+                health.fail_before.store(waited_from + 1, Ordering::Relaxed);
+                health.silence.notify_waiters();
             }
         }
         history.rotate_left(1);
-        history[STALLED_TICKS - 1] = (started, finished, Instant::now());
+        history[STALLED_TICKS - 1] = (answered, Instant::now());
+        health.ticks.store(tick + 1, Ordering::Relaxed);
     }
 }
 
@@ -200,14 +276,14 @@ thread_local! {
         const { RefCell::new(Vec::new()) };
 }
 
-/// This thread's connection for store `store`, if it has one that is not hung and was
+/// This thread's connection for store `store`, if it has one that is not retired and was
 /// opened on the current runtime.
 pub(crate) fn cached(store: u64) -> Option<Connection> {
     let runtime = current_runtime();
     CONNECTIONS.with_borrow_mut(|connections| {
         let index = connections.iter().position(|(id, ..)| *id == store)?;
         let (_, opened_on, connection) = &connections[index];
-        if connection.is_hung() || *opened_on != runtime {
+        if connection.is_retired() || *opened_on != runtime {
             connections.swap_remove(index);
             return None;
         }
@@ -233,61 +309,123 @@ pub(crate) fn forget(store: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::future::pending;
     use tokio::time::{sleep, sleep_until, Instant};
+
+    // Every test runs on paused time: the ticks and the checks cannot trade places on a
+    // loaded machine.
+
+    /// A watched connection's health, its watchdog ticking from now.
+    fn watched(timeout: Duration) -> Arc<Health> {
+        let health = Arc::new(Health::default());
+        tokio::spawn(watch(Arc::downgrade(&health), timeout));
+        health
+    }
+
+    /// A command the server answers after `after`.
+    async fn answered_after(after: Duration) -> RedisResult<()> {
+        sleep(after).await;
+        Ok(())
+    }
+
+    /// Starts `command` on `health` in a task of its own.
+    fn spawn_tracked<F>(
+        health: &Arc<Health>,
+        command: F,
+    ) -> tokio::task::JoinHandle<RedisResult<()>>
+    where
+        F: Future<Output = RedisResult<()>> + Send + 'static,
+    {
+        let health = Arc::clone(health);
+        tokio::spawn(async move { health.track(command).await })
+    }
+
+    fn is_retired(health: &Health) -> bool {
+        health.retired.load(Ordering::Relaxed)
+    }
 
     /// A command sent just after an answer arrived, on a connection that then goes
     /// silent, fails after one to one and a half timeouts: the answer that came before it
     /// was sent does not count as progress for it.
-    // On paused time: the ticks and the checks cannot trade places on a loaded machine.
     #[tokio::test(start_paused = true)]
     async fn a_command_sent_right_after_an_answer_fails_within_one_and_a_half_timeouts() {
         let timeout = Duration::from_millis(400);
-        let health = Arc::new(Health::default());
         // Ticks at 0, 200, 400, ... ms from here.
-        tokio::spawn(watch(Arc::downgrade(&health), timeout));
+        let health = watched(timeout);
         sleep(Duration::from_millis(40)).await;
-        // One command answered, and the next one sent, which nothing answers.
-        health.started.fetch_add(1, Ordering::Relaxed);
-        health.finished.fetch_add(1, Ordering::Relaxed);
-        health.started.fetch_add(1, Ordering::Relaxed);
+        health.track(answered_after(Duration::ZERO)).await.unwrap();
         let sent = Instant::now();
+        let waiting = spawn_tracked(&health, pending());
 
         sleep_until(sent + timeout - Duration::from_millis(100)).await;
-        assert!(
-            !health.hung.load(Ordering::Relaxed),
-            "declared hung before a timeout of silence"
-        );
-        // Declared at the tick at 600 ms, 560 ms after it was sent; checked 80 ms later.
+        assert!(!waiting.is_finished(), "failed before a timeout of silence");
+        // Failed at the tick at 600 ms, 560 ms after it was sent; checked 80 ms later.
         sleep_until(sent + timeout * 3 / 2 + Duration::from_millis(40)).await;
         assert!(
-            health.hung.load(Ordering::Relaxed),
-            "not declared hung within one and a half timeouts of silence"
+            waiting.is_finished(),
+            "not failed within one and a half timeouts"
+        );
+        assert!(waiting.await.unwrap().is_err());
+        assert!(is_retired(&health));
+        assert!(
+            health.track(answered_after(Duration::ZERO)).await.is_err(),
+            "a new command on the dead connection did not fail at once"
         );
     }
 
+    /// A connection whose commands keep being answered, however slowly, is not hung, and
+    /// a command that waits meanwhile waits on.
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_connection_that_answers_is_not_hung() {
+        let timeout = Duration::from_millis(200);
+        let health = watched(timeout);
+        let waiting = spawn_tracked(&health, pending());
+        // An answer every 80 ms, while that command waits.
+        for _ in 0..10 {
+            health
+                .track(answered_after(Duration::from_millis(80)))
+                .await
+                .unwrap();
+            assert!(!waiting.is_finished() && !is_retired(&health));
+        }
+    }
+
     /// Callers that give up on every command before the store's timeout (a shorter
-    /// request timeout) do not keep a silent connection looking alive: it is declared hung
-    /// within one and a half timeouts, so the next call reconnects.
-    // On paused time: the ticks and the checks cannot trade places on a loaded machine.
+    /// request timeout) do not keep a silent connection in use: it is retired within one
+    /// and a half timeouts, and a caller that waits fails in time.
     #[tokio::test(start_paused = true)]
     async fn commands_their_callers_gave_up_on_do_not_hide_a_silent_connection() {
         let timeout = Duration::from_millis(400);
-        let health = Arc::new(Health::default());
-        tokio::spawn(watch(Arc::downgrade(&health), timeout));
-        let silent = || std::future::pending::<RedisResult<()>>();
+        let health = watched(timeout);
+        let impatient = {
+            let health = Arc::clone(&health);
+            tokio::spawn(async move {
+                // A caller every 50 ms that gives up after 100 ms.
+                loop {
+                    let gave_up = tokio::time::timeout(
+                        Duration::from_millis(100),
+                        health.track(pending::<RedisResult<()>>()),
+                    )
+                    .await;
+                    assert!(gave_up.is_err() || is_retired(&health));
+                    sleep(Duration::from_millis(50)).await;
+                }
+            })
+        };
+        sleep(Duration::from_millis(10)).await;
         let first = Instant::now();
-        // A caller every 50 ms that gives up after 100 ms, as a request timeout would.
-        while first.elapsed() < timeout * 3 / 2 + Duration::from_millis(100) {
-            let gave_up =
-                tokio::time::timeout(Duration::from_millis(100), health.track(silent())).await;
-            assert!(gave_up.is_err() || health.hung.load(Ordering::Relaxed));
-            sleep(Duration::from_millis(50)).await;
-        }
+        let patient = spawn_tracked(&health, pending());
+        sleep_until(first + timeout * 3 / 2 + Duration::from_millis(10)).await;
         assert!(
-            health.hung.load(Ordering::Relaxed),
-            "a silent connection whose callers give up was never declared hung"
+            is_retired(&health),
+            "a silent connection whose callers give up was not retired"
         );
-        assert!(health.track(silent()).await.is_err());
+        assert!(
+            patient.is_finished(),
+            "a waiting command was not failed in time"
+        );
+        assert!(patient.await.unwrap().is_err());
+        impatient.abort();
     }
 
     /// Commands given up on, among others that are answered, do not make a connection
@@ -295,34 +433,61 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn commands_given_up_on_do_not_make_an_answering_connection_hung() {
         let timeout = Duration::from_millis(200);
-        let health = Arc::new(Health::default());
-        tokio::spawn(watch(Arc::downgrade(&health), timeout));
+        let health = watched(timeout);
         for _ in 0..20 {
-            let silent = std::future::pending::<RedisResult<()>>();
+            let silent = pending::<RedisResult<()>>();
             let _ = tokio::time::timeout(Duration::from_millis(10), health.track(silent)).await;
-            health
-                .track(async { Ok::<_, RedisError>(()) })
-                .await
-                .expect("answered");
+            health.track(answered_after(Duration::ZERO)).await.unwrap();
             sleep(Duration::from_millis(60)).await;
-            assert!(!health.hung.load(Ordering::Relaxed));
+            assert!(!is_retired(&health));
         }
     }
 
-    /// A connection whose commands keep being answered, however slowly, is not hung.
-    // On paused time: the ticks and the checks cannot trade places on a loaded machine.
+    /// A command given up on, then answers, then a quiet spell: a command sent after it
+    /// gets its own whole timeout, however the ticks fall.
     #[tokio::test(start_paused = true)]
-    async fn a_slow_connection_that_answers_is_not_hung() {
-        let timeout = Duration::from_millis(200);
-        let health = Arc::new(Health::default());
-        tokio::spawn(watch(Arc::downgrade(&health), timeout));
-        health.started.fetch_add(2, Ordering::Relaxed);
-        // An answer every 80 ms, while a command always waits.
-        for _ in 0..10 {
-            sleep(Duration::from_millis(80)).await;
-            health.finished.fetch_add(1, Ordering::Relaxed);
-            health.started.fetch_add(1, Ordering::Relaxed);
-            assert!(!health.hung.load(Ordering::Relaxed));
+    async fn a_command_given_up_on_long_ago_does_not_fail_a_new_one() {
+        let timeout = Duration::from_millis(400);
+        let health = watched(timeout);
+        sleep(Duration::from_millis(10)).await;
+        let _ = tokio::time::timeout(
+            Duration::from_millis(5),
+            health.track(answered_after(Duration::from_millis(20))),
+        )
+        .await;
+        sleep(Duration::from_millis(290)).await;
+        health.track(answered_after(Duration::ZERO)).await.unwrap();
+        // Sent at 10 ms steps around the ticks, each answered after 0.6 of a timeout.
+        for step in 0..40u32 {
+            sleep(Duration::from_millis(10 * u64::from(step % 7) + 390)).await;
+            let slow = timeout * 3 / 5;
+            let sent = Instant::now();
+            let answer = health.track(answered_after(slow)).await;
+            assert!(answer.is_ok(), "failed after {:?}", sent.elapsed());
         }
+    }
+
+    /// Idle after a command given up on, a connection is retired (its answer, if it came,
+    /// could not be seen), but a command sent during that silence is not failed with it.
+    #[tokio::test(start_paused = true)]
+    async fn idle_after_a_command_given_up_on_retires_without_failing_new_ones() {
+        let timeout = Duration::from_millis(400);
+        let health = watched(timeout);
+        let _ = tokio::time::timeout(
+            Duration::from_millis(5),
+            health.track(pending::<RedisResult<()>>()),
+        )
+        .await;
+        sleep(Duration::from_millis(590)).await;
+        let young = spawn_tracked(&health, answered_after(Duration::from_millis(100)));
+        sleep(Duration::from_millis(60)).await;
+        assert!(
+            is_retired(&health),
+            "not retired after a timeout of silence"
+        );
+        assert!(
+            young.await.unwrap().is_ok(),
+            "a command younger than the silence failed"
+        );
     }
 }

@@ -140,9 +140,9 @@
 //! the middleware answers with 503. A server that keeps the connection open but stops
 //! answering (hung, or frozen) is caught by a watchdog per connection rather than a timer
 //! per command: once commands have waited a whole timeout with none answered, they fail,
-//! between one and one and a half timeouts after they were sent. Commands whose callers
-//! gave up first (a request timeout shorter than the store's) still count as waiting, so
-//! such callers cannot keep a dead connection in use; a connection left idle for a
+//! between one and one and a half timeouts after they were sent. A command whose caller
+//! gave up first (a request timeout shorter than the store's) is not an answer, so such
+//! callers cannot keep a dead connection in use; a connection left without answers for a
 //! timeout after one is replaced on its next use.
 //!
 //! Why per thread: one connection shared by every worker would put a hop to the thread

@@ -229,6 +229,34 @@ async fn callers_that_give_up_early_do_not_hide_a_hung_server() {
     assert_eq!(loaded.value(), b"kept");
 }
 
+/// A command given up on earlier does not shorten the timeout of later ones: a Redis that
+/// stalls for a third of the timeout while a load waits fails nothing.
+#[tokio::test]
+async fn a_short_stall_after_a_command_given_up_on_fails_nothing() {
+    let server = RedisServer::start().unwrap();
+    let timeout = Duration::from_millis(300);
+    let (store, key, _) = one_session(&server, timeout).await;
+    for round in 0..8u64 {
+        store.load(&key).await.unwrap();
+        server.freeze().unwrap();
+        let gave_up = tokio::time::timeout(Duration::from_millis(20), store.load(&key)).await;
+        assert!(gave_up.is_err(), "a frozen Redis answered");
+        server.thaw().unwrap();
+        store.load(&key).await.unwrap();
+        // Quiet spells of different lengths, so the stall meets the ticks at every phase.
+        tokio::time::sleep(Duration::from_millis(200 + 35 * round)).await;
+        server.freeze().unwrap();
+        let load = {
+            let (store, key) = (store.clone(), key.clone());
+            tokio::spawn(async move { store.load(&key).await.map(drop) })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        server.thaw().unwrap();
+        let loaded = load.await.unwrap();
+        assert!(loaded.is_ok(), "round {round}: {loaded:?}");
+    }
+}
+
 /// A process that stops running for a while (a paused VM, a stopped container, a long
 /// stall of its CPU) finds the answers to its commands waiting in the socket when it runs
 /// again: the watchdog must not take the pause for a hung server.
