@@ -171,12 +171,13 @@ impl Health {
                 return Poll::Ready(result);
             }
             while silence.as_mut().poll(cx).is_ready() {
+                // Armed for the next silence before this one is looked at, so that one
+                // declared in between still wakes it.
+                silence.set(self.silence.notified());
                 if pending.tick < self.fail_before.load(Ordering::Relaxed) {
                     pending.timed_out();
                     return Poll::Ready(Err(hung()));
                 }
-                // Younger than the silence: waits on, for the next one.
-                silence.set(self.silence.notified());
             }
             Poll::Pending
         })
@@ -240,7 +241,7 @@ async fn watch(health: Weak<Health>, timeout: Duration) {
         let Some(health) = health.upgrade() else {
             return;
         };
-        let answered = health.answered.load(Ordering::Relaxed);
+        let mut answered = health.answered.load(Ordering::Relaxed);
         let (answered_then, read_at) = history[0];
         // Commands noted `tick - STALLED_TICKS` or earlier started before that reading.
         let waited_from = tick.checked_sub(STALLED_TICKS as u64);
@@ -248,7 +249,8 @@ async fn watch(health: Weak<Health>, timeout: Duration) {
             // A tick is timed from when the last one was due, not from when its count was
             // read: wait out the rest of a whole timeout since then, and look again.
             tokio::time::sleep_until(read_at + timeout).await;
-            if health.answered.load(Ordering::Relaxed) == answered_then {
+            answered = health.answered.load(Ordering::Relaxed);
+            if answered == answered_then {
                 if health.abandoned_in.load(Ordering::Relaxed) <= waited_from {
                     health.retired.store(true, Ordering::Relaxed);
                 }
@@ -468,19 +470,20 @@ mod tests {
     }
 
     /// Idle after a command given up on, a connection is retired (its answer, if it came,
-    /// could not be seen), but a command sent during that silence is not failed with it.
+    /// could not be seen), but a command in flight at that moment keeps its own timeout.
     #[tokio::test(start_paused = true)]
-    async fn idle_after_a_command_given_up_on_retires_without_failing_new_ones() {
+    async fn idle_after_a_command_given_up_on_retires_without_failing_younger_ones() {
         let timeout = Duration::from_millis(400);
+        // Ticks at 0, 200, 400, 600, ... ms from here.
         let health = watched(timeout);
-        let _ = tokio::time::timeout(
-            Duration::from_millis(5),
-            health.track(pending::<RedisResult<()>>()),
-        )
-        .await;
-        sleep(Duration::from_millis(590)).await;
-        let young = spawn_tracked(&health, answered_after(Duration::from_millis(100)));
-        sleep(Duration::from_millis(60)).await;
+        let started = Instant::now();
+        let silent = pending::<RedisResult<()>>();
+        let _ = tokio::time::timeout(Duration::from_millis(5), health.track(silent)).await;
+        // In flight from 350 ms to 710 ms, through the retirement at 400 ms and the
+        // silence declared at 600 ms.
+        sleep_until(started + Duration::from_millis(350)).await;
+        let young = spawn_tracked(&health, answered_after(timeout * 9 / 10));
+        sleep_until(started + Duration::from_millis(410)).await;
         assert!(
             is_retired(&health),
             "not retired after a timeout of silence"
@@ -488,6 +491,45 @@ mod tests {
         assert!(
             young.await.unwrap().is_ok(),
             "a command younger than the silence failed"
+        );
+    }
+
+    /// An answer after a command given up on shows the connection alive: quiet spells
+    /// after it retire nothing.
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_after_a_command_given_up_on_keeps_the_connection() {
+        let timeout = Duration::from_millis(400);
+        let health = watched(timeout);
+        sleep(Duration::from_millis(10)).await;
+        let silent = pending::<RedisResult<()>>();
+        let _ = tokio::time::timeout(Duration::from_millis(5), health.track(silent)).await;
+        health
+            .track(answered_after(timeout * 9 / 10))
+            .await
+            .unwrap();
+        sleep(timeout * 5).await;
+        assert!(
+            !is_retired(&health),
+            "retired although an answer came after"
+        );
+    }
+
+    /// A command given up on during a quiet spell retires the connection only once a whole
+    /// timeout has passed without an answer after it was sent, not at the next tick.
+    #[tokio::test(start_paused = true)]
+    async fn a_command_given_up_on_retires_only_after_a_whole_timeout() {
+        let timeout = Duration::from_millis(400);
+        let health = watched(timeout);
+        sleep(Duration::from_millis(1010)).await;
+        let sent = Instant::now();
+        let silent = pending::<RedisResult<()>>();
+        let _ = tokio::time::timeout(Duration::from_millis(5), health.track(silent)).await;
+        sleep_until(sent + timeout - Duration::from_millis(20)).await;
+        assert!(!is_retired(&health), "retired before a timeout had passed");
+        sleep_until(sent + timeout * 3 / 2 + Duration::from_millis(10)).await;
+        assert!(
+            is_retired(&health),
+            "not retired within one and a half timeouts"
         );
     }
 }
