@@ -86,8 +86,9 @@ pub(crate) struct Stripe {
     holds: u64,
     /// Session file names known to be live until a Unix millisecond, because this process
     /// created, updated or touched them and no other process has removed, written or
-    /// touched a file of the stripe since (then it is emptied).
-    known: HashMap<Box<str>, Known>,
+    /// touched a file of the stripe since (then it is emptied). Hashed fast: the names come
+    /// from store keys, digests or random ids that no client chooses.
+    known: HashMap<Box<str>, Known, foldhash::fast::RandomState>,
 }
 
 /// What a stripe remembers about one live session.
@@ -177,7 +178,7 @@ impl Locks {
                     removals,
                     writer,
                     holds: 0,
-                    known: HashMap::new(),
+                    known: HashMap::default(),
                 }))
             })
             .collect::<Result<_, FileStoreError>>()?;

@@ -32,9 +32,13 @@ pub struct MemoryStore {
 /// index entry appear together.
 #[derive(Default)]
 struct Inner {
-    entries: HashMap<StoreKey, Entry>,
-    users: HashMap<UserKey, BTreeSet<StoreKey>>,
+    entries: Map<StoreKey, Entry>,
+    users: Map<UserKey, BTreeSet<StoreKey>>,
 }
+
+/// A map with a fast hasher rather than std's flooding-resistant one: its keys are digests
+/// or random ids, which no client chooses.
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Keys are session ids and values session data: only their number shows.
 impl std::fmt::Debug for MemoryStore {
