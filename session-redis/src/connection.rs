@@ -330,6 +330,13 @@ mod tests {
         Ok(())
     }
 
+    /// Sends a command the server never answers, and gives up on it after `after`.
+    async fn give_up_on_one(health: &Health, after: Duration) {
+        let silent = pending::<RedisResult<()>>();
+        let gave_up = tokio::time::timeout(after, health.track(silent)).await;
+        assert!(gave_up.is_err(), "a silent command answered");
+    }
+
     /// Starts `command` on `health` in a task of its own.
     fn spawn_tracked<F>(
         health: &Arc<Health>,
@@ -437,8 +444,7 @@ mod tests {
         let timeout = Duration::from_millis(200);
         let health = watched(timeout);
         for _ in 0..20 {
-            let silent = pending::<RedisResult<()>>();
-            let _ = tokio::time::timeout(Duration::from_millis(10), health.track(silent)).await;
+            give_up_on_one(&health, Duration::from_millis(10)).await;
             health.track(answered_after(Duration::ZERO)).await.unwrap();
             sleep(Duration::from_millis(60)).await;
             assert!(!is_retired(&health));
@@ -477,8 +483,7 @@ mod tests {
         // Ticks at 0, 200, 400, 600, ... ms from here.
         let health = watched(timeout);
         let started = Instant::now();
-        let silent = pending::<RedisResult<()>>();
-        let _ = tokio::time::timeout(Duration::from_millis(5), health.track(silent)).await;
+        give_up_on_one(&health, Duration::from_millis(5)).await;
         // In flight from 350 ms to 710 ms, through the retirement at 400 ms and the
         // silence declared at 600 ms.
         sleep_until(started + Duration::from_millis(350)).await;
@@ -501,8 +506,7 @@ mod tests {
         let timeout = Duration::from_millis(400);
         let health = watched(timeout);
         sleep(Duration::from_millis(10)).await;
-        let silent = pending::<RedisResult<()>>();
-        let _ = tokio::time::timeout(Duration::from_millis(5), health.track(silent)).await;
+        give_up_on_one(&health, Duration::from_millis(5)).await;
         health
             .track(answered_after(timeout * 9 / 10))
             .await
@@ -522,8 +526,7 @@ mod tests {
         let health = watched(timeout);
         sleep(Duration::from_millis(1010)).await;
         let sent = Instant::now();
-        let silent = pending::<RedisResult<()>>();
-        let _ = tokio::time::timeout(Duration::from_millis(5), health.track(silent)).await;
+        give_up_on_one(&health, Duration::from_millis(5)).await;
         sleep_until(sent + timeout - Duration::from_millis(20)).await;
         assert!(!is_retired(&health), "retired before a timeout had passed");
         sleep_until(sent + timeout * 3 / 2 + Duration::from_millis(10)).await;
