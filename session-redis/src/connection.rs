@@ -359,7 +359,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_command_sent_right_after_an_answer_fails_within_one_and_a_half_timeouts() {
         let timeout = Duration::from_millis(400);
-        // Ticks at 0, 200, 400, ... ms from here.
+        // Ticks every half timeout from here.
         let health = watched(timeout);
         sleep(Duration::from_millis(40)).await;
         health.track(answered_after(Duration::ZERO)).await.unwrap();
@@ -368,7 +368,7 @@ mod tests {
 
         sleep_until(sent + timeout - Duration::from_millis(100)).await;
         assert!(!waiting.is_finished(), "failed before a timeout of silence");
-        // Failed at the tick at 600 ms, 560 ms after it was sent; checked 80 ms later.
+        // Failed at the first tick after a whole timeout of silence since it was sent.
         sleep_until(sent + timeout * 3 / 2 + Duration::from_millis(40)).await;
         assert!(
             waiting.is_finished(),
@@ -389,7 +389,7 @@ mod tests {
         let timeout = Duration::from_millis(200);
         let health = watched(timeout);
         let waiting = spawn_tracked(&health, pending());
-        // An answer every 80 ms, while that command waits.
+        // Answers closer together than a timeout, while that command waits.
         for _ in 0..10 {
             health
                 .track(answered_after(Duration::from_millis(80)))
@@ -409,7 +409,7 @@ mod tests {
         let impatient = {
             let health = Arc::clone(&health);
             tokio::spawn(async move {
-                // A caller every 50 ms that gives up after 100 ms.
+                // Callers that give up long before the store's timeout, one after another.
                 loop {
                     let gave_up = tokio::time::timeout(
                         Duration::from_millis(100),
@@ -465,7 +465,7 @@ mod tests {
         .await;
         sleep(Duration::from_millis(290)).await;
         health.track(answered_after(Duration::ZERO)).await.unwrap();
-        // Sent at 10 ms steps around the ticks, each answered after 0.6 of a timeout.
+        // Sent at shifting phases against the ticks, each answered well within a timeout.
         for step in 0..40u32 {
             sleep(Duration::from_millis(10 * u64::from(step % 7) + 390)).await;
             let slow = timeout * 3 / 5;
@@ -480,12 +480,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn idle_after_a_command_given_up_on_retires_without_failing_younger_ones() {
         let timeout = Duration::from_millis(400);
-        // Ticks at 0, 200, 400, 600, ... ms from here.
+        // Ticks every half timeout from here.
         let health = watched(timeout);
         let started = Instant::now();
         give_up_on_one(&health, Duration::from_millis(5)).await;
-        // In flight from 350 ms to 710 ms, through the retirement at 400 ms and the
-        // silence declared at 600 ms.
+        // In flight through the retirement, a timeout in, and through the silence declared
+        // half a timeout later.
         sleep_until(started + Duration::from_millis(350)).await;
         let young = spawn_tracked(&health, answered_after(timeout * 9 / 10));
         sleep_until(started + Duration::from_millis(410)).await;

@@ -201,7 +201,7 @@ async fn callers_that_give_up_early_do_not_hide_a_hung_server() {
     let (store, key, _) = one_session(&server, timeout).await;
 
     server.freeze().unwrap();
-    // Every 30 ms, a caller that gives up after 60 ms.
+    // Callers that give up long before the store's timeout, one after another.
     let impatient = {
         let (store, key) = (store.clone(), key.clone());
         tokio::spawn(async move {
